@@ -9,7 +9,11 @@
  * value appears more than once, the first occurrence wins (§4.2.1 permits
  * "the first occurrence" reading).  An invalid delta-seconds value (not
  * 1*DIGIT) makes that directive count as present but invalid:
- * for max-age / s-maxage that means "stale" (value 0).
+ * for max-age / s-maxage that means "stale" (value 0); every other delta
+ * directive also reads as 0, except a valueless max-stale (CC_MAX_STALE_ANY).
+ * no-cache / private with an argument naming at least one field set the
+ * *_FIELDS flag instead of the unqualified one; an empty list (no-cache="")
+ * sets the unqualified flag.
  */
 #ifndef FRESHCACHE_CACHE_CONTROL_H
 #define FRESHCACHE_CACHE_CONTROL_H
@@ -36,6 +40,10 @@ enum cc_flag {
 
 #define CC_UNSET (-1)
 #define CC_MAX_STALE_ANY INT64_MAX    /* "max-stale" without a value */
+/* RFC 9111 §1.2.2: a delta-seconds too large to represent, or a calculation
+ * that overflows, is taken as 2^31.  Parsed values are clamped to this, and
+ * freshness.c clamps lifetimes and ages to it as well. */
+#define CC_DELTA_MAX INT64_C(2147483648)
 
 struct cache_control {
     unsigned flags;

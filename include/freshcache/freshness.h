@@ -43,18 +43,26 @@ struct storable_input {
     bool req_has_authorization;
     bool resp_has_expires;             /* Expires present (even invalid counts as explicit) */
 };
-/* RFC 9111 §3 for a shared cache.  Returns true if the response may be stored. */
+/* RFC 9111 §3 for a shared cache.  Returns true if the response may be stored.
+ * req_cc and resp_cc must not be NULL (pass cc_init()ed structs).  Beyond the
+ * §3 list: 206 and 304 are never stored (this cache keeps complete responses
+ * only; a 304 freshens a stored response, §4.3.4), and qualified
+ * private="f" is treated as unqualified (field names are not kept, so they
+ * could not be stripped).  must-understand with an understood status
+ * overrides the response's no-store, not the request's (§5.2.2.3). */
 bool response_storable(const struct storable_input *in);
 
 /* §4.2.1 + §4.2.2 for a shared cache: s-maxage, max-age, Expires - Date,
  * then a heuristic of 10% of (Date - Last-Modified) capped at one day when
  * the status is heuristically cacheable or the response is public.  0 when
  * nothing gives freshness.  `heuristic_allowed` is false when the caller
- * knows the response must not use heuristics. */
+ * knows the response must not use heuristics.  An invalid Expires gives 0
+ * (§5.3); results are clamped to [0, CC_DELTA_MAX]. */
 int64_t freshness_lifetime(const struct cache_control *resp_cc, const struct resp_timing *t,
                            int status, bool heuristic_allowed);
 
-/* §4.2.3 current_age at `now`. */
+/* §4.2.3 current_age at `now`.  A missing Date counts as response_time; the
+ * result is clamped to [0, CC_DELTA_MAX] (§1.2.2, §5.1). */
 int64_t current_age(const struct resp_timing *t, time_t now);
 
 enum serve_verdict {
@@ -72,7 +80,9 @@ struct serve_input {
 /* §4.2.4 / §5.2: may the stored response be served to this request without
  * contacting the origin?  Considers request no-cache, max-age, min-fresh,
  * max-stale, and response no-cache / must-revalidate / proxy-revalidate /
- * s-maxage (which forbid serving stale). */
+ * s-maxage (which forbid serving stale).  Qualified no-cache="f" is treated
+ * as unqualified (must validate).  stale-while-revalidate / stale-if-error
+ * are not considered here. */
 enum serve_verdict freshness_can_serve(const struct serve_input *in);
 
 #endif

@@ -1,0 +1,109 @@
+/*
+ * cache_body.h — a response body shared by the store and every client
+ * reading it, written once by one origin fetch while any number of readers
+ * (on any worker thread) stream it out.
+ *
+ * Bytes live in a singly linked list of chunks that never move once
+ * written, so readers hand them to libevent by reference
+ * (evbuffer_add_reference) instead of copying: the hit path sends cached
+ * bytes without a memcpy.  Each reference holds a body reference, so a body
+ * evicted or replaced while being sent stays alive until the last byte is
+ * written.
+ *
+ * Threading: one writer appends; it publishes new bytes with release stores
+ * of chunk->len and body->total, readers load them with acquire.  Readers
+ * waiting for more bytes register a body_waiter; the writer wakes every
+ * waiter (event_active, thread-safe with evthread_use_pthreads) after each
+ * append and at the end.  A waiter re-checks under the body mutex before
+ * sleeping, so no wake-up is lost.
+ */
+#ifndef FRESHCACHE_CACHE_BODY_H
+#define FRESHCACHE_CACHE_BODY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+struct event;
+
+enum body_state {
+    BODY_PENDING = 0,   /* no response head yet (a coalescing placeholder) */
+    BODY_STREAMING,     /* head known, bytes arriving */
+    BODY_COMPLETE,      /* every byte is here */
+    BODY_FAILED,        /* the fetch failed: what is here is truncated */
+    BODY_ABANDONED,     /* the response was not stored: waiters fetch themselves */
+};
+
+struct body_chunk {
+    struct body_chunk *_Atomic next;
+    _Atomic size_t len;
+    size_t cap;
+    char data[];
+};
+
+struct body_waiter {
+    struct body_waiter *prev, *next;
+    struct event *ev;           /* made active on progress; owned by the reader */
+    bool queued;
+};
+
+struct cache_body {
+#define BODY_MAGIC 0x6b0d1e55u
+    unsigned magic;
+    atomic_uint refcnt;
+    _Atomic int state;          /* enum body_state */
+    _Atomic size_t total;       /* bytes readable so far */
+    uint64_t expected;          /* Content-Length, or UINT64_MAX */
+    struct body_chunk *head;
+    struct body_chunk *tail;    /* writer only */
+    size_t allocated;           /* bytes of chunk capacity (writer only) */
+    pthread_mutex_t mu;         /* guards waiters */
+    struct body_waiter *waiters;
+};
+
+struct body_cursor {
+    struct body_chunk *chunk;   /* NULL: start at head */
+    size_t off;                 /* within chunk */
+    size_t pos;                 /* absolute */
+};
+
+struct cache_body *body_new(void);
+void body_ref(struct cache_body *b);
+void body_unref(struct cache_body *b);
+
+/* Writer side. */
+/* Size the first chunk for a known length (UINT64_MAX: unknown) and move
+ * from PENDING to STREAMING. */
+void body_start(struct cache_body *b, uint64_t expected);
+/* Append; returns the growth of allocated capacity in bytes (for memory
+ * accounting), 0 when the bytes fit in existing chunks. */
+size_t body_append(struct cache_body *b, const char *data, size_t len);
+/* End: COMPLETE, FAILED or ABANDONED.  Wakes every waiter. */
+void body_finish(struct cache_body *b, enum body_state final);
+/* Wake waiters after a head was published (PENDING → STREAMING). */
+void body_wake(struct cache_body *b);
+
+static inline enum body_state body_state(const struct cache_body *b)
+{
+    return (enum body_state)atomic_load_explicit(&b->state, memory_order_acquire);
+}
+static inline size_t body_total(const struct cache_body *b)
+{
+    return atomic_load_explicit(&b->total, memory_order_acquire);
+}
+
+/* Reader side. */
+/* Add references to bytes from *cur up to what is available (at most
+ * `max`) to `out`, advancing the cursor.  Returns the bytes added. */
+size_t body_read_into(struct cache_body *b, struct body_cursor *cur, struct evbuffer *out,
+                      size_t max);
+/* Register to be woken.  Returns false (and does not register) when there
+ * is already something to do: bytes past cur->pos, or a state change from
+ * `seen`. */
+bool body_wait(struct cache_body *b, struct body_waiter *w, size_t pos, enum body_state seen);
+void body_unwait(struct cache_body *b, struct body_waiter *w);
+
+#endif

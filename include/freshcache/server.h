@@ -1,0 +1,105 @@
+/*
+ * server.h — the process-wide runtime and the worker threads.
+ *
+ * This is the one documented place for global mutable state: a single
+ * struct server owns the config in force, the cache store, the workers and
+ * the counters every worker adds to.  Everything else reaches it through
+ * the worker it runs on (w->srv), never through a global variable.
+ *
+ * Each worker is one thread with its own libevent base, its own listening
+ * sockets (SO_REUSEPORT on the same addresses, so the kernel spreads
+ * connections without a shared accept lock), its own pool of keep-alive
+ * connections to the origin, and its own counters.
+ */
+#ifndef FRESHCACHE_SERVER_H
+#define FRESHCACHE_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "freshcache/config.h"
+
+struct event_base;
+struct evconnlistener;
+struct cache_store;
+struct upstream_conn;
+struct client;
+
+/* Counters: one set per worker, summed when read.  Relaxed atomics: each is
+ * written by its own worker only, read by the admin/stats path. */
+#define FC_COUNTERS(X) \
+    X(requests)        \
+    X(hits)            \
+    X(misses)          \
+    X(revalidations)   \
+    X(stale)           \
+    X(passes)          \
+    X(collapsed)       \
+    X(origin_requests) \
+    X(origin_errors)   \
+    X(client_errors)   \
+    X(bytes_sent)      \
+    X(connections)
+
+struct counters {
+#define X(name) _Atomic uint64_t name;
+    FC_COUNTERS(X)
+#undef X
+};
+
+#define COUNT(w, name, n) atomic_fetch_add_explicit(&(w)->counters.name, (n), memory_order_relaxed)
+
+LIST_HEAD(client_list, client);
+TAILQ_HEAD(upstream_list, upstream_conn);
+
+struct worker {
+#define WORKER_MAGIC 0x30e4e500u
+    unsigned magic;
+    unsigned id;
+    struct server *srv;
+    struct event_base *base;
+    pthread_t thread;
+    struct evconnlistener **listeners;
+    size_t n_listeners;
+    struct client_list clients;
+    unsigned n_clients;
+    struct upstream_list idle_upstreams;
+    unsigned n_idle_upstreams;
+    struct counters counters __attribute__((aligned(64)));
+};
+
+struct server {
+#define SERVER_MAGIC 0x5e4fe400u
+    unsigned magic;
+    struct fc_config *cfg;          /* the config in force */
+    struct cache_store *store;
+    struct worker *workers;
+    unsigned n_workers;
+    _Atomic unsigned n_clients;     /* across workers, for limits.max_connections */
+    time_t started;
+    _Atomic bool stopping;
+};
+
+/* Create the store and workers, bind every listener.  -1 on error (logged). */
+int server_start(struct server *srv, struct fc_config *cfg);
+/* Stop accepting; let in-flight responses finish up to `drain_ms`; join. */
+void server_stop(struct server *srv, uint64_t drain_ms);
+void server_free(struct server *srv);
+void server_sum_counters(struct server *srv, struct counters *out);
+
+/* worker.c */
+int worker_init(struct worker *w, struct server *srv, unsigned id);
+int worker_listen(struct worker *w);
+void *worker_main(void *arg);
+void worker_stop_accepting(struct worker *w);
+void worker_free(struct worker *w);
+
+/* The worker's cached clock (event loop time), in seconds and monotonic ms. */
+time_t worker_now(struct worker *w);
+uint64_t worker_now_ms(struct worker *w);
+
+#endif

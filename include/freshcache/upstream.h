@@ -1,0 +1,38 @@
+/*
+ * upstream.h — connections to the origin: a per-worker pool of idle
+ * keep-alive connections, and new non-blocking connects.
+ *
+ * A connection belongs to exactly one fetch while in use (the fetch sets the
+ * bufferevent callbacks) and to the worker's idle list otherwise, where any
+ * byte or EOF from the origin closes it.
+ */
+#ifndef FRESHCACHE_UPSTREAM_H
+#define FRESHCACHE_UPSTREAM_H
+
+#include <stdbool.h>
+#include <sys/queue.h>
+
+struct bufferevent;
+struct worker;
+
+struct upstream_conn {
+#define UPSTREAM_MAGIC 0x0b57ea30u
+    unsigned magic;
+    struct worker *w;
+    struct bufferevent *bev;
+    TAILQ_ENTRY(upstream_conn) idle_link;
+    bool idle;
+    bool connected;
+    unsigned requests;          /* responses read on this connection */
+};
+
+/* An idle pooled connection if there is one (*reused = true), else a new
+ * connecting one.  NULL on immediate failure (errno set). */
+struct upstream_conn *upstream_acquire(struct worker *w, bool *reused);
+/* Give a connection back after a complete exchange: pooled when `reusable`,
+ * closed otherwise. */
+void upstream_release(struct upstream_conn *uc, bool reusable);
+/* Close every idle connection of the worker. */
+void upstream_close_idle(struct worker *w);
+
+#endif

@@ -1,0 +1,145 @@
+/*
+ * cache_obj.c — a stored response: reference counting, and turning an
+ * origin response head into the pre-serialised head the hit path sends.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+
+#include "freshcache/assert.h"
+#include "freshcache/cache_obj.h"
+#include "freshcache/http_date.h"
+#include "freshcache/http_msg.h"
+
+struct cache_obj *obj_new(const struct cache_key *k)
+{
+    struct cache_obj *o = calloc(1, sizeof *o);
+    AN(o);
+    o->magic = OBJ_MAGIC;
+    atomic_init(&o->refcnt, 1);
+    atomic_init(&o->state, OBJ_BUSY);
+    o->key = malloc(k->len + 1);
+    AN(o->key);
+    memcpy(o->key, k->buf, k->len + 1);
+    o->key_len = (uint32_t)k->len;
+    o->hash = k->hash;
+    o->body = body_new();
+    return o;
+}
+
+void obj_ref(struct cache_obj *o)
+{
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    atomic_fetch_add_explicit(&o->refcnt, 1, memory_order_relaxed);
+}
+
+void obj_unref(struct cache_obj *o)
+{
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    unsigned old = atomic_fetch_sub_explicit(&o->refcnt, 1, memory_order_acq_rel);
+    FC_ASSERT(old > 0);
+    if (old != 1)
+        return;
+    FC_ASSERT(!o->linked);
+    if (o->body)
+        body_unref(o->body);
+    free(o->key);
+    free(o->vary);
+    free(o->head);
+    free(o->etag);
+    o->magic = 0;
+    free(o);
+}
+
+static bool dropped_from_store(const struct http_msg *m, const struct http_field *f)
+{
+    if (f->dead || http_is_hop_by_hop(m, f))
+        return true;
+    const char *n = http_field_name(m, f);
+    return http_token_eq(n, f->name_len, "Content-Length") ||
+           http_token_eq(n, f->name_len, "Age");
+}
+
+void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *reason,
+                  time_t response_time)
+{
+    struct evbuffer *b = evbuffer_new();
+    AN(b);
+    o->status = resp->status;
+    evbuffer_add_printf(b, "HTTP/1.1 %d %s\r\n", resp->status, reason);
+    size_t fields_off = evbuffer_get_length(b);
+    bool has_date = false, has_via = false;
+    for (uint32_t i = 0; i < resp->n_fields; i++) {
+        const struct http_field *f = &resp->fields[i];
+        if (dropped_from_store(resp, f))
+            continue;
+        const char *n = http_field_name(resp, f);
+        evbuffer_add(b, n, f->name_len);
+        evbuffer_add(b, ": ", 2);
+        evbuffer_add(b, http_field_value(resp, f), f->value_len);
+        if (http_token_eq(n, f->name_len, "Via")) {
+            evbuffer_add(b, ", 1.1 freshcache", 16);
+            has_via = true;
+        }
+        evbuffer_add(b, "\r\n", 2);
+        if (http_token_eq(n, f->name_len, "Date"))
+            has_date = true;
+    }
+    /* RFC 9110 §6.6.1: a cache forwarding a response without Date adds one. */
+    if (!has_date) {
+        char d[HTTP_DATE_LEN + 1];
+        http_date_format(response_time, d);
+        evbuffer_add_printf(b, "Date: %s\r\n", d);
+    }
+    if (!has_via)
+        evbuffer_add(b, "Via: 1.1 freshcache\r\n", 21);
+    size_t len = evbuffer_get_length(b);
+    free(o->head);
+    o->head = malloc(len);
+    AN(o->head);
+    evbuffer_remove(b, o->head, len);
+    evbuffer_free(b);
+    o->head_len = (uint32_t)len;
+    o->fields_off = (uint32_t)fields_off;
+
+    size_t el;
+    const char *etag = http_msg_get(resp, "ETag", &el);
+    free(o->etag);
+    o->etag = NULL;
+    o->etag_len = 0;
+    if (etag) {
+        o->etag = malloc(el + 1);
+        AN(o->etag);
+        memcpy(o->etag, etag, el);
+        o->etag[el] = '\0';
+        o->etag_len = (uint32_t)el;
+    }
+}
+
+void obj_head_to_msg(const struct cache_obj *o, struct http_msg *m)
+{
+    http_msg_reset(m);
+    m->status = o->status;
+    const char *p = o->head + o->fields_off, *end = o->head + o->head_len;
+    while (p < end) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+        FC_ASSERT(eol != NULL);
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        FC_ASSERT(colon != NULL);
+        const char *v = colon + 1;
+        while (v < eol && *v == ' ')
+            v++;
+        http_msg_add(m, p, (size_t)(colon - p), v, (size_t)(eol - v));
+        p = eol + 2;
+    }
+}
+
+const char *obj_reason(const struct cache_obj *o, size_t *len)
+{
+    /* "HTTP/1.1 200 OK\r\n": the reason starts after the 13th byte */
+    *len = o->fields_off - 2 - 13;
+    return o->head + 13;
+}

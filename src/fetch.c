@@ -1,0 +1,690 @@
+/*
+ * fetch.c — origin exchange and cache fill.  See include/freshcache/fetch.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "freshcache/assert.h"
+#include "freshcache/cache_store.h"
+#include "freshcache/fetch.h"
+#include "freshcache/http_date.h"
+#include "freshcache/http_parse.h"
+#include "freshcache/log.h"
+#include "freshcache/proxy.h"
+#include "freshcache/revalidate.h"
+#include "freshcache/server.h"
+#include "freshcache/upstream.h"
+
+enum fetch_state {
+    FS_CONNECTING = 0,
+    FS_WAIT_HEAD,           /* request sent (or being sent), no response head yet */
+    FS_BODY,                /* reading the response body */
+};
+
+struct fetch {
+#define FETCH_MAGIC 0xfe7c4000u
+    unsigned magic;
+    struct worker *w;
+    struct client *client;          /* NULL once detached */
+    enum fetch_kind kind;
+    enum fetch_state state;
+
+    struct http_msg req;            /* the client's request, copied */
+    struct cache_key key;
+    bool has_key;
+    struct cache_obj *busy;         /* our coalescing placeholder (ref) */
+    struct cache_obj *stale;        /* being revalidated (ref) */
+    struct cache_obj *obj;          /* being filled (ref) */
+
+    struct upstream_conn *uc;
+    bool reused;                    /* uc came from the pool */
+    bool retried;
+    struct evbuffer *head_out;      /* serialised request head, kept for a retry */
+    struct evbuffer *body_out;      /* request body not yet handed to uc */
+
+    struct http_msg resp;
+    struct http_parser parser;
+    bool interim;                   /* skipping a 1xx response */
+    bool got_bytes;                 /* any byte of a response arrived */
+
+    time_t request_time;
+    time_t response_time;
+    bool client_head;
+    bool req_body;
+    bool req_chunked;
+    bool req_body_done;
+    bool store_allowed;
+    bool passing;
+    bool unsafe;                    /* method invalidates on success */
+    bool paused;
+    uint64_t body_len;
+    const char *fwd;
+};
+
+static void fetch_free(struct fetch *f)
+{
+    CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
+    if (f->uc)
+        upstream_release(f->uc, false);
+    if (f->busy)
+        obj_unref(f->busy);
+    if (f->stale)
+        obj_unref(f->stale);
+    if (f->obj)
+        obj_unref(f->obj);
+    evbuffer_free(f->head_out);
+    evbuffer_free(f->body_out);
+    http_msg_free(&f->req);
+    http_msg_free(&f->resp);
+    f->magic = 0;
+    free(f);
+}
+
+static struct cache_store *store_of(struct fetch *f) { return f->w->srv->store; }
+
+/* Give up on a placeholder: waiters will fetch for themselves. */
+static void abandon_busy(struct fetch *f)
+{
+    if (f->busy == NULL)
+        return;
+    store_remove(store_of(f), f->busy);
+    body_finish(f->busy->body, BODY_ABANDONED);
+    obj_unref(f->busy);
+    f->busy = NULL;
+}
+
+static void fail(struct fetch *f, int status, const char *why)
+{
+    COUNT(f->w, origin_errors, 1);
+    log_debug("origin fetch failed: %s", why);
+    abandon_busy(f);
+    if (f->obj) {
+        /* A truncated body is never kept nor served as complete: readers
+         * see FAILED and close their connections. */
+        store_remove(store_of(f), f->obj);
+        body_finish(f->obj->body, BODY_FAILED);
+    }
+    if (f->client) {
+        struct client *c = f->client;
+        f->client = NULL;
+        client_on_fetch_error(c, status, why);
+    }
+    fetch_free(f);
+}
+
+/* ---- request ---------------------------------------------------------- */
+
+/* Fields the cache answers itself on a cacheable fetch: the origin must
+ * send the full response so it can be stored. */
+static bool cache_owned_request_field(const char *n, size_t len)
+{
+    return http_token_eq(n, len, "If-None-Match") || http_token_eq(n, len, "If-Modified-Since") ||
+           http_token_eq(n, len, "If-Match") || http_token_eq(n, len, "If-Unmodified-Since") ||
+           http_token_eq(n, len, "If-Range") || http_token_eq(n, len, "Range");
+}
+
+static void build_request(struct fetch *f, const struct fetch_params *p)
+{
+    const struct http_msg *r = &f->req;
+    const struct fc_config *cfg = f->w->srv->cfg;
+    struct evbuffer *b = f->head_out;
+    const char *method = llhttp_method_name((llhttp_method_t)r->method);
+    if (f->kind != FETCH_PASS && r->method == HTTP_HEAD)
+        method = "GET";   /* fetch the body too, so the object can be stored */
+    size_t plen;
+    const char *path = cache_key_path(&f->key, &plen);
+    if (!f->has_key) {
+        path = http_msg_url(r);
+        plen = r->url_len;
+    }
+    evbuffer_add_printf(b, "%s %.*s HTTP/1.1\r\n", method, (int)plen, path);
+
+    size_t hl = 0;
+    const char *host = http_msg_get(r, "Host", &hl);
+    if (cfg->origin.host_header == HOST_HEADER_ORIGIN || host == NULL)
+        evbuffer_add_printf(b, "Host: %s\r\n", cfg->origin.authority);
+    else
+        evbuffer_add_printf(b, "Host: %.*s\r\n", (int)hl, host);
+
+    const char *via = NULL, *xff = NULL;
+    size_t via_len = 0, xff_len = 0;
+    for (uint32_t i = 0; i < r->n_fields; i++) {
+        const struct http_field *fl = &r->fields[i];
+        if (fl->dead || http_is_hop_by_hop(r, fl))
+            continue;
+        const char *n = http_field_name(r, fl);
+        size_t nl = fl->name_len;
+        if (http_token_eq(n, nl, "Host") || http_token_eq(n, nl, "Expect") ||
+            http_token_eq(n, nl, "X-Forwarded-Proto") || http_token_eq(n, nl, "Content-Length"))
+            continue;
+        if (http_token_eq(n, nl, "Via")) {
+            via = http_field_value(r, fl);
+            via_len = fl->value_len;
+            continue;
+        }
+        if (http_token_eq(n, nl, "X-Forwarded-For")) {
+            xff = http_field_value(r, fl);
+            xff_len = fl->value_len;
+            continue;
+        }
+        if (f->kind != FETCH_PASS && cache_owned_request_field(n, nl))
+            continue;
+        evbuffer_add(b, n, nl);
+        evbuffer_add(b, ": ", 2);
+        evbuffer_add(b, http_field_value(r, fl), fl->value_len);
+        evbuffer_add(b, "\r\n", 2);
+    }
+    if (via)
+        evbuffer_add_printf(b, "Via: %.*s, 1.1 freshcache\r\n", (int)via_len, via);
+    else
+        evbuffer_add(b, "Via: 1.1 freshcache\r\n", 21);
+    if (xff)
+        evbuffer_add_printf(b, "X-Forwarded-For: %.*s, %s\r\n", (int)xff_len, xff, p->client_addr);
+    else
+        evbuffer_add_printf(b, "X-Forwarded-For: %s\r\n", p->client_addr);
+    evbuffer_add(b, "X-Forwarded-Proto: http\r\n", 25);
+    if (f->kind == FETCH_REVALIDATE && f->stale)
+        revalidate_add_validators(b, f->stale);
+    if (f->req_body) {
+        if (f->req_chunked)
+            evbuffer_add(b, "Transfer-Encoding: chunked\r\n", 28);
+        else
+            evbuffer_add_printf(b, "Content-Length: %llu\r\n",
+                                (unsigned long long)p->req_content_length);
+    }
+    evbuffer_add(b, "\r\n", 2);
+}
+
+static void send_request(struct fetch *f)
+{
+    struct evbuffer *out = bufferevent_get_output(f->uc->bev);
+    size_t n = evbuffer_get_length(f->head_out);
+    evbuffer_add(out, evbuffer_pullup(f->head_out, -1), n);
+    if (evbuffer_get_length(f->body_out))
+        evbuffer_add_buffer(out, f->body_out);
+    if (f->req_body_done && f->req_chunked)
+        evbuffer_add(out, "0\r\n\r\n", 5);
+    f->state = FS_WAIT_HEAD;
+    f->request_time = worker_now(f->w);
+    const struct fc_origin *o = &f->w->srv->cfg->origin;
+    struct timeval rt = { (time_t)(o->read_timeout_ms / 1000),
+                          (suseconds_t)(o->read_timeout_ms % 1000) * 1000 };
+    bufferevent_set_timeouts(f->uc->bev, &rt, &rt);
+    bufferevent_enable(f->uc->bev, EV_READ | EV_WRITE);
+}
+
+void fetch_send_body(struct fetch *f, const char *data, size_t len)
+{
+    CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
+    struct evbuffer *dst = (f->state != FS_CONNECTING && f->uc)
+                               ? bufferevent_get_output(f->uc->bev) : f->body_out;
+    if (f->req_chunked)
+        evbuffer_add_printf(dst, "%zx\r\n", len);
+    evbuffer_add(dst, data, len);
+    if (f->req_chunked)
+        evbuffer_add(dst, "\r\n", 2);
+}
+
+void fetch_end_body(struct fetch *f)
+{
+    CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
+    f->req_body_done = true;
+    if (f->req_chunked && f->state != FS_CONNECTING && f->uc)
+        evbuffer_add(bufferevent_get_output(f->uc->bev), "0\r\n\r\n", 5);
+}
+
+/* ---- response --------------------------------------------------------- */
+
+static void fill_timing(struct fetch *f, struct resp_timing *t)
+{
+    const struct http_msg *r = &f->resp;
+    size_t len;
+    const char *v;
+    memset(t, 0, sizeof *t);
+    t->request_time = f->request_time;
+    t->response_time = f->response_time;
+    if ((v = http_msg_get(r, "Date", &len)) != NULL)
+        t->has_date = http_date_parse(v, len, &t->date);
+    if ((v = http_msg_get(r, "Age", &len)) != NULL) {
+        int64_t a = 0;
+        size_t i = 0;
+        for (; i < len && v[i] >= '0' && v[i] <= '9'; i++)
+            a = a > (INT64_MAX - 9) / 10 ? INT64_MAX / 2 : a * 10 + (v[i] - '0');
+        t->age_value = (i == len && len > 0) ? a : 0;
+    }
+    if ((v = http_msg_get(r, "Expires", &len)) != NULL) {
+        t->has_expires = true;
+        t->expires_valid = http_date_parse(v, len, &t->expires);
+    }
+    if ((v = http_msg_get(r, "Last-Modified", &len)) != NULL)
+        t->has_last_modified = http_date_parse(v, len, &t->last_modified);
+}
+
+static void parse_cc(const struct http_msg *m, struct cache_control *cc)
+{
+    cc_init(cc);
+    uint32_t it = 0;
+    const struct http_field *fl;
+    while ((fl = http_msg_next(m, "Cache-Control", &it)) != NULL)
+        cc_parse(cc, http_field_value(m, fl), fl->value_len);
+}
+
+static void reason_of(const struct http_msg *m, char *out, size_t cap)
+{
+    size_t n = m->reason_len < cap - 1 ? m->reason_len : cap - 1;
+    if (n == 0) {
+        const char *s = llhttp_status_name((llhttp_status_t)m->status);
+        snprintf(out, cap, "%s", s ? s : "Unknown");
+        /* llhttp names are like "NOT_FOUND": make them read as reasons */
+        for (char *p = out; *p; p++)
+            if (*p == '_')
+                *p = ' ';
+        return;
+    }
+    memcpy(out, m->buf + m->reason_off, n);
+    out[n] = '\0';
+}
+
+/* RFC 9111 §4.4: a successful unsafe request invalidates the target URI and
+ * the same-origin Location / Content-Location. */
+static void invalidate_unsafe(struct fetch *f)
+{
+    struct cache_store *s = store_of(f);
+    size_t hl = 0;
+    const char *host = http_msg_get(&f->req, "Host", &hl);
+    struct cache_key k;
+    if (cache_key_build(&k, host ? host : "", hl, http_msg_url(&f->req), f->req.url_len) == 0)
+        store_remove_key(s, &k);
+    static const char *const fields[] = { "Location", "Content-Location" };
+    for (size_t i = 0; i < FC_ARRAY_LEN(fields); i++) {
+        size_t len;
+        const char *v = http_msg_get(&f->resp, fields[i], &len);
+        if (v == NULL || len == 0)
+            continue;
+        if (v[0] == '/') {
+            if (cache_key_build(&k, host ? host : "", hl, v, len) == 0)
+                store_remove_key(s, &k);
+        } else if (cache_key_build(&k, "", 0, v, len) == 0 && host &&
+                   k.host_len == hl && strncasecmp(k.buf, host, hl) == 0) {
+            store_remove_key(s, &k);   /* absolute, same host only */
+        }
+    }
+}
+
+static bool response_cacheable(struct fetch *f, const struct cache_control *resp_cc,
+                               const struct resp_timing *t)
+{
+    if (!f->store_allowed || !f->has_key)
+        return false;
+    const struct fc_config *cfg = f->w->srv->cfg;
+    struct cache_control req_cc;
+    parse_cc(&f->req, &req_cc);
+    struct storable_input in = {
+        .status = f->resp.status,
+        .method_is_get_or_head = true,
+        .req_cc = &req_cc,
+        .resp_cc = resp_cc,
+        .req_has_authorization = http_msg_has(&f->req, "Authorization"),
+        .resp_has_expires = t->has_expires,
+    };
+    if (!response_storable(&in))
+        return false;
+    /* Like nginx and Varnish: a response setting a cookie is someone's
+     * session unless the origin explicitly marked it shareable. */
+    if (http_msg_has(&f->resp, "Set-Cookie") &&
+        !(resp_cc->flags & CC_PUBLIC) && resp_cc->s_maxage == CC_UNSET)
+        return false;
+    uint64_t cl = http_parser_content_length(&f->parser);
+    if (cl != UINT64_MAX && cl > cfg->cache.max_object_size)
+        return false;
+    return true;
+}
+
+static void handle_head(struct fetch *f)
+{
+    struct http_msg *r = &f->resp;
+    f->response_time = worker_now(f->w);
+    f->state = FS_BODY;
+    char reason[128];
+    reason_of(r, reason, sizeof reason);
+
+    if (f->unsafe && r->status >= 200 && r->status < 400)
+        invalidate_unsafe(f);
+
+    struct resp_timing t;
+    fill_timing(f, &t);
+    struct cache_control cc;
+    parse_cc(r, &cc);
+
+    if (f->kind == FETCH_REVALIDATE && r->status == 304 && f->stale) {
+        struct cache_obj *o = revalidate_merge(f->stale, r, f->response_time);
+        o->timing = t;
+        /* a 304 may omit what it does not change */
+        if (!t.has_last_modified && f->stale->timing.has_last_modified) {
+            o->timing.has_last_modified = true;
+            o->timing.last_modified = f->stale->timing.last_modified;
+        }
+        if (!t.has_expires && f->stale->timing.has_expires) {
+            o->timing.has_expires = true;
+            o->timing.expires_valid = f->stale->timing.expires_valid;
+            o->timing.expires = f->stale->timing.expires;
+        }
+        struct http_msg merged;
+        http_msg_init(&merged);
+        obj_head_to_msg(o, &merged);
+        parse_cc(&merged, &o->cc);
+        http_msg_free(&merged);
+        o->lifetime = freshness_lifetime(&o->cc, &o->timing, o->status, true);
+        store_insert(store_of(f), o, worker_now_ms(f->w));
+        COUNT(f->w, revalidations, 1);
+        if (f->client) {
+            struct client *c = f->client;
+            f->client = NULL;
+            char cs[96];
+            snprintf(cs, sizeof cs, "fwd=%s; fwd-status=304", f->fwd);
+            client_on_fetch_obj(c, o, cs);
+        }
+        obj_unref(o);
+        return;
+    }
+
+    struct cache_obj *o = NULL;
+    if (response_cacheable(f, &cc, &t)) {
+        o = f->busy ? f->busy : obj_new(&f->key);
+        f->busy = NULL;
+        if (!vary_build(o, r, &f->req)) {
+            /* Vary: * — never served from cache, so not stored. */
+            if (o->linked) {
+                store_remove(store_of(f), o);
+                body_finish(o->body, BODY_ABANDONED);
+            }
+            obj_unref(o);
+            o = NULL;
+        }
+    }
+    if (o) {
+        obj_set_head(o, r, reason, f->response_time);
+        o->cc = cc;
+        o->timing = t;
+        o->lifetime = freshness_lifetime(&cc, &t, r->status, true);
+        uint64_t cl = http_parser_content_length(&f->parser);
+        if (!http_parser_has_body(&f->parser))
+            cl = 0;
+        body_start(o->body, cl);
+        if (o->linked)
+            store_publish(store_of(f), o, worker_now_ms(f->w));
+        else
+            store_insert(store_of(f), o, worker_now_ms(f->w));
+        f->obj = o;
+        if (f->client) {
+            char cs[96];
+            snprintf(cs, sizeof cs, "fwd=%s; stored", f->fwd);
+            if (f->kind == FETCH_REVALIDATE)
+                snprintf(cs, sizeof cs, "fwd=%s; fwd-status=%d; stored", f->fwd, r->status);
+            struct client *c = f->client;
+            f->client = NULL;
+            client_on_fetch_obj(c, o, cs);
+        }
+        return;
+    }
+
+    abandon_busy(f);
+    if (f->kind == FETCH_REVALIDATE && f->stale && r->status < 500)
+        store_remove(store_of(f), f->stale);
+    f->passing = true;
+    if (f->client) {
+        char cs[96];
+        if (f->kind == FETCH_REVALIDATE)
+            snprintf(cs, sizeof cs, "fwd=%s; fwd-status=%d", f->fwd, r->status);
+        else
+            snprintf(cs, sizeof cs, "fwd=%s; fwd-status=%d", f->fwd, r->status);
+        client_on_fetch_pass_head(f->client, f, cs);
+    }
+}
+
+static void on_resp_body(void *owner, const char *data, size_t len)
+{
+    struct fetch *f = owner;
+    if (f->interim)
+        return;
+    f->body_len += len;
+    if (f->obj) {
+        size_t grown = body_append(f->obj->body, data, len);
+        store_charge(store_of(f), f->obj, grown);
+        if (f->obj->body->expected == UINT64_MAX &&
+            f->body_len > f->w->srv->cfg->cache.max_object_size && f->obj->linked) {
+            /* Unknown length grew past max_object_size: stop keeping it;
+             * readers already attached still get every byte. */
+            store_remove(store_of(f), f->obj);
+        }
+    } else if (f->passing && f->client) {
+        client_on_fetch_pass_body(f->client, data, len);
+    }
+}
+
+static void handle_done(struct fetch *f)
+{
+    bool reusable = http_parser_keep_alive(&f->parser) && f->req_body_done;
+    if (f->obj)
+        body_finish(f->obj->body, BODY_COMPLETE);
+    if (f->passing && f->client) {
+        struct client *c = f->client;
+        f->client = NULL;
+        client_on_fetch_pass_done(c);
+    }
+    f->uc->requests++;
+    upstream_release(f->uc, reusable);
+    f->uc = NULL;
+    fetch_free(f);
+}
+
+static void retry_or_fail(struct fetch *f, int status, const char *why);
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    struct fetch *f = arg;
+    CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (evbuffer_get_length(in) > 0)
+        f->got_bytes = true;
+    for (;;) {
+        enum http_parse_event ev = http_parser_feed(&f->parser, in);
+        switch (ev) {
+        case HTTP_PARSE_NEED_MORE:
+            return;
+        case HTTP_PARSE_HEAD:
+            if (f->resp.status >= 100 && f->resp.status < 200 && f->resp.status != 101) {
+                f->interim = true;   /* 100 Continue, 103 Early Hints: skip */
+                continue;
+            }
+            handle_head(f);
+            if (f->paused)
+                return;
+            continue;
+        case HTTP_PARSE_DONE:
+            if (f->interim) {
+                f->interim = false;
+                http_parser_next(&f->parser);
+                continue;
+            }
+            handle_done(f);
+            return;
+        case HTTP_PARSE_ERROR:
+        case HTTP_PARSE_TOO_LARGE:
+            fail(f, 502, http_parser_error(&f->parser));
+            return;
+        }
+    }
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct fetch *f = arg;
+    CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        f->uc->connected = true;
+        send_request(f);
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        fail(f, 504, f->state == FS_CONNECTING ? "origin connect timeout" : "origin read timeout");
+        return;
+    }
+    if (what & BEV_EVENT_EOF) {
+        if (f->state == FS_BODY) {
+            /* drain what is left, then a close-delimited body ends here */
+            read_cb(bev, f);
+            if (f->magic != FETCH_MAGIC)
+                return;
+        }
+        if (f->state == FS_BODY && http_parser_eof(&f->parser) == HTTP_PARSE_DONE) {
+            f->req_body_done = false;   /* never reuse a closed connection */
+            handle_done(f);
+            return;
+        }
+        retry_or_fail(f, 502, f->state == FS_BODY ? "origin closed mid-body"
+                                                  : "origin closed the connection");
+        return;
+    }
+    retry_or_fail(f, 502, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+static int connect_origin(struct fetch *f);
+
+/* A pooled connection may have been closed by the origin just as we sent on
+ * it: retry once on a fresh one if nothing of a response came back and the
+ * request can be sent again. */
+static void retry_or_fail(struct fetch *f, int status, const char *why)
+{
+    if (f->reused && !f->retried && !f->got_bytes && f->state == FS_WAIT_HEAD && !f->req_body) {
+        f->retried = true;
+        upstream_release(f->uc, false);
+        f->uc = NULL;
+        if (connect_origin(f) == 0)
+            return;
+    }
+    fail(f, status, why);
+}
+
+static int connect_origin(struct fetch *f)
+{
+    bool reused = false;
+    f->uc = upstream_acquire(f->w, &reused);
+    if (f->uc == NULL)
+        return -1;
+    f->reused = reused;
+    f->got_bytes = false;
+    http_parser_init(&f->parser, HTTP_RESPONSE, &f->resp, 64 * 1024, on_resp_body, f);
+    f->parser.no_body = f->client_head && f->kind == FETCH_PASS;
+    bufferevent_setcb(f->uc->bev, read_cb, NULL, event_cb, f);
+    COUNT(f->w, origin_requests, 1);
+    if (reused) {
+        send_request(f);
+    } else {
+        f->state = FS_CONNECTING;
+        bufferevent_enable(f->uc->bev, EV_READ | EV_WRITE);
+    }
+    return 0;
+}
+
+struct fetch *fetch_start(struct worker *w, struct client *c, const struct fetch_params *p)
+{
+    struct fetch *f = calloc(1, sizeof *f);
+    AN(f);
+    f->magic = FETCH_MAGIC;
+    f->w = w;
+    f->client = c;
+    f->kind = p->kind;
+    http_msg_init(&f->req);
+    http_msg_init(&f->resp);
+    /* copy the request head */
+    const struct http_msg *r = p->req;
+    f->req.method = r->method;
+    f->req.http_major = r->http_major;
+    f->req.http_minor = r->http_minor;
+    f->req.url_off = http_msg_append(&f->req, http_msg_url(r), r->url_len);
+    f->req.url_len = r->url_len;
+    for (uint32_t i = 0; i < r->n_fields; i++) {
+        const struct http_field *fl = &r->fields[i];
+        if (!fl->dead)
+            http_msg_add(&f->req, http_field_name(r, fl), fl->name_len, http_field_value(r, fl),
+                         fl->value_len);
+    }
+    if (p->key) {
+        f->key = *p->key;
+        f->has_key = true;
+    }
+    if (p->busy) {
+        obj_ref(p->busy);
+        f->busy = p->busy;
+    }
+    if (p->stale) {
+        obj_ref(p->stale);
+        f->stale = p->stale;
+    }
+    f->client_head = p->client_head;
+    f->req_body = p->req_body;
+    f->req_chunked = p->req_body && p->req_content_length == UINT64_MAX;
+    f->req_body_done = !p->req_body;
+    f->store_allowed = p->store_allowed;
+    f->fwd = p->status_fwd ? p->status_fwd : "miss";
+    f->unsafe = !(r->method == HTTP_GET || r->method == HTTP_HEAD || r->method == HTTP_OPTIONS ||
+                  r->method == HTTP_TRACE);
+    f->head_out = evbuffer_new();
+    f->body_out = evbuffer_new();
+    AN(f->head_out);
+    AN(f->body_out);
+    build_request(f, p);
+    if (connect_origin(f) != 0) {
+        abandon_busy(f);
+        f->client = NULL;
+        fetch_free(f);
+        return NULL;
+    }
+    return f;
+}
+
+void fetch_detach(struct fetch *f)
+{
+    CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
+    f->client = NULL;
+    /* Passing: nobody else wants the bytes.  Storing (or about to decide):
+     * finish, others may be waiting and the cache gains the object. */
+    if (f->passing || f->kind == FETCH_PASS || !f->req_body_done)
+        fail(f, 502, "client gone");
+}
+
+void fetch_pause(struct fetch *f)
+{
+    CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
+    if (f->uc && !f->paused) {
+        bufferevent_disable(f->uc->bev, EV_READ);
+        f->paused = true;
+    }
+}
+
+void fetch_resume(struct fetch *f)
+{
+    CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
+    if (f->uc && f->paused) {
+        f->paused = false;
+        bufferevent_enable(f->uc->bev, EV_READ);
+        /* bytes may already be buffered: parse them now */
+        if (evbuffer_get_length(bufferevent_get_input(f->uc->bev)) > 0)
+            bufferevent_trigger(f->uc->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+    }
+}
+
+const struct http_msg *fetch_response(const struct fetch *f) { return &f->resp; }
+bool fetch_response_has_body(const struct fetch *f) { return http_parser_has_body(&f->parser); }
+uint64_t fetch_response_length(const struct fetch *f)
+{
+    return http_parser_content_length(&f->parser);
+}

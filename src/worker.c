@@ -1,0 +1,123 @@
+/*
+ * worker.c — one worker thread: an event loop, its listeners and clients.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "freshcache/assert.h"
+#include "freshcache/log.h"
+#include "freshcache/proxy.h"
+#include "freshcache/server.h"
+#include "freshcache/upstream.h"
+
+time_t worker_now(struct worker *w)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(w->base, &tv);
+    return tv.tv_sec;
+}
+
+uint64_t worker_now_ms(struct worker *w)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(w->base, &tv);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+int worker_init(struct worker *w, struct server *srv, unsigned id)
+{
+    memset(w, 0, sizeof *w);
+    w->magic = WORKER_MAGIC;
+    w->id = id;
+    w->srv = srv;
+    struct event_config *ec = event_config_new();
+    AN(ec);
+    /* One thread per base: libevent needs no locking of its own here, but
+     * bodies written on other threads wake our clients with event_active,
+     * which is why the base is made after evthread_use_pthreads(). */
+    w->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    if (w->base == NULL)
+        return -1;
+    LIST_INIT(&w->clients);
+    TAILQ_INIT(&w->idle_upstreams);
+    return 0;
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+    (void)l;
+    client_accept(arg, fd, sa, salen);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    /* EMFILE and friends: log and keep listening; connections wait in the
+     * backlog until descriptors free up. */
+    log_warn("accept: %s", evutil_socket_error_to_string(e));
+}
+
+int worker_listen(struct worker *w)
+{
+    const struct fc_config *cfg = w->srv->cfg;
+    w->listeners = calloc(cfg->n_listen ? cfg->n_listen : 1, sizeof *w->listeners);
+    AN(w->listeners);
+    for (size_t i = 0; i < cfg->n_listen; i++) {
+        const struct fc_listen *l = &cfg->listen[i];
+        if (l->tls_certificate) {
+            log_error("listen %s: TLS listeners are not supported yet", l->address);
+            return -1;
+        }
+        /* SO_REUSEPORT: every worker binds its own socket to the address and
+         * the kernel balances connections between them. */
+        struct evconnlistener *el = evconnlistener_new_bind(
+            w->base, accept_cb, w,
+            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
+                LEV_OPT_CLOSE_ON_EXEC,
+            1024, (const struct sockaddr *)&l->addr, (int)l->addrlen);
+        if (el == NULL) {
+            log_error("listen %s: %s", l->address, strerror(errno));
+            return -1;
+        }
+        evconnlistener_set_error_cb(el, accept_error_cb);
+        w->listeners[w->n_listeners++] = el;
+    }
+    return 0;
+}
+
+void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    CHECK_OBJ_NOTNULL(w, WORKER_MAGIC);
+    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+void worker_stop_accepting(struct worker *w)
+{
+    for (size_t i = 0; i < w->n_listeners; i++)
+        evconnlistener_free(w->listeners[i]);
+    w->n_listeners = 0;
+}
+
+void worker_free(struct worker *w)
+{
+    if (w->magic != WORKER_MAGIC)
+        return;
+    worker_stop_accepting(w);
+    free(w->listeners);
+    upstream_close_idle(w);
+    if (w->base)
+        event_base_free(w->base);
+    w->magic = 0;
+}
