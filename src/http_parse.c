@@ -94,6 +94,20 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t len)
     return 0;
 }
 
+/* Will body bytes follow this head?  (Called from on_headers_complete.) */
+static bool message_has_body(const llhttp_t *ll)
+{
+    if (ll->flags & F_CHUNKED)
+        return true;
+    if (ll->flags & F_CONTENT_LENGTH)
+        return ll->content_length > 0;
+    if (ll->type == HTTP_RESPONSE) {
+        int s = ll->status_code;
+        return !((s >= 100 && s < 200) || s == 204 || s == 304);   /* close-delimited */
+    }
+    return false;
+}
+
 static int on_headers_complete(llhttp_t *ll)
 {
     struct http_parser *p = P(ll);
@@ -113,10 +127,13 @@ static int on_headers_complete(llhttp_t *ll)
             f->value_len--;
     }
     p->head_done = true;
-    /* 1 tells llhttp "no body" (a response to HEAD): the message completes
-     * at once and on_message_complete pauses; feed() still reports the head
-     * before the end.  Otherwise pause here so the owner sees the head. */
-    return p->no_body ? 1 : HPE_PAUSED;
+    /* 1 tells llhttp "no body" (a response to HEAD).  A message without a
+     * body must not pause here: llhttp completes it only when executed
+     * again, and no more bytes may ever come.  Either way feed() reports
+     * the head before the end (head_reported / pending_done). */
+    if (p->no_body)
+        return 1;
+    return message_has_body(ll) ? HPE_PAUSED : 0;
 }
 
 static int on_body_cb(llhttp_t *ll, const char *at, size_t len)
