@@ -11,6 +11,7 @@
 
 #include "freshcache/assert.h"
 #include "freshcache/cache_obj.h"
+#include "freshcache/generation.h"
 #include "freshcache/http_date.h"
 #include "freshcache/http_msg.h"
 
@@ -50,6 +51,7 @@ void obj_unref(struct cache_obj *o)
     free(o->vary);
     free(o->head);
     free(o->etag);
+    free(o->tags);
     o->magic = 0;
     free(o);
 }
@@ -59,12 +61,69 @@ static bool dropped_from_store(const struct http_msg *m, const struct http_field
     if (f->dead || http_is_hop_by_hop(m, f))
         return true;
     const char *n = http_field_name(m, f);
+    /* Tags are for purging here, not for clients (like Fastly and Varnish). */
     return http_token_eq(n, f->name_len, "Content-Length") ||
-           http_token_eq(n, f->name_len, "Age");
+           http_token_eq(n, f->name_len, "Age") ||
+           http_token_eq(n, f->name_len, "Surrogate-Key") ||
+           http_token_eq(n, f->name_len, "Cache-Tag") ||
+           http_token_eq(n, f->name_len, "Cache-Status");
+}
+
+static void collect_tags(struct cache_obj *o, const struct http_msg *resp)
+{
+    static const char *const fields[] = { "Surrogate-Key", "Cache-Tag" };
+    size_t cap = 0, len = 0;
+    char *buf = NULL;
+    for (size_t k = 0; k < FC_ARRAY_LEN(fields); k++) {
+        uint32_t it = 0;
+        const struct http_field *f;
+        while ((f = http_msg_next(resp, fields[k], &it)) != NULL) {
+            const char *v = http_field_value(resp, f), *end = v + f->value_len;
+            while (v < end) {
+                while (v < end && (*v == ' ' || *v == ',' || *v == '\t'))
+                    v++;
+                const char *s = v;
+                while (v < end && *v != ' ' && *v != ',' && *v != '\t')
+                    v++;
+                if (v == s)
+                    continue;
+                size_t n = (size_t)(v - s);
+                if (len + n + 1 > cap) {
+                    cap = (len + n + 1) * 2;
+                    buf = realloc(buf, cap);
+                    AN(buf);
+                }
+                memcpy(buf + len, s, n);
+                buf[len + n] = '\0';
+                len += n + 1;
+            }
+        }
+    }
+    free(o->tags);
+    o->tags = buf;
+    o->tags_len = (uint32_t)len;
+}
+
+bool obj_current(const struct cache_obj *o, const struct generations *g)
+{
+    if (o->generation != generation_global(g))
+        return false;
+    return o->policy < 0 || (o->policy_layout == generation_layout(g) &&
+                             o->policy_gen == generation_policy(g, (unsigned)o->policy));
+}
+
+void obj_chash_hex(const struct cache_obj *o, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[o->chash[i] >> 4];
+        out[2 * i + 1] = hex[o->chash[i] & 15];
+    }
+    out[64] = '\0';
 }
 
 void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *reason,
-                  time_t response_time)
+                  time_t response_time, const struct head_rewrite *rw)
 {
     struct evbuffer *b = evbuffer_new();
     AN(b);
@@ -77,6 +136,11 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
         if (dropped_from_store(resp, f))
             continue;
         const char *n = http_field_name(resp, f);
+        if (rw && rw->cache_control && http_token_eq(n, f->name_len, "Cache-Control"))
+            continue;
+        if (rw && rw->drop_validators && (http_token_eq(n, f->name_len, "ETag") ||
+                                          http_token_eq(n, f->name_len, "Last-Modified")))
+            continue;
         evbuffer_add(b, n, f->name_len);
         evbuffer_add(b, ": ", 2);
         evbuffer_add(b, http_field_value(resp, f), f->value_len);
@@ -96,6 +160,9 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
     }
     if (!has_via)
         evbuffer_add(b, "Via: 1.1 freshcache\r\n", 21);
+    if (rw && rw->cache_control)
+        evbuffer_add_printf(b, "Cache-Control: %s\r\n", rw->cache_control);
+    collect_tags(o, resp);
     size_t len = evbuffer_get_length(b);
     free(o->head);
     o->head = malloc(len);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "freshcache/assert.h"
+#include "freshcache/generation.h"
 #include "freshcache/cache_store.h"
 #include "freshcache/http_msg.h"
 
@@ -29,6 +30,8 @@ struct cache_store {
     _Atomic uint64_t objects;
     _Atomic uint64_t evictions;
     pthread_mutex_t evict_mu;   /* one evictor at a time; never held with a shard lock */
+    unsigned sweep_shard;       /* store_sweep's cursor (one caller) */
+    size_t sweep_bucket;
     struct shard *shards;
 };
 
@@ -169,49 +172,168 @@ void store_free(struct cache_store *s)
 
 enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k,
                                 const struct http_msg *req, bool create_busy,
-                                uint64_t now_ms, struct cache_obj **out)
+                                uint64_t now_ms, const struct generations *gens, bool drop_old,
+                                struct cache_obj **out)
 {
     CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
     unsigned idx;
     struct shard *sh = shard_of(s, k->hash, &idx);
-    struct cache_obj *busy = NULL;
+    struct cache_obj *busy = NULL, *found = NULL;
+    struct cache_obj *dead[8];
+    unsigned n_dead = 0;
     bool any_ready = false;
     enum lookup_result r;
+    uint64_t epoch = gens ? generation_epoch(gens) : 0;
 
     pthread_mutex_lock(&sh->mu);
-    for (struct cache_obj *o = *bucket_of(sh, k->hash); o; o = o->hash_next) {
-        if (!same_key(o, k->hash, k->buf, k->len))
+    struct cache_obj *o = *bucket_of(sh, k->hash);
+    while (o) {
+        struct cache_obj *next = o->hash_next;
+        if (!same_key(o, k->hash, k->buf, k->len)) {
+            o = next;
             continue;
+        }
         if (!obj_ready(o)) {
-            busy = o;
-            continue;
+            if (o->epoch == epoch)
+                busy = o;
+        } else if (gens && drop_old && !obj_current(o, gens)) {
+            if (n_dead < FC_ARRAY_LEN(dead))
+                dead[n_dead++] = unlink_locked(s, sh, o);
+        } else {
+            any_ready = true;
+            if (found == NULL && (req == NULL || vary_match(o, req)))
+                found = o;
         }
-        any_ready = true;
-        if (req == NULL || vary_match(o, req)) {
-            o->last_used = now_ms;
-            TAILQ_REMOVE(&sh->lru, o, lru);
-            TAILQ_INSERT_HEAD(&sh->lru, o, lru);
-            obj_ref(o);
-            pthread_mutex_unlock(&sh->mu);
-            *out = o;
-            return LOOKUP_FOUND;
-        }
+        o = next;
     }
-    if (busy) {
+    if (found) {
+        found->last_used = now_ms;
+        TAILQ_REMOVE(&sh->lru, found, lru);
+        TAILQ_INSERT_HEAD(&sh->lru, found, lru);
+        obj_ref(found);
+        *out = found;
+        r = LOOKUP_FOUND;
+    } else if (busy) {
         obj_ref(busy);
         *out = busy;
         r = LOOKUP_BUSY;
     } else if (create_busy) {
-        struct cache_obj *o = obj_new(k);
-        link_locked(s, sh, idx, o);
-        *out = o;   /* the caller keeps obj_new's reference */
+        struct cache_obj *nb = obj_new(k);
+        nb->epoch = epoch;
+        link_locked(s, sh, idx, nb);
+        *out = nb;  /* the caller keeps obj_new's reference */
         r = LOOKUP_CREATED;
     } else {
         *out = NULL;
         r = any_ready ? LOOKUP_VARY_MISS : LOOKUP_MISS;
     }
     pthread_mutex_unlock(&sh->mu);
+    for (unsigned i = 0; i < n_dead; i++)
+        obj_unref(dead[i]);
     return r;
+}
+
+unsigned store_purge(struct cache_store *s, store_match_fn match, const void *arg, bool soft)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    unsigned n = 0;
+    for (unsigned i = 0; i < s->n_shards; i++) {
+        struct shard *sh = &s->shards[i];
+        struct cache_obj *dead = NULL;  /* chained through hash_next once unlinked */
+        pthread_mutex_lock(&sh->mu);
+        for (size_t b = 0; b < sh->n_buckets; b++) {
+            struct cache_obj *o = sh->buckets[b];
+            while (o) {
+                struct cache_obj *next = o->hash_next;
+                if (match(o, arg)) {
+                    if (soft && obj_ready(o)) {
+                        atomic_store(&o->soft_purged, true);
+                        n++;
+                    } else if (!soft) {
+                        if (obj_ready(o))
+                            n++;
+                        unlink_locked(s, sh, o);
+                        o->hash_next = dead;
+                        dead = o;
+                    }
+                }
+                o = next;
+            }
+        }
+        pthread_mutex_unlock(&sh->mu);
+        while (dead) {
+            struct cache_obj *next = dead->hash_next;
+            dead->hash_next = NULL;
+            obj_unref(dead);
+            dead = next;
+        }
+    }
+    return n;
+}
+
+struct cache_obj *store_find(struct cache_store *s, store_match_fn match, const void *arg)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    for (unsigned i = 0; i < s->n_shards; i++) {
+        struct shard *sh = &s->shards[i];
+        pthread_mutex_lock(&sh->mu);
+        for (size_t b = 0; b < sh->n_buckets; b++) {
+            for (struct cache_obj *o = sh->buckets[b]; o; o = o->hash_next) {
+                if (obj_ready(o) && match(o, arg)) {
+                    obj_ref(o);
+                    pthread_mutex_unlock(&sh->mu);
+                    return o;
+                }
+            }
+        }
+        pthread_mutex_unlock(&sh->mu);
+    }
+    return NULL;
+}
+
+size_t store_sweep(struct cache_store *s, const struct generations *gens, size_t budget)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    size_t removed = 0, seen = 0;
+    /* Hold a shard lock for at most this many buckets, so lookups on the
+     * shard wait microseconds, not the whole sweep. */
+    const size_t slice = 512;
+    for (unsigned visited = 0; visited <= s->n_shards && seen < budget; ) {
+        struct shard *sh = &s->shards[s->sweep_shard];
+        struct cache_obj *dead = NULL;
+        pthread_mutex_lock(&sh->mu);
+        size_t end = s->sweep_bucket + slice;
+        if (end > sh->n_buckets)
+            end = sh->n_buckets;
+        for (size_t b = s->sweep_bucket; b < end; b++) {
+            struct cache_obj *o = sh->buckets[b];
+            while (o) {
+                struct cache_obj *next = o->hash_next;
+                seen++;
+                if (obj_ready(o) && !obj_current(o, gens)) {
+                    unlink_locked(s, sh, o);
+                    o->hash_next = dead;
+                    dead = o;
+                    removed++;
+                }
+                o = next;
+            }
+        }
+        bool shard_done = end >= sh->n_buckets;
+        s->sweep_bucket = shard_done ? 0 : end;
+        pthread_mutex_unlock(&sh->mu);
+        while (dead) {
+            struct cache_obj *next = dead->hash_next;
+            dead->hash_next = NULL;
+            obj_unref(dead);
+            dead = next;
+        }
+        if (shard_done) {
+            s->sweep_shard = (s->sweep_shard + 1) & (s->n_shards - 1);
+            visited++;
+        }
+    }
+    return removed;
 }
 
 static void evict(struct cache_store *s);

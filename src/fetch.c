@@ -12,10 +12,13 @@
 
 #include "freshcache/assert.h"
 #include "freshcache/cache_store.h"
+#include "freshcache/etag.h"
+#include "freshcache/generation.h"
 #include "freshcache/fetch.h"
 #include "freshcache/http_date.h"
 #include "freshcache/http_parse.h"
 #include "freshcache/log.h"
+#include "freshcache/policy.h"
 #include "freshcache/proxy.h"
 #include "freshcache/revalidate.h"
 #include "freshcache/server.h"
@@ -65,6 +68,15 @@ struct fetch {
     bool paused;
     uint64_t body_len;
     const char *fwd;
+    bool background;                /* a stale-while-revalidate refresh */
+    bool discard;                   /* reading a response nobody will get */
+    struct etag_hasher *hasher;     /* content-hash mode, storing */
+
+    /* Generations in force when the fetch began: what it stores is stamped
+     * with these, so a bump during the fetch is never undone by it. */
+    uint64_t gen_global;
+    uint64_t gen_layout;
+    uint64_t gen_policy[GEN_MAX_POLICIES];
 };
 
 static void fetch_free(struct fetch *f)
@@ -74,10 +86,14 @@ static void fetch_free(struct fetch *f)
         upstream_release(f->uc, false);
     if (f->busy)
         obj_unref(f->busy);
-    if (f->stale)
+    if (f->stale) {
+        if (f->background)
+            atomic_store(&f->stale->revalidating, false);
         obj_unref(f->stale);
+    }
     if (f->obj)
         obj_unref(f->obj);
+    etag_hasher_free(f->hasher);
     evbuffer_free(f->head_out);
     evbuffer_free(f->body_out);
     http_msg_free(&f->req);
@@ -99,11 +115,32 @@ static void abandon_busy(struct fetch *f)
     f->busy = NULL;
 }
 
+/* RFC 5861 stale-if-error (or the policy's): may the stale object stand in
+ * for an origin that failed? */
+static bool stale_usable_on_error(struct fetch *f)
+{
+    const struct cache_obj *o = f->stale;
+    if (o == NULL || f->kind != FETCH_REVALIDATE || o->stale_if_error <= 0)
+        return false;
+    if (!obj_current(o, f->w->srv->gens))
+        return false;
+    int64_t staleness = current_age(&o->timing, worker_now(f->w)) - o->lifetime;
+    return staleness <= o->stale_if_error;
+}
+
 static void fail(struct fetch *f, int status, const char *why)
 {
     COUNT(f->w, origin_errors, 1);
     log_debug("origin fetch failed: %s", why);
     abandon_busy(f);
+    if (f->client && !f->obj && !f->passing && stale_usable_on_error(f)) {
+        struct client *c = f->client;
+        f->client = NULL;
+        char cs[96];
+        snprintf(cs, sizeof cs, "fwd=%s; detail=stale-if-error", f->fwd);
+        COUNT(f->w, stale, 1);
+        client_on_fetch_obj(c, f->stale, cs);
+    }
     if (f->obj) {
         /* A truncated body is never kept nor served as complete: readers
          * see FAILED and close their connections. */
@@ -362,8 +399,33 @@ static void handle_head(struct fetch *f)
     struct cache_control cc;
     parse_cc(r, &cc);
 
+    const struct fc_config *cfg = f->w->srv->cfg;
+    if (f->kind == FETCH_REVALIDATE && r->status >= 500 && stale_usable_on_error(f) && f->client) {
+        /* The origin answers with an error: keep serving what we have. */
+        struct client *c = f->client;
+        f->client = NULL;
+        char cs[96];
+        snprintf(cs, sizeof cs, "fwd=%s; fwd-status=%d; detail=stale-if-error", f->fwd, r->status);
+        COUNT(f->w, stale, 1);
+        client_on_fetch_obj(c, f->stale, cs);
+        f->discard = true;
+        return;
+    }
+
     if (f->kind == FETCH_REVALIDATE && r->status == 304 && f->stale) {
-        struct cache_obj *o = revalidate_merge(f->stale, r, f->response_time);
+        const struct fc_policy *pol =
+            f->stale->policy >= 0 && (size_t)f->stale->policy < cfg->n_policies
+                ? &cfg->policies[f->stale->policy] : NULL;
+        struct head_rewrite rw = {
+            .cache_control = pol ? pol->response_cache_control : NULL,
+            .drop_validators = cfg->cache.etag == ETAG_CONTENT_HASH,
+        };
+        struct cache_obj *o = revalidate_merge(f->stale, r, f->response_time, &rw);
+        o->generation = f->gen_global;
+        o->policy_gen = o->policy >= 0 ? f->gen_policy[o->policy] : 0;
+        o->policy_layout = f->gen_layout;
+        o->stale_while_revalidate = f->stale->stale_while_revalidate;
+        o->stale_if_error = f->stale->stale_if_error;
         o->timing = t;
         /* a 304 may omit what it does not change */
         if (!t.has_last_modified && f->stale->timing.has_last_modified) {
@@ -380,9 +442,12 @@ static void handle_head(struct fetch *f)
         obj_head_to_msg(o, &merged);
         parse_cc(&merged, &o->cc);
         http_msg_free(&merged);
-        o->lifetime = freshness_lifetime(&o->cc, &o->timing, o->status, true);
+        o->lifetime = (pol && !pol->ttl_origin)
+                          ? (int64_t)(pol->ttl_ms / 1000)
+                          : freshness_lifetime(&o->cc, &o->timing, o->status, true);
+        if (pol && !pol->ttl_origin && o->lifetime > 0)
+            o->cc.flags &= ~(unsigned)CC_NO_CACHE;
         store_insert(store_of(f), o, worker_now_ms(f->w));
-        COUNT(f->w, revalidations, 1);
         if (f->client) {
             struct client *c = f->client;
             f->client = NULL;
@@ -409,10 +474,38 @@ static void handle_head(struct fetch *f)
         }
     }
     if (o) {
-        obj_set_head(o, r, reason, f->response_time);
+        size_t plen, ctl = 0;
+        const char *path = cache_key_path(&f->key, &plen);
+        const char *ct = http_msg_get(r, "Content-Type", &ctl);
+        int pi = policy_match(cfg, path, plen, ct, ctl);
+        const struct fc_policy *pol = pi >= 0 ? &cfg->policies[pi] : NULL;
+        struct head_rewrite rw = {
+            .cache_control = pol ? pol->response_cache_control : NULL,
+            .drop_validators = cfg->cache.etag == ETAG_CONTENT_HASH,
+        };
+        obj_set_head(o, r, reason, f->response_time, &rw);
         o->cc = cc;
         o->timing = t;
-        o->lifetime = freshness_lifetime(&cc, &t, r->status, true);
+        o->policy = pi;
+        o->generation = f->gen_global;
+        o->policy_gen = pi >= 0 ? f->gen_policy[pi] : 0;
+        o->policy_layout = f->gen_layout;
+        if (pol && !pol->ttl_origin) {
+            /* The policy's TTL overrides the origin's freshness here. */
+            o->lifetime = (int64_t)(pol->ttl_ms / 1000);
+            if (o->lifetime > 0)
+                o->cc.flags &= ~(unsigned)CC_NO_CACHE;
+        } else {
+            o->lifetime = freshness_lifetime(&cc, &t, r->status, true);
+        }
+        o->stale_while_revalidate = pol && pol->has_stale_while_revalidate
+                                        ? (int64_t)(pol->stale_while_revalidate_ms / 1000)
+                                        : (cc.stale_while_revalidate > 0 ? cc.stale_while_revalidate : 0);
+        o->stale_if_error = pol && pol->has_stale_if_error
+                                ? (int64_t)(pol->stale_if_error_ms / 1000)
+                                : (cc.stale_if_error > 0 ? cc.stale_if_error : 0);
+        if (cfg->cache.etag == ETAG_CONTENT_HASH)
+            f->hasher = etag_hasher_new();
         uint64_t cl = http_parser_content_length(&f->parser);
         if (!http_parser_has_body(&f->parser))
             cl = 0;
@@ -451,10 +544,12 @@ static void handle_head(struct fetch *f)
 static void on_resp_body(void *owner, const char *data, size_t len)
 {
     struct fetch *f = owner;
-    if (f->interim)
+    if (f->interim || f->discard)
         return;
     f->body_len += len;
     if (f->obj) {
+        if (f->hasher)
+            etag_hasher_update(f->hasher, data, len);
         size_t grown = body_append(f->obj->body, data, len);
         store_charge(store_of(f), f->obj, grown);
         if (f->obj->body->expected == UINT64_MAX &&
@@ -471,6 +566,22 @@ static void on_resp_body(void *owner, const char *data, size_t len)
 static void handle_done(struct fetch *f)
 {
     bool reusable = http_parser_keep_alive(&f->parser) && f->req_body_done;
+    if (f->obj && f->hasher) {
+        struct cache_obj *o = f->obj;
+        etag_hasher_final(f->hasher, o->chash);
+        bool changed = false;
+        o->chash_first_seen = etag_history_note(f->w->srv->etag_hist,
+                                                o->hash ^ cache_key_hash(o->vary ? o->vary : "",
+                                                                         o->vary_len),
+                                                o->chash, f->response_time, &changed);
+        o->has_chash = true;    /* published by body_finish's release store */
+        const struct fc_config *cfg = f->w->srv->cfg;
+        if (changed && o->policy >= 0 && (size_t)o->policy < cfg->n_policies &&
+            policy_is_hashed_assets(&cfg->policies[o->policy]))
+            log_warn("asset %s changed content under the same name (policy %s): "
+                     "content-hashed names must change when content does",
+                     o->key, cfg->policies[o->policy].name);
+    }
     if (f->obj)
         body_finish(f->obj->body, BODY_COMPLETE);
     if (f->passing && f->client) {
@@ -637,6 +748,12 @@ struct fetch *fetch_start(struct worker *w, struct client *c, const struct fetch
     f->fwd = p->status_fwd ? p->status_fwd : "miss";
     f->unsafe = !(r->method == HTTP_GET || r->method == HTTP_HEAD || r->method == HTTP_OPTIONS ||
                   r->method == HTTP_TRACE);
+    f->background = c == NULL;
+    const struct generations *g = w->srv->gens;
+    f->gen_layout = generation_layout(g);
+    f->gen_global = generation_global(g);
+    for (size_t i = 0; i < w->srv->cfg->n_policies && i < GEN_MAX_POLICIES; i++)
+        f->gen_policy[i] = generation_policy(g, (unsigned)i);
     f->head_out = evbuffer_new();
     f->body_out = evbuffer_new();
     AN(f->head_out);

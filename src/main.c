@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
 
 #include "build_config.h"
+#include "freshcache/admin.h"
 #include "freshcache/config.h"
 #include "freshcache/log.h"
 #include "freshcache/server.h"
@@ -26,6 +28,8 @@
 
 /* How long in-flight responses may take to finish on SIGTERM. */
 #define DRAIN_MS 10000
+/* How often purged generations' memory is swept (store_sweep). */
+#define SWEEP_INTERVAL_MS 100
 
 static void usage(FILE *out)
 {
@@ -50,7 +54,7 @@ static void print_errors(const struct config_errors *errs)
 struct main_ctx {
     struct server srv;
     struct event_base *base;
-    const char *config_path;
+    struct admin *admin;
 };
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
@@ -68,20 +72,24 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
     (void)sig;
     (void)what;
     struct main_ctx *m = arg;
-    struct config_errors errs = { 0 };
-    struct fc_config *cfg = config_load(m->config_path, &errs);
-    if (cfg == NULL) {
-        for (size_t i = 0; i < errs.n; i++)
-            log_error("reload refused: %s", errs.lines[i]);
-        config_errors_free(&errs);
-        return;
-    }
-    /* Live reload of listeners, origin and policies comes with the
-     * operations work; until then only the log level is applied. */
-    log_set_level(cfg->log.level);
-    log_warn("reload: %s is valid; only log.level was applied (restart for other changes)",
-             m->config_path);
-    config_free(cfg);
+#if HAVE_LIBSYSTEMD
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+               (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+#endif
+    char err[1024];
+    if (server_reload(&m->srv, err, sizeof err) != 0)
+        log_error("SIGHUP: configuration refused, the old one keeps serving");
+    NOTIFY("READY=1");
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct main_ctx *m = arg;
+    server_sweep(&m->srv);
 }
 
 static void on_usr1(evutil_socket_t sig, short what, void *arg)
@@ -137,17 +145,31 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    struct main_ctx m = { .config_path = config_path };
+    struct main_ctx m = { 0 };
     m.base = event_base_new();
     if (m.base == NULL) {
         log_error("cannot create the event loop");
         return 1;
     }
+    /* From here the server owns cfg (and every config a reload brings). */
     if (server_start(&m.srv, cfg) != 0) {
-        config_free(cfg);
+        server_stop(&m.srv, 0);
+        server_free(&m.srv);
         event_base_free(m.base);
         return 1;
     }
+    char err[512];
+    m.admin = admin_start(&m.srv, m.base, err, sizeof err);
+    if (m.admin == NULL) {
+        log_error("admin socket: %s", err);
+        server_stop(&m.srv, 0);
+        server_free(&m.srv);
+        event_base_free(m.base);
+        return 1;
+    }
+    struct event *sweep = event_new(m.base, -1, EV_PERSIST, on_sweep, &m);
+    struct timeval sweep_tv = { 0, SWEEP_INTERVAL_MS * 1000 };
+    event_add(sweep, &sweep_tv);
     struct event *sig_term = evsignal_new(m.base, SIGTERM, on_stop_signal, &m);
     struct event *sig_int = evsignal_new(m.base, SIGINT, on_stop_signal, &m);
     struct event *sig_hup = evsignal_new(m.base, SIGHUP, on_reload_signal, &m);
@@ -164,6 +186,8 @@ int main(int argc, char **argv)
 
     event_base_dispatch(m.base);
 
+    admin_stop(m.admin);
+    event_free(sweep);
     server_stop(&m.srv, DRAIN_MS);
     server_free(&m.srv);
     event_free(sig_term);
@@ -171,7 +195,6 @@ int main(int argc, char **argv)
     event_free(sig_hup);
     event_free(sig_usr1);
     event_base_free(m.base);
-    config_free(cfg);
     libevent_global_shutdown();
     log_info("stopped");
     return 0;

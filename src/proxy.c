@@ -26,6 +26,9 @@
 
 #include "freshcache/assert.h"
 #include "freshcache/cache_store.h"
+#include "freshcache/etag.h"
+#include "freshcache/generation.h"
+#include "freshcache/http_date.h"
 #include "freshcache/fetch.h"
 #include "freshcache/http_parse.h"
 #include "freshcache/log.h"
@@ -154,6 +157,31 @@ static void drop_obj(struct client *c)
     }
 }
 
+/* What clients see as the object's validators. */
+static void obj_validators(const struct client *c, const struct cache_obj *o, struct validators *v,
+                           char etag_buf[67])
+{
+    memset(v, 0, sizeof *v);
+    v->status = o->status;
+    v->has_date = o->timing.has_date;
+    v->date = o->timing.date;
+    if (c->w->srv->cfg->cache.etag == ETAG_CONTENT_HASH) {
+        /* Only a complete body has a hash; until then, no validators. */
+        if (body_state(o->body) == BODY_COMPLETE && o->has_chash) {
+            etag_format(o->chash, etag_buf);
+            v->etag = etag_buf;
+            v->etag_len = 66;
+            v->has_last_modified = true;
+            v->last_modified = o->chash_first_seen;
+        }
+    } else {
+        v->etag = o->etag;
+        v->etag_len = o->etag_len;
+        v->has_last_modified = o->timing.has_last_modified;
+        v->last_modified = o->timing.last_modified;
+    }
+}
+
 /* Queue status line, stored fields and the per-response fields. */
 static void write_obj_head(struct client *c, struct cache_obj *o, int status)
 {
@@ -167,9 +195,20 @@ static void write_obj_head(struct client *c, struct cache_obj *o, int status)
         evbuffer_add_reference(out, o->head, o->head_len, obj_ref_cleanup, o);
     }
     int64_t age = current_age(&o->timing, worker_now(c->w));
-    char tail[320];
+    char tail[512];
     int n = snprintf(tail, sizeof tail, "Age: %lld\r\nCache-Status: freshcache; %s\r\n",
                      (long long)age, c->cs);
+    if (c->w->srv->cfg->cache.etag == ETAG_CONTENT_HASH) {
+        char etag[67];
+        struct validators v;
+        obj_validators(c, o, &v, etag);
+        if (v.etag) {
+            char lm[HTTP_DATE_LEN + 1];
+            http_date_format(v.last_modified, lm);
+            n += snprintf(tail + n, sizeof tail - (size_t)n, "ETag: %s\r\nLast-Modified: %s\r\n",
+                          v.etag, lm);
+        }
+    }
     struct cache_body *b = o->body;
     c->chunked_out = false;
     bool bodyless = status == 304 || status == 204 || (status >= 100 && status < 200);
@@ -201,7 +240,10 @@ static void deliver_obj(struct client *c, struct cache_obj *o, const char *cs)
 {
     CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
     set_cs(c, cs);
-    enum cond_result cond = cond_evaluate(&c->req, o);
+    char etag[67];
+    struct validators v;
+    obj_validators(c, o, &v, etag);
+    enum cond_result cond = cond_evaluate(&c->req, &v);
     if (cond == COND_PRECONDITION_FAILED) {
         send_simple(c, 412, "precondition failed", false);
         finish_exchange(c);
@@ -239,6 +281,7 @@ static void pump_body(struct client *c)
             struct evbuffer *tmp = evbuffer_new();
             AN(tmp);
             size_t n = body_read_into(b, &c->cur, tmp, SIZE_MAX);
+            COUNT(c->w, bytes_sent, n);
             if (n) {
                 evbuffer_add_printf(out, "%zx\r\n", n);
                 evbuffer_add_buffer(out, tmp);
@@ -246,7 +289,7 @@ static void pump_body(struct client *c)
             }
             evbuffer_free(tmp);
         } else {
-            body_read_into(b, &c->cur, out, SIZE_MAX);
+            COUNT(c->w, bytes_sent, body_read_into(b, &c->cur, out, SIZE_MAX));
         }
         if (st == BODY_COMPLETE && c->cur.pos == body_total(b)) {
             if (c->chunked_out)
@@ -338,6 +381,7 @@ void client_on_fetch_pass_body(struct client *c, const char *data, size_t len)
     if (c->head_req || c->state == C_CLOSING)
         return;
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    COUNT(c->w, bytes_sent, len);
     if (c->chunked_out)
         evbuffer_add_printf(out, "%zx\r\n", len);
     evbuffer_add(out, data, len);
@@ -447,8 +491,10 @@ static void handle_cacheable(struct client *c)
     }
     bool coalesce = cfg->cache.coalesce && !(c->req_cc.flags & CC_NO_CACHE) && !only_cached;
     struct cache_obj *o = NULL;
+    const struct generations *gens = c->w->srv->gens;
     enum lookup_result r = store_lookup(c->w->srv->store, &c->key, &c->req, coalesce,
-                                        worker_now_ms(c->w), &o);
+                                        worker_now_ms(c->w), gens,
+                                        cfg->cache.after_purge == AFTER_PURGE_REFETCH, &o);
     switch (r) {
     case LOOKUP_FOUND: {
         struct serve_input in = {
@@ -457,16 +503,41 @@ static void handle_cacheable(struct client *c)
             .lifetime = o->lifetime,
             .age = current_age(&o->timing, worker_now(c->w)),
         };
-        enum serve_verdict v = freshness_can_serve(&in);
+        /* From a generation bump or a soft purge on, the object is stale
+         * whatever its freshness says. */
+        bool current = obj_current(o, gens) && !atomic_load(&o->soft_purged);
+        enum serve_verdict v = current ? freshness_can_serve(&in) : SERVE_MUST_VALIDATE;
         if (v != SERVE_MUST_VALIDATE) {
             COUNT(c->w, hits, 1);
             if (v == SERVE_STALE_OK)
                 COUNT(c->w, stale, 1);
             deliver_obj(c, o, "hit");
+        } else if (current && !only_cached && !(c->req_cc.flags & CC_NO_CACHE) &&
+                   !(o->cc.flags & (CC_MUST_REVALIDATE | CC_PROXY_REVALIDATE | CC_NO_CACHE)) &&
+                   o->stale_while_revalidate > 0 &&
+                   in.age - in.lifetime <= o->stale_while_revalidate) {
+            /* stale-while-revalidate: answer now, refresh in the background
+             * with a single request. */
+            COUNT(c->w, hits, 1);
+            COUNT(c->w, stale, 1);
+            if (!atomic_exchange(&o->revalidating, true)) {
+                struct fetch_params p = {
+                    .kind = FETCH_REVALIDATE,
+                    .req = &c->req,
+                    .key = &c->key,
+                    .stale = o,
+                    .client_addr = c->addr,
+                    .store_allowed = true,
+                    .status_fwd = "stale",
+                };
+                if (fetch_start(c->w, NULL, &p) == NULL)
+                    atomic_store(&o->revalidating, false);
+            }
+            deliver_obj(c, o, "hit; detail=stale-while-revalidate");
         } else if (only_cached) {
             only_if_cached_miss(c);
         } else {
-            COUNT(c->w, misses, 1);
+            COUNT(c->w, revalidations, 1);
             start_fetch(c, FETCH_REVALIDATE, NULL, o, true,
                         (c->req_cc.flags & CC_NO_CACHE) ? "request" : "stale");
         }

@@ -34,7 +34,7 @@ void revalidate_add_validators(struct evbuffer *out, const struct cache_obj *sta
 }
 
 struct cache_obj *revalidate_merge(const struct cache_obj *stale, const struct http_msg *resp304,
-                                   time_t response_time)
+                                   time_t response_time, const struct head_rewrite *rw)
 {
     struct http_msg merged;
     http_msg_init(&merged);
@@ -81,12 +81,24 @@ struct cache_obj *revalidate_merge(const struct cache_obj *stale, const struct h
     rbuf[rl] = '\0';
     /* Via is already in the stored head. */
     http_msg_remove(&merged, "Via");
-    uint32_t it = 0;
-    const struct http_field *via;
-    struct http_msg *src = &merged;
-    (void)it;
-    (void)via;
-    obj_set_head(o, src, rbuf, response_time);
+    obj_set_head(o, &merged, rbuf, response_time, rw);
+    /* What the stored head no longer shows (content-hash mode drops the
+     * origin's validators; tags are never in it) carries over. */
+    if (o->etag == NULL && stale->etag) {
+        o->etag = strdup(stale->etag);
+        AN(o->etag);
+        o->etag_len = stale->etag_len;
+    }
+    if (o->tags == NULL && stale->tags) {
+        o->tags = malloc(stale->tags_len);
+        AN(o->tags);
+        memcpy(o->tags, stale->tags, stale->tags_len);
+        o->tags_len = stale->tags_len;
+    }
+    o->policy = stale->policy;
+    o->has_chash = stale->has_chash;
+    memcpy(o->chash, stale->chash, sizeof o->chash);
+    o->chash_first_seen = stale->chash_first_seen;
     if (stale->vary_len) {
         o->vary = malloc(stale->vary_len);
         AN(o->vary);
@@ -137,39 +149,36 @@ bool etag_list_match_strong(const char *list, size_t len, const char *etag, size
     return etag_list_match(list, len, etag, elen, true);
 }
 
-enum cond_result cond_evaluate(const struct http_msg *req, const struct cache_obj *o)
+enum cond_result cond_evaluate(const struct http_msg *req, const struct validators *o)
 {
     size_t len;
     const char *v;
     /* Preconditions apply to 2xx representations only (RFC 9110 §13.2.1). */
     if (o->status < 200 || o->status >= 300)
         return COND_NONE;
-    bool has_lm = o->timing.has_last_modified;
 
     /* 1. If-Match */
     if ((v = http_msg_get(req, "If-Match", &len)) != NULL) {
-        if (!(o->etag && etag_list_match_strong(v, len, o->etag, o->etag_len)) &&
-            !(len == 1 && v[0] == '*'))
+        if (!(len == 1 && v[0] == '*') &&
+            !(o->etag && etag_list_match_strong(v, len, o->etag, o->etag_len)))
             return COND_PRECONDITION_FAILED;
     } else if ((v = http_msg_get(req, "If-Unmodified-Since", &len)) != NULL) {
         /* 2. If-Unmodified-Since, only without If-Match */
         time_t t;
-        if (http_date_parse(v, len, &t) && has_lm && o->timing.last_modified > t)
+        if (http_date_parse(v, len, &t) && o->has_last_modified && o->last_modified > t)
             return COND_PRECONDITION_FAILED;
     }
     /* 3. If-None-Match */
     if ((v = http_msg_get(req, "If-None-Match", &len)) != NULL) {
-        if (o->etag && etag_list_match_weak(v, len, o->etag, o->etag_len))
-            return COND_NOT_MODIFIED;
-        if (len == 1 && v[0] == '*')
+        if ((len == 1 && v[0] == '*') ||
+            (o->etag && etag_list_match_weak(v, len, o->etag, o->etag_len)))
             return COND_NOT_MODIFIED;
         return COND_NONE;
     }
-    /* 4. If-Modified-Since, only without If-None-Match, GET/HEAD */
+    /* 4. If-Modified-Since, only without If-None-Match */
     if ((v = http_msg_get(req, "If-Modified-Since", &len)) != NULL) {
         time_t t;
-        time_t lm = has_lm ? o->timing.last_modified
-                           : (o->timing.has_date ? o->timing.date : (time_t)-1);
+        time_t lm = o->has_last_modified ? o->last_modified : (o->has_date ? o->date : (time_t)-1);
         if (lm != (time_t)-1 && http_date_parse(v, len, &t) && lm <= t)
             return COND_NOT_MODIFIED;
     }

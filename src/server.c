@@ -11,6 +11,8 @@
 
 #include "freshcache/assert.h"
 #include "freshcache/cache_store.h"
+#include "freshcache/etag.h"
+#include "freshcache/generation.h"
 #include "freshcache/log.h"
 #include "freshcache/proxy.h"
 #include "freshcache/server.h"
@@ -19,12 +21,42 @@
 /* 64 shards: with a handful of workers two lookups rarely meet on a lock. */
 #define STORE_SHARDS 64
 
+/* Objects remembered for content-hash first-seen times. */
+#define ETAG_HISTORY_SLOTS (256 * 1024)
+/* Objects examined per sweep call (every SWEEP_INTERVAL in main.c). */
+#define SWEEP_BUDGET 50000
+
+static const char **policy_names(const struct fc_config *cfg)
+{
+    const char **names = calloc(cfg->n_policies + 1, sizeof *names);
+    AN(names);
+    for (size_t i = 0; i < cfg->n_policies; i++)
+        names[i] = cfg->policies[i].name;
+    return names;
+}
+
 int server_start(struct server *srv, struct fc_config *cfg)
 {
     memset(srv, 0, sizeof *srv);
     srv->magic = SERVER_MAGIC;
     srv->cfg = cfg;
     srv->started = time(NULL);
+    char err[512];
+    struct generation_backend be;
+    if (generation_file_backend(cfg->state_dir, &be, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    const char **names = policy_names(cfg);
+    srv->gens = generations_open(&be, names, cfg->n_policies, err, sizeof err);
+    free(names);
+    if (srv->gens == NULL) {
+        log_error("generation state: %s", err);
+        return -1;
+    }
+    log_info("generation %llu (from %s)", (unsigned long long)generation_global(srv->gens),
+             cfg->state_dir);
+    srv->etag_hist = etag_history_new(ETAG_HISTORY_SLOTS);
     srv->store = store_new(cfg->cache.memory, STORE_SHARDS);
     srv->n_workers = cfg->workers ? cfg->workers : 1;
     srv->workers = calloc(srv->n_workers, sizeof *srv->workers);
@@ -103,6 +135,13 @@ void server_free(struct server *srv)
     free(srv->workers);
     if (srv->store)
         store_free(srv->store);
+    generations_close(srv->gens);
+    etag_history_free(srv->etag_hist);
+    for (size_t i = 0; i < srv->n_old_cfgs; i++)
+        config_free(srv->old_cfgs[i]);
+    config_free(srv->cfg);
+    srv->cfg = NULL;
+    free(srv->old_cfgs);
     srv->magic = 0;
 }
 
@@ -115,4 +154,62 @@ void server_sum_counters(struct server *srv, struct counters *out)
         FC_COUNTERS(X)
 #undef X
     }
+}
+
+void server_sweep(struct server *srv)
+{
+    size_t n = store_sweep(srv->store, srv->gens, SWEEP_BUDGET);
+    if (n)
+        log_debug("sweep: reclaimed %zu objects of older generations", n);
+}
+
+static bool policies_same(const struct fc_config *a, const struct fc_config *b)
+{
+    if (a->n_policies != b->n_policies)
+        return false;
+    for (size_t i = 0; i < a->n_policies; i++)
+        if (strcmp(a->policies[i].name, b->policies[i].name) != 0)
+            return false;
+    return true;
+}
+
+int server_reload(struct server *srv, char *err, size_t errlen)
+{
+    struct fc_config *old = srv->cfg;
+    struct config_errors errs = { 0 };
+    struct fc_config *cfg = config_load(old->path, &errs);
+    if (cfg == NULL) {
+        for (size_t i = 0; i < errs.n; i++)
+            log_error("reload refused: %s", errs.lines[i]);
+        snprintf(err, errlen, "%s", errs.n ? errs.lines[0] : "invalid configuration");
+        config_errors_free(&errs);
+        return -1;
+    }
+    /* What is bound to sockets, threads or memory already allocated stays
+     * until a restart; say so rather than pretend. */
+    bool listen_same = cfg->n_listen == old->n_listen;
+    for (size_t i = 0; listen_same && i < cfg->n_listen; i++)
+        listen_same = strcmp(cfg->listen[i].address, old->listen[i].address) == 0;
+    if (!listen_same)
+        log_warn("reload: listen changed; takes effect on restart");
+    if (cfg->workers != old->workers)
+        log_warn("reload: workers changed; takes effect on restart");
+    if (cfg->cache.memory != old->cache.memory)
+        log_warn("reload: cache.memory changed; takes effect on restart");
+    if (strcmp(cfg->state_dir, old->state_dir) != 0)
+        log_warn("reload: state_dir changed; takes effect on restart");
+    if (strcmp(cfg->admin.socket, old->admin.socket) != 0)
+        log_warn("reload: admin.socket changed; takes effect on restart");
+    if (!policies_same(cfg, old)) {
+        const char **names = policy_names(cfg);
+        generations_reindex(srv->gens, names, cfg->n_policies);
+        free(names);
+    }
+    srv->old_cfgs = realloc(srv->old_cfgs, (srv->n_old_cfgs + 1) * sizeof *srv->old_cfgs);
+    AN(srv->old_cfgs);
+    srv->old_cfgs[srv->n_old_cfgs++] = old;
+    srv->cfg = cfg;
+    log_set_level(cfg->log.level);
+    log_info("reloaded %s", cfg->path);
+    return 0;
 }

@@ -61,7 +61,28 @@ struct cache_obj {
     int64_t lifetime;                   /* freshness lifetime, seconds */
     char *etag;                         /* as sent by the origin, or NULL */
     uint32_t etag_len;
-    uint64_t generation;                /* generation it was stored under */
+
+    /* Deploy generations in force when the fetch that stored it *began*
+     * (generation.h): the object is current only while both still hold. */
+    uint64_t generation;
+    uint64_t policy_gen;
+    uint64_t policy_layout;             /* generation_layout() the policy index refers to */
+    uint64_t epoch;                     /* BUSY placeholders: generation_epoch() at creation */
+    int policy;                         /* index in cfg->policies, -1: none */
+    int64_t stale_while_revalidate;     /* seconds of allowed staleness, policy or origin */
+    int64_t stale_if_error;
+    _Atomic bool soft_purged;           /* treat as stale: revalidate on next use */
+    _Atomic bool revalidating;          /* one background refresh at a time */
+
+    /* Surrogate-Key / Cache-Tag values, each NUL-terminated, back to back. */
+    char *tags;
+    uint32_t tags_len;
+
+    /* Content hash of the complete body (cache.etag: content-hash): written
+     * by the fetch before the body turns COMPLETE, read only after. */
+    bool has_chash;
+    unsigned char chash[32];
+    time_t chash_first_seen;            /* when this URL first had this hash */
 
     struct cache_body *body;
 };
@@ -77,8 +98,17 @@ static inline bool obj_ready(const struct cache_obj *o)
 /* Serialise `resp` into o->head (status line with `reason`, fields less
  * hop-by-hop, Content-Length and Age; Date added if missing; Via appended)
  * and copy its ETag. */
+struct head_rewrite {
+    const char *cache_control;          /* replaces Cache-Control, or NULL */
+    bool drop_validators;               /* content-hash mode: ETag, Last-Modified are ours */
+};
 void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *reason,
-                  time_t response_time);
+                  time_t response_time, const struct head_rewrite *rw);
+/* Is the object stored under the generations now in force? */
+struct generations;
+bool obj_current(const struct cache_obj *o, const struct generations *g);
+/* Hex of the content hash into out[65]. */
+void obj_chash_hex(const struct cache_obj *o, char out[65]);
 /* Parse o->head's fields back into a message (for a 304 merge). */
 void obj_head_to_msg(const struct cache_obj *o, struct http_msg *m);
 const char *obj_reason(const struct cache_obj *o, size_t *len);

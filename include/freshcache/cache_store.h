@@ -45,12 +45,32 @@ enum lookup_result {
     LOOKUP_VARY_MISS,       /* objects exist for the URI but none matches Vary */
 };
 
-/* Find a READY object for the key whose Vary matches `req` (newest first),
- * else a BUSY placeholder, else (when `create_busy`) insert one.  Any object
- * returned carries a reference for the caller. */
+/* Find a READY object for the key whose Vary matches `req`, else a BUSY
+ * placeholder made since the last generation bump, else (when
+ * `create_busy`) insert one.  Objects stored under older generations are
+ * unlinked on the way when `drop_old` (after_purge: refetch) or else
+ * returned for the caller to revalidate.  Any object returned carries a
+ * reference for the caller. */
+struct generations;
 enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k,
                                 const struct http_msg *req, bool create_busy,
-                                uint64_t now_ms, struct cache_obj **out);
+                                uint64_t now_ms, const struct generations *gens, bool drop_old,
+                                struct cache_obj **out);
+
+/* Purge every object for which match(o, arg) is true: hard purges unlink
+ * (in-flight fetches for them will not be kept), soft ones mark stale.
+ * Returns how many.  Walks the whole index, one shard lock at a time. */
+typedef bool (*store_match_fn)(const struct cache_obj *o, const void *arg);
+unsigned store_purge(struct cache_store *s, store_match_fn match, const void *arg, bool soft);
+
+/* The first READY object for which match(o, arg) is true, with a
+ * reference for the caller, or NULL.  Walks the whole index. */
+struct cache_obj *store_find(struct cache_store *s, store_match_fn match, const void *arg);
+
+/* Background reclaim of objects from older generations: examine up to
+ * `budget` objects from where the last call stopped.  Returns how many
+ * were removed.  Call from one thread only. */
+size_t store_sweep(struct cache_store *s, const struct generations *gens, size_t budget);
 
 /* A new READY object (from obj_new + fields) enters the index, replacing
  * any object of the same key and Vary variant.  Takes no reference from the

@@ -26,6 +26,8 @@
 struct event_base;
 struct evconnlistener;
 struct cache_store;
+struct generations;
+struct etag_history;
 struct upstream_conn;
 struct client;
 
@@ -75,8 +77,16 @@ struct worker {
 struct server {
 #define SERVER_MAGIC 0x5e4fe400u
     unsigned magic;
-    struct fc_config *cfg;          /* the config in force */
+    /* The config in force.  A reload swaps the pointer; workers load it
+     * per use.  Replaced configs are kept until exit (old_cfgs), because a
+     * request in flight may still read one. */
+    struct fc_config *_Atomic cfg;
+    struct fc_config **old_cfgs;
+    size_t n_old_cfgs;
     struct cache_store *store;
+    struct generations *gens;       /* deploy generations (generation.h) */
+    struct etag_history *etag_hist; /* content-hash first-seen times (etag.h) */
+    _Atomic uint64_t purges;        /* purge commands served */
     struct worker *workers;
     unsigned n_workers;
     _Atomic unsigned n_clients;     /* across workers, for limits.max_connections */
@@ -89,6 +99,11 @@ int server_start(struct server *srv, struct fc_config *cfg);
 /* Stop accepting; let in-flight responses finish up to `drain_ms`; join. */
 void server_stop(struct server *srv, uint64_t drain_ms);
 void server_free(struct server *srv);
+/* Re-read the config file and apply it (see docs/operating.md for what
+ * needs a restart).  0, or -1 with the first error in err. */
+int server_reload(struct server *srv, char *err, size_t errlen);
+/* Reclaim memory of purged generations: called periodically. */
+void server_sweep(struct server *srv);
 void server_sum_counters(struct server *srv, struct counters *out);
 
 /* worker.c */

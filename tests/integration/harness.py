@@ -50,6 +50,7 @@ MiB = 1024 * 1024
 # processes: every child is registered and killed at exit, whatever happens
 
 _children = []
+_tmpdirs = []          # removed on SIGTERM too (unless FRESHCACHE_TEST_KEEP)
 
 
 def _kill_children():
@@ -68,6 +69,9 @@ atexit.register(_kill_children)
 def _on_sigterm(signum, frame):
     # meson sends SIGTERM on timeout: leave no servers behind
     _kill_children()
+    if not KEEP:
+        for d in _tmpdirs:
+            shutil.rmtree(d, ignore_errors=True)
     sys.stderr.write("harness: terminated by signal %d\n" % signum)
     sys.stderr.flush()
     os._exit(128 + signum)
@@ -366,11 +370,25 @@ class RawConn:
     def read_response(self, method="GET", timeout=None):
         """Read one response.  A body cut short by the connection closing gives
         complete=False rather than an exception; no status line at all raises
-        NoResponse."""
+        NoResponse; the server neither finishing nor closing within the socket
+        timeout fails the test (AssertionError) saying how far it got."""
         if timeout is not None:
             self.sock.settimeout(timeout)
-        t0 = time.monotonic()
         resp = Response()
+        t0 = time.monotonic()
+        try:
+            return self._read_response(resp, method, t0)
+        except socket.timeout:
+            if resp.status is None:
+                got = "no status line"
+            else:
+                got = "%s %s, headers %r, %d body bytes (%s framing)" % (
+                    resp.version, resp.status, resp.headers, len(resp.body) or len(self.buf),
+                    resp.framing)
+            raise AssertionError("response to %s: neither complete nor closed after %.1fs; got %s"
+                                 % (method, time.monotonic() - t0, got)) from None
+
+    def _read_response(self, resp, method, t0):
         while True:
             line = self._readline()
             if line is None:
@@ -554,6 +572,9 @@ class Origin:
         if self.proc.stdout:
             self.proc.stdout.close()
         self.logf.close()
+        if rc != 0 or killed:
+            sys.stderr.write("note: test-origin exited with status %s%s\n%s\n" % (
+                rc, " (killed)" if killed else "", _tail(self.log_path)))
         return rc
 
     def _call(self, method, target, body=None):
@@ -647,7 +668,8 @@ def _yaml_scalar(v):
         return str(v)
     s = str(v)
     # keep words like "off" and "origin" plain, as in the documentation
-    if _PLAIN.fullmatch(s) and not s.endswith(":") and (s.lower() not in _YAML_SPECIAL or s == "off"):
+    if (_PLAIN.fullmatch(s) and not s.endswith(":") and not re.fullmatch(r"[-+.0-9]+", s)
+            and (s.lower() not in _YAML_SPECIAL or s == "off")):
         return s
     return json.dumps(s)       # a JSON string is a YAML double-quoted scalar
 
@@ -771,6 +793,7 @@ class ProxyTestCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="fc-it-")
+        _tmpdirs.append(cls.tmp)
         cls.addClassCleanup(cls._remove_tmp)
         cls.origin = Origin(cls.tmp, root=cls.origin_root)
         cls.addClassCleanup(cls.origin.stop)
@@ -779,8 +802,15 @@ class ProxyTestCase(unittest.TestCase):
             cls.port = cls.origin.port
             return
         origin_url = "http://127.0.0.1:%d" % (free_port() if cls.origin_down else cls.origin.port)
-        cfg = deep_merge(default_config(free_port(), origin_url, cls.tmp), cls.config)
-        cls.proxy = Proxy(cfg, cls.tmp)
+        for attempt in range(2):    # a free port can be taken before the daemon binds it
+            cfg = deep_merge(default_config(free_port(), origin_url, cls.tmp), cls.config)
+            try:
+                cls.proxy = Proxy(cfg, cls.tmp)
+                break
+            except RuntimeError:
+                if attempt == 1 or "Address already in use" not in _tail(
+                        os.path.join(cls.tmp, "freshcached.log"), 5):
+                    raise
         cls.addClassCleanup(cls._stop_proxy)
         cls.port = cls.proxy.port
 

@@ -168,6 +168,19 @@ class OriginTest(unittest.TestCase):
             c.send(reqs)
             for n in (3, 70000, 0, 5):
                 self.assertEqual(c.read_response().body, expected_body(n, str(n)))
+        # HEAD: the GET's Content-Length, no body, whatever the endpoint
+        with H.RawConn(self.port) as c:
+            for t in (url("/t/body", size=1000, seed="h"), url("/t/body", size=10, etag=1),
+                      "/t/vary", "/t/echo?raw=1", url("/t/mutable", key="h"),
+                      url("/t/body", size=30000, chunk_delay_ms=10, chunk_size=10000)):
+                h = c.request("HEAD", t)
+                self.assertEqual(h.status, 200, t)
+                self.assertEqual(h.body, b"", t)
+                g = c.request("GET", t)
+                self.assertEqual(h.header("Content-Length"), str(len(g.body)), t)
+            h = c.request("HEAD", url("/t/body", size=10, chunked=1))
+            self.assertEqual(h.body, b"")
+            self.assertEqual(c.request("GET", url("/t/body", size=3)).body, b"x 0")
         with H.RawConn(self.port) as c:
             r = c.request("GET", url("/t/body", size=10), version="HTTP/1.0")
             self.assertEqual(r.body, expected_body(10))

@@ -472,17 +472,30 @@ static void gen_body(const char *tag, uint64_t off, size_t len, unsigned char *d
 /* ------------------------------------------------------------------------ */
 /* per-request context                                                       */
 
+struct stream;
+
 struct rq {
     struct evhttp_request *req;
-    char *path;                 /* decoded-free path as received */
+    char *path;                 /* path as received (not decoded) */
     char *key;                  /* path[?query] as received */
     struct evkeyvalq q;         /* decoded query parameters */
     unsigned long seq;          /* X-Origin-Seq */
     void (*handler)(struct rq *);
+    struct stream *stream;      /* while streaming a body */
+    struct rq *prev, *next;     /* live requests, freed at exit */
 };
+static struct rq *live_rqs;
+
+static void stream_free(struct stream *s);
 
 static void rq_free(struct rq *r)
 {
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        live_rqs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
     evhttp_clear_headers(&r->q);
     free(r->path);
     free(r->key);
@@ -539,12 +552,30 @@ static void add_param_headers(struct rq *r, const char *param, bool replace)
     }
 }
 
+/* evhttp_send_reply() that never puts a body on a HEAD response (evhttp
+ * would send one if given) but keeps the Content-Length a GET would get. */
+static void reply(struct evhttp_request *req, int status, struct evbuffer *b)
+{
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+        if (b != NULL && status >= 200 && status != 204 && status != 304 &&
+            evhttp_find_header(h, "Content-Length") == NULL) {
+            char cl[32];
+            snprintf(cl, sizeof cl, "%zu", evbuffer_get_length(b));
+            evhttp_add_header(h, "Content-Length", cl);
+        }
+        evhttp_send_reply(req, status, NULL, NULL);
+        return;
+    }
+    evhttp_send_reply(req, status, NULL, b);
+}
+
 static void send_simple(struct rq *r, int status, const char *ct, const char *body)
 {
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, body, strlen(body));
     out_hdr(r, "Content-Type", ct);
-    evhttp_send_reply(r->req, status, NULL, b);
+    reply(r->req, status, b);
     evbuffer_free(b);
 }
 
@@ -552,7 +583,7 @@ static void send_json(struct rq *r, struct evbuffer *b)
 {
     out_hdr(r, "Content-Type", "application/json");
     out_hdr(r, "Cache-Control", "no-store");
-    evhttp_send_reply(r->req, 200, NULL, b);
+    reply(r->req, 200, b);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -676,12 +707,17 @@ struct stream {
 
 static void stream_step(evutil_socket_t fd, short what, void *arg);
 
+static void stream_free(struct stream *s)
+{
+    free(s->tag);
+    free(s);
+}
+
 static void stream_finish(struct stream *s)
 {
     evhttp_send_reply_end(s->r->req);  /* frees the request */
     rq_free(s->r);
-    free(s->tag);
-    free(s);
+    stream_free(s);
 }
 
 static void stream_schedule(struct stream *s, uint64_t ms)
@@ -744,6 +780,7 @@ static void stream_start(struct rq *r, int status, const char *tag, uint64_t tot
     s->chunk_size = chunk_size ? chunk_size : 16384;
     s->delay_ms = delay_ms;
     s->truncate = truncate;
+    r->stream = s;
     evhttp_send_reply_start(r->req, status, NULL);
     stream_schedule(s, 0);
 }
@@ -833,7 +870,7 @@ static void h_body(struct rq *r)
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, body, (size_t)size);
     free(body);
-    evhttp_send_reply(r->req, status, NULL, b);
+    reply(r->req, status, b);
     evbuffer_free(b);
     rq_free(r);
 }
@@ -883,7 +920,7 @@ static void h_vary(struct rq *r)
     out_hdr(r, "X-Variant", value);
     struct evbuffer *b = evbuffer_new();
     evbuffer_add_printf(b, "variant %s=%s\n", on, value);
-    evhttp_send_reply(r->req, status_param(r, 200), NULL, b);
+    reply(r->req, status_param(r, 200), b);
     evbuffer_free(b);
     rq_free(r);
 }
@@ -919,7 +956,7 @@ static void h_echo(struct rq *r)
         }
         evbuffer_add(b, "}\n", 2);
     }
-    evhttp_send_reply(req, status_param(r, 200), NULL, b);
+    reply(req, status_param(r, 200), b);
     evbuffer_free(b);
     rq_free(r);
 }
@@ -989,7 +1026,7 @@ static void h_mutable(struct rq *r)
     char cl[32];
     snprintf(cl, sizeof cl, "%zu", n);
     out_hdr(r, "Content-Length", cl);
-    evhttp_send_reply(r->req, status, NULL, b);
+    reply(r->req, status, b);
     evbuffer_free(b);
     rq_free(r);
 }
@@ -1102,7 +1139,7 @@ static void h_static(struct rq *r)
         evbuffer_add_file(b, fd, 0, st.st_size);    /* takes the fd */
     else
         close(fd);
-    evhttp_send_reply(r->req, 200, NULL, b);
+    reply(r->req, 200, b);
     evbuffer_free(b);
 done:
     free(file);
@@ -1219,6 +1256,10 @@ static void on_request(struct evhttp_request *req, void *arg)
     memset(r, 0, sizeof *r);
     TAILQ_INIT(&r->q);
     r->req = req;
+    r->next = live_rqs;
+    if (live_rqs)
+        live_rqs->prev = r;
+    live_rqs = r;
     r->path = xstrdup(path);
     size_t klen = strlen(path) + (query ? strlen(query) + 1 : 0) + 1;
     r->key = xmalloc(klen);
@@ -1386,7 +1427,19 @@ int main(int argc, char **argv)
 
     event_free(sigterm);
     event_free(sigint);
+    /* Requests still being delayed or streamed: those evhttp detached from
+     * their (closed) connection are ours to free; evhttp_free() frees the
+     * others with their connections. */
+    for (struct rq *r = live_rqs; r; r = r->next)
+        if (evhttp_request_get_connection(r->req) == NULL)
+            evhttp_request_free(r->req);
     evhttp_free(http);
+    while (live_rqs) {
+        struct stream *st = live_rqs->stream;
+        rq_free(live_rqs);
+        if (st)
+            stream_free(st);
+    }
     event_base_free(base);
     counters_clear(&by_uri);
     counters_clear(&by_method);

@@ -1,0 +1,79 @@
+/*
+ * generation.h — the deploy generation: the single source of truth for
+ * "which stored responses are still current".
+ *
+ * One global generation and one per policy (by policy name), each starting
+ * at 1 and never decreasing.  Every stored object records the numbers in
+ * force when its fetch *began*; it is current only while both still equal
+ * the numbers now in force.  A bump is O(1): it persists the new numbers,
+ * then publishes them with one atomic store each, so every worker's next
+ * lookup sees them — before the bump is acknowledged.
+ *
+ * Where the numbers live is behind struct generation_backend: today a state
+ * file (write temp, fsync, rename, fsync dir); a fleet can share them
+ * through Redis by providing another backend with the same two calls.
+ */
+#ifndef FRESHCACHE_GENERATION_H
+#define FRESHCACHE_GENERATION_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GEN_MAX_POLICIES 64
+#define GEN_POLICY_NAME_MAX 64
+
+struct gen_state {
+    uint64_t global;
+    size_t n_policies;
+    struct {
+        char name[GEN_POLICY_NAME_MAX];
+        uint64_t gen;
+    } policies[GEN_MAX_POLICIES];
+};
+
+struct generation_backend {
+    /* Fill *st from the source of truth; a missing source is an empty
+     * state (everything 1).  0 or -1 with a message in err. */
+    int (*load)(void *ctx, struct gen_state *st, char *err, size_t errlen);
+    /* Durably record *st.  Only after it returns 0 may the bump be
+     * published. */
+    int (*save)(void *ctx, const struct gen_state *st, char *err, size_t errlen);
+    void (*close)(void *ctx);
+    void *ctx;
+};
+
+/* The state-file backend: STATE_DIR/generation. */
+int generation_file_backend(const char *state_dir, struct generation_backend *out, char *err,
+                            size_t errlen);
+
+struct generations;
+
+/* Load through `be` (taking ownership of it) and index the policies named
+ * in `names` (config order).  NULL on error, with a message in err. */
+struct generations *generations_open(struct generation_backend *be, const char *const *names,
+                                     size_t n_names, char *err, size_t errlen);
+void generations_close(struct generations *g);
+
+/* Hot path: a relaxed-enough atomic read each. */
+uint64_t generation_global(const struct generations *g);
+/* Policy by index in the config's policies (index < n_names), else 0. */
+uint64_t generation_policy(const struct generations *g, unsigned policy_index);
+
+/* A reload changed the policies list: index them anew.  Objects stored
+ * under the old indexing stop being current (their policy index may now
+ * name another policy). */
+void generations_reindex(struct generations *g, const char *const *names, size_t n_names);
+uint64_t generation_layout(const struct generations *g);
+
+/* Changes on every bump, global or per policy: a coalescing placeholder
+ * made before a bump must not gather requests made after it. */
+uint64_t generation_epoch(const struct generations *g);
+
+/* Bump the global generation (policy == NULL) or one policy's.  Persists
+ * first; on success *now and *prev are the new and previous numbers of what
+ * was bumped.  -1 (nothing changed) on an unknown policy or a failed save. */
+int generation_bump(struct generations *g, const char *policy, uint64_t *now, uint64_t *prev,
+                    char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Request coalescing (cache.coalesce): many clients on one cold key make one
+origin request, and everyone gets the full, identical body."""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+from harness import expected_body, url  # noqa: E402
+
+
+def fetch_all(port, target, n):
+    """n clients connect, wait at a barrier, then send at once.  Returns a list
+    of (t_sent, t_done, Response), times from time.monotonic()."""
+    def client(i, barrier):
+        with H.RawConn(port, timeout=20) as c:
+            barrier.wait()
+            t0 = time.monotonic()
+            c.send(H.build_request("GET", target, host="127.0.0.1:%d" % port))
+            r = c.read_response()
+            return t0, time.monotonic(), r
+    return H.parallel(n, client)
+
+
+class CoalesceTest(H.ProxyTestCase):
+
+    def check_collapsed(self, results, body):
+        for i, (_, _, r) in enumerate(results):
+            self.assertEqual(r.status, 200, "client %d: %r" % (i, r))
+            self.assertTrue(r.complete, "client %d: %r" % (i, r))
+            self.assertBody(r, body, "client %d" % i)
+        statuses = [r.cache_status for _, _, r in results]
+        leaders = [i for i, cs in enumerate(statuses) if not cs.get("hit") and not cs.get("collapsed")]
+        self.assertEqual(len(leaders), 1, "exactly one client should have caused the fetch: %r"
+                         % [r.header("Cache-Status") for _, _, r in results])
+        self.assertEqual(statuses[leaders[0]].get("fwd"), "miss", statuses[leaders[0]])
+        first_done = min(done for _, done, _ in results)
+        collapsed = 0
+        for i, (sent, _, r) in enumerate(results):
+            cs = statuses[i]
+            if i == leaders[0]:
+                continue
+            if cs.get("collapsed"):
+                collapsed += 1
+            else:   # a plain hit is fine only for a request sent after a response was complete
+                self.assertTrue(cs.get("hit") and sent >= first_done,
+                                "client %d neither collapsed nor a later hit: %r"
+                                % (i, r.header("Cache-Status")))
+        self.assertGreaterEqual(collapsed, len(results) // 2,
+                                "most clients should have waited for the one fetch")
+
+    def test_50_clients_one_origin_request(self):
+        seed = self.uniq()
+        t = url("/t/body", size=50000, delay_ms=500, cc="max-age=60", seed=seed)
+        t0 = time.monotonic()
+        results = fetch_all(self.port, t, 50)
+        elapsed = time.monotonic() - t0
+        self.assertOriginCount(t, 1)
+        self.check_collapsed(results, expected_body(50000, seed))
+        self.assertLess(elapsed, 3.0, "clients waited far longer than the one slow fetch")
+        r = self.get(t)
+        self.assertHit(r)
+        self.assertOriginCount(t, 1)
+
+    def test_collapsed_streaming_chunked_body(self):
+        """Waiters on a large chunked response streaming in slowly get all of it."""
+        seed = self.uniq()
+        size = 1 * H.MiB + 12345
+        t = url("/t/body", size=size, chunked=1, chunk_size=262144, chunk_delay_ms=100,
+                delay_ms=200, cc="max-age=60", seed=seed)
+        results = fetch_all(self.port, t, 20)
+        self.assertOriginCount(t, 1)
+        self.check_collapsed(results, expected_body(size, seed))
+
+    def test_uncacheable_response_reaches_everyone(self):
+        """Coalesced onto a response that turns out to be no-store: every client
+        still gets a complete, correct response."""
+        seed = self.uniq()
+        t = url("/t/body", size=3000, delay_ms=300, cc="no-store", seed=seed)
+        t0 = time.monotonic()
+        results = fetch_all(self.port, t, 10)
+        self.assertLess(time.monotonic() - t0, 8.0)
+        for i, (_, _, r) in enumerate(results):
+            self.assertOk(r, expected_body(3000, seed))
+            self.assertFalse(r.cache_status.get("hit"), "client %d: %r" % (i, r))
+        n = self.origin.count(t)
+        self.assertGreaterEqual(n, 1)
+        self.assertLessEqual(n, 10)
+        # and nothing was stored
+        self.get(t)
+        self.assertEqual(self.origin.count(t), n + 1)
+
+    def test_different_keys_not_coalesced(self):
+        seeds = [self.uniq() for _ in range(5)]
+        targets = [url("/t/body", size=100, delay_ms=300, cc="max-age=60", seed=s) for s in seeds]
+
+        def client(i, barrier):
+            with H.RawConn(self.port, timeout=20) as c:
+                barrier.wait()
+                return c.request("GET", targets[i])
+        t0 = time.monotonic()
+        results = H.parallel(5, client)
+        self.assertLess(time.monotonic() - t0, 1.5, "different keys were serialized")
+        for i, r in enumerate(results):
+            self.assertOk(r, expected_body(100, seeds[i]))
+            self.assertOriginCount(targets[i], 1)
+
+
+class CoalesceOffTest(H.ProxyTestCase):
+    config = {"cache": {"coalesce": False}}
+
+    def test_each_client_fetches(self):
+        seed = self.uniq()
+        t = url("/t/body", size=1000, delay_ms=400, cc="max-age=60", seed=seed)
+        results = fetch_all(self.port, t, 8)
+        for _, _, r in results:
+            self.assertOk(r, expected_body(1000, seed))
+            self.assertFalse(r.cache_status.get("collapsed"), r)
+        self.assertGreater(self.origin.count(t), 1, "coalesce: false still coalesced")
+
+
+if __name__ == "__main__":
+    H.main()

@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+"""RFC 9111 caching semantics: freshness, revalidation (304 merge), Vary,
+what must not be stored, and client conditionals answered from the cache."""
+
+import datetime
+import email.utils
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+from harness import expected_body, origin_etag, req_header, url  # noqa: E402
+
+LM = "Tue, 14 Nov 2023 22:13:20 GMT"    # lm=1700000000
+
+
+class FreshnessTest(H.ProxyTestCase):
+
+    def test_stale_revalidated_with_304(self):
+        seed = self.uniq()
+        body = expected_body(3000, seed)
+        # the 304 carries a longer max-age: merged, it makes the entry fresh again
+        t = url("/t/body", size=3000, seed=seed, etag=1, cc="max-age=1", ct="text/plain",
+                hdr304="Cache-Control:max-age=60")
+        r1 = self.get(t)
+        self.assertOk(r1, body)
+        self.assertTrue(r1.cache_status.get("stored"), r1)
+        self.assertEqual(r1.header("X-Origin-Seq"), "1")
+        time.sleep(2.1)
+        r2 = self.get(t)
+        self.assertOk(r2, body)
+        cs = r2.cache_status
+        self.assertEqual(cs.get("fwd"), "stale", r2)
+        self.assertEqual(cs.get("fwd-status"), 304, r2)
+        self.assertOriginCount(t, 2)
+        sent = self.origin.log(t)[1]
+        self.assertEqual(req_header(sent, "If-None-Match"), origin_etag(body),
+                         "revalidation must send the origin's own ETag: %r" % sent)
+        # headers of the 304 replace the stored ones
+        self.assertEqual(r2.header("X-Origin-Seq"), "2", r2)
+        self.assertEqual(r2.header("Cache-Control"), "max-age=60", r2)
+        self.assertEqual(r2.header("Content-Type"), "text/plain", r2)
+        r3 = self.get(t)
+        self.assertOk(r3, body)
+        self.assertHit(r3)
+        self.assertEqual(r3.header("X-Origin-Seq"), "2", r3)
+        self.assertOriginCount(t, 2)
+        # same bytes, same ETag, whoever sent one
+        etags = {r.header("ETag") for r in (r1, r2, r3)} - {None}
+        self.assertIsNotNone(r3.header("ETag"), r3)
+        self.assertEqual(len(etags), 1, "ETag changed although the bytes did not: %r" % etags)
+
+    def test_stale_revalidated_with_last_modified(self):
+        seed = self.uniq()
+        t = url("/t/body", size=100, seed=seed, lm=1700000000, cc="max-age=1")
+        self.assertOk(self.get(t), expected_body(100, seed))
+        time.sleep(2.1)
+        r = self.get(t)
+        self.assertOk(r, expected_body(100, seed))
+        self.assertEqual(r.cache_status.get("fwd"), "stale", r)
+        self.assertEqual(r.cache_status.get("fwd-status"), 304, r)
+        sent = self.origin.log(t)[1]
+        self.assertEqual(req_header(sent, "If-Modified-Since"), LM, sent)
+
+    def test_stale_replaced_by_new_content(self):
+        key = self.uniq()
+        # max-age=2: with whole-second Dates the age right after storing can
+        # already be 1
+        t = url("/t/mutable", key=key, etag=1, cc="max-age=2")
+        r1 = self.get(t)
+        self.assertOk(r1, b"1\n")
+        self.origin.set(key, "2")
+        r = self.get(t)
+        self.assertOk(r, b"1\n")        # still fresh: the cache answers
+        self.assertHit(r)
+        time.sleep(3.1)
+        r2 = self.get(t)
+        self.assertOk(r2, b"2\n")
+        self.assertEqual(r2.cache_status.get("fwd"), "stale", r2)
+        self.assertIsNotNone(req_header(self.origin.log(t)[-1], "If-None-Match"))
+        self.assertOriginCount(t, 2)
+        r3 = self.get(t)
+        self.assertOk(r3, b"2\n")
+        self.assertHit(r3)
+        self.assertIsNotNone(r.header("ETag"), r)
+        self.assertIsNotNone(r3.header("ETag"), r3)
+        self.assertNotEqual(r3.header("ETag"), r.header("ETag"), "new bytes, same ETag")
+        self.assertOriginCount(t, 2)
+
+    def test_no_cache_response_revalidated_every_time(self):
+        seed = self.uniq()
+        t = url("/t/body", size=50, seed=seed, etag=1, cc="max-age=60, no-cache")
+        for _ in range(3):
+            self.assertOk(self.get(t), expected_body(50, seed))
+        self.assertOriginCount(t, 3)
+        for sent in self.origin.log(t)[1:]:
+            self.assertEqual(req_header(sent, "If-None-Match"), origin_etag(expected_body(50, seed)))
+
+    def test_max_age_zero_not_served_from_cache(self):
+        seed = self.uniq()
+        t = url("/t/body", size=50, seed=seed, cc="max-age=0")
+        for _ in range(2):
+            r = self.get(t)
+            self.assertOk(r, expected_body(50, seed))
+            self.assertNotHit(r)
+        self.assertOriginCount(t, 2)
+
+    def test_expires_in_the_past(self):
+        seed = self.uniq()
+        t = url("/t/body", size=50, seed=seed, expires="past")
+        self.get(t)
+        self.assertNotHit(self.get(t))
+        self.assertOriginCount(t, 2)
+
+    def test_s_maxage_overrides_max_age(self):
+        seed = self.uniq()
+        t = url("/t/body", size=50, seed=seed, cc="max-age=0, s-maxage=60")
+        self.get(t)
+        r = self.get(t)
+        self.assertOk(r, expected_body(50, seed))
+        self.assertHit(r)
+        self.assertOriginCount(t, 1)
+
+    def test_404_with_max_age_is_cached(self):
+        seed = self.uniq()
+        t = url("/t/body", size=12, seed=seed, status=404, cc="max-age=60")
+        self.get(t)
+        r = self.get(t)
+        self.assertEqual(r.status, 404)
+        self.assertBody(r, expected_body(12, seed))
+        self.assertHit(r)
+        self.assertOriginCount(t, 1)
+
+    def test_500_without_freshness_not_cached(self):
+        seed = self.uniq()
+        t = url("/t/body", size=12, seed=seed, status=500)
+        for _ in range(2):
+            self.assertEqual(self.get(t).status, 500)
+        self.assertOriginCount(t, 2)
+
+
+class NotStoredTest(H.ProxyTestCase):
+
+    def check_not_stored(self, t, body, headers=None, strict=True):
+        for i in range(2):
+            r = self.get(t, headers)
+            self.assertOk(r, body)
+            self.assertNotHit(r)
+            if strict:      # MUST NOT store: not even "stored" in Cache-Status
+                self.assertFalse(r.cache_status.get("stored"), "response %d: %r" % (i, r))
+        self.assertOriginCount(t, 2)
+
+    def test_no_store(self):
+        seed = self.uniq()
+        self.check_not_stored(url("/t/body", size=40, seed=seed, cc="no-store"),
+                              expected_body(40, seed))
+
+    def test_no_store_with_max_age(self):
+        seed = self.uniq()
+        self.check_not_stored(url("/t/body", size=40, seed=seed, cc="max-age=60, no-store"),
+                              expected_body(40, seed))
+
+    def test_private(self):
+        seed = self.uniq()
+        self.check_not_stored(url("/t/body", size=40, seed=seed, cc="private, max-age=60"),
+                              expected_body(40, seed))
+
+    def test_authorization(self):
+        seed = self.uniq()
+        self.check_not_stored(url("/t/body", size=40, seed=seed, cc="max-age=60"),
+                              expected_body(40, seed), {"Authorization": "Bearer abc"})
+
+    def test_authorized_request_not_served_from_shared_entry(self):
+        """The response to a request with Authorization is not stored, so a
+        later anonymous request cannot get it (RFC 9111 section 3.5)."""
+        seed = self.uniq()
+        t = url("/t/body", size=40, seed=seed, cc="max-age=60")
+        self.get(t, {"Authorization": "Bearer abc"})
+        r = self.get(t)
+        self.assertNotHit(r)
+        self.assertOriginCount(t, 2)
+
+    def test_no_freshness_information(self):
+        """No Cache-Control, Expires or Last-Modified: nothing to reuse."""
+        seed = self.uniq()
+        self.check_not_stored(url("/t/body", size=40, seed=seed), expected_body(40, seed),
+                              strict=False)
+
+
+class VaryTest(H.ProxyTestCase):
+
+    def test_vary_variants(self):
+        n = self.uniq()
+        t = url("/t/vary", n=n)
+        en = {"Accept-Language": "en"}
+        fr = {"Accept-Language": "fr"}
+        r = self.get(t, en)
+        self.assertOk(r, b"variant Accept-Language=en\n")
+        r = self.get(t, fr)
+        self.assertOk(r, b"variant Accept-Language=fr\n")
+        self.assertNotHit(r)
+        r = self.get(t)
+        self.assertOk(r, b"variant Accept-Language=\n")
+        self.assertNotHit(r)
+        self.assertOriginCount(t, 3)
+        for hdrs, expect in ((en, b"en"), (fr, b"fr"), (None, b""), (en, b"en")):
+            r = self.get(t, hdrs)
+            self.assertOk(r, b"variant Accept-Language=" + expect + b"\n")
+            self.assertHit(r)
+            self.assertEqual(r.header("Vary"), "Accept-Language")
+        self.assertOriginCount(t, 3)
+        r = self.get(t, {"Accept-Language": "de"})
+        self.assertOk(r, b"variant Accept-Language=de\n")
+        self.assertNotHit(r)
+        self.assertOriginCount(t, 4)
+
+    def test_vary_on_other_header(self):
+        t = url("/t/vary", on="X-Flavour", n=self.uniq())
+        self.assertOk(self.get(t, {"X-Flavour": "a"}), b"variant X-Flavour=a\n")
+        self.assertOk(self.get(t, {"X-Flavour": "b"}), b"variant X-Flavour=b\n")
+        r = self.get(t, {"X-Flavour": "a", "Accept-Language": "fr"})
+        self.assertOk(r, b"variant X-Flavour=a\n")
+        self.assertHit(r)
+        self.assertOriginCount(t, 2)
+
+    def test_vary_star_never_served_from_cache(self):
+        t = url("/t/vary", vary="*", n=self.uniq())
+        for _ in range(3):
+            r = self.get(t, {"Accept-Language": "en"})
+            self.assertOk(r, b"variant Accept-Language=en\n")
+            self.assertNotHit(r)
+        self.assertOriginCount(t, 3)
+
+
+class ClientConditionalTest(H.ProxyTestCase):
+
+    def stored(self, **params):
+        """Store a response; returns (target, a cache hit for it, body).  The
+        validators are taken from the hit: a streamed miss may not know the
+        content hash yet when its headers go out."""
+        seed = self.uniq()
+        t = url("/t/body", size=2000, seed=seed, cc="max-age=60", **params)
+        self.assertOk(self.get(t), expected_body(2000, seed))
+        r = self.get(t)
+        self.assertOk(r, expected_body(2000, seed))
+        self.assertHit(r)
+        return t, r, expected_body(2000, seed)
+
+    def test_if_none_match_answered_from_cache(self):
+        t, r1, body = self.stored(etag=1)
+        etag = r1.header("ETag")
+        self.assertIsNotNone(etag, r1)
+        r = self.get(t, {"If-None-Match": etag})
+        self.assertEqual(r.status, 304, r)
+        self.assertEqual(r.body, b"")
+        self.assertEqual(r.header("ETag"), etag)
+        self.assertHit(r)
+        r = self.get(t, {"If-None-Match": '"something-else", ' + etag})
+        self.assertEqual(r.status, 304, r)
+        if etag.startswith('"'):
+            r = self.get(t, {"If-None-Match": "W/" + etag})      # weak comparison
+            self.assertEqual(r.status, 304, r)
+        r = self.get(t, {"If-None-Match": '"something-else"'})
+        self.assertOk(r, body)
+        self.assertHit(r)
+        self.assertOriginCount(t, 1)
+
+    def test_if_none_match_on_keep_alive_connection(self):
+        t, r1, body = self.stored(etag=1)
+        self.assertIsNotNone(r1.header("ETag"), r1)
+        with self.conn() as c:
+            r = c.request("GET", t, {"If-None-Match": r1.header("ETag")})
+            self.assertEqual(r.status, 304)
+            self.assertOk(c.request("GET", t), body)
+        self.assertOriginCount(t, 1)
+
+    def test_content_hash_etag_without_origin_etag(self):
+        """cache.etag: content-hash — a strong ETag even if the origin sent none."""
+        t, r1, body = self.stored()
+        etag = r1.header("ETag")
+        self.assertIsNotNone(etag, "no ETag under cache.etag: content-hash: %r" % r1)
+        self.assertTrue(etag.startswith('"'), "not a strong ETag: %r" % etag)
+        self.assertEqual(self.get(t, {"If-None-Match": etag}).status, 304)
+        self.assertOriginCount(t, 1)
+
+    def test_if_modified_since_answered_from_cache(self):
+        t, r1, body = self.stored(lm=1700000000)
+        # the proxy may pass the origin's Last-Modified or set its own; either
+        # way a client's If-Modified-Since is evaluated against what it sent
+        lm = r1.header("Last-Modified")
+        self.assertIsNotNone(lm, "Last-Modified dropped: %r" % r1)
+        r = self.get(t, {"If-Modified-Since": lm})
+        self.assertEqual(r.status, 304, r)
+        self.assertEqual(r.body, b"")
+        earlier = email.utils.format_datetime(
+            email.utils.parsedate_to_datetime(lm) - datetime.timedelta(days=1), usegmt=True)
+        r = self.get(t, {"If-Modified-Since": earlier})
+        self.assertOk(r, body)
+        self.assertOriginCount(t, 1)
+
+    def test_if_match(self):
+        t, r1, body = self.stored(etag=1)
+        self.assertIsNotNone(r1.header("ETag"), r1)
+        r = self.get(t, {"If-Match": '"does-not-match"'})
+        self.assertEqual(r.status, 412, r)
+        r = self.get(t, {"If-Match": r1.header("ETag")})
+        self.assertOk(r, body)
+
+
+if __name__ == "__main__":
+    H.main()

@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""Failure handling: origin down / slow / cut off, malformed and oversized
+requests, idle clients, clients that leave early, graceful stop."""
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+from harness import expected_body, url  # noqa: E402
+
+
+class RobustnessCase(H.ProxyTestCase):
+    def assertStillServes(self):
+        seed = self.uniq()
+        self.assertOk(self.get(url("/t/body", size=100, seed=seed)), expected_body(100, seed))
+
+
+# Each origin failure gets a daemon of its own, so that one mishandled
+# failure cannot make the next test fail too.
+# origin.read_timeout is 2s in the default test config.
+
+class OriginSlowTest(RobustnessCase):
+
+    def test_origin_slow_gives_504(self):
+        seed = self.uniq()
+        t = url("/t/body", size=10, delay_ms=4000, seed=seed)
+        t0 = time.monotonic()
+        r = self.get(t, timeout=10)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(r.status, 504, r)
+        self.assertTrue(r.complete, r)
+        self.assertGreater(elapsed, 1.5, "gave up before read_timeout (2s)")
+        self.assertLess(elapsed, 3.8, "did not give up at read_timeout (2s)")
+        self.assertStillServes()
+
+
+class OriginStallTest(RobustnessCase):
+
+    def test_origin_stalls_mid_body(self):
+        """Headers and part of the body arrive, then nothing for longer than
+        read_timeout: the client must not get a response that looks complete."""
+        seed = self.uniq()
+        t = url("/t/body", size=100000, chunked=1, chunk_size=40000, chunk_delay_ms=4000,
+                cc="max-age=60", seed=seed)
+        t0 = time.monotonic()
+        with self.conn(timeout=10) as c:
+            c.send(H.build_request("GET", t, host="127.0.0.1:%d" % self.port))
+            try:
+                r = c.read_response()
+            except H.NoResponse:
+                r = None
+            if r is not None and r.status == 200:
+                self.assertFalse(r.complete, "a stalled body was completed: %r" % r)
+                self.assertEqual(r.body, expected_body(100000, seed)[:len(r.body)])
+            elif r is not None:
+                self.assertIn(r.status, (502, 504), r)
+        self.assertLess(time.monotonic() - t0, 3.8, "stalled body not cut at read_timeout (2s)")
+
+
+class OriginCloseTest(RobustnessCase):
+
+    def test_origin_closes_mid_body(self):
+        seed = self.uniq()
+        t = url("/t/close-mid-body", size=200000, seed=seed)    # Cache-Control: max-age=60
+        with self.conn(timeout=5) as c:
+            c.send(H.build_request("GET", t, host="127.0.0.1:%d" % self.port))
+            try:
+                r = c.read_response()
+            except H.NoResponse:
+                r = None                # aborted before the headers: acceptable
+            if r is not None and r.status == 200:
+                self.assertFalse(r.complete, "truncated origin body passed on as complete: %r" % r)
+                self.assertLess(len(r.body), 200000)
+                self.assertEqual(r.body, expected_body(200000, seed)[:len(r.body)],
+                                 "partial body is not a prefix of the origin's bytes")
+                self.assertTrue(c.wait_closed(3), "connection left open after a truncated body")
+            elif r is not None:
+                self.assertIn(r.status, (502, 504), r)
+                self.assertTrue(r.complete, r)
+        self.assertOriginCount(t, 1)
+        # nothing was stored: the next request goes to the origin again
+        with self.conn() as c:
+            c.send(H.build_request("GET", t, host="127.0.0.1:%d" % self.port))
+            try:
+                r = c.read_response()
+                self.assertFalse(r.status == 200 and r.complete, r)
+            except H.NoResponse:
+                pass
+        self.assertOriginCount(t, 2)
+        self.assertStillServes()
+
+
+class BadRequestTest(RobustnessCase):
+    config = {"limits": {"max_header_bytes": "4KiB"}}
+
+    def assertRejected(self, raw, statuses=(400,), must_close=True):
+        """`raw` gets one of `statuses`; when the request's framing cannot be
+        trusted (`must_close`), the connection is closed after it."""
+        with self.conn() as c:
+            c.send(raw)
+            r = c.read_response()
+            self.assertIn(r.status, statuses, r)
+            self.assertTrue(r.complete, r)
+            if must_close:
+                self.assertTrue(c.wait_closed(3), "connection not closed after %d" % r.status)
+        self.assertTrue(self.proxy is None or self.proxy.alive())
+        self.assertStillServes()
+
+    def test_malformed_header_line(self):
+        self.assertRejected(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+
+    def test_malformed_request_line(self):
+        self.assertRejected(b"GARBAGE\r\n\r\n")
+
+    def test_http11_without_host(self):
+        # well-framed: the connection may stay open
+        self.assertRejected(b"GET /t/body?size=1 HTTP/1.1\r\n\r\n", must_close=False)
+        self.assertEqual(self.origin.count("/t/body?size=1"), 0)
+
+    def test_duplicate_content_length(self):
+        self.assertRejected(b"POST /t/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                            b"Content-Length: 6\r\n\r\nhello!")
+        self.assertEqual(self.origin.total(), 1)    # only assertStillServes' request
+
+    def test_header_too_large(self):
+        self.assertRejected(H.build_request("GET", "/t/body?size=1", {"X-Big": "a" * 8000},
+                                            host="x"), (431, 400))
+        seed = self.uniq()
+        r = self.get(url("/t/body", size=5, seed=seed), {"X-Medium": "a" * 2000})
+        self.assertOk(r, expected_body(5, seed))
+
+    def test_binary_garbage(self):
+        with self.conn() as c:
+            c.send(bytes(range(256)) * 4)
+            try:
+                r = c.read_response()
+                self.assertEqual(r.status, 400, r)
+            except (H.NoResponse, AssertionError):
+                pass            # closing without a response is fine too
+            self.assertTrue(c.wait_closed(3))
+        self.assertStillServes()
+
+
+class ClientGoneTest(RobustnessCase):
+
+    def test_client_leaves_before_response(self):
+        seed = self.uniq()
+        t = url("/t/body", size=5000, delay_ms=500, cc="max-age=60", seed=seed)
+        c = self.conn()
+        c.send(H.build_request("GET", t, host="127.0.0.1:%d" % self.port))
+        time.sleep(0.1)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        c.close()               # RST
+        time.sleep(0.6)
+        self.assertOk(self.get(t), expected_body(5000, seed))
+        self.assertLessEqual(self.origin.count(t), 2)
+        self.assertStillServes()
+
+    def test_client_leaves_mid_body(self):
+        seed = self.uniq()
+        t = url("/t/body", size=20 * H.MiB, cc="no-store", seed=seed)
+        with self.conn() as c:
+            c.send(H.build_request("GET", t, host="127.0.0.1:%d" % self.port))
+            got = 0
+            while got < 200000:
+                d = c.sock.recv(65536)
+                if not d:
+                    break
+                got += len(d)
+        time.sleep(0.3)
+        self.assertStillServes()
+
+
+class OriginDownTest(RobustnessCase):
+    origin_down = True
+
+    def test_502(self):
+        for _ in range(2):
+            t0 = time.monotonic()
+            r = self.get(url("/t/body", size=10, seed=self.uniq()))
+            self.assertEqual(r.status, 502, r)
+            self.assertTrue(r.complete, r)
+            self.assertLess(len(r.body), 4096, "not a short body")
+            self.assertLess(time.monotonic() - t0, 1.5, "a refused connection took long")
+            self.assertFalse(r.cache_status.get("hit"), r)
+
+    def test_502_keeps_client_connection_usable(self):
+        with self.conn() as c:
+            r = c.request("GET", "/t/body?size=1")
+            self.assertEqual(r.status, 502)
+            if "close" not in r.tokens("Connection"):
+                self.assertEqual(c.request("GET", "/t/body?size=2").status, 502)
+
+
+class ClientTimeoutTest(H.ProxyTestCase):
+    config = {"limits": {"client_timeout": "1s"}}
+
+    def check_closed(self, c, t0):
+        self.assertTrue(c.wait_closed(3.5), "idle connection still open after 3.5s "
+                        "(limits.client_timeout: 1s)")
+        self.assertGreater(time.monotonic() - t0, 0.5, "closed much earlier than client_timeout")
+
+    def test_idle_connection_closed(self):
+        with self.conn() as c:
+            self.check_closed(c, time.monotonic())
+        self.assertOk(self.get("/t/body?size=3"), b"x 0")
+
+    def test_idle_after_request_closed(self):
+        with self.conn() as c:
+            self.assertOk(c.request("GET", "/t/body?size=3"), b"x 0")
+            self.check_closed(c, time.monotonic())
+
+    def test_partial_request_closed(self):
+        with self.conn() as c:
+            c.send(b"GET /t/body?size=3 HTTP/1.1\r\nHost: x\r\n")
+            t0 = time.monotonic()
+            self.check_closed(c, t0)
+            if c.buf:
+                self.assertRegex(bytes(c.buf), rb"^HTTP/1\.[01] 408 ")
+        self.assertEqual(self.origin.total(), 0)
+
+
+class GracefulStopTest(H.ProxyTestCase):
+
+    def tearDown(self):
+        pass    # this test stops the daemon itself
+
+    def test_sigterm_finishes_in_flight_response(self):
+        if self.proxy is None:
+            self.skipTest("no daemon in direct mode")
+        seed = self.uniq()
+        t = url("/t/body", size=100000, delay_ms=1000, seed=seed)
+        result = {}
+
+        def client():
+            try:
+                result["r"] = self.get(t, timeout=10)
+            except Exception as e:      # reported below
+                result["e"] = e
+        th = threading.Thread(target=client)
+        th.start()
+        time.sleep(0.3)
+        self.proxy.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        with self.assertRaises(OSError, msg="still accepting after SIGTERM"):
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        th.join(10)
+        self.assertNotIn("e", result, result)
+        self.assertOk(result["r"], expected_body(100000, seed))
+        try:
+            rc = self.proxy.proc.wait(5)
+        except Exception:
+            self.fail("freshcached still running 5s after SIGTERM")
+        self.assertEqual(rc, 0, "exit status after SIGTERM")
+
+
+if __name__ == "__main__":
+    H.main()
