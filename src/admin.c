@@ -710,7 +710,10 @@ static const struct route {
 static void on_request(struct admin_conn *c)
 {
     struct http_msg *m = &c->req;
-    c->keep_alive = http_parser_keep_alive(&c->parser) && !c->peer_eof && !c->parser.upgrade;
+    /* Upgrade is ignored (RFC 9110 §7.8 allows it), but llhttp would take
+     * whatever follows for the new protocol: close after answering. */
+    c->keep_alive = http_parser_keep_alive(&c->parser) && !c->peer_eof && !c->parser.upgrade &&
+                    m->method != HTTP_CONNECT && !http_msg_has(m, "Upgrade");
 
     /* origin-form "/stats?x", or absolute-form "http://localhost/stats" */
     const char *u = http_msg_url(m);
@@ -782,12 +785,22 @@ static void on_body(void *owner, const char *at, size_t len)
     evbuffer_add(c->body, at, len);
 }
 
+/* http_parser_feed(), but never on an empty input: a read of 0 bytes at
+ * EOF can leave one empty chain in the evbuffer, which evbuffer_peek()
+ * still reports, and feeding that would make no progress forever. */
+static enum http_parse_event feed(struct admin_conn *c, struct evbuffer *in)
+{
+    if (evbuffer_get_length(in) == 0 && !c->parser.pending_done)
+        return HTTP_PARSE_NEED_MORE;
+    return http_parser_feed(&c->parser, in);
+}
+
 static void conn_process(struct admin_conn *c)
 {
     CHECK_OBJ_NOTNULL(c, ADMIN_CONN_MAGIC);
     struct evbuffer *in = bufferevent_get_input(c->bev);
     while (!c->closing && c->pending == NULL) {
-        enum http_parse_event ev = http_parser_feed(&c->parser, in);
+        enum http_parse_event ev = feed(c, in);
         if (c->body_overflow) {
             reply_fatal(c, 413, "request body larger than 1 MiB");
             return;

@@ -24,6 +24,10 @@
 #include "freshcache/server.h"
 #include "freshcache/upstream.h"
 
+/* Bodies up to this size are complete before the client is answered, so
+ * its first answer carries the content-hash ETag (see handle_head). */
+#define DEFER_FOR_ETAG_MAX (64 * 1024)
+
 enum fetch_state {
     FS_CONNECTING = 0,
     FS_WAIT_HEAD,           /* request sent (or being sent), no response head yet */
@@ -71,6 +75,7 @@ struct fetch {
     bool background;                /* a stale-while-revalidate refresh */
     bool discard;                   /* reading a response nobody will get */
     struct etag_hasher *hasher;     /* content-hash mode, storing */
+    bool defer_client;              /* answer the client when the hash is known */
 
     /* Generations in force when the fetch began: what it stores is stamped
      * with these, so a bump during the fetch is never undone by it. */
@@ -383,6 +388,21 @@ static bool response_cacheable(struct fetch *f, const struct cache_control *resp
     return true;
 }
 
+/* Hand the client the object this fetch stores; the fetch goes on alone. */
+static void answer_with_stored(struct fetch *f)
+{
+    if (f->client == NULL)
+        return;
+    char cs[96];
+    if (f->kind == FETCH_REVALIDATE)
+        snprintf(cs, sizeof cs, "fwd=%s; fwd-status=%d; stored", f->fwd, f->resp.status);
+    else
+        snprintf(cs, sizeof cs, "fwd=%s; stored", f->fwd);
+    struct client *c = f->client;
+    f->client = NULL;
+    client_on_fetch_obj(c, f->obj, cs);
+}
+
 static void handle_head(struct fetch *f)
 {
     struct http_msg *r = &f->resp;
@@ -510,20 +530,17 @@ static void handle_head(struct fetch *f)
         if (!http_parser_has_body(&f->parser))
             cl = 0;
         body_start(o->body, cl);
+        /* A small body is here in a moment: let the client wait for it and
+         * get the content-hash ETag with its first answer.  Larger ones
+         * stream at once, their ETag on later hits. */
+        f->defer_client = f->hasher && cl != UINT64_MAX && cl <= DEFER_FOR_ETAG_MAX;
         if (o->linked)
             store_publish(store_of(f), o, worker_now_ms(f->w));
         else
             store_insert(store_of(f), o, worker_now_ms(f->w));
         f->obj = o;
-        if (f->client) {
-            char cs[96];
-            snprintf(cs, sizeof cs, "fwd=%s; stored", f->fwd);
-            if (f->kind == FETCH_REVALIDATE)
-                snprintf(cs, sizeof cs, "fwd=%s; fwd-status=%d; stored", f->fwd, r->status);
-            struct client *c = f->client;
-            f->client = NULL;
-            client_on_fetch_obj(c, o, cs);
-        }
+        if (!f->defer_client)
+            answer_with_stored(f);
         return;
     }
 
@@ -584,6 +601,8 @@ static void handle_done(struct fetch *f)
     }
     if (f->obj)
         body_finish(f->obj->body, BODY_COMPLETE);
+    if (f->obj && f->defer_client)
+        answer_with_stored(f);
     if (f->passing && f->client) {
         struct client *c = f->client;
         f->client = NULL;

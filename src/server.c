@@ -105,6 +105,16 @@ static void drain_check_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(w->base, NULL);
 }
 
+/* Break a worker's loop from inside it: event_base_loopbreak() called
+ * from another thread before the loop has started is forgotten, an event
+ * queued on the base is not. */
+static void break_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
 void server_stop(struct server *srv, uint64_t drain_ms)
 {
     atomic_store(&srv->stopping, true);
@@ -123,7 +133,7 @@ void server_stop(struct server *srv, uint64_t drain_ms)
         nanosleep(&step, NULL);
     }
     for (unsigned i = 0; i < srv->n_workers; i++)
-        event_base_loopbreak(srv->workers[i].base);
+        event_base_once(srv->workers[i].base, -1, EV_TIMEOUT, break_cb, srv->workers[i].base, NULL);
     for (unsigned i = 0; i < srv->n_workers; i++)
         pthread_join(srv->workers[i].thread, NULL);
 }

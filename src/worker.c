@@ -67,6 +67,24 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     log_warn("accept: %s", evutil_socket_error_to_string(e));
 }
 
+/* SO_REUSEPORT lets any process of ours bind a port we listen on, so a
+ * second daemon would silently share it.  Bind once without it first: a
+ * port some other socket holds fails here, clearly, like nginx's
+ * "Address already in use". */
+static int probe_address(const struct fc_listen *l)
+{
+    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = bind(fd, (const struct sockaddr *)&l->addr, l->addrlen);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
 int worker_listen(struct worker *w)
 {
     const struct fc_config *cfg = w->srv->cfg;
@@ -76,6 +94,10 @@ int worker_listen(struct worker *w)
         const struct fc_listen *l = &cfg->listen[i];
         if (l->tls_certificate) {
             log_error("listen %s: TLS listeners are not supported yet", l->address);
+            return -1;
+        }
+        if (w->id == 0 && probe_address(l) != 0) {
+            log_error("listen %s: %s", l->address, strerror(errno));
             return -1;
         }
         /* SO_REUSEPORT: every worker binds its own socket to the address and
