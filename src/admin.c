@@ -130,7 +130,9 @@ static void reply(struct admin_conn *c, int status, const char *ctype, const cha
 {
     CHECK_OBJ_NOTNULL(c, ADMIN_CONN_MAGIC);
     FC_ASSERT(!c->closing);
-    bool close = !c->keep_alive || c->peer_eof;
+    /* After the client's EOF, answer what it sent completely, then close. */
+    bool close = !c->keep_alive ||
+                 (c->peer_eof && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0);
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\n"
@@ -712,7 +714,7 @@ static void on_request(struct admin_conn *c)
     struct http_msg *m = &c->req;
     /* Upgrade is ignored (RFC 9110 §7.8 allows it), but llhttp would take
      * whatever follows for the new protocol: close after answering. */
-    c->keep_alive = http_parser_keep_alive(&c->parser) && !c->peer_eof && !c->parser.upgrade &&
+    c->keep_alive = http_parser_keep_alive(&c->parser) && !c->parser.upgrade &&
                     m->method != HTTP_CONNECT && !http_msg_has(m, "Upgrade");
 
     /* origin-form "/stats?x", or absolute-form "http://localhost/stats" */
@@ -807,6 +809,8 @@ static void conn_process(struct admin_conn *c)
         }
         switch (ev) {
         case HTTP_PARSE_NEED_MORE:
+            if (c->peer_eof)
+                conn_close(c);      /* nothing more will come */
             return;
         case HTTP_PARSE_HEAD:
             on_head(c);
@@ -909,8 +913,7 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
     CHECK_OBJ_NOTNULL(c, ADMIN_CONN_MAGIC);
     if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && !c->closing) {
         c->peer_eof = true;
-        c->keep_alive = false;
-        conn_process(c);        /* complete requests still buffered */
+        conn_process(c);        /* answer complete requests still buffered */
         if (c->closing)
             return;
         if (c->pending) {

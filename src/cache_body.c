@@ -88,6 +88,8 @@ size_t body_append(struct cache_body *b, const char *data, size_t len)
 {
     CHECK_OBJ_NOTNULL(b, BODY_MAGIC);
     size_t grown = 0;
+    if (len == 0)
+        return 0;
     while (len > 0) {
         struct body_chunk *t = b->tail;
         size_t used = t ? atomic_load_explicit(&t->len, memory_order_relaxed) : 0;

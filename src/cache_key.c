@@ -37,9 +37,19 @@ int cache_key_build(struct cache_key *k, const char *host, size_t host_len,
         host_len = (size_t)(slash - auth);
         target_len = (size_t)(end - slash);
         target = slash;
-        if (target_len == 0) {
-            target = "/";
-            target_len = 1;
+        if (target_len == 0 || target[0] == '?') {
+            /* RFC 9112 §3.2.1: an empty path is "/" ("http://h?q" is "/?q") */
+            if (host_len + 1 + target_len + 1 > sizeof k->buf)
+                return -1;
+            for (size_t i = 0; i < host_len; i++)
+                k->buf[i] = (char)tolower((unsigned char)host[i]);
+            k->buf[host_len] = '/';
+            memcpy(k->buf + host_len + 1, target, target_len);
+            k->host_len = host_len;
+            k->len = host_len + 1 + target_len;
+            k->buf[k->len] = '\0';
+            k->hash = cache_key_hash(k->buf, k->len);
+            return 0;
         }
     } else if (target_len == 0 || target[0] != '/') {
         return -1;

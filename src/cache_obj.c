@@ -145,7 +145,8 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
         evbuffer_add(b, ": ", 2);
         evbuffer_add(b, http_field_value(resp, f), f->value_len);
         if (http_token_eq(n, f->name_len, "Via")) {
-            evbuffer_add(b, ", 1.1 freshcache", 16);
+            if (!(rw && rw->via_done))
+                evbuffer_add(b, ", 1.1 freshcache", 16);
             has_via = true;
         }
         evbuffer_add(b, "\r\n", 2);

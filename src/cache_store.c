@@ -18,6 +18,7 @@ struct shard {
     struct cache_obj **buckets;
     size_t n_buckets;           /* power of two */
     size_t count;               /* linked objects */
+    uint64_t seq;               /* last link sequence number */
     struct obj_list lru;        /* READY objects, most recent first */
 } __attribute__((aligned(64)));
 
@@ -123,6 +124,7 @@ static void link_locked(struct cache_store *s, struct shard *sh, unsigned idx, s
     *slot = o;
     o->linked = true;
     o->shard = idx;
+    o->seq = ++sh->seq;
     sh->count++;
     obj_ref(o);
     atomic_fetch_add_explicit(&s->objects, 1, memory_order_relaxed);
@@ -201,7 +203,9 @@ enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k
                 dead[n_dead++] = unlink_locked(s, sh, o);
         } else {
             any_ready = true;
-            if (found == NULL && (req == NULL || vary_match(o, req)))
+            /* the most recent matching response (RFC 9111 §4.1) */
+            if ((found == NULL || o->seq > found->seq) &&
+                (req == NULL || vary_match(o, req)))
                 found = o;
         }
         o = next;

@@ -34,6 +34,7 @@ static int on_message_begin(llhttp_t *ll)
     p->msg_done = false;
     p->head_reported = false;
     p->pending_done = false;
+    p->upgrade = false;
     p->body_bytes = 0;
     return 0;
 }
@@ -97,6 +98,13 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 /* Will body bytes follow this head?  (Called from on_headers_complete.) */
 static bool message_has_body(const llhttp_t *ll)
 {
+    /* RFC 9112 §6.3: 1xx, 204 and 304 responses never have a body, whatever
+     * Content-Length or Transfer-Encoding say (a 304 may carry the length
+     * of the representation it validates). */
+    if (ll->type == HTTP_RESPONSE &&
+        ((ll->status_code >= 100 && ll->status_code < 200) || ll->status_code == 204 ||
+         ll->status_code == 304))
+        return false;
     if (ll->flags & F_CHUNKED)
         return true;
     if (ll->flags & F_CONTENT_LENGTH)
@@ -131,8 +139,14 @@ static int on_headers_complete(llhttp_t *ll)
      * body must not pause here: llhttp completes it only when executed
      * again, and no more bytes may ever come.  Either way feed() reports
      * the head before the end (head_reported / pending_done). */
-    if (p->no_body)
-        return 1;
+    if (ll->type == HTTP_REQUEST && ll->upgrade) {
+        /* Upgrade or CONNECT: known now, so the owner can refuse it when it
+         * sees the head; nothing after it on the connection is parsed. */
+        p->upgrade = true;
+        return HPE_PAUSED;
+    }
+    if (p->no_body || (ll->type == HTTP_RESPONSE && !message_has_body(ll)))
+        return 1;   /* llhttp: "no body", the message completes here */
     return message_has_body(ll) ? HPE_PAUSED : 0;
 }
 
@@ -194,6 +208,8 @@ static enum http_parse_event classify(struct http_parser *p, llhttp_errno_t err)
             p->pending_done = p->msg_done;
             return HTTP_PARSE_HEAD;
         }
+        if (p->upgrade)
+            p->upgraded = true;
         return HTTP_PARSE_DONE;
     }
     if (err == HPE_PAUSED_UPGRADE) {
@@ -217,13 +233,20 @@ enum http_parse_event http_parser_feed(struct http_parser *p, struct evbuffer *i
 {
     if (p->pending_done) {
         p->pending_done = false;
+        if (p->upgrade)
+            p->upgraded = true;
         return HTTP_PARSE_DONE;
     }
+    /* After an Upgrade/CONNECT request the bytes are another protocol. */
+    if (p->upgraded)
+        return HTTP_PARSE_ERROR;
     if (llhttp_get_errno(&p->ll) != HPE_OK && llhttp_get_errno(&p->ll) != HPE_PAUSED)
         return p->too_large ? HTTP_PARSE_TOO_LARGE : HTTP_PARSE_ERROR;
 
     struct evbuffer_iovec vec[16];
     for (;;) {
+        if (evbuffer_get_length(in) == 0)
+            return HTTP_PARSE_NEED_MORE;
         int n = evbuffer_peek(in, -1, NULL, vec, (int)FC_ARRAY_LEN(vec));
         if (n <= 0)
             return HTTP_PARSE_NEED_MORE;
@@ -231,6 +254,10 @@ enum http_parse_event http_parser_feed(struct http_parser *p, struct evbuffer *i
             n = (int)FC_ARRAY_LEN(vec);
         size_t consumed = 0;
         for (int i = 0; i < n; i++) {
+            /* llhttp loops forever on zero bytes in some body states, and
+             * an evbuffer may hold an empty chain: skip those. */
+            if (vec[i].iov_len == 0)
+                continue;
             const char *base = vec[i].iov_base;
             llhttp_errno_t err = llhttp_execute(&p->ll, base, vec[i].iov_len);
             if (err == HPE_OK) {
@@ -263,6 +290,8 @@ const char *http_parser_error(const struct http_parser *p)
 {
     if (p->too_large)
         return "header section too large";
+    if (p->upgraded)
+        return "data after an upgrade request";
     const char *r = llhttp_get_error_reason(&p->ll);
     return r ? r : llhttp_errno_name(llhttp_get_errno(&p->ll));
 }
@@ -274,9 +303,11 @@ bool http_parser_keep_alive(const struct http_parser *p)
 
 bool http_parser_has_body(const struct http_parser *p)
 {
-    if (p->no_body)
+    if (p->no_body || p->upgrade)
         return false;
     const llhttp_t *ll = &p->ll;
+    if (ll->type == HTTP_RESPONSE && !message_has_body(ll))
+        return false;
     if (ll->flags & F_CHUNKED)
         return true;
     if (ll->flags & F_CONTENT_LENGTH)

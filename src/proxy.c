@@ -616,8 +616,10 @@ static void on_request_head(struct client *c)
     c->keep_alive = http_parser_keep_alive(&c->parser) && !c->peer_eof &&
                     !atomic_load(&c->w->srv->stopping);
     if (c->parser.upgrade || r->method == HTTP_CONNECT) {
+        /* Nothing after an upgrade request is HTTP we could parse: answer
+         * and close. */
         send_simple(c, 501, "upgrade and CONNECT are not supported", true);
-        finish_exchange(c);
+        client_close(c);
         return;
     }
     if (!c->http10 && !http_msg_has(r, "Host")) {

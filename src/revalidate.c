@@ -79,9 +79,10 @@ struct cache_obj *revalidate_merge(const struct cache_obj *stale, const struct h
         rl = sizeof rbuf - 1;
     memcpy(rbuf, reason, rl);
     rbuf[rl] = '\0';
-    /* Via is already in the stored head. */
-    http_msg_remove(&merged, "Via");
-    obj_set_head(o, &merged, rbuf, response_time, rw);
+    /* The stored Via already names us (and the hops before us). */
+    struct head_rewrite rw2 = rw ? *rw : (struct head_rewrite){ 0 };
+    rw2.via_done = true;
+    obj_set_head(o, &merged, rbuf, response_time, &rw2);
     /* What the stored head no longer shows (content-hash mode drops the
      * origin's validators; tags are never in it) carries over. */
     if (o->etag == NULL && stale->etag) {

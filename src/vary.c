@@ -108,7 +108,7 @@ bool vary_match(const struct cache_obj *o, const struct http_msg *req)
         p += want_len + 1;
         b.len = 0;
         add_request_value(&b, req, name);
-        ok = b.len == want_len && memcmp(b.p, want, want_len) == 0;
+        ok = b.len == want_len && (want_len == 0 || memcmp(b.p, want, want_len) == 0);
     }
     free(b.p);
     return ok;

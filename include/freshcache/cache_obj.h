@@ -37,6 +37,7 @@ struct cache_obj {
     uint64_t last_used;                 /* monotonic ms of the last hit */
     bool linked;
     unsigned shard;
+    uint64_t seq;                       /* link order in its shard: newest wins a tie */
     size_t charged;                     /* bytes counted against the bound */
 
     uint64_t hash;
@@ -101,6 +102,7 @@ static inline bool obj_ready(const struct cache_obj *o)
 struct head_rewrite {
     const char *cache_control;          /* replaces Cache-Control, or NULL */
     bool drop_validators;               /* content-hash mode: ETag, Last-Modified are ours */
+    bool via_done;                      /* the head already names us in Via (a 304 merge) */
 };
 void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *reason,
                   time_t response_time, const struct head_rewrite *rw);
