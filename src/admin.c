@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -99,6 +100,8 @@ struct admin {
     struct timeval timeout;
     LIST_HEAD(, admin_conn) conns;
     unsigned n_conns;
+    time_t refused_logged;          /* rate limit for the "too many" warning */
+    unsigned refused;
 };
 
 static void conn_process(struct admin_conn *c);
@@ -941,7 +944,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     struct admin *a = arg;
     CHECK_OBJ_NOTNULL(a, ADMIN_MAGIC);
     if (a->n_conns >= ADMIN_MAX_CONNS) {
-        log_warn("admin: %u connections open, refusing another", a->n_conns);
+        a->refused++;
+        time_t now = time(NULL);
+        if (now != a->refused_logged) {
+            log_warn("admin: %u connections open, refused %u more", a->n_conns, a->refused);
+            a->refused_logged = now;
+            a->refused = 0;
+        }
         evutil_closesocket(fd);
         return;
     }

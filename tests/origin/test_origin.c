@@ -10,6 +10,9 @@
  *
  * Every request except the /__* control endpoints is counted (see /__stats)
  * and logged (see /__log) the moment it is received, before any delay.
+ * HEAD gets the headers a GET would (Content-Length included), never a body.
+ * Keys and seeds are compared byte for byte: the proxy is expected to
+ * forward the request-target unchanged.
  *
  * ---------------------------------------------------------------------------
  * Static files (--root DIR) — the demo/deploy origin, "typical web server"
