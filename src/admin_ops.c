@@ -11,20 +11,14 @@
 #include "freshcache/assert.h"
 #include "freshcache/cache_store.h"
 #include "freshcache/generation.h"
-#include "freshcache/log.h"
 
 int ops_purge_generation(struct server *srv, const char *policy, uint64_t *now, uint64_t *prev,
                          char *err, size_t errlen)
 {
     if (generation_bump(srv->gens, policy, now, prev, err, errlen) != 0)
         return -1;
+    /* The caller (admin.c) logs it, with who asked. */
     atomic_fetch_add(&srv->purges, 1);
-    if (policy)
-        log_info("generation of policy %s bumped %llu -> %llu", policy,
-                 (unsigned long long)*prev, (unsigned long long)*now);
-    else
-        log_info("generation bumped %llu -> %llu (all policies)", (unsigned long long)*prev,
-                 (unsigned long long)*now);
     return 0;
 }
 
@@ -71,11 +65,9 @@ static bool match_tag(const struct cache_obj *o, const void *arg)
 unsigned ops_purge(struct server *srv, enum purge_kind kind, const char *arg, bool soft)
 {
     static const store_match_fn fns[] = { match_url, match_prefix, match_tag };
-    static const char *const names[] = { "url", "prefix", "tag" };
     FC_ASSERT((unsigned)kind < FC_ARRAY_LEN(fns));
     unsigned n = store_purge(srv->store, fns[kind], arg, soft);
     atomic_fetch_add(&srv->purges, 1);
-    log_info("%s purge by %s \"%s\": %u objects", soft ? "soft" : "hard", names[kind], arg, n);
     return n;
 }
 

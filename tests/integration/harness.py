@@ -732,6 +732,14 @@ class Proxy:
         _children.append(self.proc)
         try:
             wait_port(self.port, 5.0, self.proc, "freshcached")
+            # The admin socket comes up right after the listeners: wait for
+            # it too, so no test races it.
+            sock = self.config.get("admin", {}).get("socket")
+            deadline = time.monotonic() + 5.0
+            while sock and not os.path.exists(sock) and time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("freshcached exited with %s" % self.proc.returncode)
+                time.sleep(0.01)
         except RuntimeError as e:
             self.stop()
             raise RuntimeError("%s\n--- config ---\n%s\n--- freshcached output ---\n%s"
