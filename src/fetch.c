@@ -62,6 +62,7 @@ struct fetch {
 
     time_t request_time;
     time_t response_time;
+    uint64_t sent_ms;
     bool client_head;
     bool req_body;
     bool req_chunked;
@@ -254,6 +255,7 @@ static void send_request(struct fetch *f)
         evbuffer_add(out, "0\r\n\r\n", 5);
     f->state = FS_WAIT_HEAD;
     f->request_time = worker_now(f->w);
+    f->sent_ms = worker_now_ms(f->w);
     const struct fc_origin *o = &f->w->srv->cfg->origin;
     struct timeval rt = { (time_t)(o->read_timeout_ms / 1000),
                           (suseconds_t)(o->read_timeout_ms % 1000) * 1000 };
@@ -408,6 +410,8 @@ static void handle_head(struct fetch *f)
     struct http_msg *r = &f->resp;
     f->response_time = worker_now(f->w);
     f->state = FS_BODY;
+    if (f->client)
+        client_note_origin_time(f->client, (int64_t)(worker_now_ms(f->w) - f->sent_ms));
     char reason[128];
     reason_of(r, reason, sizeof reason);
 

@@ -14,6 +14,7 @@
 #include <event2/thread.h>
 
 #include "build_config.h"
+#include "freshcache/access_log.h"
 #include "freshcache/admin.h"
 #include "freshcache/config.h"
 #include "freshcache/log.h"
@@ -92,12 +93,17 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     server_sweep(&m->srv);
 }
 
+/* SIGUSR1: logrotate moved the access log; the error log is stderr. */
 static void on_usr1(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
     (void)what;
-    (void)arg;
-    /* Logs go to stderr; nothing to reopen yet. */
+    struct main_ctx *m = arg;
+    char err[512];
+    if (access_log_reopen(&m->srv, err, sizeof err) != 0)
+        log_error("SIGUSR1: %s", err);
+    else
+        log_info("SIGUSR1: access log reopened");
 }
 
 int main(int argc, char **argv)

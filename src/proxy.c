@@ -24,6 +24,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "freshcache/access_log.h"
 #include "freshcache/assert.h"
 #include "freshcache/cache_store.h"
 #include "freshcache/etag.h"
@@ -82,6 +83,12 @@ struct client {
     struct event *reap;     /* deferred free */
     const char *cs;         /* Cache-Status parameters */
     char cs_buf[96];
+
+    /* for the access log */
+    int resp_status;
+    uint64_t resp_bytes;
+    uint64_t t_start_ms;
+    int64_t origin_ms;
 };
 
 static void client_process(struct client *c);
@@ -135,6 +142,7 @@ static void send_simple(struct client *c, int status, const char *msg, bool clos
                                       : "Connection: close\r\n");
     if (!c->head_req)
         evbuffer_add(out, body, (size_t)bl);
+    c->resp_status = status;
     c->resp_started = true;
     c->resp_done = true;
 }
@@ -233,6 +241,7 @@ static void write_obj_head(struct client *c, struct cache_obj *o, int status)
     else
         n += snprintf(tail + n, sizeof tail - (size_t)n, "\r\n");
     evbuffer_add(out, tail, (size_t)n);
+    c->resp_status = status;
     c->resp_started = true;
 }
 
@@ -282,6 +291,7 @@ static void pump_body(struct client *c)
             AN(tmp);
             size_t n = body_read_into(b, &c->cur, tmp, SIZE_MAX);
             COUNT(c->w, bytes_sent, n);
+            c->resp_bytes += n;
             if (n) {
                 evbuffer_add_printf(out, "%zx\r\n", n);
                 evbuffer_add_buffer(out, tmp);
@@ -289,7 +299,9 @@ static void pump_body(struct client *c)
             }
             evbuffer_free(tmp);
         } else {
-            COUNT(c->w, bytes_sent, body_read_into(b, &c->cur, out, SIZE_MAX));
+            size_t n = body_read_into(b, &c->cur, out, SIZE_MAX);
+            COUNT(c->w, bytes_sent, n);
+            c->resp_bytes += n;
         }
         if (st == BODY_COMPLETE && c->cur.pos == body_total(b)) {
             if (c->chunked_out)
@@ -372,6 +384,7 @@ void client_on_fetch_pass_head(struct client *c, struct fetch *f, const char *ca
     else if (c->http10)
         evbuffer_add(out, "Connection: keep-alive\r\n", 24);
     evbuffer_add(out, "\r\n", 2);
+    c->resp_status = r->status;
     c->resp_started = true;
 }
 
@@ -382,6 +395,7 @@ void client_on_fetch_pass_body(struct client *c, const char *data, size_t len)
         return;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     COUNT(c->w, bytes_sent, len);
+    c->resp_bytes += len;
     if (c->chunked_out)
         evbuffer_add_printf(out, "%zx\r\n", len);
     evbuffer_add(out, data, len);
@@ -607,6 +621,10 @@ static void on_request_head(struct client *c)
     struct http_msg *r = &c->req;
     COUNT(c->w, requests, 1);
     c->in_exchange = true;
+    c->resp_status = 0;
+    c->resp_bytes = 0;
+    c->origin_ms = -1;
+    c->t_start_ms = worker_now_ms(c->w);
     c->req_done = false;
     c->resp_done = false;
     c->resp_started = false;
@@ -646,11 +664,35 @@ static void on_request_body(void *owner, const char *data, size_t len)
         fetch_send_body(c->fetch, data, len);
 }
 
+static void log_exchange(struct client *c)
+{
+    if (c->w->srv->access_fd < 0)
+        return;
+    struct access_entry e = {
+        .client = c->addr,
+        .req = &c->req,
+        .status = c->resp_status,
+        .bytes = c->resp_bytes,
+        .cache_status = c->cs,
+        .generation = generation_global(c->w->srv->gens),
+        .origin_ms = c->origin_ms,
+        .total_ms = (int64_t)(worker_now_ms(c->w) - c->t_start_ms),
+    };
+    access_log_write(c->w, &e);
+}
+
+void client_note_origin_time(struct client *c, int64_t ms)
+{
+    CHECK_OBJ_NOTNULL(c, CLIENT_MAGIC);
+    c->origin_ms = ms;
+}
+
 /* Both the request and its response are done: reset for the next one. */
 static void finish_exchange(struct client *c)
 {
     if (!c->resp_done || !c->req_done || c->state == C_CLOSING)
         return;
+    log_exchange(c);
     drop_obj(c);
     c->in_exchange = false;
     c->state = C_READ;
@@ -689,6 +731,11 @@ static void client_process(struct client *c)
         case HTTP_PARSE_ERROR:
             COUNT(c->w, client_errors, 1);
             if (!c->in_exchange || !c->resp_started) {
+                if (!c->in_exchange) {
+                    c->t_start_ms = worker_now_ms(c->w);
+                    c->origin_ms = -1;
+                }
+                c->in_exchange = true;      /* so the access log has its line */
                 c->head_req = false;
                 c->cs = "fwd=bypass";
                 send_simple(c, 400, http_parser_error(&c->parser), true);
@@ -697,6 +744,11 @@ static void client_process(struct client *c)
             return;
         case HTTP_PARSE_TOO_LARGE:
             COUNT(c->w, client_errors, 1);
+            if (!c->in_exchange) {
+                c->t_start_ms = worker_now_ms(c->w);
+                c->origin_ms = -1;
+            }
+            c->in_exchange = true;
             c->head_req = false;
             c->cs = "fwd=bypass";
             send_simple(c, 431, "request header section too large", true);
@@ -748,6 +800,9 @@ static void client_close(struct client *c)
 {
     if (c->state == C_CLOSING)
         return;
+    if (c->in_exchange && c->resp_status)
+        log_exchange(c);    /* cut short: still one line for it */
+    c->in_exchange = false;
     c->state = C_CLOSING;
     if (c->fetch) {
         struct fetch *f = c->fetch;

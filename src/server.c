@@ -9,6 +9,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "freshcache/access_log.h"
 #include "freshcache/assert.h"
 #include "freshcache/cache_store.h"
 #include "freshcache/etag.h"
@@ -39,6 +40,7 @@ int server_start(struct server *srv, struct fc_config *cfg)
 {
     memset(srv, 0, sizeof *srv);
     srv->magic = SERVER_MAGIC;
+    srv->access_fd = -1;
     srv->cfg = cfg;
     srv->started = time(NULL);
     char err[512];
@@ -56,6 +58,10 @@ int server_start(struct server *srv, struct fc_config *cfg)
     }
     log_info("generation %llu (from %s)", (unsigned long long)generation_global(srv->gens),
              cfg->state_dir);
+    if (access_log_open(srv, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
     srv->etag_hist = etag_history_new(ETAG_HISTORY_SLOTS);
     srv->store = store_new(cfg->cache.memory, STORE_SHARDS);
     srv->n_workers = cfg->workers ? cfg->workers : 1;
@@ -147,6 +153,7 @@ void server_free(struct server *srv)
         store_free(srv->store);
     generations_close(srv->gens);
     etag_history_free(srv->etag_hist);
+    access_log_close(srv);
     for (size_t i = 0; i < srv->n_old_cfgs; i++)
         config_free(srv->old_cfgs[i]);
     config_free(srv->cfg);
@@ -208,6 +215,8 @@ int server_reload(struct server *srv, char *err, size_t errlen)
         log_warn("reload: cache.memory changed; takes effect on restart");
     if (strcmp(cfg->state_dir, old->state_dir) != 0)
         log_warn("reload: state_dir changed; takes effect on restart");
+    if (strcmp(cfg->log.access, old->log.access) != 0)
+        log_warn("reload: log.access changed; takes effect on restart");
     if (strcmp(cfg->admin.socket, old->admin.socket) != 0)
         log_warn("reload: admin.socket changed; takes effect on restart");
     if (!policies_same(cfg, old)) {

@@ -7,9 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "freshcache/access_log.h"
 #include "freshcache/assert.h"
 #include "freshcache/log.h"
 #include "freshcache/proxy.h"
@@ -30,6 +32,13 @@ uint64_t worker_now_ms(struct worker *w)
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
+static void access_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    access_log_flush(arg);
+}
+
 int worker_init(struct worker *w, struct server *srv, unsigned id)
 {
     memset(w, 0, sizeof *w);
@@ -47,6 +56,14 @@ int worker_init(struct worker *w, struct server *srv, unsigned id)
         return -1;
     LIST_INIT(&w->clients);
     TAILQ_INIT(&w->idle_upstreams);
+    if (srv->access_fd >= 0) {
+        w->access_buf = evbuffer_new();
+        w->access_flush = event_new(w->base, -1, EV_PERSIST, access_flush_cb, w);
+        AN(w->access_buf);
+        AN(w->access_flush);
+        struct timeval tv = { 0, ACCESS_LOG_FLUSH_MS * 1000 };
+        event_add(w->access_flush, &tv);
+    }
     return 0;
 }
 
@@ -139,6 +156,11 @@ void worker_free(struct worker *w)
     worker_stop_accepting(w);
     free(w->listeners);
     upstream_close_idle(w);
+    if (w->access_buf) {
+        access_log_flush(w);
+        evbuffer_free(w->access_buf);
+        event_free(w->access_flush);
+    }
     if (w->base)
         event_base_free(w->base);
     w->magic = 0;

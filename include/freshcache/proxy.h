@@ -23,6 +23,8 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 void client_close_idle(struct worker *w);
 
 /* Reports from the client's fetch (fetch.h). */
+/* Milliseconds from sending to the origin until its response head. */
+void client_note_origin_time(struct client *c, int64_t ms);
 /* Serve stored object `o` (the client takes its own reference). */
 void client_on_fetch_obj(struct client *c, struct cache_obj *o, const char *cache_status);
 /* Pass-through: the head is in fetch_response(f); body follows. */

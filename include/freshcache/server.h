@@ -71,6 +71,8 @@ struct worker {
     unsigned n_clients;
     struct upstream_list idle_upstreams;
     unsigned n_idle_upstreams;
+    struct evbuffer *access_buf;    /* access log lines not yet written */
+    struct event *access_flush;     /* timer: flush access_buf */
     struct counters counters __attribute__((aligned(64)));
 };
 
@@ -92,6 +94,7 @@ struct server {
     _Atomic unsigned n_clients;     /* across workers, for limits.max_connections */
     time_t started;
     _Atomic bool stopping;
+    int access_fd;                  /* log.access destination, -1: off */
 };
 
 /* Create the store and workers, bind every listener.  -1 on error (logged). */
