@@ -41,6 +41,9 @@
  * the client, resume below LOW. */
 #define PASS_HIGH (1024 * 1024)
 #define PASS_LOW (256 * 1024)
+/* Bytes a client may send ahead (pipelined requests, a body) beyond one
+ * header section before we stop reading from it. */
+#define READ_AHEAD_MAX (256 * 1024)
 
 enum client_state {
     C_READ = 0,     /* between requests, or reading a head */
@@ -149,13 +152,6 @@ static void send_simple(struct client *c, int status, const char *msg, bool clos
 
 /* ---- delivering a stored object -------------------------------------- */
 
-static void obj_ref_cleanup(const void *data, size_t len, void *arg)
-{
-    (void)data;
-    (void)len;
-    obj_unref(arg);
-}
-
 static void drop_obj(struct client *c)
 {
     if (c->obj) {
@@ -194,13 +190,13 @@ static void obj_validators(const struct client *c, const struct cache_obj *o, st
 static void write_obj_head(struct client *c, struct cache_obj *o, int status)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    obj_ref(o);
+    /* The head is small: copying it beats a reference (a chain allocation
+     * and two atomics).  Bodies always go by reference. */
     if (status == 304) {
         evbuffer_add(out, "HTTP/1.1 304 Not Modified\r\n", 27);
-        evbuffer_add_reference(out, o->head + o->fields_off, o->head_len - o->fields_off,
-                               obj_ref_cleanup, o);
+        evbuffer_add(out, o->head + o->fields_off, o->head_len - o->fields_off);
     } else {
-        evbuffer_add_reference(out, o->head, o->head_len, obj_ref_cleanup, o);
+        evbuffer_add(out, o->head, o->head_len);
     }
     int64_t age = current_age(&o->timing, worker_now(c->w));
     char tail[512];
@@ -649,7 +645,6 @@ static void on_request_head(struct client *c)
     if (has_body && !c->http10 && http_msg_has_token(r, "Expect", "100-continue"))
         evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
     if ((r->method == HTTP_GET || r->method == HTTP_HEAD) && !has_body) {
-        bufferevent_disable(c->bev, EV_READ);
         handle_cacheable(c);
         return;
     }
@@ -702,7 +697,9 @@ static void finish_exchange(struct client *c)
         client_close(c);
         return;
     }
-    bufferevent_enable(c->bev, EV_READ);
+    /* Reading stays enabled during an exchange (toggling it costs two
+     * epoll_ctl calls per request); the parser simply waits, and the read
+     * high-water mark bounds what a pipelining client can queue. */
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         event_active(c->reap, EV_WRITE, 0);  /* parse the next pipelined request */
 }
@@ -724,8 +721,6 @@ static void client_process(struct client *c)
             c->req_done = true;
             if (c->fetch && http_parser_has_body(&c->parser))
                 fetch_end_body(c->fetch);
-            if (c->state == C_READ || c->state == C_FETCH || c->state == C_WAIT)
-                bufferevent_disable(c->bev, EV_READ);
             finish_exchange(c);
             break;
         case HTTP_PARSE_ERROR:
@@ -861,6 +856,12 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         client_free(c);     /* peer gone or write timed out while flushing */
         return;
     }
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && c->in_exchange) {
+        /* Idle because we are the slow side (an origin fetch): not the
+         * client's fault.  libevent disabled reading on the timeout. */
+        bufferevent_enable(c->bev, EV_READ);
+        return;
+    }
     client_close(c);
     if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
         bufferevent_disable(c->bev, EV_WRITE);
@@ -907,6 +908,7 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
                          (suseconds_t)(cfg->limits.client_timeout_ms % 1000) * 1000 };
     bufferevent_set_timeouts(c->bev, &t, &t);
     bufferevent_setwatermark(c->bev, EV_WRITE, PASS_LOW, 0);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, cfg->limits.max_header_bytes + READ_AHEAD_MAX);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
