@@ -13,6 +13,7 @@
  * callback ever frees the connection under a caller's feet.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -75,6 +76,7 @@ struct client {
     bool chunked_out;
     bool resp_started;      /* some byte of the response was queued */
     bool fetch_paused;
+    bool write_armed;       /* EV_WRITE enabled: the socket pushed back */
 
     struct cache_key key;
     struct cache_control req_cc;
@@ -98,6 +100,36 @@ static void client_process(struct client *c);
 static void client_close(struct client *c);
 static void finish_exchange(struct client *c);
 static void pump_body(struct client *c);
+
+/* Write what is queued now, nginx-style: libevent would arm EPOLLOUT for
+ * every response and disarm it once drained (two epoll_ctl calls per
+ * request).  EV_WRITE stays off until the socket pushes back.  Called at
+ * the end of every callback that may have queued output. */
+static void client_flush(struct client *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (c->write_armed || evbuffer_get_length(out) == 0)
+        return;
+    /* A bufferevent freezes the front of its output buffer; libevent's own
+     * writer unfreezes it around the write, and so do we. */
+    evbuffer_unfreeze(out, 1);
+    errno = 0;
+    int n = evbuffer_write(out, bufferevent_getfd(c->bev));
+    evbuffer_freeze(out, 1);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        log_debug("client %s: write failed: %s", c->addr, strerror(errno));
+        /* the peer is gone: drop what cannot be sent and close */
+        evbuffer_drain(out, evbuffer_get_length(out));
+        client_close(c);
+        return;
+    }
+    if (evbuffer_get_length(out) > 0) {
+        c->write_armed = true;
+        bufferevent_enable(c->bev, EV_WRITE);
+    } else if (c->state == C_CLOSING) {
+        event_active(c->reap, EV_WRITE, 0);
+    }
+}
 
 /* ---- small response writers ------------------------------------------ */
 
@@ -329,6 +361,7 @@ void client_on_fetch_obj(struct client *c, struct cache_obj *o, const char *cach
     if (c->state == C_CLOSING)
         return;
     deliver_obj(c, o, cache_status);
+    client_flush(c);
 }
 
 void client_on_fetch_pass_head(struct client *c, struct fetch *f, const char *cache_status)
@@ -382,6 +415,7 @@ void client_on_fetch_pass_head(struct client *c, struct fetch *f, const char *ca
     evbuffer_add(out, "\r\n", 2);
     c->resp_status = r->status;
     c->resp_started = true;
+    client_flush(c);
 }
 
 void client_on_fetch_pass_body(struct client *c, const char *data, size_t len)
@@ -397,6 +431,7 @@ void client_on_fetch_pass_body(struct client *c, const char *data, size_t len)
     evbuffer_add(out, data, len);
     if (c->chunked_out)
         evbuffer_add(out, "\r\n", 2);
+    client_flush(c);
     if (!c->fetch_paused && c->fetch && evbuffer_get_length(out) > PASS_HIGH) {
         fetch_pause(c->fetch);
         c->fetch_paused = true;
@@ -414,6 +449,7 @@ void client_on_fetch_pass_done(struct client *c)
         evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
     c->resp_done = true;
     finish_exchange(c);
+    client_flush(c);
 }
 
 void client_on_fetch_error(struct client *c, int status, const char *why)
@@ -427,9 +463,9 @@ void client_on_fetch_error(struct client *c, int status, const char *why)
         client_close(c);    /* mid-response: truncation must show */
         return;
     }
-    COUNT(c->w, origin_errors, 0);
     send_simple(c, status, why, !c->req_done);
     finish_exchange(c);
+    client_flush(c);
 }
 
 /* ---- requests ---------------------------------------------------------- */
@@ -577,7 +613,7 @@ static void handle_cacheable(struct client *c)
 }
 
 /* Progress on the body we wait on or stream from (any thread may fire it). */
-static void wake_cb(evutil_socket_t fd, short what, void *arg)
+static void wake_cb_inner(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -610,6 +646,14 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (!body_wait(o->body, &c->waiter, 0, BODY_PENDING))
         event_active(c->wake, EV_READ, 0);
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+    wake_cb_inner(fd, what, c);
+    if (c->magic == CLIENT_MAGIC)
+        client_flush(c);
 }
 
 static void on_request_head(struct client *c)
@@ -788,6 +832,7 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     client_process(c);
+    client_flush(c);
 }
 
 /* Stop reading, flush what is queued, then free. */
@@ -807,10 +852,12 @@ static void client_close(struct client *c)
     drop_obj(c);
     bufferevent_disable(c->bev, EV_READ);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
         event_active(c->reap, EV_WRITE, 0);
-    else
+    } else {
+        c->write_armed = true;
         bufferevent_enable(c->bev, EV_WRITE);
+    }
 }
 
 static void read_cb(struct bufferevent *bev, void *arg)
@@ -819,6 +866,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
     struct client *c = arg;
     CHECK_OBJ_NOTNULL(c, CLIENT_MAGIC);
     client_process(c);
+    client_flush(c);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
@@ -830,6 +878,10 @@ static void write_cb(struct bufferevent *bev, void *arg)
         if (left == 0)
             event_active(c->reap, EV_WRITE, 0);
         return;
+    }
+    if (left == 0 && c->write_armed) {
+        c->write_armed = false;     /* drained: back to optimistic writes */
+        bufferevent_disable(c->bev, EV_WRITE);
     }
     if (c->fetch_paused && c->fetch && left < PASS_LOW) {
         c->fetch_paused = false;
@@ -910,7 +962,10 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
     bufferevent_setwatermark(c->bev, EV_WRITE, PASS_LOW, 0);
     bufferevent_setwatermark(c->bev, EV_READ, 0, cfg->limits.max_header_bytes + READ_AHEAD_MAX);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* A new bufferevent has EV_WRITE on; ours stays off until a write
+     * blocks (client_flush). */
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
 }
 
 void client_close_idle(struct worker *w)
