@@ -108,9 +108,13 @@ time_t etag_history_note(struct etag_history *h, uint64_t key_hash, const unsign
         if (memcmp(s->hash, hash, 32) == 0) {
             first = s->first_seen;
         } else {
+            /* New bytes must look newer than the old ones even within the
+             * same second, or an If-Modified-Since from the old version
+             * would get a wrong 304. */
             *changed = true;
             memcpy(s->hash, hash, 32);
-            s->first_seen = now;
+            first = now > s->first_seen ? now : s->first_seen + 1;
+            s->first_seen = first;
         }
     } else {
         s->used = true;

@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,17 @@ struct file_backend {
     char dir[PATH_MAX];
 };
 
+static bool parse_gen(const char *s, uint64_t *out)
+{
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < 1)
+        return false;
+    *out = v;
+    return true;
+}
+
 static int file_load(void *ctx, struct gen_state *st, char *err, size_t errlen)
 {
     struct file_backend *fb = ctx;
@@ -59,10 +71,16 @@ static int file_load(void *ctx, struct gen_state *st, char *err, size_t errlen)
     while (fgets(line, sizeof line, f)) {
         lineno++;
         char name[GEN_POLICY_NAME_MAX];
+        char num[32];
         uint64_t v;
-        if (sscanf(line, "generation %" SCNu64, &v) == 1 && v >= 1) {
+        /* Strict: digits only, nothing after them; a state that cannot
+         * be read must stop the daemon, never restart it at 1. */
+        int end = 0;
+        if (sscanf(line, "generation %31[0-9]%n", num, &end) == 1 && (line[end] == '\n' || line[end] == '\0') &&
+            parse_gen(num, &v)) {
             st->global = v;
-        } else if (sscanf(line, "policy %63s %" SCNu64, name, &v) == 2 && v >= 1) {
+        } else if (sscanf(line, "policy %63s %31[0-9]%n", name, num, &end) == 2 &&
+                   (line[end] == '\n' || line[end] == '\0') && parse_gen(num, &v)) {
             if (st->n_policies < GEN_MAX_POLICIES) {
                 snprintf(st->policies[st->n_policies].name, GEN_POLICY_NAME_MAX, "%s", name);
                 st->policies[st->n_policies].gen = v;
@@ -73,6 +91,10 @@ static int file_load(void *ctx, struct gen_state *st, char *err, size_t errlen)
             rc = -1;
             break;
         }
+    }
+    if (rc == 0 && ferror(f)) {
+        snprintf(err, errlen, "cannot read %s: %s", fb->path, strerror(errno));
+        rc = -1;
     }
     fclose(f);
     return rc;

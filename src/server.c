@@ -175,6 +175,10 @@ void server_sum_counters(struct server *srv, struct counters *out)
 
 void server_sweep(struct server *srv)
 {
+    /* With after_purge: revalidate, older generations are what the next
+     * request revalidates against: they leave by LRU, not by sweep. */
+    if (srv->cfg->cache.after_purge != AFTER_PURGE_REFETCH)
+        return;
     size_t n = store_sweep(srv->store, srv->gens, SWEEP_BUDGET);
     if (n)
         log_debug("sweep: reclaimed %zu objects of older generations", n);

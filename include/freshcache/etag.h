@@ -31,7 +31,8 @@ struct etag_history *etag_history_new(size_t slots);
 void etag_history_free(struct etag_history *h);
 /* Record that the object keyed `key_hash` now has `hash` at `now`.
  * Returns the first time this URL was seen with this hash; *changed is set
- * when a different hash was remembered for it. */
+ * when a different hash was remembered for it, and then the time returned
+ * is later than the old hash's, even within the same second. */
 time_t etag_history_note(struct etag_history *h, uint64_t key_hash, const unsigned char hash[32],
                          time_t now, bool *changed);
 

@@ -6,11 +6,12 @@
 //
 //   node suite.mjs server PKGDIR PORT              test origin on 127.0.0.1:PORT
 //   node suite.mjs list   PKGDIR                   test metadata as JSON on stdout
-//   node suite.mjs client PKGDIR BASE OUT [ID]     run the suite against BASE
+//   node suite.mjs client PKGDIR BASE OUT [--dump] [ID[,ID...]]
+//                                                  run the suite against BASE
 //                                                  (no trailing slash), results
-//                                                  JSON to OUT; with ID, only
-//                                                  that test, dumping requests
-//                                                  and responses to stdout
+//                                                  JSON to OUT; with IDs, only
+//                                                  those tests; --dump prints
+//                                                  their requests and responses
 //
 // PKGDIR is the package directory, .../node_modules/http-cache-tests.
 
@@ -22,7 +23,7 @@ import { createRequire } from 'module'
 import { pathToFileURL } from 'url'
 
 function usage () {
-  console.error('usage: node suite.mjs server PKGDIR PORT | list PKGDIR | client PKGDIR BASE OUT [ID]')
+  console.error('usage: node suite.mjs server PKGDIR PORT | list PKGDIR | client PKGDIR BASE OUT [--dump] [ID[,ID...]]')
   process.exit(2)
 }
 
@@ -96,35 +97,35 @@ async function list () {
   process.stdout.write(JSON.stringify(out, null, 1) + '\n')
 }
 
-async function client (base, outFile, testId) {
+async function client (base, outFile, args) {
+  const dump = args[0] === '--dump'
+  if (dump) args = args.slice(1)
+  const ids = args.length ? new Set(args[0].split(',')) : null
   if (base.endsWith('/')) base = base.replace(/\/+$/, '')
   const runner = await pkgImport('client/runner.mjs')
   const require = createRequire(path.join(pkgDir, 'package.json'))
   const fetch = require('node-fetch')
   const suites = await loadSuites()
   let toRun = suites
-  if (testId) {
+  if (ids) {
     toRun = []
     suites.forEach(suite => {
-      suite.tests.forEach(test => {
-        if (test.id === testId) {
-          test.dump = true
-          toRun.push({ name: suite.name, id: suite.id, description: suite.description, tests: [test] })
-        }
-      })
+      const tests = suite.tests.filter(test => ids.has(test.id))
+      tests.forEach(test => { if (dump) test.dump = true })
+      if (tests.length) toRun.push({ name: suite.name, id: suite.id, description: suite.description, tests })
     })
-    if (toRun.length === 0) {
-      console.error(`no test with id ${testId}`)
+    const found = toRun.reduce((n, s) => n + s.tests.length, 0)
+    if (found !== ids.size) {
+      console.error(`unknown test id in ${[...ids].join(',')}`)
       process.exit(2)
     }
-    console.log(`Running ${testId}`)
+    if (dump) console.log(`Running ${[...ids].join(', ')}`)
   }
   await runner.runTests(toRun, fetch, false, base)
   const results = runner.getResults()
   fs.writeFileSync(outFile, JSON.stringify(results, null, 2) + '\n')
-  if (testId) {
-    const r = results[testId]
-    console.log(`==== Result: ${r === true ? 'pass' : JSON.stringify(r)}`)
+  if (dump) {
+    for (const id of ids) console.log(`==== Result for ${id}: ${results[id] === true ? 'pass' : JSON.stringify(results[id])}`)
   }
   // node-fetch keeps idle keep-alive sockets open; do not wait for them.
   process.exit(0)
@@ -133,7 +134,7 @@ async function client (base, outFile, testId) {
 try {
   if (mode === 'server' && rest.length === 1) await server(rest[0])
   else if (mode === 'list' && rest.length === 0) await list()
-  else if (mode === 'client' && (rest.length === 2 || rest.length === 3)) await client(rest[0], rest[1], rest[2])
+  else if (mode === 'client' && rest.length >= 2 && rest.length <= 4) await client(rest[0], rest[1], rest.slice(2))
   else usage()
 } catch (err) {
   console.error(`suite.mjs ${mode}: ${err && err.stack ? err.stack : err}`)

@@ -1,0 +1,368 @@
+/*
+ * check_etag.c — content-hash ETags (src/etag.c): the streaming SHA-256
+ * hasher against OpenSSL's one-shot SHA256() and the FIPS 180-2 vectors,
+ * the exact ETag text, and the first-seen history behind Last-Modified.
+ */
+#include <check.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/sha.h>
+
+#include "freshcache/etag.h"
+
+static void hash_of(const void *data, size_t len, unsigned char out[32])
+{
+    struct etag_hasher *h = etag_hasher_new();
+    ck_assert_ptr_nonnull(h);
+    etag_hasher_update(h, data, len);
+    etag_hasher_final(h, out);
+    etag_hasher_free(h);
+}
+
+static void hex(const unsigned char hash[32], char out[65])
+{
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", hash[i]);
+}
+
+static const char *etag_of(const void *data, size_t len)
+{
+    static char out[67];
+    unsigned char hash[32];
+    hash_of(data, len, hash);
+    etag_format(hash, out);
+    return out;
+}
+
+/* ---------------------------------------------------------------- hasher */
+
+START_TEST(known_vectors)
+{
+    unsigned char hash[32];
+    char h[65];
+
+    hash_of("", 0, hash);
+    hex(hash, h);
+    ck_assert_str_eq(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+
+    hash_of("abc", 3, hash);
+    hex(hash, h);
+    ck_assert_str_eq(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+
+    const char *two_blocks = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    hash_of(two_blocks, strlen(two_blocks), hash);
+    hex(hash, h);
+    ck_assert_str_eq(h, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+END_TEST
+
+/* An empty update changes nothing; no update at all is the hash of "". */
+START_TEST(empty_updates)
+{
+    unsigned char a[32], b[32];
+    struct etag_hasher *h = etag_hasher_new();
+    etag_hasher_final(h, a);
+    etag_hasher_free(h);
+    SHA256((const unsigned char *)"", 0, b);
+    ck_assert_mem_eq(a, b, 32);
+
+    h = etag_hasher_new();
+    etag_hasher_update(h, "", 0);
+    etag_hasher_update(h, "ab", 2);
+    etag_hasher_update(h, "", 0);
+    etag_hasher_update(h, "c", 1);
+    etag_hasher_final(h, a);
+    etag_hasher_free(h);
+    SHA256((const unsigned char *)"abc", 3, b);
+    ck_assert_mem_eq(a, b, 32);
+}
+END_TEST
+
+/* A body arriving in pieces of any sizes hashes like the whole body. */
+START_TEST(pieces_equal_one_shot)
+{
+    const size_t n = 1000003;           /* not a multiple of the 64-byte block */
+    unsigned char *data = malloc(n);
+    ck_assert_ptr_nonnull(data);
+    uint32_t x = 2463534242u;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        data[i] = (unsigned char)x;
+    }
+    unsigned char want[32];
+    SHA256(data, n, want);
+
+    static const size_t pieces[] = { 1, 7, 63, 64, 65, 4096, 16384, 100000 };
+    for (size_t k = 0; k < sizeof pieces / sizeof pieces[0]; k++) {
+        struct etag_hasher *h = etag_hasher_new();
+        size_t step = pieces[k];
+        for (size_t off = 0; off < n; off += step)
+            etag_hasher_update(h, data + off, off + step <= n ? step : n - off);
+        unsigned char got[32];
+        etag_hasher_final(h, got);
+        etag_hasher_free(h);
+        ck_assert_msg(memcmp(got, want, 32) == 0, "pieces of %zu bytes hash differently", step);
+    }
+
+    /* irregular pieces, as a socket delivers them */
+    struct etag_hasher *h = etag_hasher_new();
+    size_t off = 0, step = 1;
+    while (off < n) {
+        size_t len = off + step <= n ? step : n - off;
+        etag_hasher_update(h, data + off, len);
+        off += len;
+        step = step * 3 % 9973 + 1;
+    }
+    unsigned char got[32];
+    etag_hasher_final(h, got);
+    etag_hasher_free(h);
+    ck_assert_mem_eq(got, want, 32);
+
+    /* and one byte changed anywhere gives another hash */
+    data[n / 2] ^= 1;
+    hash_of(data, n, got);
+    ck_assert(memcmp(got, want, 32) != 0);
+    free(data);
+}
+END_TEST
+
+/* Hashers are independent of each other (one per fetch, interleaved). */
+START_TEST(interleaved_hashers)
+{
+    struct etag_hasher *a = etag_hasher_new(), *b = etag_hasher_new();
+    etag_hasher_update(a, "a", 1);
+    etag_hasher_update(b, "x", 1);
+    etag_hasher_update(a, "bc", 2);
+    etag_hasher_update(b, "yz", 2);
+    unsigned char ha[32], hb[32], wa[32], wb[32];
+    etag_hasher_final(a, ha);
+    etag_hasher_final(b, hb);
+    etag_hasher_free(a);
+    etag_hasher_free(b);
+    SHA256((const unsigned char *)"abc", 3, wa);
+    SHA256((const unsigned char *)"xyz", 3, wb);
+    ck_assert_mem_eq(ha, wa, 32);
+    ck_assert_mem_eq(hb, wb, 32);
+    etag_hasher_free(NULL);                 /* like free(NULL) */
+}
+END_TEST
+
+/* ---------------------------------------------------------------- format */
+
+START_TEST(format_exact)
+{
+    unsigned char hash[32];
+    char out[67];
+    memset(out, 'X', sizeof out);
+    hash_of("abc", 3, hash);
+    etag_format(hash, out);
+    ck_assert_str_eq(out, "\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"");
+    ck_assert_uint_eq(strlen(out), 66);
+
+    for (int i = 0; i < 32; i++)
+        hash[i] = (unsigned char)(i * 8 + 7);
+    etag_format(hash, out);
+    ck_assert_str_eq(out, "\"070f171f272f373f474f575f676f777f878f979fa7afb7bfc7cfd7dfe7eff7ff\"");
+
+    memset(hash, 0, 32);
+    etag_format(hash, out);
+    ck_assert_str_eq(out, "\"0000000000000000000000000000000000000000000000000000000000000000\"");
+    memset(hash, 0xff, 32);
+    etag_format(hash, out);
+    ck_assert_str_eq(out, "\"ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\"");
+}
+END_TEST
+
+/* The property clients rely on: same bytes, same strong ETag; different
+ * bytes of the same size (the deploy the seed describes), another one. */
+START_TEST(same_bytes_same_etag)
+{
+    char a[67], b[67];
+    snprintf(a, sizeof a, "%s", etag_of("<h1>v1</h1>\n", 12));
+    snprintf(b, sizeof b, "%s", etag_of("<h1>v1</h1>\n", 12));
+    ck_assert_str_eq(a, b);
+    snprintf(b, sizeof b, "%s", etag_of("<h1>v2</h1>\n", 12));
+    ck_assert_str_ne(a, b);
+    /* strong: no W/ prefix, quoted */
+    ck_assert_int_eq(a[0], '"');
+    ck_assert_int_eq(a[65], '"');
+}
+END_TEST
+
+/* --------------------------------------------------------------- history */
+
+static void fill_hash(unsigned char h[32], int v)
+{
+    memset(h, 0, 32);
+    h[0] = (unsigned char)v;
+    h[31] = (unsigned char)(v >> 8);
+}
+
+START_TEST(history_first_time_is_now)
+{
+    struct etag_history *hist = etag_history_new(1024);
+    unsigned char h[32];
+    fill_hash(h, 1);
+    bool changed = true;
+    ck_assert_int_eq(etag_history_note(hist, 42, h, 1000, &changed), 1000);
+    ck_assert(!changed);
+    etag_history_free(hist);
+    etag_history_free(NULL);
+}
+END_TEST
+
+START_TEST(history_same_hash_keeps_first_time)
+{
+    struct etag_history *hist = etag_history_new(1024);
+    unsigned char h[32];
+    fill_hash(h, 1);
+    bool changed = true;
+    ck_assert_int_eq(etag_history_note(hist, 42, h, 1000, &changed), 1000);
+    ck_assert_int_eq(etag_history_note(hist, 42, h, 2000, &changed), 1000);
+    ck_assert(!changed);
+    ck_assert_int_eq(etag_history_note(hist, 42, h, 999999, &changed), 1000);
+    ck_assert(!changed);
+    etag_history_free(hist);
+}
+END_TEST
+
+START_TEST(history_new_hash_changes)
+{
+    struct etag_history *hist = etag_history_new(1024);
+    unsigned char v1[32], v2[32];
+    fill_hash(v1, 1);
+    fill_hash(v2, 2);
+    bool changed = false;
+    ck_assert_int_eq(etag_history_note(hist, 42, v1, 1000, &changed), 1000);
+    ck_assert(!changed);
+    ck_assert_int_eq(etag_history_note(hist, 42, v2, 2000, &changed), 2000);
+    ck_assert(changed);
+    /* the new hash is now the remembered one */
+    ck_assert_int_eq(etag_history_note(hist, 42, v2, 3000, &changed), 2000);
+    ck_assert(!changed);
+    /* going back to the old bytes is a change too, with a new time: an
+     * If-Modified-Since from the v2 era must not validate v1 */
+    ck_assert_int_eq(etag_history_note(hist, 42, v1, 4000, &changed), 4000);
+    ck_assert(changed);
+    /* a hash differing only in its last byte is a different hash */
+    unsigned char v1b[32];
+    memcpy(v1b, v1, 32);
+    v1b[31] ^= 0x80;
+    ck_assert_int_eq(etag_history_note(hist, 42, v1b, 5000, &changed), 5000);
+    ck_assert(changed);
+    etag_history_free(hist);
+}
+END_TEST
+
+/* Different URLs are independent, even with the same bytes. */
+START_TEST(history_keys_independent)
+{
+    struct etag_history *hist = etag_history_new(1024);
+    unsigned char h[32], other[32];
+    fill_hash(h, 7);
+    fill_hash(other, 8);
+    bool changed;
+    ck_assert_int_eq(etag_history_note(hist, 1, h, 100, &changed), 100);
+    ck_assert_int_eq(etag_history_note(hist, 2, h, 200, &changed), 200);
+    ck_assert(!changed);
+    ck_assert_int_eq(etag_history_note(hist, 3, other, 300, &changed), 300);
+    ck_assert(!changed);
+    ck_assert_int_eq(etag_history_note(hist, 1, h, 400, &changed), 100);
+    ck_assert_int_eq(etag_history_note(hist, 2, h, 500, &changed), 200);
+    ck_assert_int_eq(etag_history_note(hist, 3, other, 600, &changed), 300);
+    ck_assert(!changed);
+    etag_history_free(hist);
+}
+END_TEST
+
+/* Two keys sharing a slot: the newer replaces the older, which is then
+ * forgotten — its next note is a first sighting (younger time, and no
+ * "changed" since nothing is remembered to compare with). */
+START_TEST(history_collision_replaces)
+{
+    const size_t slots = 16;
+    struct etag_history *hist = etag_history_new(slots);
+    unsigned char a[32], b[32];
+    fill_hash(a, 1);
+    fill_hash(b, 2);
+    bool changed = true;
+    uint64_t k1 = 5, k2 = 5 + slots;        /* same slot */
+    ck_assert_int_eq(etag_history_note(hist, k1, a, 100, &changed), 100);
+    ck_assert(!changed);
+    ck_assert_int_eq(etag_history_note(hist, k2, b, 200, &changed), 200);
+    ck_assert(!changed);                    /* another key, not a change */
+    ck_assert_int_eq(etag_history_note(hist, k2, b, 250, &changed), 200);
+    ck_assert_int_eq(etag_history_note(hist, k1, a, 300, &changed), 300);
+    ck_assert(!changed);
+    /* and k2 was pushed out in turn */
+    ck_assert_int_eq(etag_history_note(hist, k2, b, 400, &changed), 400);
+    ck_assert(!changed);
+    /* a key in another slot is unaffected */
+    ck_assert_int_eq(etag_history_note(hist, 6, a, 500, &changed), 500);
+    ck_assert_int_eq(etag_history_note(hist, k2, b, 600, &changed), 400);
+    etag_history_free(hist);
+}
+END_TEST
+
+/* Zero slots is one slot: every key collides, nothing crashes. */
+START_TEST(history_zero_slots)
+{
+    struct etag_history *hist = etag_history_new(0);
+    unsigned char a[32];
+    fill_hash(a, 1);
+    bool changed;
+    ck_assert_int_eq(etag_history_note(hist, 1, a, 10, &changed), 10);
+    ck_assert_int_eq(etag_history_note(hist, 1, a, 20, &changed), 10);
+    ck_assert_int_eq(etag_history_note(hist, 2, a, 30, &changed), 30);
+    ck_assert_int_eq(etag_history_note(hist, 1, a, 40, &changed), 40);
+    ck_assert(!changed);
+    ck_assert_int_eq(etag_history_note(hist, UINT64_MAX, a, 50, &changed), 50);
+    etag_history_free(hist);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ suite */
+
+static Suite *etag_suite(void)
+{
+    Suite *s = suite_create("etag");
+    TCase *tc;
+
+    tc = tcase_create("hasher");
+    tcase_add_test(tc, known_vectors);
+    tcase_add_test(tc, empty_updates);
+    tcase_add_test(tc, pieces_equal_one_shot);
+    tcase_add_test(tc, interleaved_hashers);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("format");
+    tcase_add_test(tc, format_exact);
+    tcase_add_test(tc, same_bytes_same_etag);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("history");
+    tcase_add_test(tc, history_first_time_is_now);
+    tcase_add_test(tc, history_same_hash_keeps_first_time);
+    tcase_add_test(tc, history_new_hash_changes);
+    tcase_add_test(tc, history_keys_independent);
+    tcase_add_test(tc, history_collision_replaces);
+    tcase_add_test(tc, history_zero_slots);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(etag_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
