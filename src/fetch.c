@@ -27,6 +27,9 @@
 /* Bodies up to this size are complete before the client is answered, so
  * its first answer carries the content-hash ETag (see handle_head). */
 #define DEFER_FOR_ETAG_MAX (64 * 1024)
+/* Request bodies: the client is resumed when what waits for the origin
+ * falls to this (proxy.c pauses it above UPLOAD_HIGH). */
+#define UPLOAD_LOW (256 * 1024)
 
 enum fetch_state {
     FS_CONNECTING = 0,
@@ -263,7 +266,7 @@ static void send_request(struct fetch *f)
     bufferevent_enable(f->uc->bev, EV_READ | EV_WRITE);
 }
 
-void fetch_send_body(struct fetch *f, const char *data, size_t len)
+size_t fetch_send_body(struct fetch *f, const char *data, size_t len)
 {
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
     struct evbuffer *dst = (f->state != FS_CONNECTING && f->uc)
@@ -273,6 +276,17 @@ void fetch_send_body(struct fetch *f, const char *data, size_t len)
     evbuffer_add(dst, data, len);
     if (f->req_chunked)
         evbuffer_add(dst, "\r\n", 2);
+    return evbuffer_get_length(dst);
+}
+
+/* The origin took request body bytes: let a paused client send more. */
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    struct fetch *f = arg;
+    CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
+    if (f->client && f->req_body && !f->req_body_done &&
+        evbuffer_get_length(bufferevent_get_output(bev)) <= UPLOAD_LOW)
+        client_on_fetch_upload_drained(f->client);
 }
 
 void fetch_end_body(struct fetch *f)
@@ -717,7 +731,9 @@ static int connect_origin(struct fetch *f)
     f->got_bytes = false;
     http_parser_init(&f->parser, HTTP_RESPONSE, &f->resp, 64 * 1024, on_resp_body, f);
     f->parser.no_body = f->client_head && f->kind == FETCH_PASS;
-    bufferevent_setcb(f->uc->bev, read_cb, NULL, event_cb, f);
+    bufferevent_setcb(f->uc->bev, read_cb, f->req_body ? write_cb : NULL, event_cb, f);
+    if (f->req_body)
+        bufferevent_setwatermark(f->uc->bev, EV_WRITE, UPLOAD_LOW, 0);
     COUNT(f->w, origin_requests, 1);
     if (reused) {
         send_request(f);

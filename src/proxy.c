@@ -45,6 +45,9 @@
 /* Bytes a client may send ahead (pipelined requests, a body) beyond one
  * header section before we stop reading from it. */
 #define READ_AHEAD_MAX (256 * 1024)
+/* Request body bytes queued toward the origin beyond which we stop
+ * reading from the client (resumed at fetch.c's UPLOAD_LOW). */
+#define UPLOAD_HIGH (1024 * 1024)
 
 enum client_state {
     C_READ = 0,     /* between requests, or reading a head */
@@ -77,6 +80,7 @@ struct client {
     bool resp_started;      /* some byte of the response was queued */
     bool fetch_paused;
     bool write_armed;       /* EV_WRITE enabled: the socket pushed back */
+    bool upload_paused;     /* reading stopped: the origin lags on the body */
 
     struct cache_key key;
     struct cache_control req_cc;
@@ -699,8 +703,23 @@ static void on_request_head(struct client *c)
 static void on_request_body(void *owner, const char *data, size_t len)
 {
     struct client *c = owner;
-    if (c->fetch)
-        fetch_send_body(c->fetch, data, len);
+    if (c->fetch && fetch_send_body(c->fetch, data, len) > UPLOAD_HIGH && !c->upload_paused) {
+        /* The origin is slower than the client: stop reading until it
+         * catches up, rather than holding the whole upload in memory. */
+        c->upload_paused = true;
+        bufferevent_disable(c->bev, EV_READ);
+    }
+}
+
+void client_on_fetch_upload_drained(struct client *c)
+{
+    CHECK_OBJ_NOTNULL(c, CLIENT_MAGIC);
+    if (!c->upload_paused || c->state == C_CLOSING)
+        return;
+    c->upload_paused = false;
+    bufferevent_enable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        event_active(c->reap, EV_WRITE, 0);     /* parse what is buffered */
 }
 
 static void log_exchange(struct client *c)

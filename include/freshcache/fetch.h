@@ -57,8 +57,11 @@ struct fetch *fetch_start(struct worker *w, struct client *c, const struct fetch
 
 /* The client is gone: a storing fetch goes on alone, a passing one aborts. */
 void fetch_detach(struct fetch *f);
-/* Request body bytes from the client (streamed as they arrive). */
-void fetch_send_body(struct fetch *f, const char *data, size_t len);
+/* Request body bytes from the client (streamed as they arrive).  Returns
+ * the bytes queued toward the origin, for the caller's backpressure: above
+ * a limit it stops reading from its client until
+ * client_on_fetch_upload_drained(). */
+size_t fetch_send_body(struct fetch *f, const char *data, size_t len);
 void fetch_end_body(struct fetch *f);
 /* Pass-through backpressure from the client's output buffer. */
 void fetch_pause(struct fetch *f);

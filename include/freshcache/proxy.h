@@ -25,6 +25,8 @@ void client_close_idle(struct worker *w);
 /* Reports from the client's fetch (fetch.h). */
 /* Milliseconds from sending to the origin until its response head. */
 void client_note_origin_time(struct client *c, int64_t ms);
+/* The request body queued toward the origin went below the low mark. */
+void client_on_fetch_upload_drained(struct client *c);
 /* Serve stored object `o` (the client takes its own reference). */
 void client_on_fetch_obj(struct client *c, struct cache_obj *o, const char *cache_status);
 /* Pass-through: the head is in fetch_response(f); body follows. */
