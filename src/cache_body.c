@@ -209,3 +209,22 @@ void body_unwait(struct cache_body *b, struct body_waiter *w)
     }
     pthread_mutex_unlock(&b->mu);
 }
+
+void body_cursor_seek(struct cache_body *b, struct body_cursor *cur, size_t pos)
+{
+    CHECK_OBJ_NOTNULL(b, BODY_MAGIC);
+    FC_ASSERT(pos <= body_total(b));
+    struct body_chunk *c = b->head;
+    size_t left = pos;
+    while (c) {
+        size_t len = atomic_load_explicit(&c->len, memory_order_acquire);
+        struct body_chunk *n = atomic_load_explicit(&c->next, memory_order_acquire);
+        if (left < len || n == NULL)
+            break;
+        left -= len;
+        c = n;
+    }
+    cur->chunk = c;
+    cur->off = left;
+    cur->pos = pos;
+}

@@ -61,12 +61,19 @@ static bool dropped_from_store(const struct http_msg *m, const struct http_field
     if (f->dead || http_is_hop_by_hop(m, f))
         return true;
     const char *n = http_field_name(m, f);
-    /* Tags are for purging here, not for clients (like Fastly and Varnish). */
     return http_token_eq(n, f->name_len, "Content-Length") ||
            http_token_eq(n, f->name_len, "Age") ||
-           http_token_eq(n, f->name_len, "Surrogate-Key") ||
-           http_token_eq(n, f->name_len, "Cache-Tag") ||
-           http_token_eq(n, f->name_len, "Cache-Status");
+           http_token_eq(n, f->name_len, "Cache-Status") || obj_field_internal(n, f->name_len);
+}
+
+bool obj_field_internal(const char *n, size_t len)
+{
+    /* Tags are for purging here, not for clients (like Fastly and Varnish);
+     * targeted directives were for us. */
+    return http_token_eq(n, len, "Surrogate-Key") || http_token_eq(n, len, "Cache-Tag") ||
+           http_token_eq(n, len, "Freshcache-Cache-Control") ||
+           http_token_eq(n, len, "CDN-Cache-Control") ||
+           http_token_eq(n, len, "Surrogate-Control");
 }
 
 static void collect_tags(struct cache_obj *o, const struct http_msg *resp)
@@ -142,14 +149,14 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
                                           http_token_eq(n, f->name_len, "Last-Modified")))
             continue;
         evbuffer_add(b, n, f->name_len);
-        evbuffer_add(b, ": ", 2);
+        evbuffer_add(b, ": ", sizeof(": ") - 1);
         evbuffer_add(b, http_field_value(resp, f), f->value_len);
         if (http_token_eq(n, f->name_len, "Via")) {
             if (!(rw && rw->via_done))
-                evbuffer_add(b, ", 1.1 freshcache", 16);
+                evbuffer_add(b, ", 1.1 freshcache", sizeof(", 1.1 freshcache") - 1);
             has_via = true;
         }
-        evbuffer_add(b, "\r\n", 2);
+        evbuffer_add(b, "\r\n", sizeof("\r\n") - 1);
         if (http_token_eq(n, f->name_len, "Date"))
             has_date = true;
     }
@@ -160,7 +167,7 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
         evbuffer_add_printf(b, "Date: %s\r\n", d);
     }
     if (!has_via)
-        evbuffer_add(b, "Via: 1.1 freshcache\r\n", 21);
+        evbuffer_add(b, "Via: 1.1 freshcache\r\n", sizeof("Via: 1.1 freshcache\r\n") - 1);
     if (rw && rw->cache_control)
         evbuffer_add_printf(b, "Cache-Control: %s\r\n", rw->cache_control);
     collect_tags(o, resp);

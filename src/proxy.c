@@ -41,6 +41,8 @@
 /* Pass-through backpressure: pause the origin above HIGH bytes queued to
  * the client, resume below LOW. */
 #define PASS_HIGH (1024 * 1024)
+/* Append a string literal without counting its length by hand. */
+#define ADD_LIT(buf, lit) evbuffer_add((buf), (lit), sizeof(lit) - 1)
 #define PASS_LOW (256 * 1024)
 /* Bytes a client may send ahead (pipelined requests, a body) beyond one
  * header section before we stop reading from it. */
@@ -87,6 +89,8 @@ struct client {
     struct fetch *fetch;
     struct cache_obj *obj;  /* delivered, or waited on (ref) */
     struct body_cursor cur;
+    uint64_t send_end;      /* body offset to stop at (a Range), or UINT64_MAX */
+    uint64_t range_first;   /* a 206's first byte */
     struct body_waiter waiter;
     struct event *wake;     /* body progress, activated from any thread */
     struct event *reap;     /* deferred free */
@@ -228,8 +232,11 @@ static void write_obj_head(struct client *c, struct cache_obj *o, int status)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     /* The head is small: copying it beats a reference (a chain allocation
      * and two atomics).  Bodies always go by reference. */
-    if (status == 304) {
-        evbuffer_add(out, "HTTP/1.1 304 Not Modified\r\n", 27);
+    if (status == 304 || status == 206) {
+        if (status == 304)
+            ADD_LIT(out, "HTTP/1.1 304 Not Modified\r\n");
+        else
+            ADD_LIT(out, "HTTP/1.1 206 Partial Content\r\n");
         evbuffer_add(out, o->head + o->fields_off, o->head_len - o->fields_off);
     } else {
         evbuffer_add(out, o->head, o->head_len);
@@ -252,7 +259,13 @@ static void write_obj_head(struct client *c, struct cache_obj *o, int status)
     struct cache_body *b = o->body;
     c->chunked_out = false;
     bool bodyless = status == 304 || status == 204 || (status >= 100 && status < 200);
-    if (!bodyless) {
+    if (status == 206) {
+        n += snprintf(tail + n, sizeof tail - (size_t)n,
+                      "Content-Range: bytes %llu-%llu/%llu\r\nContent-Length: %llu\r\n",
+                      (unsigned long long)c->range_first, (unsigned long long)c->send_end - 1,
+                      (unsigned long long)body_total(b),
+                      (unsigned long long)(c->send_end - c->range_first));
+    } else if (!bodyless) {
         uint64_t len = body_state(b) == BODY_COMPLETE ? body_total(b) : b->expected;
         if (len != UINT64_MAX) {
             n += snprintf(tail + n, sizeof tail - (size_t)n, "Content-Length: %llu\r\n",
@@ -277,6 +290,93 @@ static void write_obj_head(struct client *c, struct cache_obj *o, int status)
     c->resp_started = true;
 }
 
+enum range_choice { RANGE_NONE = 0, RANGE_ONE, RANGE_UNSATISFIABLE };
+
+/* If-Range (RFC 9110 §13.1.5): an entity-tag compared strongly, or a date
+ * equal to Last-Modified. */
+static bool if_range_matches(const char *ir, size_t len, const struct validators *v)
+{
+    if (len > 0 && (ir[0] == '"' || ir[0] == 'W'))
+        return v->etag && etag_list_match_strong(ir, len, v->etag, v->etag_len);
+    time_t t;
+    return v->has_last_modified && http_date_parse(ir, len, &t) && t == v->last_modified;
+}
+
+/* One byte range of a complete stored 200 (RFC 9110 §14.1.2): "a-b",
+ * "a-" or "-n".  Several ranges, other units or an If-Range that does not
+ * match the stored validators: RANGE_NONE (the full 200 is always a valid
+ * answer). */
+static enum range_choice range_select(const struct http_msg *req, const struct validators *v,
+                                      uint64_t size, uint64_t *first, uint64_t *last)
+{
+    size_t len;
+    const char *r = http_msg_get(req, "Range", &len);
+    if (r == NULL || len < 7 || strncasecmp(r, "bytes=", 6) != 0 || memchr(r, ',', len))
+        return RANGE_NONE;
+    size_t il;
+    const char *ir = http_msg_get(req, "If-Range", &il);
+    if (ir && !if_range_matches(ir, il, v))
+        return RANGE_NONE;
+    r = http_msg_get(req, "Range", &len);
+    char spec[64];
+    size_t sl = len - 6;
+    if (sl == 0 || sl >= sizeof spec)
+        return RANGE_NONE;
+    memcpy(spec, r + 6, sl);
+    spec[sl] = '\0';
+    char *dash = strchr(spec, '-');
+    if (dash == NULL)
+        return RANGE_NONE;
+    *dash = '\0';
+    const char *a = spec, *b = dash + 1;
+    char *end;
+    if (*a == '\0') {                                   /* -n: the last n bytes */
+        if (*b < '0' || *b > '9')
+            return RANGE_NONE;
+        unsigned long long n = strtoull(b, &end, 10);
+        if (*end)
+            return RANGE_NONE;
+        if (n == 0 || size == 0)
+            return RANGE_UNSATISFIABLE;
+        *first = n >= size ? 0 : size - n;
+        *last = size - 1;
+        return RANGE_ONE;
+    }
+    if (*a < '0' || *a > '9')
+        return RANGE_NONE;
+    unsigned long long f = strtoull(a, &end, 10);
+    if (*end)
+        return RANGE_NONE;
+    unsigned long long l = size ? size - 1 : 0;
+    if (*b) {
+        if (*b < '0' || *b > '9')
+            return RANGE_NONE;
+        l = strtoull(b, &end, 10);
+        if (*end || l < f)
+            return RANGE_NONE;
+        if (l >= size)
+            l = size - 1;
+    }
+    if (f >= size)
+        return RANGE_UNSATISFIABLE;
+    *first = f;
+    *last = l;
+    return RANGE_ONE;
+}
+
+static void send_range_not_satisfiable(struct client *c, const char *content_range)
+{
+    evbuffer_add_printf(bufferevent_get_output(c->bev),
+                        "HTTP/1.1 416 Range Not Satisfiable\r\n"
+                        "Content-Range: %s\r\nContent-Length: 0\r\n"
+                        "Cache-Status: freshcache; %s\r\n%s\r\n",
+                        content_range, c->cs ? c->cs : "hit",
+                        c->keep_alive ? "" : "Connection: close\r\n");
+    c->resp_status = 416;
+    c->resp_started = true;
+    c->resp_done = true;
+}
+
 static void deliver_obj(struct client *c, struct cache_obj *o, const char *cs)
 {
     CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
@@ -294,6 +394,7 @@ static void deliver_obj(struct client *c, struct cache_obj *o, const char *cs)
     drop_obj(c);
     c->obj = o;
     memset(&c->cur, 0, sizeof c->cur);
+    c->send_end = UINT64_MAX;
     c->state = C_SEND;
     if (cond == COND_NOT_MODIFIED) {
         write_obj_head(c, o, 304);
@@ -301,7 +402,29 @@ static void deliver_obj(struct client *c, struct cache_obj *o, const char *cs)
         finish_exchange(c);
         return;
     }
-    write_obj_head(c, o, o->status);
+    int status = o->status;
+    if (status == 200 && body_state(o->body) == BODY_COMPLETE) {
+        uint64_t first, last, size = body_total(o->body);
+        switch (range_select(&c->req, &v, size, &first, &last)) {
+        case RANGE_NONE:
+            break;
+        case RANGE_ONE:
+            status = 206;
+            c->range_first = first;
+            c->send_end = last + 1;
+            body_cursor_seek(o->body, &c->cur, first);
+            break;
+        case RANGE_UNSATISFIABLE: {
+            char cr[64];
+            snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)size);
+            drop_obj(c);
+            send_range_not_satisfiable(c, cr);
+            finish_exchange(c);
+            return;
+        }
+        }
+    }
+    write_obj_head(c, o, status);
     if (c->head_req || o->status == 204) {
         c->resp_done = true;
         finish_exchange(c);
@@ -321,23 +444,24 @@ static void pump_body(struct client *c)
         if (c->chunked_out) {
             struct evbuffer *tmp = evbuffer_new();
             AN(tmp);
-            size_t n = body_read_into(b, &c->cur, tmp, SIZE_MAX);
+            size_t n = body_read_into(b, &c->cur, tmp, (size_t)(c->send_end - c->cur.pos));
             COUNT(c->w, bytes_sent, n);
             c->resp_bytes += n;
             if (n) {
                 evbuffer_add_printf(out, "%zx\r\n", n);
                 evbuffer_add_buffer(out, tmp);
-                evbuffer_add(out, "\r\n", 2);
+                ADD_LIT(out, "\r\n");
             }
             evbuffer_free(tmp);
         } else {
-            size_t n = body_read_into(b, &c->cur, out, SIZE_MAX);
+            size_t n = body_read_into(b, &c->cur, out, (size_t)(c->send_end - c->cur.pos));
             COUNT(c->w, bytes_sent, n);
             c->resp_bytes += n;
         }
-        if (st == BODY_COMPLETE && c->cur.pos == body_total(b)) {
+        if (c->cur.pos == c->send_end ||
+            (st == BODY_COMPLETE && c->cur.pos == body_total(b))) {
             if (c->chunked_out)
-                evbuffer_add(out, "0\r\n\r\n", 5);
+                ADD_LIT(out, "0\r\n\r\n");
             body_unwait(b, &c->waiter);
             c->resp_done = true;
             finish_exchange(c);
@@ -383,19 +507,19 @@ void client_on_fetch_pass_head(struct client *c, struct fetch *f, const char *ca
         if (fl->dead || http_is_hop_by_hop(r, fl))
             continue;
         const char *n = http_field_name(r, fl);
-        if (http_token_eq(n, fl->name_len, "Content-Length"))
+        if (http_token_eq(n, fl->name_len, "Content-Length") || obj_field_internal(n, fl->name_len))
             continue;
         evbuffer_add(out, n, fl->name_len);
-        evbuffer_add(out, ": ", 2);
+        ADD_LIT(out, ": ");
         evbuffer_add(out, http_field_value(r, fl), fl->value_len);
         if (http_token_eq(n, fl->name_len, "Via")) {
-            evbuffer_add(out, ", 1.1 freshcache", 16);
+            ADD_LIT(out, ", 1.1 freshcache");
             via = true;
         }
-        evbuffer_add(out, "\r\n", 2);
+        ADD_LIT(out, "\r\n");
     }
     if (!via)
-        evbuffer_add(out, "Via: 1.1 freshcache\r\n", 21);
+        ADD_LIT(out, "Via: 1.1 freshcache\r\n");
     evbuffer_add_printf(out, "Cache-Status: freshcache; %s\r\n", c->cs);
     c->chunked_out = false;
     uint64_t len = fetch_response_length(f);
@@ -406,17 +530,17 @@ void client_on_fetch_pass_head(struct client *c, struct fetch *f, const char *ca
         else if (c->http10 || c->head_req)
             c->keep_alive = false;
         else {
-            evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+            ADD_LIT(out, "Transfer-Encoding: chunked\r\n");
             c->chunked_out = true;
         }
     } else if (r->status != 204 && r->status != 304 && r->status >= 200) {
-        evbuffer_add(out, "Content-Length: 0\r\n", 19);
+        ADD_LIT(out, "Content-Length: 0\r\n");
     }
     if (!c->keep_alive)
-        evbuffer_add(out, "Connection: close\r\n", 19);
+        ADD_LIT(out, "Connection: close\r\n");
     else if (c->http10)
-        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-    evbuffer_add(out, "\r\n", 2);
+        ADD_LIT(out, "Connection: keep-alive\r\n");
+    ADD_LIT(out, "\r\n");
     c->resp_status = r->status;
     c->resp_started = true;
     client_flush(c);
@@ -434,7 +558,7 @@ void client_on_fetch_pass_body(struct client *c, const char *data, size_t len)
         evbuffer_add_printf(out, "%zx\r\n", len);
     evbuffer_add(out, data, len);
     if (c->chunked_out)
-        evbuffer_add(out, "\r\n", 2);
+        ADD_LIT(out, "\r\n");
     client_flush(c);
     if (!c->fetch_paused && c->fetch && evbuffer_get_length(out) > PASS_HIGH) {
         fetch_pause(c->fetch);
@@ -450,7 +574,7 @@ void client_on_fetch_pass_done(struct client *c)
     if (c->state == C_CLOSING)
         return;
     if (c->chunked_out && !c->head_req)
-        evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+        ADD_LIT(bufferevent_get_output(c->bev), "0\r\n\r\n");
     c->resp_done = true;
     finish_exchange(c);
     client_flush(c);
@@ -691,7 +815,7 @@ static void on_request_head(struct client *c)
     }
     bool has_body = http_parser_has_body(&c->parser);
     if (has_body && !c->http10 && http_msg_has_token(r, "Expect", "100-continue"))
-        evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        ADD_LIT(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
     if ((r->method == HTTP_GET || r->method == HTTP_HEAD) && !has_body) {
         handle_cacheable(c);
         return;

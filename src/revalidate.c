@@ -16,10 +16,13 @@
  * ones describing the stored body's framing). */
 static bool keep_stored(const char *name, size_t len)
 {
+    /* ...and the validators: the 304 selected the stored response by
+     * them, they still describe its body. */
     return http_token_eq(name, len, "Content-Length") ||
            http_token_eq(name, len, "Content-Encoding") ||
            http_token_eq(name, len, "Transfer-Encoding") ||
-           http_token_eq(name, len, "Content-Range");
+           http_token_eq(name, len, "Content-Range") || http_token_eq(name, len, "ETag") ||
+           http_token_eq(name, len, "Content-MD5");
 }
 
 void revalidate_add_validators(struct evbuffer *out, const struct cache_obj *stale)

@@ -100,6 +100,8 @@ static inline size_t body_total(const struct cache_body *b)
  * `max`) to `out`, advancing the cursor.  Returns the bytes added. */
 size_t body_read_into(struct cache_body *b, struct body_cursor *cur, struct evbuffer *out,
                       size_t max);
+/* Position a cursor at byte `pos` of a body that has at least that many. */
+void body_cursor_seek(struct cache_body *b, struct body_cursor *cur, size_t pos);
 /* Register to be woken.  Returns false (and does not register) when there
  * is already something to do: bytes past cur->pos, or a state change from
  * `seen`. */

@@ -72,6 +72,7 @@ struct cache_obj {
     int policy;                         /* index in cfg->policies, -1: none */
     int64_t stale_while_revalidate;     /* seconds of allowed staleness, policy or origin */
     int64_t stale_if_error;
+    bool sie_from_policy;               /* stale_if_error set by the operator, not the origin */
     _Atomic bool soft_purged;           /* treat as stale: revalidate on next use */
     _Atomic bool revalidating;          /* one background refresh at a time */
 
@@ -111,6 +112,9 @@ struct generations;
 bool obj_current(const struct cache_obj *o, const struct generations *g);
 /* Hex of the content hash into out[65]. */
 void obj_chash_hex(const struct cache_obj *o, char out[65]);
+/* Response fields meant for this cache only, never sent to clients:
+ * purge tags and targeted cache-control fields (RFC 9213). */
+bool obj_field_internal(const char *name, size_t len);
 /* Parse o->head's fields back into a message (for a 304 merge). */
 void obj_head_to_msg(const struct cache_obj *o, struct http_msg *m);
 const char *obj_reason(const struct cache_obj *o, size_t *len);

@@ -400,9 +400,12 @@ START_TEST(merge_replaces_fields)
     ck_assert_ptr_nonnull(strstr(h, "\r\nDate: Fri, 02 Jan 2015 00:00:00 GMT\r\n"));
     ck_assert_uint_eq(count_of(h, "Cache-Control: "), 1);
     ck_assert_ptr_nonnull(strstr(h, "\r\nCache-Control: max-age=120\r\n"));
+    /* ...but not the validators: the 304 selected the stored response by
+     * them and they still describe its body (http-cache-tests
+     * 304-etag-update-response-ETag) */
     ck_assert_uint_eq(count_of(h, "ETag: "), 1);
-    ck_assert_ptr_nonnull(strstr(h, "\r\nETag: \"v2\"\r\n"));
-    ck_assert_str_eq(o->etag, "\"v2\"");
+    ck_assert_ptr_nonnull(strstr(h, "\r\nETag: \"v1\"\r\n"));
+    ck_assert_str_eq(o->etag, "\"v1\"");
     ck_assert_uint_eq(o->etag_len, 4);
     /* every stored line of a repeated field goes, whatever its case */
     ck_assert_uint_eq(count_of(h, "</a>"), 0);

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Run http-cache-tests@0.4.5 against a peer caching proxy on loopback, for
+# the comparison table in docs/conformance.md.
+#
+#   tests/conformance/peers/run-peer.sh nginx|varnish [run.py options]
+#
+# Starts the peer (nginx or varnishd from Debian: apt-get install nginx-light
+# varnish) with the config here, in front of the suite's test server, and
+# lets ../run.py drive the suite through it (--base, --no-expectations, so
+# only the summary is printed).  Extra options go to run.py, e.g. --json
+# FILE or --id TEST.  The peer is stopped on exit, on failure too.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+peer=${1:-}
+[[ -n $peer ]] || { sed -n '2,11s/^# \{0,1\}//p' "$0"; exit 2; }
+shift
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+wait_port() {   # PORT PID
+    for _ in $(seq 1 100); do
+        if python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.5)' "$1" 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+tmp=$(mktemp -d -t "freshcache-peer-$peer.XXXXXX")
+chmod 755 "$tmp"     # the peers' worker processes drop privileges
+peer_pid=
+cleanup() {
+    if [[ -n $peer_pid ]] && kill -0 "$peer_pid" 2>/dev/null; then
+        kill -TERM "$peer_pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$peer_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$peer_pid" 2>/dev/null || true
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+origin_port=$(free_port)
+proxy_port=$(free_port)
+fill() {
+    sed -e "s|@TMPDIR@|$tmp|g" -e "s|@ORIGIN_PORT@|$origin_port|g" \
+        -e "s|@PROXY_PORT@|$proxy_port|g" -e "s|@USER_DIRECTIVE@|$user_directive|g" "$1"
+}
+
+case $peer in
+    nginx)
+        command -v nginx >/dev/null || { echo "run-peer: nginx not found (apt-get install nginx-light)" >&2; exit 1; }
+        user_directive=
+        if ((EUID == 0)); then user_directive='user root;'; fi
+        fill "$here/nginx.conf.in" > "$tmp/nginx.conf"
+        version=$(nginx -v 2>&1 | sed 's/.*\///')
+        nginx -c "$tmp/nginx.conf" -p "$tmp" -e "$tmp/error.log" > "$tmp/stdout.log" 2>&1 &
+        peer_pid=$!
+        ;;
+    varnish)
+        command -v varnishd >/dev/null || { echo "run-peer: varnishd not found (apt-get install varnish)" >&2; exit 1; }
+        user_directive=
+        fill "$here/varnish.vcl.in" > "$tmp/default.vcl"
+        version=$(varnishd -V 2>&1 | sed -n 's/.*(varnish-\([^ ]*\).*/\1/p' | head -1)
+        varnishd -F -n "$tmp/varnish" -a "127.0.0.1:$proxy_port" -f "$tmp/default.vcl" \
+            -T none -p default_ttl=0 -p default_grace=0 -p default_keep=3600 -s malloc,64M \
+            > "$tmp/stdout.log" 2>&1 &
+        peer_pid=$!
+        ;;
+    *)
+        echo "run-peer: unknown peer '$peer' (nginx or varnish)" >&2; exit 2 ;;
+esac
+
+if ! wait_port "$proxy_port" "$peer_pid"; then
+    echo "run-peer: $peer did not start on 127.0.0.1:$proxy_port:" >&2
+    cat "$tmp"/*.log >&2 || true
+    exit 1
+fi
+echo "run-peer: $peer $version on 127.0.0.1:$proxy_port, test server on 127.0.0.1:$origin_port" >&2
+status=0
+python3 "$here/../run.py" --base "http://127.0.0.1:$proxy_port" --origin-port "$origin_port" \
+    --no-expectations "$@" || status=$?
+exit $status
