@@ -1,6 +1,7 @@
 /*
  * server.c — the process-wide runtime: store, workers, counters, stop.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -184,6 +185,14 @@ void server_sweep(struct server *srv)
         log_debug("sweep: reclaimed %zu objects of older generations", n);
 }
 
+/* On each worker's thread: its listeners follow the new config. */
+static void sync_listeners_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker_sync_listeners(arg);
+}
+
 static bool policies_same(const struct fc_config *a, const struct fc_config *b)
 {
     if (a->n_policies != b->n_policies)
@@ -206,13 +215,26 @@ int server_reload(struct server *srv, char *err, size_t errlen)
         config_errors_free(&errs);
         return -1;
     }
-    /* What is bound to sockets, threads or memory already allocated stays
-     * until a restart; say so rather than pretend. */
-    bool listen_same = cfg->n_listen == old->n_listen;
-    for (size_t i = 0; listen_same && i < cfg->n_listen; i++)
-        listen_same = strcmp(cfg->listen[i].address, old->listen[i].address) == 0;
-    if (!listen_same)
-        log_warn("reload: listen changed; takes effect on restart");
+    /* New listen addresses must be free before anything changes: a reload
+     * is applied whole or not at all. */
+    for (size_t i = 0; i < cfg->n_listen; i++) {
+        const struct fc_listen *l = &cfg->listen[i];
+        bool had = false;
+        for (size_t j = 0; j < old->n_listen && !had; j++)
+            had = strcmp(l->address, old->listen[j].address) == 0;
+        if (had)
+            continue;
+        const char *why = l->tls_certificate ? "TLS listeners are not supported yet"
+                          : worker_probe_listen(l) != 0 ? strerror(errno) : NULL;
+        if (why) {
+            snprintf(err, errlen, "%s: listen %s: %s", cfg->path, l->address, why);
+            log_error("reload refused: %s", err);
+            config_free(cfg);
+            return -1;
+        }
+    }
+    /* What threads or memory already allocated depend on stays until a
+     * restart; say so rather than pretend. */
     if (cfg->workers != old->workers)
         log_warn("reload: workers changed; takes effect on restart");
     if (cfg->cache.memory != old->cache.memory)
@@ -233,6 +255,9 @@ int server_reload(struct server *srv, char *err, size_t errlen)
     srv->old_cfgs[srv->n_old_cfgs++] = old;
     srv->cfg = cfg;
     log_set_level(cfg->log.level);
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        event_base_once(srv->workers[i].base, -1, EV_TIMEOUT, sync_listeners_cb,
+                        &srv->workers[i], NULL);
     log_info("reloaded %s", cfg->path);
     return 0;
 }

@@ -2,6 +2,7 @@
  * worker.c — one worker thread: an event loop, its listeners and clients.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -102,36 +103,79 @@ static int probe_address(const struct fc_listen *l)
     return rc;
 }
 
+static int listener_open(struct worker *w, const struct fc_listen *l)
+{
+    if (l->tls_certificate) {
+        log_error("listen %s: TLS listeners are not supported yet", l->address);
+        return -1;
+    }
+    /* SO_REUSEPORT: every worker binds its own socket to the address and
+     * the kernel balances connections between them. */
+    struct evconnlistener *el = evconnlistener_new_bind(
+        w->base, accept_cb, w,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
+        1024, (const struct sockaddr *)&l->addr, (int)l->addrlen);
+    if (el == NULL) {
+        log_error("listen %s: %s", l->address, strerror(errno));
+        return -1;
+    }
+    evconnlistener_set_error_cb(el, accept_error_cb);
+    if (w->n_listeners == w->cap_listeners) {
+        w->cap_listeners = w->cap_listeners ? w->cap_listeners * 2 : 4;
+        w->listeners = realloc(w->listeners, w->cap_listeners * sizeof *w->listeners);
+        AN(w->listeners);
+    }
+    struct worker_listener *wl = &w->listeners[w->n_listeners++];
+    snprintf(wl->address, sizeof wl->address, "%s", l->address);
+    wl->el = el;
+    return 0;
+}
+
+int worker_probe_listen(const struct fc_listen *l)
+{
+    return probe_address(l);
+}
+
 int worker_listen(struct worker *w)
 {
     const struct fc_config *cfg = w->srv->cfg;
-    w->listeners = calloc(cfg->n_listen ? cfg->n_listen : 1, sizeof *w->listeners);
-    AN(w->listeners);
     for (size_t i = 0; i < cfg->n_listen; i++) {
         const struct fc_listen *l = &cfg->listen[i];
-        if (l->tls_certificate) {
-            log_error("listen %s: TLS listeners are not supported yet", l->address);
-            return -1;
-        }
         if (w->id == 0 && probe_address(l) != 0) {
             log_error("listen %s: %s", l->address, strerror(errno));
             return -1;
         }
-        /* SO_REUSEPORT: every worker binds its own socket to the address and
-         * the kernel balances connections between them. */
-        struct evconnlistener *el = evconnlistener_new_bind(
-            w->base, accept_cb, w,
-            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
-                LEV_OPT_CLOSE_ON_EXEC,
-            1024, (const struct sockaddr *)&l->addr, (int)l->addrlen);
-        if (el == NULL) {
-            log_error("listen %s: %s", l->address, strerror(errno));
+        if (listener_open(w, l) != 0)
             return -1;
-        }
-        evconnlistener_set_error_cb(el, accept_error_cb);
-        w->listeners[w->n_listeners++] = el;
     }
     return 0;
+}
+
+void worker_sync_listeners(struct worker *w)
+{
+    const struct fc_config *cfg = w->srv->cfg;
+    /* close what the config dropped (in-flight connections stay) */
+    for (size_t i = 0; i < w->n_listeners;) {
+        bool kept = false;
+        for (size_t j = 0; j < cfg->n_listen && !kept; j++)
+            kept = strcmp(w->listeners[i].address, cfg->listen[j].address) == 0;
+        if (kept) {
+            i++;
+            continue;
+        }
+        if (w->id == 0)
+            log_info("listen %s: closed (reload)", w->listeners[i].address);
+        evconnlistener_free(w->listeners[i].el);
+        w->listeners[i] = w->listeners[--w->n_listeners];
+    }
+    /* open what it added */
+    for (size_t j = 0; j < cfg->n_listen; j++) {
+        bool have = false;
+        for (size_t i = 0; i < w->n_listeners && !have; i++)
+            have = strcmp(w->listeners[i].address, cfg->listen[j].address) == 0;
+        if (!have && listener_open(w, &cfg->listen[j]) == 0 && w->id == 0)
+            log_info("listen %s: opened (reload)", cfg->listen[j].address);
+    }
 }
 
 void *worker_main(void *arg)
@@ -145,7 +189,7 @@ void *worker_main(void *arg)
 void worker_stop_accepting(struct worker *w)
 {
     for (size_t i = 0; i < w->n_listeners; i++)
-        evconnlistener_free(w->listeners[i]);
+        evconnlistener_free(w->listeners[i].el);
     w->n_listeners = 0;
 }
 

@@ -56,6 +56,11 @@ struct counters {
 #define COUNT(w, name, n) atomic_fetch_add_explicit(&(w)->counters.name, (n), memory_order_relaxed)
 
 LIST_HEAD(client_list, client);
+
+struct worker_listener {
+    char address[64];               /* as written in the config */
+    struct evconnlistener *el;
+};
 TAILQ_HEAD(upstream_list, upstream_conn);
 
 struct worker {
@@ -65,8 +70,8 @@ struct worker {
     struct server *srv;
     struct event_base *base;
     pthread_t thread;
-    struct evconnlistener **listeners;
-    size_t n_listeners;
+    struct worker_listener *listeners;  /* this worker's sockets, by address */
+    size_t n_listeners, cap_listeners;
     struct client_list clients;
     unsigned n_clients;
     struct upstream_list idle_upstreams;
@@ -112,6 +117,11 @@ void server_sum_counters(struct server *srv, struct counters *out);
 /* worker.c */
 int worker_init(struct worker *w, struct server *srv, unsigned id);
 int worker_listen(struct worker *w);
+/* On the worker's own thread: open the config's new addresses, close the
+ * ones it no longer has (a reload). */
+void worker_sync_listeners(struct worker *w);
+/* Can `l` be bound, or is it held by some other socket?  0 or -1 (errno). */
+int worker_probe_listen(const struct fc_listen *l);
 void *worker_main(void *arg);
 void worker_stop_accepting(struct worker *w);
 void worker_free(struct worker *w);
