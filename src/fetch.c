@@ -133,12 +133,14 @@ static bool stale_usable_on_error(struct fetch *f)
     const struct cache_obj *o = f->stale;
     if (o == NULL || f->kind != FETCH_REVALIDATE || o->stale_if_error <= 0)
         return false;
-    /* The origin's own stale-if-error yields to its must-revalidate,
-     * proxy-revalidate, no-cache and s-maxage (RFC 9111 §4.2.4); a
-     * policy's is the operator's decision. */
-    if (!o->sie_from_policy &&
-        ((o->cc.flags & (CC_MUST_REVALIDATE | CC_PROXY_REVALIDATE | CC_NO_CACHE)) ||
-         o->cc.s_maxage != CC_UNSET))
+    /* must-revalidate, proxy-revalidate and s-maxage forbid serving stale
+     * without validation (RFC 9111 §5.2.2.2, .8, .10), whoever asked for
+     * stale-if-error.  no-cache yields to a policy's: its ttl already
+     * overrides the origin's freshness (the spec's HTML policy is
+     * exactly that); the origin's own stale-if-error yields to it. */
+    if ((o->cc.flags & (CC_MUST_REVALIDATE | CC_PROXY_REVALIDATE)) || o->cc.s_maxage != CC_UNSET)
+        return false;
+    if (!o->sie_from_policy && (o->cc.flags & CC_NO_CACHE))
         return false;
     if (!obj_current(o, f->w->srv->gens))
         return false;

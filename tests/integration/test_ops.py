@@ -265,6 +265,11 @@ class OpsTestCase(H.ProxyTestCase):
     def _stop_launched(cls):
         if cls.proxy is not None and cls.proxy.alive():
             cls.proxy.stop()
+        elif cls.proxy is not None:
+            cls.proxy.proc.wait()
+            if cls.proxy.proc in H._children:
+                H._children.remove(cls.proxy.proc)
+            cls.proxy.logf.close()
         if cls.proxy is not None:
             tail = cls.proxy.log_tail()
             if tail.strip() and os.environ.get("FRESHCACHE_TEST_VERBOSE") == "1":
@@ -354,6 +359,8 @@ class OpsTestCase(H.ProxyTestCase):
     def restore_config(self):
         self.write_config()
         self.proxyctl("reload")
+        # Workers reopen a listener a reload removed on their own threads.
+        H.wait_port(self.port, 5.0, self.proxy.proc, "freshcached")
 
 
 # ---------------------------------------------------------------------------
@@ -653,23 +660,93 @@ class ReloadTest(OpsTestCase):
         self.assertGreaterEqual(self.admin_json("GET", "/stats")["objects"], objects)
 
     def test_restart_only_settings_are_reported(self):
-        new_port = H.free_port()
-        self.write_config({"listen": self.cfg["listen"] + [{"address": "127.0.0.1:%d" % new_port}],
-                           "workers": 3, "cache": {"memory": "32MiB"},
+        self.write_config({"workers": 3, "cache": {"memory": "32MiB"},
                            "state_dir": os.path.join(self.tmp, "state2"),
                            "admin": {"socket": os.path.join(self.tmp, "admin2.sock")},
                            "log": {"access": os.path.join(self.tmp, "access2.log")}})
         mark = self.log_mark()
         self.sighup()
-        for what in ("listen", "workers", "cache.memory", "state_dir", "admin.socket",
-                     "log.access"):
+        for what in ("workers", "cache.memory", "state_dir", "admin.socket", "log.access"):
             self.wait_log(r"warning: reload: %s changed; takes effect on restart" % re.escape(what),
                           mark)
-        # Still the old listener, socket and cache; the daemon keeps serving.
+        # Still the old socket and cache; the daemon keeps serving.
         seed = self.uniq()
         self.assertOk(self.get(url("/t/body", size=10, seed=seed)), expected_body(10, seed))
         self.assertEqual(self.admin_json("GET", "/stats")["max_bytes"], 64 * H.MiB)
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "admin2.sock")))
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "access2.log")))
+
+    def wait_serving(self, port, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            seed = self.uniq()
+            try:
+                r = H.request(port, "GET", url("/t/body", size=10, seed=seed))
+                if r.status == 200 and r.body == expected_body(10, seed):
+                    return
+            except (OSError, H.NoResponse):
+                pass
+            if time.monotonic() > deadline:
+                self.fail("nothing serves on port %d %.0fs after the reload" % (port, timeout))
+            time.sleep(0.05)
+
+    def wait_refused(self, port, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except ConnectionRefusedError:
+                return
+            except ConnectionResetError:
+                pass
+            if time.monotonic() > deadline:
+                self.fail("port %d still accepts %.0fs after the reload removed it"
+                          % (port, timeout))
+            time.sleep(0.05)
+
+    def test_listeners_added_and_removed(self):
+        old = self.cfg["listen"]
+        new_port = H.free_port()
+        new = [{"address": "127.0.0.1:%d" % new_port}]
+        # Added: both serve.
+        self.write_config({"listen": old + new})
+        mark = self.log_mark()
+        self.sighup()
+        self.wait_serving(new_port)
+        self.wait_serving(self.port)
+        self.wait_log(r"listen 127\.0\.0\.1:%d: opened" % new_port, mark)
+        # Removed while a response is in flight on it: the listener closes,
+        # the response completes.
+        seed = self.uniq()
+        c = self.conn(timeout=10)
+        c.send(H.build_request("GET", url("/t/body", size=5000, seed=seed, delay_ms=800),
+                               host="127.0.0.1:%d" % self.port))
+        time.sleep(0.2)
+        self.write_config({"listen": new})
+        self.proxyctl("reload")
+        self.wait_refused(self.port)
+        self.assertOk(c.read_response(), expected_body(5000, seed))
+        c.close()
+        self.wait_serving(new_port)
+        # An address another socket holds refuses the whole reload: the
+        # policy change in the same file is not applied either.
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", 0))
+            squatter.listen(1)
+            taken = squatter.getsockname()[1]
+            self.write_config({"listen": new + [{"address": "127.0.0.1:%d" % taken}],
+                               "policies": [{"name": "default", "ttl": "1h"}]})
+            mark = self.log_mark()
+            p = self.proxyctl("reload", expect=1)
+            self.assertIn("listen 127.0.0.1:%d: Address already in use" % taken, p.stderr)
+            self.assertTrue(p.stderr.startswith(self.proxy.config_path + ":"), p.stderr)
+            self.wait_log(r"error: reload refused: .*listen 127\.0\.0\.1:%d" % taken, mark)
+        seed = self.uniq()
+        t = url("/t/body", size=10, seed=seed)
+        H.request(new_port, "GET", t)
+        r = H.request(new_port, "GET", t)
+        self.assertNotHit(r)        # still ttl: origin (nothing stored)
+        self.assertOriginCount(t, 2)
 
     def test_reload_under_load(self):
         """Reloads (SIGHUP and proxyctl, alternating configs) while clients
@@ -758,13 +835,17 @@ class GracefulStopTest(OpsTestCase):
     config = {"origin": {"read_timeout": "30s"}}
 
     def connect_refused(self, timeout=2.0):
-        """True once a new connection to the listener is refused."""
+        """True once a new connection to the listener is refused.  (While
+        the workers close their SO_REUSEPORT listeners one by one, a
+        connection queued on a closing one is reset: not served either.)"""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 s = socket.create_connection(("127.0.0.1", self.port), timeout=1)
             except ConnectionRefusedError:
                 return True
+            except ConnectionResetError:
+                continue
             s.close()
             time.sleep(0.02)
         return False
@@ -820,6 +901,62 @@ class GracefulStopTest(OpsTestCase):
         self.assertOk(c.read_response(), expected_body(1000, seed))
         c.close()
         self.assertEqual(self.proxy.proc.wait(5), 0)
+
+    def test_stop_under_load(self):
+        """Clients keep requesting (new and keep-alive connections, slow
+        origin answers) when SIGTERM comes: every response that began is
+        complete and correct; the rest are refused or not answered."""
+        stop_at = [None]
+
+        def client(i, barrier):
+            barrier.wait()
+            stats = {"ok": 0, "unanswered": 0, "bad": []}
+            c = None
+            n = 0
+            while time.monotonic() < (stop_at[0] or float("inf")) + 3.0:
+                seed = "load-%d-%d-%s" % (i, n, self.uniq())
+                n += 1
+                t = url("/t/body", size=30000, seed=seed, delay_ms=50 * (n % 5),
+                        cc="max-age=60" if n % 2 else "no-store")
+                try:
+                    if c is None:
+                        c = self.conn(timeout=15)
+                    r = c.request("GET", t)
+                except (H.NoResponse, ConnectionRefusedError, ConnectionResetError,
+                        BrokenPipeError):
+                    stats["unanswered"] += 1
+                    if c is not None:
+                        c.close()
+                        c = None
+                    if stop_at[0] is not None and not self.proxy.alive():
+                        break
+                    continue
+                if r.status != 200 or not r.complete or r.body != expected_body(30000, seed):
+                    stats["bad"].append(repr(r)[:300])
+                else:
+                    stats["ok"] += 1
+                if i % 2 or c.eof or "close" in r.tokens("Connection"):
+                    c.close()       # odd clients: a new connection each time
+                    c = None
+            if c is not None:
+                c.close()
+            return stats
+
+        def run(i, barrier):
+            if i == 0:
+                barrier.wait()
+                time.sleep(0.6)
+                stop_at[0] = time.monotonic()
+                self.proxy.proc.send_signal(signal.SIGTERM)
+                return {"rc": self.proxy.proc.wait(DRAIN_S + 5)}
+            return client(i, barrier)
+
+        results = H.parallel(7, run, timeout=60)
+        self.assertEqual(results[0]["rc"], 0, self.proxy.log_tail())
+        bad = [b for r in results[1:] for b in r["bad"]]
+        ok = sum(r["ok"] for r in results[1:])
+        self.assertEqual(bad, [], "%d responses cut short or wrong during the stop" % len(bad))
+        self.assertGreater(ok, 20)
 
     def test_drain_timeout(self):
         """A response that takes longer than the drain is cut off; the
