@@ -319,8 +319,11 @@ static void fill_timing(struct fetch *f, struct resp_timing *t)
     size_t len;
     const char *v;
     memset(t, 0, sizeof *t);
-    t->request_time = f->request_time;
     t->response_time = f->response_time;
+    /* response_delay from the millisecond clock, floored: whole-second
+     * stamps would add a second to Age whenever a fast exchange straddles
+     * a second boundary. */
+    t->request_time = f->response_time - (time_t)((worker_now_ms(f->w) - f->sent_ms) / 1000);
     if ((v = http_msg_get(r, "Date", &len)) != NULL)
         t->has_date = http_date_parse(v, len, &t->date);
     if (!t->has_date) {
