@@ -237,6 +237,18 @@ enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k
     return r;
 }
 
+/* Drop the index references of objects unlinked under a shard lock and
+ * chained through hash_next; called after unlocking. */
+static void unref_chain(struct cache_obj *dead)
+{
+    while (dead) {
+        struct cache_obj *next = dead->hash_next;
+        dead->hash_next = NULL;
+        obj_unref(dead);
+        dead = next;
+    }
+}
+
 unsigned store_purge(struct cache_store *s, store_match_fn match, const void *arg, bool soft)
 {
     CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
@@ -265,12 +277,7 @@ unsigned store_purge(struct cache_store *s, store_match_fn match, const void *ar
             }
         }
         pthread_mutex_unlock(&sh->mu);
-        while (dead) {
-            struct cache_obj *next = dead->hash_next;
-            dead->hash_next = NULL;
-            obj_unref(dead);
-            dead = next;
-        }
+        unref_chain(dead);
     }
     return n;
 }
@@ -326,12 +333,7 @@ size_t store_sweep(struct cache_store *s, const struct generations *gens, size_t
         bool shard_done = end >= sh->n_buckets;
         s->sweep_bucket = shard_done ? 0 : end;
         pthread_mutex_unlock(&sh->mu);
-        while (dead) {
-            struct cache_obj *next = dead->hash_next;
-            dead->hash_next = NULL;
-            obj_unref(dead);
-            dead = next;
-        }
+        unref_chain(dead);
         if (shard_done) {
             s->sweep_shard = (s->sweep_shard + 1) & (s->n_shards - 1);
             visited++;
