@@ -84,6 +84,7 @@ struct admin_conn {
     bool keep_alive;
     bool peer_eof;                  /* the client shut down its sending side */
     bool closing;
+    bool metrics_only;              /* accepted on metrics.listen: GET /metrics only */
     LIST_ENTRY(admin_conn) link;
 };
 
@@ -93,6 +94,7 @@ struct admin {
     struct server *srv;
     struct event_base *base;
     struct evconnlistener *listener;
+    struct evconnlistener *metrics_listener;    /* metrics.listen (loopback TCP), or NULL */
     struct event *accept_retry;     /* re-enable accepting after EMFILE & co */
     char *path;
     dev_t dev;                      /* of the socket we created, so admin_stop */
@@ -535,6 +537,21 @@ static void do_metrics(struct admin_conn *c)
     metric(b, "freshcache_uptime_seconds", "gauge", "Seconds since the daemon started.",
            st.uptime_seconds);
     metric(b, "freshcache_connections", "gauge", "Client connections open now.", st.connections);
+    static const uint64_t bounds[ORIGIN_LATENCY_N_BUCKETS] = ORIGIN_LATENCY_BUCKETS_MS;
+    evbuffer_add_printf(b, "# HELP freshcache_origin_latency_seconds Time from sending a request "
+                           "to the origin to its response head.\n"
+                           "# TYPE freshcache_origin_latency_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < ORIGIN_LATENCY_N_BUCKETS; i++) {
+        cum += st.counters.origin_latency_bucket[i];
+        evbuffer_add_printf(b, "freshcache_origin_latency_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                            (double)bounds[i] / 1000.0, cum);
+    }
+    cum += st.counters.origin_latency_bucket[ORIGIN_LATENCY_N_BUCKETS];
+    evbuffer_add_printf(b, "freshcache_origin_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+                           "freshcache_origin_latency_seconds_sum %.3f\n"
+                           "freshcache_origin_latency_seconds_count %" PRIu64 "\n",
+                        cum, (double)st.counters.origin_latency_sum_ms / 1000.0, cum);
     evbuffer_add_printf(b,
                         "# HELP freshcache_build_info The running version.\n"
                         "# TYPE freshcache_build_info gauge\n"
@@ -742,6 +759,10 @@ static void on_request(struct admin_conn *c)
         const struct route *r = &routes[i];
         if (strlen(r->path) != plen || memcmp(r->path, u, plen) != 0)
             continue;
+        /* The TCP metrics listener has no credentials to check: it serves
+         * the counters and nothing that changes anything. */
+        if (c->metrics_only && r->fn != do_metrics)
+            break;
         bool ok = r->methods == R_GET ? (m->method == HTTP_GET || m->method == HTTP_HEAD)
                                       : m->method == HTTP_POST;
         if (!ok) {
@@ -935,13 +956,28 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
     conn_free(c);
 }
 
+static void accept_conn(struct admin *a, evutil_socket_t fd, bool metrics_only);
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
                       void *arg)
 {
     (void)l;
     (void)sa;
     (void)salen;
-    struct admin *a = arg;
+    accept_conn(arg, fd, false);
+}
+
+static void on_accept_metrics(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                              int salen, void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)salen;
+    accept_conn(arg, fd, true);
+}
+
+static void accept_conn(struct admin *a, evutil_socket_t fd, bool metrics_only)
+{
     CHECK_OBJ_NOTNULL(a, ADMIN_MAGIC);
     if (a->n_conns >= ADMIN_MAX_CONNS) {
         a->refused++;
@@ -958,9 +994,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     AN(c);
     c->magic = ADMIN_CONN_MAGIC;
     c->a = a;
+    c->metrics_only = metrics_only;
     struct ucred cred;
     socklen_t clen = sizeof cred;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
+    if (metrics_only)
+        snprintf(c->who, sizeof c->who, "metrics listener");
+    else if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
         snprintf(c->who, sizeof c->who, "pid %ld, uid %ld", (long)cred.pid, (long)cred.uid);
     else
         snprintf(c->who, sizeof c->who, "unknown peer");
@@ -1128,6 +1167,18 @@ struct admin *admin_start(struct server *srv, struct event_base *base, char *err
     }
     evconnlistener_set_error_cb(a->listener, on_accept_error);
     log_info("admin: listening on %s (mode %04o)", path, cfg->admin.mode);
+    if (cfg->metrics.listen) {
+        a->metrics_listener = evconnlistener_new_bind(
+            base, on_accept_metrics, a,
+            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE, ADMIN_BACKLOG,
+            (const struct sockaddr *)&cfg->metrics.addr, (int)cfg->metrics.addrlen);
+        if (a->metrics_listener == NULL) {
+            snprintf(err, errlen, "metrics.listen %s: %s", cfg->metrics.listen, strerror(errno));
+            admin_stop(a);
+            return NULL;
+        }
+        log_info("metrics: GET /metrics on http://%s", cfg->metrics.listen);
+    }
     return a;
 }
 
@@ -1139,6 +1190,8 @@ void admin_stop(struct admin *a)
     while (!LIST_EMPTY(&a->conns))
         conn_free(LIST_FIRST(&a->conns));
     evconnlistener_free(a->listener);
+    if (a->metrics_listener)
+        evconnlistener_free(a->metrics_listener);
     event_free(a->accept_retry);
     /* Only our own socket: a newer instance may already have replaced it. */
     struct stat st;

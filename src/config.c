@@ -993,6 +993,44 @@ static const struct field limits_fields[] = {
       .min = 1, .max = UINT32_MAX },
     { .key = "client_timeout",   .fn = field_duration, .off = CFG(limits.client_timeout_ms),
       .min = 1 },
+    { .key = "drain_timeout",    .fn = field_duration, .off = CFG(limits.drain_timeout_ms) },
+};
+
+/* The metrics endpoint has no authentication: loopback only. */
+static void field_metrics_listen(struct loader *ld, const struct field *f, const char *path,
+                                 const yaml_node_t *val, void *obj)
+{
+    struct fc_config *cfg = obj;
+    const char *s = get_scalar(ld, path, val);
+
+    (void)f;
+    if (s == NULL)
+        return;
+    const char *why = parse_listen_address(s, &cfg->metrics.addr, &cfg->metrics.addrlen);
+    if (why != NULL) {
+        error_at(ld, val, "%s: invalid address %s: %s (use e.g. 127.0.0.1:9101)", path,
+                 quoted(s).s, why);
+        return;
+    }
+    bool loopback = false;
+    if (cfg->metrics.addr.ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&cfg->metrics.addr;
+        loopback = (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+    } else if (cfg->metrics.addr.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&cfg->metrics.addr;
+        loopback = IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
+    }
+    if (!loopback) {
+        error_at(ld, val, "%s: %s is not a loopback address: the metrics endpoint has no "
+                 "authentication (use 127.0.0.1:PORT or [::1]:PORT, or the admin socket's "
+                 "/metrics)", path, quoted(s).s);
+        return;
+    }
+    set_string(&cfg->metrics.listen, s);
+}
+
+static const struct field metrics_fields[] = {
+    { .key = "listen", .fn = field_metrics_listen },
 };
 
 /* ------------------------------------------------------------------------
@@ -1312,6 +1350,7 @@ static const struct field top_fields[] = {
     { .key = "state_dir", .fn = field_string,  .off = CFG(state_dir) },
     { .key = "log",       .fn = field_section, SECTION(log_fields) },
     { .key = "limits",    .fn = field_section, SECTION(limits_fields) },
+    { .key = "metrics",   .fn = field_section, SECTION(metrics_fields) },
     { .key = "policies",  .fn = field_policies },
 };
 
@@ -1410,6 +1449,7 @@ static void set_defaults(struct fc_config *cfg)
     cfg->limits.max_header_bytes = 16 * KiB;
     cfg->limits.max_connections = 10000;
     cfg->limits.client_timeout_ms = 30 * 1000;
+    cfg->limits.drain_timeout_ms = 10 * 1000;
 }
 
 /* What cannot be checked key by key. */
@@ -1593,6 +1633,7 @@ void config_free(struct fc_config *cfg)
     free(cfg->origin.tls_server_name);
     free(cfg->admin.socket);
     free(cfg->state_dir);
+    free(cfg->metrics.listen);
     free(cfg->log.access);
     for (size_t i = 0; i < cfg->n_policies; i++) {
         struct fc_policy *p = &cfg->policies[i];

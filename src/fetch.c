@@ -514,8 +514,10 @@ static void handle_head(struct fetch *f)
     struct http_msg *r = &f->resp;
     f->response_time = worker_now(f->w);
     f->state = FS_BODY;
+    uint64_t origin_ms = worker_now_ms(f->w) - f->sent_ms;
+    counters_origin_latency(&f->w->counters, origin_ms);
     if (f->client)
-        client_note_origin_time(f->client, (int64_t)(worker_now_ms(f->w) - f->sent_ms));
+        client_note_origin_time(f->client, (int64_t)origin_ms);
     char reason[128];
     reason_of(r, reason, sizeof reason);
 

@@ -27,8 +27,6 @@
 #define NOTIFY(...) ((void)0)
 #endif
 
-/* How long in-flight responses may take to finish on SIGTERM. */
-#define DRAIN_MS 10000
 /* How often purged generations' memory is swept (store_sweep). */
 #define SWEEP_INTERVAL_MS 100
 
@@ -62,8 +60,8 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     struct main_ctx *m = arg;
-    log_info("received %s: stopping (draining for up to %d s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
-             DRAIN_MS / 1000);
+    log_info("received %s: stopping (draining for up to %llu ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+             (unsigned long long)m->srv.cfg->limits.drain_timeout_ms);
     NOTIFY("STOPPING=1");
     event_base_loopbreak(m->base);
 }
@@ -194,7 +192,7 @@ int main(int argc, char **argv)
 
     admin_stop(m.admin);
     event_free(sweep);
-    server_stop(&m.srv, DRAIN_MS);
+    server_stop(&m.srv, m.srv.cfg->limits.drain_timeout_ms);
     server_free(&m.srv);
     event_free(sig_term);
     event_free(sig_int);

@@ -171,7 +171,20 @@ void server_sum_counters(struct server *srv, struct counters *out)
 #define X(name) out->name += atomic_load_explicit(&c->name, memory_order_relaxed);
         FC_COUNTERS(X)
 #undef X
+        for (int b = 0; b <= ORIGIN_LATENCY_N_BUCKETS; b++)
+            out->origin_latency_bucket[b] += atomic_load(&c->origin_latency_bucket[b]);
+        out->origin_latency_sum_ms += atomic_load(&c->origin_latency_sum_ms);
     }
+}
+
+void counters_origin_latency(struct counters *c, uint64_t ms)
+{
+    static const uint64_t bounds[ORIGIN_LATENCY_N_BUCKETS] = ORIGIN_LATENCY_BUCKETS_MS;
+    int b = 0;
+    while (b < ORIGIN_LATENCY_N_BUCKETS && ms > bounds[b])
+        b++;
+    atomic_fetch_add_explicit(&c->origin_latency_bucket[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->origin_latency_sum_ms, ms, memory_order_relaxed);
 }
 
 void server_sweep(struct server *srv)

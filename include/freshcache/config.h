@@ -105,7 +105,14 @@ struct fc_config {
         uint64_t max_header_bytes;  /* default 16KiB */
         unsigned max_connections;   /* default 10000 */
         uint64_t client_timeout_ms; /* default 30s */
+        uint64_t drain_timeout_ms;  /* default 10s: how long SIGTERM waits for in-flight responses */
     } limits;
+
+    struct {
+        char *listen;               /* NULL: off; else a loopback host:port serving GET /metrics */
+        struct sockaddr_storage addr;
+        socklen_t addrlen;
+    } metrics;
 
     struct fc_policy *policies;     /* in file order; first match wins */
     size_t n_policies;

@@ -47,11 +47,21 @@ struct client;
     X(bytes_sent)      \
     X(connections)
 
+/* Origin latency (request sent to response head), upper bounds in ms of
+ * the Prometheus histogram buckets; the last bucket is +Inf. */
+#define ORIGIN_LATENCY_BUCKETS_MS { 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000 }
+#define ORIGIN_LATENCY_N_BUCKETS 12
+
 struct counters {
 #define X(name) _Atomic uint64_t name;
     FC_COUNTERS(X)
 #undef X
+    _Atomic uint64_t origin_latency_bucket[ORIGIN_LATENCY_N_BUCKETS + 1];  /* not cumulative */
+    _Atomic uint64_t origin_latency_sum_ms;
 };
+
+/* Count one origin response head `ms` after its request was sent. */
+void counters_origin_latency(struct counters *c, uint64_t ms);
 
 #define COUNT(w, name, n) atomic_fetch_add_explicit(&(w)->counters.name, (n), memory_order_relaxed)
 

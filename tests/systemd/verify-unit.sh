@@ -155,10 +155,12 @@ if grep -q '^SystemCallFilter=@system-service$' "$test_unit"; then
 else
     fail "SystemCallFilter=@system-service missing"
 fi
-if grep -q '^ExecStart=.* -c /etc/freshcache/freshcache.yaml$' "$test_unit"; then
-    ok "ExecStart reads /etc/freshcache/freshcache.yaml"
+# @sysconfdir@ is /etc in the repo's unit; a configured one may say
+# /usr/local/etc: any absolute SYSCONFDIR/freshcache/freshcache.yaml.
+if grep -Eq '^ExecStart=[^ ]+ -c /[^ ]*/freshcache/freshcache\.yaml$' "$test_unit"; then
+    ok "ExecStart: $(grep '^ExecStart=' "$unit" | sed 's/^ExecStart=//')"
 else
-    fail "ExecStart does not pass -c @sysconfdir@/freshcache/freshcache.yaml"
+    fail "ExecStart does not pass -c SYSCONFDIR/freshcache/freshcache.yaml"
 fi
 
 # --- 3. exposure ------------------------------------------------------------

@@ -323,8 +323,22 @@ START_TEST(defaults)
     ck_assert_uint_eq(cfg->limits.max_header_bytes, 16384);
     ck_assert_uint_eq(cfg->limits.max_connections, 10000);
     ck_assert_uint_eq(cfg->limits.client_timeout_ms, 30000);
+    ck_assert_uint_eq(cfg->limits.drain_timeout_ms, 10000);
+    ck_assert_ptr_null(cfg->metrics.listen);
     ck_assert_uint_eq(cfg->n_policies, 0);
     ck_assert_ptr_null(cfg->policies);
+    config_free(cfg);
+
+    /* The loopback metrics listener and a drain timeout. */
+    static const char more[] = ORIGIN "metrics:\n  listen: '[::1]:9101'\nlimits:\n"
+                                      "  drain_timeout: 2s\n";
+    struct config_errors errs2 = { 0 };
+    cfg = config_load_string("t.yaml", more, strlen(more), &errs2);
+    ck_assert_msg(cfg != NULL, "%s", errs2.n ? errs2.lines[0] : "");
+    config_errors_free(&errs2);
+    ck_assert_str_eq(cfg->metrics.listen, "[::1]:9101");
+    ck_assert_int_eq(cfg->metrics.addr.ss_family, AF_INET6);
+    ck_assert_uint_eq(cfg->limits.drain_timeout_ms, 2000);
     config_free(cfg);
 
     /* Empty sections are all defaults too. */
@@ -563,10 +577,14 @@ START_TEST(error_unknown_key)
         "etag, coalesce, after_purge)");
     EXPECT_ERRORS(ORIGIN "colour: blue\n",
         "t.yaml:3:1: unknown key \"colour\" at the top level (valid keys: listen, workers, "
-        "origin, cache, admin, state_dir, log, limits, policies)");
-    EXPECT_ERRORS(ORIGIN "limits:\n  drain_timeout: 10s\n",
-        "t.yaml:4:3: unknown key \"drain_timeout\" in limits (valid keys: max_header_bytes, "
-        "max_connections, client_timeout)");
+        "origin, cache, admin, state_dir, log, limits, metrics, policies)");
+    EXPECT_ERRORS(ORIGIN "limits:\n  drain_time: 10s\n",
+        "t.yaml:4:3: unknown key \"drain_time\" in limits (valid keys: max_header_bytes, "
+        "max_connections, client_timeout, drain_timeout)");
+    EXPECT_ERRORS(ORIGIN "metrics:\n  listen: 0.0.0.0:9101\n",
+        "t.yaml:4:11: metrics.listen: \"0.0.0.0:9101\" is not a loopback address: the metrics "
+        "endpoint has no authentication (use 127.0.0.1:PORT or [::1]:PORT, or the admin "
+        "socket's /metrics)");
     EXPECT_ERRORS(ORIGIN "listen:\n  - address: 127.0.0.1:80\n    port: 80\n",
         "t.yaml:5:5: unknown key \"port\" in listen[0] (valid keys: address, tls)");
     EXPECT_ERRORS(ORIGIN "policies:\n  - name: a\n    match: { host: x }\n",
