@@ -45,8 +45,9 @@ int access_log_open(struct server *srv, char *err, size_t errlen)
 int access_log_reopen(struct server *srv, char *err, size_t errlen)
 {
     const char *spec = srv->cfg->log.access;
-    if (srv->access_fd < 0 || spec == NULL || spec[0] != '/')
-        return 0;   /* off or stdout: nothing to reopen */
+    if (srv->access_fd < 0 || spec == NULL || strcmp(spec, "stdout") == 0 ||
+        strcmp(spec, "off") == 0)
+        return 0;   /* nothing to reopen */
     int fd = open_path(spec, err, errlen);
     if (fd < 0)
         return -1;

@@ -43,6 +43,7 @@ struct fetch {
 #define FETCH_MAGIC 0xfe7c4000u
     unsigned magic;
     struct worker *w;
+    LIST_ENTRY(fetch) link;         /* in w->fetches */
     struct client *client;          /* NULL once detached */
     enum fetch_kind kind;
     enum fetch_state state;
@@ -93,6 +94,7 @@ struct fetch {
 static void fetch_free(struct fetch *f)
 {
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
+    LIST_REMOVE(f, link);
     if (f->uc)
         upstream_release(f->uc, false);
     if (f->busy)
@@ -845,6 +847,7 @@ struct fetch *fetch_start(struct worker *w, struct client *c, const struct fetch
     AN(f);
     f->magic = FETCH_MAGIC;
     f->w = w;
+    LIST_INSERT_HEAD(&w->fetches, f, link);
     f->client = c;
     f->kind = p->kind;
     http_msg_init(&f->req);
@@ -900,6 +903,20 @@ struct fetch *fetch_start(struct worker *w, struct client *c, const struct fetch
         return NULL;
     }
     return f;
+}
+
+void fetch_free_all(struct worker *w)
+{
+    struct fetch *f;
+    while ((f = LIST_FIRST(&w->fetches)) != NULL) {
+        f->client = NULL;
+        abandon_busy(f);
+        if (f->obj) {
+            store_remove(store_of(f), f->obj);
+            body_finish(f->obj->body, BODY_FAILED);
+        }
+        fetch_free(f);
+    }
 }
 
 void fetch_detach(struct fetch *f)

@@ -137,6 +137,14 @@ int main(int argc, char **argv)
         config_errors_free(&errs);
         return 1;
     }
+    /* Valid syntax, not built yet: refuse rather than speak plain HTTP to a
+     * TLS port and fail at every request, far from the cause. */
+    if (cfg->origin.https) {
+        fprintf(stderr, "%s: origin.url: https:// origins are not supported yet "
+                        "(TLS to the origin is the next milestone)\n", config_path);
+        config_free(cfg);
+        return 1;
+    }
     if (check_only) {
         printf("OK\n");
         config_free(cfg);

@@ -1120,3 +1120,10 @@ void client_close_idle(struct worker *w)
             client_close(c);
     }
 }
+
+void client_free_all(struct worker *w)
+{
+    struct client *c;
+    while ((c = LIST_FIRST(&w->clients)) != NULL)
+        client_free(c);
+}

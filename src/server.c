@@ -198,12 +198,15 @@ void server_sweep(struct server *srv)
         log_debug("sweep: reclaimed %zu objects of older generations", n);
 }
 
-/* On each worker's thread: its listeners follow the new config. */
+/* On each worker's thread: its listeners follow the new config, and idle
+ * origin connections go if the origin changed (new ones use the new
+ * address; those in use finish their exchange and are not pooled). */
 static void sync_listeners_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     worker_sync_listeners(arg);
+    upstream_close_idle(arg);
 }
 
 static bool policies_same(const struct fc_config *a, const struct fc_config *b)

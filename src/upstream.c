@@ -48,9 +48,20 @@ static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
     conn_free(arg);
 }
 
+static bool same_origin(const struct upstream_conn *uc, const struct fc_origin *o)
+{
+    return uc->addrlen == o->addrlen && memcmp(&uc->addr, &o->addr, o->addrlen) == 0;
+}
+
 struct upstream_conn *upstream_acquire(struct worker *w, bool *reused)
 {
+    const struct fc_origin *o = &w->srv->cfg->origin;
     struct upstream_conn *uc = TAILQ_FIRST(&w->idle_upstreams);
+    /* After a reload changed the origin, pooled connections go elsewhere. */
+    while (uc && !same_origin(uc, o)) {
+        conn_free(uc);
+        uc = TAILQ_FIRST(&w->idle_upstreams);
+    }
     if (uc) {
         TAILQ_REMOVE(&w->idle_upstreams, uc, idle_link);
         w->n_idle_upstreams--;
@@ -60,11 +71,12 @@ struct upstream_conn *upstream_acquire(struct worker *w, bool *reused)
         return uc;
     }
     *reused = false;
-    const struct fc_origin *o = &w->srv->cfg->origin;
     uc = calloc(1, sizeof *uc);
     AN(uc);
     uc->magic = UPSTREAM_MAGIC;
     uc->w = w;
+    memcpy(&uc->addr, &o->addr, o->addrlen);
+    uc->addrlen = o->addrlen;
     uc->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     AN(uc->bev);
     struct timeval ct = { (time_t)(o->connect_timeout_ms / 1000),

@@ -13,6 +13,7 @@
 #include <event2/listener.h>
 
 #include "freshcache/access_log.h"
+#include "freshcache/fetch.h"
 #include "freshcache/assert.h"
 #include "freshcache/log.h"
 #include "freshcache/proxy.h"
@@ -56,6 +57,7 @@ int worker_init(struct worker *w, struct server *srv, unsigned id)
     if (w->base == NULL)
         return -1;
     LIST_INIT(&w->clients);
+    LIST_INIT(&w->fetches);
     TAILQ_INIT(&w->idle_upstreams);
     if (srv->access_fd >= 0) {
         w->access_buf = evbuffer_new();
@@ -199,6 +201,11 @@ void worker_free(struct worker *w)
         return;
     worker_stop_accepting(w);
     free(w->listeners);
+    /* What the drain timeout cut short: clients first (a passing fetch
+     * ends with its client), then the fetches left, then idle origin
+     * connections. */
+    client_free_all(w);
+    fetch_free_all(w);
     upstream_close_idle(w);
     if (w->access_buf) {
         access_log_flush(w);

@@ -55,6 +55,10 @@ struct fetch_params {
  * client_on_fetch_* functions of proxy.h. */
 struct fetch *fetch_start(struct worker *w, struct client *c, const struct fetch_params *p);
 
+/* Shutdown, after the worker's loop ended: end every fetch left (what they
+ * were storing is dropped, never kept truncated). */
+void fetch_free_all(struct worker *w);
+
 /* The client is gone: a storing fetch goes on alone, a passing one aborts. */
 void fetch_detach(struct fetch *f);
 /* Request body bytes from the client (streamed as they arrive).  Returns

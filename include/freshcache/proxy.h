@@ -21,6 +21,8 @@ struct sockaddr;
 void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen);
 /* Close every client that is idle between requests (graceful stop). */
 void client_close_idle(struct worker *w);
+/* Shutdown, after the worker's loop ended: free every client left. */
+void client_free_all(struct worker *w);
 
 /* Reports from the client's fetch (fetch.h). */
 /* Milliseconds from sending to the origin until its response head. */

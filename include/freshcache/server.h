@@ -66,6 +66,7 @@ void counters_origin_latency(struct counters *c, uint64_t ms);
 #define COUNT(w, name, n) atomic_fetch_add_explicit(&(w)->counters.name, (n), memory_order_relaxed)
 
 LIST_HEAD(client_list, client);
+LIST_HEAD(fetch_list, fetch);
 
 struct worker_listener {
     char address[64];               /* as written in the config */
@@ -84,6 +85,7 @@ struct worker {
     size_t n_listeners, cap_listeners;
     struct client_list clients;
     unsigned n_clients;
+    struct fetch_list fetches;      /* in progress, including detached ones */
     struct upstream_list idle_upstreams;
     unsigned n_idle_upstreams;
     struct evbuffer *access_buf;    /* access log lines not yet written */

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 struct bufferevent;
 struct worker;
@@ -24,6 +25,8 @@ struct upstream_conn {
     bool idle;
     bool connected;
     unsigned requests;          /* responses read on this connection */
+    struct sockaddr_storage addr;   /* the origin it connects to */
+    socklen_t addrlen;
 };
 
 /* An idle pooled connection if there is one (*reused = true), else a new

@@ -356,6 +356,10 @@ class AdminApiTest(AdminBase):
                 self.assertIsNotNone(m, "bad exposition line %r" % line)
                 values[m.group(1)] = float(m.group(3))
         for name in values:
+            # a histogram's series are NAME_bucket, NAME_sum and NAME_count
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            if types.get(base) == "histogram":
+                name = base
             self.assertIn(name, types, "no # TYPE for %s" % name)
             self.assertIn(name, helps, "no # HELP for %s" % name)
             if types[name] == "counter":

@@ -1,0 +1,644 @@
+"""Shared plumbing for bench/run and bench/purge (Python 3 standard library).
+
+Processes: every server is started in its own session (process group) and
+stopped on exit, normal or not (SIGTERM to the group, SIGKILL after a grace
+period).  Only 127.0.0.1 is used.  Every wait is bounded.
+"""
+import atexit
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+PEERS = os.path.join(BENCH, "peers")
+LUA = os.path.join(BENCH, "lua")
+BUILD = os.path.join(ROOT, "build-bench")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
+
+
+def fail(msg):
+    raise BenchError(msg)
+
+
+# ---------------------------------------------------------------- processes
+
+def _die_with_parent():
+    """In the child before exec: get SIGTERM if the bench itself dies, even
+    by SIGKILL (Linux PR_SET_PDEATHSIG), so no server outlives it."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)      # PR_SET_PDEATHSIG = 1
+        if os.getppid() == 1:                       # the parent died already
+            os._exit(1)
+    except Exception:
+        pass
+
+
+class Procs:
+    """The processes this bench started; stop_all() ends them by their id."""
+
+    def __init__(self):
+        self.procs = []     # (name, Popen)
+
+    def start(self, name, argv, logpath, cpus=None, cwd=None, env=None):
+        if cpus:
+            argv = ["taskset", "-c", cpus] + list(argv)
+        out = open(logpath, "ab")
+        try:
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=subprocess.STDOUT, start_new_session=True,
+                                 cwd=cwd, env=env, preexec_fn=_die_with_parent)
+        except OSError as e:
+            fail("cannot start %s (%s): %s" % (name, argv[0], e))
+        finally:
+            out.close()
+        p.bench_name = name
+        p.bench_log = logpath
+        self.procs.append((name, p))
+        return p
+
+    def stop(self, p, grace=5.0):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait(timeout=5)
+        else:
+            # The leader is gone; make sure nothing of its group lingers.
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.procs = [(n, q) for n, q in self.procs if q is not p]
+
+    def stop_all(self):
+        for _, p in reversed(list(self.procs)):
+            try:
+                self.stop(p)
+            except Exception as e:      # keep stopping the others
+                print("bench: stopping %s: %s" % (p.bench_name, e), file=sys.stderr)
+
+
+PROCS = Procs()
+_CHILD_WRK = []
+
+
+def _on_signal(signum, frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+def install_cleanup():
+    atexit.register(cleanup)
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, _on_signal)
+
+
+def cleanup():
+    for p in list(_CHILD_WRK):
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    PROCS.stop_all()
+
+
+def raise_nofile():
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 65536) if hard != resource.RLIM_INFINITY else 65536
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+# ------------------------------------------------------------------ network
+
+def port_busy(port):
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def check_ports_free(ports):
+    busy = [p for p in ports if port_busy(p)]
+    if busy:
+        fail("127.0.0.1 port(s) %s already in use; pick another base with "
+             "--port-base (or BENCH_PORT_BASE)" % ", ".join(map(str, busy)))
+
+
+def wait_http(port, proc, what, path="/", timeout=20.0):
+    """Wait until 127.0.0.1:port answers an HTTP request (any status)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            fail("%s exited with status %s while starting; its log:\n%s"
+                 % (what, proc.returncode, tail(proc.bench_log)))
+        try:
+            status, _, _ = http_get(port, path, timeout=2)
+            return status
+        except OSError as e:
+            last = e
+        time.sleep(0.1)
+    fail("%s did not answer on 127.0.0.1:%d within %.0fs (%s); its log:\n%s"
+         % (what, port, timeout, last, tail(proc.bench_log) if proc else ""))
+
+
+def http_get(port, path, headers=None, timeout=10):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("GET", path, headers=headers or {})
+        r = c.getresponse()
+        body = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+    finally:
+        c.close()
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=10):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+def admin(sock, method, path, body=None, timeout=30):
+    c = UnixHTTPConnection(sock, timeout=timeout)
+    try:
+        hdrs = {"Content-Type": "application/json"} if body is not None else {}
+        c.request(method, path, body=body, headers=hdrs)
+        r = c.getresponse()
+        data = r.read()
+        if r.status != 200:
+            fail("admin %s %s: HTTP %d: %s" % (method, path, r.status, data[:200]))
+        return json.loads(data)
+    finally:
+        c.close()
+
+
+def wait_unix(path, proc, what, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            fail("%s exited with status %s while starting; its log:\n%s"
+                 % (what, proc.returncode, tail(proc.bench_log)))
+        if os.path.exists(path):
+            try:
+                return admin(path, "GET", "/stats", timeout=2)
+            except (OSError, BenchError):
+                pass
+        time.sleep(0.1)
+    fail("%s: admin socket %s not answering within %.0fs" % (what, path, timeout))
+
+
+# -------------------------------------------------------------------- /proc
+
+def _children_map():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        ppid = int(st[st.rindex(")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def proc_tree(pid):
+    """pid and all its live descendants (nginx workers, varnish's child)."""
+    kids = _children_map()
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def cpu_ticks(pids):
+    """{pid: utime+stime in clock ticks}; a process's figure covers all its threads."""
+    out = {}
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        out[p] = int(fields[11]) + int(fields[12])
+    return out
+
+
+class CpuMeter:
+    """CPU seconds used by a process tree between start() and stop()."""
+
+    def __init__(self, root_pid):
+        self.root = root_pid
+
+    def start(self):
+        self.before = cpu_ticks(proc_tree(self.root))
+
+    def stop(self):
+        after = cpu_ticks(proc_tree(self.root))
+        ticks = sum(v - self.before.get(p, 0) for p, v in after.items())
+        return ticks / CLK_TCK
+
+
+def _sys_busy():
+    with open("/proc/stat") as f:
+        v = f.readline().split()
+    # user + nice + system; irq/softirq are left out because the processes'
+    # own utime+stime do not include them either.
+    return (int(v[1]) + int(v[2]) + int(v[3])) / CLK_TCK
+
+
+def _own_cpu():
+    import resource
+    s = resource.getrusage(resource.RUSAGE_SELF)
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime, c.ru_utime + c.ru_stime
+
+
+class LoadMeter:
+    """CPU used on the whole machine by processes that are not ours.
+
+    foreign = machine busy time - (the measured servers + wrk + this script),
+    averaged over the wall time: 0.0 on a quiet machine, 1.0 when someone
+    else keeps a whole core busy.  wrk's CPU is also reported (a client-bound
+    run shows wrk near one core per thread)."""
+
+    def start(self):
+        self.t0 = time.monotonic()
+        self.busy0 = _sys_busy()
+        self.self0, self.kids0 = _own_cpu()
+
+    def stop(self, servers_cpu):
+        wall = time.monotonic() - self.t0
+        busy = _sys_busy() - self.busy0
+        self1, kids1 = _own_cpu()
+        wrk = kids1 - self.kids0
+        mine = self1 - self.self0
+        foreign = busy - servers_cpu - wrk - mine
+        return {"wall_s": wall, "wrk_cpu_s": wrk,
+                "foreign_cores": max(0.0, foreign) / wall if wall > 0 else 0.0}
+
+
+def pss_kib(root_pid):
+    """Proportional set size of the process tree (shared pages split)."""
+    total = 0
+    for p in proc_tree(root_pid):
+        try:
+            with open("/proc/%d/smaps_rollup" % p) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
+def du_bytes(path):
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+# ---------------------------------------------------------------------- wrk
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+def _ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s|m|h)$", text)
+    if not m:
+        return None
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_wrk(out):
+    r = {"rps": None, "requests": 0, "p50": None, "p99": None, "non2xx": 0,
+         "sockerr": 0, "sockerr_text": ""}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if m:
+        r["rps"] = float(m.group(1))
+    m = re.search(r"(\d+) requests in ([\d.]+\w+)", out)
+    if m:
+        r["requests"] = int(m.group(1))
+    for pct, key in (("50", "p50"), ("99", "p99")):
+        m = re.search(r"^\s+%s%%\s+(\S+)" % pct, out, re.M)
+        if m:
+            r[key] = _ms(m.group(1))
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        r["non2xx"] = int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        r["sockerr"] = sum(int(x) for x in m.groups())
+        r["sockerr_text"] = m.group(0)
+    return r
+
+
+def wrk_argv(port, path, conns, duration, script=None, cpus=None, timeout="5s"):
+    threads = 1 if conns == 1 else 2
+    argv = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % max(1, round(float(duration))),
+            "--latency", "--timeout", timeout]
+    if script:
+        argv += ["-s", script]
+    argv.append("http://127.0.0.1:%d%s" % (port, path))
+    if cpus:
+        argv = ["taskset", "-c", cpus] + argv
+    return argv, threads
+
+
+def run_wrk(port, path, conns, duration, script=None, env=None, cpus=None,
+            stop_when=None, poll=0.25):
+    """Run wrk; returns the parsed figures plus 'raw'.  stop_when(): if given,
+    polled while wrk runs; when it returns True wrk is stopped with SIGINT
+    (wrk then prints its figures as usual).  -d is the upper bound."""
+    argv, threads = wrk_argv(port, path, conns, duration, script, cpus)
+    e = dict(os.environ)
+    e["BENCH_THREADS"] = str(threads)
+    if env:
+        e.update(env)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, env=e, text=True)
+    _CHILD_WRK.append(p)
+    try:
+        if stop_when is not None:
+            while p.poll() is None:
+                time.sleep(poll)
+                if stop_when():
+                    p.send_signal(signal.SIGINT)
+                    break
+        out, _ = p.communicate(timeout=float(duration) + 30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        fail("wrk did not finish: %s" % " ".join(argv))
+    finally:
+        _CHILD_WRK.remove(p)
+    if p.returncode not in (0, -signal.SIGINT):
+        fail("wrk failed (%s): %s\n%s" % (p.returncode, " ".join(argv), out))
+    r = parse_wrk(out)
+    if r["rps"] is None:
+        fail("could not read wrk's output:\n%s" % out)
+    r["raw"] = out
+    return r
+
+
+# ------------------------------------------------------------------- origin
+
+class AccessLog:
+    """Counts origin requests from the origin nginx's access log
+    (format: '$status $request_uri', buffered with flush=100ms)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def size(self):
+        try:
+            return os.path.getsize(self.path)
+        except OSError:
+            return 0
+
+    def mark(self):
+        time.sleep(0.15)        # let the workers' buffers flush (flush=100ms)
+        return self.size()
+
+    def since(self, mark, flush=True):
+        if flush:
+            time.sleep(0.25)
+        with open(self.path, "rb") as f:
+            f.seek(mark)
+            data = f.read()
+        counts = {"total": 0}
+        uris = {}
+        for line in data.splitlines():
+            parts = line.split(b" ", 1)
+            if len(parts) != 2:
+                continue
+            st = parts[0].decode()
+            counts["total"] += 1
+            counts[st] = counts.get(st, 0) + 1
+            uris[parts[1]] = uris.get(parts[1], 0) + 1
+        return counts, uris
+
+    def count_prefix(self, mark, prefix):
+        """Lines since mark whose URI starts with prefix (no flush wait)."""
+        pb = prefix.encode()
+        with open(self.path, "rb") as f:
+            f.seek(mark)
+            data = f.read()
+        return sum(1 for line in data.splitlines()
+                   if line.split(b" ", 1)[-1].startswith(pb))
+
+
+def fill_template(name, dest, values):
+    with open(os.path.join(PEERS, name)) as f:
+        text = f.read()
+    for k, v in values.items():
+        text = text.replace("@%s@" % k, str(v))
+    left = re.findall(r"@[A-Z0-9_]+@", text)
+    if left:
+        fail("%s: unfilled placeholders %s" % (name, sorted(set(left))))
+    with open(dest, "w") as f:
+        f.write(text)
+    return dest
+
+
+def user_line():
+    # nginx switches its workers to `nobody` when started as root; the
+    # temp dirs are ours, so keep the workers as the current user.
+    return "user root root;" if os.geteuid() == 0 else ""
+
+
+def make_workdir(keep=False):
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    d = tempfile.mkdtemp(prefix="freshcache-bench.", dir=base)
+    os.chmod(d, 0o755)      # varnishd's unprivileged child reads its workdir
+    if not keep:
+        atexit.register(lambda: shutil.rmtree(d, ignore_errors=True))
+    return d
+
+
+def start_nginx(name, conf_name, workdir, values, cpus=None):
+    d = os.path.join(workdir, name)
+    os.makedirs(d, exist_ok=True)
+    vals = dict(values)
+    vals.setdefault("DIR", d)
+    vals.setdefault("USER", user_line())
+    conf = fill_template(conf_name, os.path.join(d, "nginx.conf"), vals)
+    t = subprocess.run(["nginx", "-t", "-q", "-c", conf, "-p", d + "/", "-e", "stderr"],
+                       capture_output=True, text=True)
+    if t.returncode != 0:
+        fail("%s: nginx -t rejected %s:\n%s" % (name, conf, t.stderr))
+    p = PROCS.start(name, ["nginx", "-c", conf, "-p", d + "/", "-e", "stderr"],
+                    os.path.join(d, "stderr.log"), cpus=cpus)
+    return p, d
+
+
+def start_varnish(name, workdir, values, cpus=None, storage="malloc,256m"):
+    d = os.path.join(workdir, name)
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o755)
+    vcl = fill_template("varnish.vcl", os.path.join(d, "bench.vcl"), values)
+    os.chmod(vcl, 0o644)
+    argv = ["varnishd", "-F", "-a", "127.0.0.1:%d" % values["PORT"], "-f", vcl,
+            "-s", storage, "-n", os.path.join(d, "vsm"),
+            "-T", "none"]
+    p = PROCS.start(name, argv, os.path.join(d, "stderr.log"), cpus=cpus)
+    return p, d
+
+
+def start_freshcached(name, exe, workdir, values, cpus=None):
+    d = os.path.join(workdir, name)
+    os.makedirs(os.path.join(d, "state"), exist_ok=True)
+    vals = dict(values)
+    vals.setdefault("DIR", d)
+    conf = fill_template("freshcache.yaml", os.path.join(d, "freshcache.yaml"), vals)
+    t = subprocess.run([exe, "-t", "-c", conf], capture_output=True, text=True)
+    if t.returncode != 0:
+        fail("%s: freshcached -t rejected %s:\n%s%s" % (name, conf, t.stdout, t.stderr))
+    p = PROCS.start(name, [exe, "-c", conf], os.path.join(d, "stderr.log"), cpus=cpus)
+    p.admin_sock = os.path.join(d, "admin.sock")
+    return p, d
+
+
+def tail(path, n=20):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+# ------------------------------------------------------------------- setup
+
+def need_tools(tools):
+    return [t for t in tools if shutil.which(t) is None]
+
+
+def install_deps(skip):
+    missing = need_tools(["wrk", "nginx", "varnishd", "taskset", "meson", "ninja"])
+    if skip:
+        if missing:
+            fail("missing tools %s (and --skip-deps given)" % ", ".join(missing))
+        return
+    # The repo's installer knows the build packages; --bench adds wrk,
+    # nginx-light and varnish.  It runs apt-get update first, and only when
+    # something is missing.
+    log("checking Debian packages (scripts/install-deps --bench)")
+    r = subprocess.run([os.path.join(ROOT, "scripts", "install-deps"), "--bench"],
+                       stdout=sys.stderr)
+    if r.returncode != 0:
+        fail("installing packages failed (scripts/install-deps --bench, status %d)" % r.returncode)
+    missing = need_tools(["wrk", "nginx", "varnishd", "taskset", "meson", "ninja"])
+    if missing:
+        fail("still missing after install: %s" % ", ".join(missing))
+
+
+def build(skip):
+    exe = os.path.join(BUILD, "freshcached")
+    ctl = os.path.join(BUILD, "proxyctl")
+    if skip:
+        if not (os.access(exe, os.X_OK) and os.access(ctl, os.X_OK)):
+            fail("--skip-build given but %s is missing" % exe)
+        return exe, ctl
+    if not os.path.exists(os.path.join(BUILD, "meson-private", "coredata.dat")):
+        log("meson setup build-bench (release, tests disabled)")
+        r = subprocess.run(["meson", "setup", BUILD, "--buildtype=release", "-Dtests=disabled"],
+                           cwd=ROOT, capture_output=True, text=True)
+        if r.returncode != 0:
+            fail("meson setup failed:\n%s%s" % (r.stdout[-3000:], r.stderr[-3000:]))
+    else:
+        # Keep an existing build-bench in release mode whatever it was set up with.
+        subprocess.run(["meson", "configure", BUILD, "--buildtype=release", "-Dtests=disabled"],
+                       cwd=ROOT, capture_output=True, text=True)
+    log("ninja -C build-bench")
+    r = subprocess.run(["ninja", "-C", BUILD], cwd=ROOT, capture_output=True, text=True)
+    if r.returncode != 0:
+        fail("build failed:\n%s%s" % (r.stdout[-4000:], r.stderr[-2000:]))
+    for f in (exe, ctl):
+        if not os.access(f, os.X_OK):
+            fail("build did not produce %s" % f)
+    return exe, ctl
+
+
+def machine_info():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    load = open("/proc/loadavg").read().split()[:3]
+    return {"nproc": os.cpu_count(), "cpu": model, "kernel": os.uname().release,
+            "loadavg": " ".join(load)}
+
+
+def versions(exe):
+    def first(cmd):
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            line = (r.stdout + r.stderr).strip().splitlines()[0]
+            return line.split(" Copyright")[0].replace("nginx version: ", "")
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "?"
+    v = {"nginx": first(["nginx", "-v"]), "varnish": first(["varnishd", "-V"]),
+         "wrk": first(["wrk", "-v"])}
+    if exe:
+        v["freshcached"] = first([exe, "--version"])
+        try:
+            v["git"] = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                                      capture_output=True, text=True, timeout=10).stdout.strip()
+        except OSError:
+            v["git"] = "?"
+    return v
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
