@@ -533,7 +533,7 @@ START_TEST(vary_absent_differs_from_empty)
 {
     struct cache_key k = key_of("/n");
     /* Absent differs from empty.
-     * KNOWN BUG (src/vary.c, vary_match): when the request's field is
+     * Regression (fixed; src/vary.c, vary_match): when the request's field is
      * present but empty and it is the first (or only) Vary field, the
      * normalised value is empty and sbuf b.p is still NULL, so
      * memcmp(b.p, want, 0) is called with a NULL pointer: undefined
@@ -646,7 +646,7 @@ START_TEST(reinsert_same_variant_replaces)
 END_TEST
 
 /*
- * KNOWN BUG (src/cache_store.c, shard_grow): RFC 9111 §4.1: when several
+ * Regression (fixed; src/cache_store.c, shard_grow): RFC 9111 §4.1: when several
  * stored responses match (e.g. one without Vary and a newer one with it), "the most recent response ... can be
  * used".  The store links new objects at the head of their bucket so a
  * lookup meets the newest first; shard_grow() rebuilds chains by pushing
@@ -1405,8 +1405,8 @@ static Suite *cache_store_suite(void)
 
     /* Tests that fail because of known bugs in src/ (see their comments);
      * CK_EXCLUDE_TAGS=known_bug skips them. */
-    TCase *kb = tcase_create("known_bugs");
-    tcase_set_tags(kb, "known_bug");
+    TCase *kb = tcase_create("regressions");
+    tcase_set_tags(kb, "regression");
     tcase_add_test(kb, newest_matching_variant_after_growth);
     tcase_add_test(kb, vary_absent_differs_from_empty);
     tcase_set_timeout(kb, 60);

@@ -477,7 +477,7 @@ START_TEST(head_too_large)
 END_TEST
 
 /*
- * KNOWN BUG (src/http_parse.c): for an Upgrade or CONNECT request
+ * Regression (fixed; src/http_parse.c): for an Upgrade or CONNECT request
  * on_message_complete() pauses (HPE_PAUSED) before llhttp reaches its own
  * HPE_PAUSED_UPGRADE, so `upgrade` is still false when HTTP_PARSE_HEAD and
  * HTTP_PARSE_DONE are reported; the next feed() then returns a second,
@@ -654,7 +654,7 @@ START_TEST(response_no_body_statuses)
 END_TEST
 
 /*
- * KNOWN BUG (src/http_parse.c, on_headers_complete / message_has_body and
+ * Regression (fixed; src/http_parse.c, on_headers_complete / message_has_body and
  * http_parser_has_body): RFC 9112 §6.3 rule 1 — a 1xx, 204 or 304 response
  * ends at the empty line after its head "regardless of the header fields
  * present".  A 304 may carry the representation's Content-Length (RFC 9110
@@ -866,8 +866,8 @@ static Suite *http_parse_suite(void)
 
     /* Tests that fail because of known bugs in src/ (see their comments);
      * CK_EXCLUDE_TAGS=known_bug skips them. */
-    TCase *kb = tcase_create("known_bugs");
-    tcase_set_tags(kb, "known_bug");
+    TCase *kb = tcase_create("regressions");
+    tcase_set_tags(kb, "regression");
     tcase_add_test(kb, upgrade_not_tunnelled);
     tcase_add_test(kb, connect_not_tunnelled);
     tcase_add_test(kb, response_no_body_statuses_with_framing);

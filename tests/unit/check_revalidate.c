@@ -534,7 +534,7 @@ START_TEST(merge_shares_body_and_copies_vary)
 END_TEST
 
 /*
- * KNOWN BUG (src/revalidate.c, revalidate_merge): the merge removes every
+ * Regression (fixed; src/revalidate.c, revalidate_merge): the merge removes every
  * Via line of the stored head ("Via is already in the stored head") and
  * obj_set_head() then adds only "Via: 1.1 freshcache", so the origin-side
  * Via entries of the stored response are lost although the 304 carried no
@@ -624,8 +624,8 @@ static Suite *revalidate_suite(void)
 
     /* Tests that fail because of known bugs in src/ (see their comments);
      * CK_EXCLUDE_TAGS=known_bug skips them. */
-    TCase *kb = tcase_create("known_bugs");
-    tcase_set_tags(kb, "known_bug");
+    TCase *kb = tcase_create("regressions");
+    tcase_set_tags(kb, "regression");
     tcase_add_test(kb, merge_keeps_upstream_via);
     suite_add_tcase(s, kb);
     return s;
