@@ -223,8 +223,8 @@ static Suite *cache_key_suite(void)
     tcase_add_test(h, hash_spreads_low_and_high_bits);
     suite_add_tcase(s, h);
 
-    /* Tests that fail because of known bugs in src/ (see their comments);
-     * CK_EXCLUDE_TAGS=known_bug skips them. */
+    /* Regression tests for bugs these suites found in src/ (see their
+     * comments). */
     TCase *kb = tcase_create("regressions");
     tcase_set_tags(kb, "regression");
     tcase_add_test(kb, absolute_form_empty_path_with_query);

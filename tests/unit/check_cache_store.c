@@ -1403,8 +1403,8 @@ static Suite *cache_store_suite(void)
     tcase_set_timeout(cc, 120);
     suite_add_tcase(s, cc);
 
-    /* Tests that fail because of known bugs in src/ (see their comments);
-     * CK_EXCLUDE_TAGS=known_bug skips them. */
+    /* Regression tests for bugs these suites found in src/ (see their
+     * comments). */
     TCase *kb = tcase_create("regressions");
     tcase_set_tags(kb, "regression");
     tcase_add_test(kb, newest_matching_variant_after_growth);

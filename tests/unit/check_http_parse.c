@@ -864,8 +864,8 @@ static Suite *http_parse_suite(void)
     tcase_add_test(rs, response_large_body_many_segments);
     suite_add_tcase(s, rs);
 
-    /* Tests that fail because of known bugs in src/ (see their comments);
-     * CK_EXCLUDE_TAGS=known_bug skips them. */
+    /* Regression tests for bugs these suites found in src/ (see their
+     * comments). */
     TCase *kb = tcase_create("regressions");
     tcase_set_tags(kb, "regression");
     tcase_add_test(kb, upgrade_not_tunnelled);

@@ -622,8 +622,8 @@ static Suite *revalidate_suite(void)
     tcase_add_test(m, merge_with_rewrite);
     suite_add_tcase(s, m);
 
-    /* Tests that fail because of known bugs in src/ (see their comments);
-     * CK_EXCLUDE_TAGS=known_bug skips them. */
+    /* Regression tests for bugs these suites found in src/ (see their
+     * comments). */
     TCase *kb = tcase_create("regressions");
     tcase_set_tags(kb, "regression");
     tcase_add_test(kb, merge_keeps_upstream_via);
