@@ -526,6 +526,11 @@ def start_varnish(name, workdir, values, cpus=None, storage="malloc,256m"):
     argv = ["varnishd", "-F", "-a", "127.0.0.1:%d" % values["PORT"], "-f", vcl,
             "-s", storage, "-n", os.path.join(d, "vsm"),
             "-T", "none"]
+    # varnishd changes its credentials (its default jail), which clears the
+    # parent-death signal; a small bash stays in between to pass it on.
+    wrapper = ('trap \'kill -TERM "$c" 2>/dev/null; wait "$c"; exit 0\' TERM INT HUP; '
+               '"$@" & c=$!; wait "$c"')
+    argv = ["bash", "-c", wrapper, "varnishd-wrapper"] + argv
     p = PROCS.start(name, argv, os.path.join(d, "stderr.log"), cpus=cpus)
     return p, d
 
