@@ -265,7 +265,15 @@ static void build_request(struct fetch *f, const struct fetch_params *p)
 
 static void send_request(struct fetch *f)
 {
-    struct evbuffer *out = bufferevent_get_output(f->uc->bev);
+    struct bufferevent *bev = f->uc->bev;
+    struct evbuffer *out = bufferevent_get_output(bev);
+    /* A request without a body is written at once (as proxy.c does for
+     * responses): EPOLLOUT is armed only if the socket pushes back, not
+     * armed and disarmed around every request.  Bodies keep EV_WRITE on:
+     * their write callback paces the client (UPLOAD_LOW). */
+    bool optimistic = !f->req_body;
+    if (optimistic)
+        bufferevent_disable(bev, EV_WRITE);
     size_t n = evbuffer_get_length(f->head_out);
     evbuffer_add(out, evbuffer_pullup(f->head_out, -1), n);
     if (evbuffer_get_length(f->body_out))
@@ -278,8 +286,16 @@ static void send_request(struct fetch *f)
     const struct fc_origin *o = &f->w->srv->cfg->origin;
     struct timeval rt = { (time_t)(o->read_timeout_ms / 1000),
                           (suseconds_t)(o->read_timeout_ms % 1000) * 1000 };
-    bufferevent_set_timeouts(f->uc->bev, &rt, &rt);
-    bufferevent_enable(f->uc->bev, EV_READ | EV_WRITE);
+    bufferevent_set_timeouts(bev, &rt, &rt);
+    if (optimistic) {
+        evbuffer_unfreeze(out, 1);
+        evbuffer_write(out, bufferevent_getfd(bev));
+        evbuffer_freeze(out, 1);
+        /* an error shows as EOF or an error event on the read side */
+        bufferevent_enable(bev, evbuffer_get_length(out) ? EV_READ | EV_WRITE : EV_READ);
+    } else {
+        bufferevent_enable(bev, EV_READ | EV_WRITE);
+    }
 }
 
 size_t fetch_send_body(struct fetch *f, const char *data, size_t len)

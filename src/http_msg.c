@@ -20,6 +20,7 @@ void http_msg_reset(struct http_msg *m)
 {
     m->len = 0;
     m->n_fields = 0;
+    m->has_connection = false;
     m->method = 0;
     m->url_off = m->url_len = 0;
     m->status = 0;
@@ -76,6 +77,8 @@ void http_msg_add(struct http_msg *m, const char *name, size_t nlen, const char 
     f = &m->fields[m->n_fields - 1];
     f->name_off = no;
     f->name_len = (uint32_t)nlen;
+    if (http_token_eq(name, nlen, "Connection"))
+        m->has_connection = true;
     f->value_off = vo;
     f->value_len = (uint32_t)vlen;
 }
@@ -87,6 +90,11 @@ void http_msg_add_str(struct http_msg *m, const char *name, const char *value)
 
 bool http_token_eq(const char *a, size_t alen, const char *b)
 {
+    /* Most comparisons fail on the first byte: reject before strlen. */
+    if (alen == 0 || b[0] == '\0')
+        return alen == 0 && b[0] == '\0';
+    if ((a[0] | 0x20) != (b[0] | 0x20))
+        return false;
     size_t blen = strlen(b);
     return alen == blen && strncasecmp(a, b, alen) == 0;
 }
@@ -213,9 +221,9 @@ bool http_is_hop_by_hop(const struct http_msg *m, const struct http_field *f)
             return true;
     if (f->name_len >= 6 && strncasecmp(name, "Proxy-", 6) == 0)
         return true;
-    /* fields named by Connection */
+    /* fields named by Connection (looked for only if there is one) */
     char nm[128];
-    if (f->name_len < sizeof nm) {
+    if (m->has_connection && f->name_len < sizeof nm) {
         memcpy(nm, name, f->name_len);
         nm[f->name_len] = '\0';
         if (http_msg_has_token(m, "Connection", nm))
@@ -224,3 +232,10 @@ bool http_is_hop_by_hop(const struct http_msg *m, const struct http_field *f)
     return false;
 }
 
+
+void http_msg_fields_done(struct http_msg *m)
+{
+    m->has_connection = false;
+    for (uint32_t i = 0; i < m->n_fields && !m->has_connection; i++)
+        m->has_connection = http_field_is(m, &m->fields[i], "Connection");
+}

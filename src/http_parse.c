@@ -134,6 +134,7 @@ static int on_headers_complete(llhttp_t *ll)
                 m->buf[f->value_off + f->value_len - 1] == '\t'))
             f->value_len--;
     }
+    http_msg_fields_done(m);
     p->head_done = true;
     /* 1 tells llhttp "no body" (a response to HEAD).  A message without a
      * body must not pause here: llhttp completes it only when executed

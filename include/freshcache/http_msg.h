@@ -38,6 +38,7 @@ struct http_msg {
     uint32_t reason_off, reason_len;
 
     uint8_t http_major, http_minor;
+    bool has_connection;        /* a Connection field is present (hop-by-hop checks) */
 };
 
 void http_msg_init(struct http_msg *m);
@@ -70,6 +71,10 @@ unsigned http_msg_remove(struct http_msg *m, const char *name);
 /* Does any `name` field hold `token` in its comma-separated list
  * (case-insensitive, ignoring parameters after ';')? */
 bool http_msg_has_token(const struct http_msg *m, const char *name, const char *token);
+
+/* The parser filled the fields piecewise: recompute what http_msg_add
+ * keeps up to date (has_connection). */
+void http_msg_fields_done(struct http_msg *m);
 
 /* Append "Name: value\r\n" for every live field. */
 void http_msg_write_fields(const struct http_msg *m, struct evbuffer *out);
