@@ -527,6 +527,20 @@ static void do_metrics(struct admin_conn *c)
             metric(b, mname, "counter", name, v);
         }
     }
+    /* The same counts as one family labelled by cache outcome, the shape
+     * dashboards group by. */
+    evbuffer_add_printf(b, "# HELP freshcache_responses_total Client requests by cache outcome.\n"
+                           "# TYPE freshcache_responses_total counter\n");
+    const struct { const char *label; uint64_t v; } by_status[] = {
+        { "hit", st.counters.hits },
+        { "miss", st.counters.misses },
+        { "revalidated", st.counters.revalidations },
+        { "collapsed", st.counters.collapsed },
+        { "pass", st.counters.passes },
+    };
+    for (size_t i = 0; i < FC_ARRAY_LEN(by_status); i++)
+        evbuffer_add_printf(b, "freshcache_responses_total{cache=\"%s\"} %" PRIu64 "\n",
+                            by_status[i].label, by_status[i].v);
     metric(b, "freshcache_cache_evictions_total", "counter",
            "Stored objects evicted to stay within cache.memory.", st.evictions);
     metric(b, "freshcache_purges_total", "counter", "Purge requests and generation bumps.", st.purges);

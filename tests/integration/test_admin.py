@@ -343,7 +343,7 @@ class AdminApiTest(AdminBase):
         self.assertTrue((r.header("Content-Type") or "").startswith("text/plain; version=0.0.4"), r)
         text = r.body.decode()
         self.assertTrue(text.endswith("\n"))
-        helps, types, values = {}, {}, {}
+        helps, types, values, labelled = {}, {}, {}, {}
         for line in text.splitlines():
             if line.startswith("# HELP "):
                 name, _, h = line[7:].partition(" ")
@@ -355,6 +355,8 @@ class AdminApiTest(AdminBase):
                 m = re.fullmatch(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\d+(?:\.\d+)?)", line)
                 self.assertIsNotNone(m, "bad exposition line %r" % line)
                 values[m.group(1)] = float(m.group(3))
+                if m.group(2):
+                    labelled[m.group(1) + m.group(2)] = float(m.group(3))
         for name in values:
             # a histogram's series are NAME_bucket, NAME_sum and NAME_count
             base = re.sub(r"_(bucket|sum|count)$", "", name)
@@ -372,6 +374,9 @@ class AdminApiTest(AdminBase):
                      "freshcache_uptime_seconds", "freshcache_connections"):
             self.assertEqual(types.get(name), "gauge", name)
         self.assertEqual(values["freshcache_generation"], self.generation())
+        # the cached() helper made a miss then a hit
+        self.assertGreaterEqual(labelled['freshcache_responses_total{cache="hit"}'], 1)
+        self.assertGreaterEqual(labelled['freshcache_responses_total{cache="miss"}'], 1)
         self.assertGreaterEqual(values["freshcache_objects"], 1)
 
     # -- reload -----------------------------------------------------------------
