@@ -541,29 +541,42 @@ static int take_value(const struct args *a, int *i, const char *lng, const char 
 /* ------------------------------------------------------------------ */
 /* Commands                                                             */
 
-static int cmd_generation(const struct opts *o, struct args *a)
+/* A GET command without arguments: request, --json or failure handling,
+ * then `show` prints the body for a person (false: it was not what the
+ * daemon should answer). */
+static int simple_get(const struct opts *o, struct args *a, const char *cmd, const char *path,
+                      bool (*show)(struct response *r))
 {
     if (a->n > 0)
-        return usage_error("generation takes no arguments (got '%s')", a->v[0]);
+        return usage_error("%s takes no arguments (got '%s')", cmd, a->v[0]);
     struct response r;
-    int rc = admin_request(o, "GET", "/generation", NULL, &r);
+    int rc = admin_request(o, "GET", path, NULL, &r);
     if (rc != EXIT_OK)
         return rc;
     if (o->json)
         print_body(&r);
-    if (report_failure(&r)) {
+    if (report_failure(&r))
         rc = EXIT_FAIL;
-    } else if (!o->json) {
-        uint64_t g;
-        if (get_u64(r.json, "generation", &g)) {
-            printf("%" PRIu64 "\n", g);
-        } else {
-            unexpected(&r, "no \"generation\"");
-            rc = EXIT_FAIL;
-        }
-    }
+    else if (!o->json && !show(&r))
+        rc = EXIT_FAIL;
     response_free(&r);
     return rc;
+}
+
+static bool show_generation(struct response *r)
+{
+    uint64_t g;
+    if (!get_u64(r->json, "generation", &g)) {
+        unexpected(r, "no \"generation\"");
+        return false;
+    }
+    printf("%" PRIu64 "\n", g);
+    return true;
+}
+
+static int cmd_generation(const struct opts *o, struct args *a)
+{
+    return simple_get(o, a, "generation", "/generation", show_generation);
 }
 
 static int purge_generation(const struct opts *o, const char *policy)
@@ -1053,28 +1066,19 @@ static void print_stats(const json_t *root)
     free(rs.v);
 }
 
+static bool show_stats(struct response *r)
+{
+    if (!json_is_object(r->json)) {
+        unexpected(r, "not a JSON object");
+        return false;
+    }
+    print_stats(r->json);
+    return true;
+}
+
 static int cmd_stats(const struct opts *o, struct args *a)
 {
-    if (a->n > 0)
-        return usage_error("stats takes no arguments (got '%s')", a->v[0]);
-    struct response r;
-    int rc = admin_request(o, "GET", "/stats", NULL, &r);
-    if (rc != EXIT_OK)
-        return rc;
-    if (o->json)
-        print_body(&r);
-    if (report_failure(&r)) {
-        rc = EXIT_FAIL;
-    } else if (!o->json) {
-        if (json_is_object(r.json)) {
-            print_stats(r.json);
-        } else {
-            unexpected(&r, "not a JSON object");
-            rc = EXIT_FAIL;
-        }
-    }
-    response_free(&r);
-    return rc;
+    return simple_get(o, a, "stats", "/stats", show_stats);
 }
 
 /* --- verify --- */
