@@ -109,6 +109,17 @@ static void client_close(struct client *c);
 static void finish_exchange(struct client *c);
 static void pump_body(struct client *c);
 
+/* Drop whatever is queued for a peer that is gone.  The bufferevent
+ * freezes the front of its output buffer, so a plain drain would silently
+ * do nothing and the connection would wait forever to be flushed. */
+static void discard_output(struct client *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_unfreeze(out, 1);
+    evbuffer_drain(out, evbuffer_get_length(out));
+    evbuffer_freeze(out, 1);
+}
+
 /* Write what is queued now, nginx-style: libevent would arm EPOLLOUT for
  * every response and disarm it once drained (two epoll_ctl calls per
  * request).  EV_WRITE stays off until the socket pushes back.  Called at
@@ -127,7 +138,7 @@ static void client_flush(struct client *c)
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         log_debug("client %s: write failed: %s", c->addr, strerror(errno));
         /* the peer is gone: drop what cannot be sent and close */
-        evbuffer_drain(out, evbuffer_get_length(out));
+        discard_output(c);
         client_close(c);
         return;
     }
@@ -1057,11 +1068,12 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         bufferevent_enable(c->bev, EV_READ);
         return;
     }
+    /* EOF between requests, an error, or a timeout: the peer is gone or
+     * stuck, nothing queued can be delivered. */
     client_close(c);
-    if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-        bufferevent_disable(c->bev, EV_WRITE);
-    if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT | BEV_EVENT_EOF))
-        event_active(c->reap, EV_WRITE, 0), evbuffer_drain(bufferevent_get_output(c->bev), SIZE_MAX);
+    bufferevent_disable(c->bev, EV_WRITE);
+    discard_output(c);
+    event_active(c->reap, EV_WRITE, 0);
 }
 
 void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen)

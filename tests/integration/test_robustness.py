@@ -161,6 +161,30 @@ class ClientGoneTest(RobustnessCase):
         self.assertLessEqual(self.origin.count(t), 2)
         self.assertStillServes()
 
+    def test_client_resets_during_cached_body(self):
+        # A hit queues the whole body at once: a client that resets with
+        # most of it unsent must still have its connection freed.
+        seed = self.uniq()
+        t = url("/t/body", size=8 * H.MiB, cc="max-age=60", seed=seed)
+        self.assertOk(self.get(t), expected_body(8 * H.MiB, seed))
+        for _ in range(5):
+            c = self.conn()
+            c.send(H.build_request("GET", t, host="127.0.0.1:%d" % self.port))
+            c.sock.recv(65536)
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            c.close()           # RST with megabytes still queued for it
+        deadline = time.monotonic() + 5
+        open_now = None
+        while time.monotonic() < deadline:
+            status, stats = self.proxy.admin("GET", "/stats")
+            self.assertEqual(status, 200, stats)
+            open_now = stats["connections"]
+            if open_now == 0:
+                break
+            time.sleep(0.1)
+        self.assertEqual(open_now, 0, "connections left open after the clients reset")
+        self.assertStillServes()
+
     def test_client_leaves_mid_body(self):
         seed = self.uniq()
         t = url("/t/body", size=20 * H.MiB, cc="no-store", seed=seed)
