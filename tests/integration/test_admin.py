@@ -6,6 +6,7 @@ the generation surviving a restart.  Purges are checked end to end: what the
 origin receives next (counts, validators) and the Cache-Status clients see."""
 
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -727,6 +728,38 @@ class AdminLifecycleTest(AdminBase):
         self.assertIsNotNone(status)
         self.assertNotEqual(status, 0, out)
         self.assertIn("does not exist", out)
+
+
+class MetricsListenTest(H.ProxyTestCase):
+    """metrics.listen: the counters over loopback TCP, and nothing else."""
+    metrics_port = H.free_port()
+    config = {"metrics": {"listen": "127.0.0.1:%d" % metrics_port}}
+
+    def metrics_get(self, method, path):
+        c = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=5)
+        c.request(method, path)
+        r = c.getresponse()
+        return r.status, r.getheader("Content-Type") or "", r.read().decode()
+
+    def test_metrics_over_tcp(self):
+        seed = self.uniq()
+        t = url("/t/body", size=10, seed=seed, cc="max-age=60")
+        self.assertOk(self.get(t), expected_body(10, seed))
+        self.assertOk(self.get(t), expected_body(10, seed))
+        status, ctype, text = self.metrics_get("GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertTrue(ctype.startswith("text/plain; version=0.0.4"), ctype)
+        self.assertIn('freshcache_responses_total{cache="hit"} ', text)
+        self.assertIn("freshcache_origin_latency_seconds_count ", text)
+
+    def test_nothing_else_over_tcp(self):
+        # no credentials to check on TCP: the admin actions must not be there
+        before = self.proxy.admin("GET", "/generation")[1]["generation"]
+        for method, path in (("POST", "/purge/generation"), ("GET", "/stats"),
+                             ("POST", "/reload"), ("GET", "/generation")):
+            status, _, _ = self.metrics_get(method, path)
+            self.assertEqual(status, 404, (method, path))
+        self.assertEqual(self.proxy.admin("GET", "/generation")[1]["generation"], before)
 
 
 if __name__ == "__main__":
