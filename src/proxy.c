@@ -238,7 +238,10 @@ static void obj_validators(const struct client *c, const struct cache_obj *o, st
 }
 
 /* Queue status line, stored fields and the per-response fields. */
-static void write_obj_head(struct client *c, struct cache_obj *o, int status)
+/* `v`: the validators deliver_obj computed for the preconditions, reused
+ * so a hit formats its content-hash ETag once. */
+static void write_obj_head(struct client *c, struct cache_obj *o, int status,
+                           const struct validators *v)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     /* The head is small: copying it beats a reference (a chain allocation
@@ -256,16 +259,11 @@ static void write_obj_head(struct client *c, struct cache_obj *o, int status)
     char tail[512];
     int n = snprintf(tail, sizeof tail, "Age: %lld\r\nCache-Status: freshcache; %s\r\n",
                      (long long)age, c->cs);
-    if (c->w->srv->cfg->cache.etag == ETAG_CONTENT_HASH) {
-        char etag[67];
-        struct validators v;
-        obj_validators(c, o, &v, etag);
-        if (v.etag) {
-            char lm[HTTP_DATE_LEN + 1];
-            http_date_format(v.last_modified, lm);
-            n += snprintf(tail + n, sizeof tail - (size_t)n, "ETag: %s\r\nLast-Modified: %s\r\n",
-                          v.etag, lm);
-        }
+    if (c->w->srv->cfg->cache.etag == ETAG_CONTENT_HASH && v->etag) {
+        char lm[HTTP_DATE_LEN + 1];
+        http_date_format(v->last_modified, lm);
+        n += snprintf(tail + n, sizeof tail - (size_t)n, "ETag: %.*s\r\nLast-Modified: %s\r\n",
+                      (int)v->etag_len, v->etag, lm);
     }
     struct cache_body *b = o->body;
     c->chunked_out = false;
@@ -408,7 +406,7 @@ static void deliver_obj(struct client *c, struct cache_obj *o, const char *cs)
     c->send_end = UINT64_MAX;
     c->state = C_SEND;
     if (cond == COND_NOT_MODIFIED) {
-        write_obj_head(c, o, 304);
+        write_obj_head(c, o, 304, &v);
         c->resp_done = true;
         finish_exchange(c);
         return;
@@ -435,7 +433,7 @@ static void deliver_obj(struct client *c, struct cache_obj *o, const char *cs)
         }
         }
     }
-    write_obj_head(c, o, status);
+    write_obj_head(c, o, status, &v);
     if (c->head_req || o->status == 204) {
         c->resp_done = true;
         finish_exchange(c);
