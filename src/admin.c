@@ -929,7 +929,20 @@ static void conn_write(struct bufferevent *bev, void *arg)
     struct admin_conn *c = arg;
     CHECK_OBJ_NOTNULL(c, ADMIN_CONN_MAGIC);
     if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        conn_free(c);
+        event_active(c->kick, EV_WRITE, 0);
+}
+
+/* The peer is gone: drop what is queued and free from conn_kick, never
+ * inside a callback of the connection itself. */
+static void conn_abort(struct admin_conn *c)
+{
+    c->closing = true;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_unfreeze(out, 1);
+    evbuffer_drain(out, evbuffer_get_length(out));
+    evbuffer_freeze(out, 1);
+    event_active(c->kick, EV_WRITE, 0);
 }
 
 /* After EOF on a Unix socket: did the peer close entirely (POLLHUP), or
@@ -957,7 +970,7 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
         if (c->pending) {
             if (peer_hung_up(c)) {
                 log_debug("admin: client left during a verify [%s]", c->who);
-                conn_free(c);
+                conn_abort(c);
             }
             return;             /* half-closed: answer, then close */
         }
@@ -967,7 +980,7 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
     /* An error, a timeout, or EOF while flushing: nothing more can be sent. */
     if (what & BEV_EVENT_ERROR)
         log_debug("admin: connection error: %s [%s]", strerror(errno), c->who);
-    conn_free(c);
+    conn_abort(c);
 }
 
 static void accept_conn(struct admin *a, evutil_socket_t fd, bool metrics_only);

@@ -37,6 +37,7 @@ enum fetch_state {
     FS_CONNECTING = 0,
     FS_WAIT_HEAD,           /* request sent (or being sent), no response head yet */
     FS_BODY,                /* reading the response body */
+    FS_DONE,                /* ended: only the deferred free is left */
 };
 
 struct fetch {
@@ -55,8 +56,11 @@ struct fetch {
     struct cache_obj *stale;        /* being revalidated (ref) */
     struct cache_obj *obj;          /* being filled (ref) */
 
+    struct event *reap;             /* deferred free (fetch_end) */
+
     struct upstream_conn *uc;
     bool reused;                    /* uc came from the pool */
+    bool uc_reusable;               /* give uc back to the pool when freed */
     bool retried;
     struct evbuffer *head_out;      /* serialised request head, kept for a retry */
     struct evbuffer *body_out;      /* request body not yet handed to uc */
@@ -96,7 +100,8 @@ static void fetch_free(struct fetch *f)
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
     LIST_REMOVE(f, link);
     if (f->uc)
-        upstream_release(f->uc, false);
+        upstream_release(f->uc, f->uc_reusable);
+    event_free(f->reap);
     if (f->busy)
         obj_unref(f->busy);
     if (f->stale) {
@@ -113,6 +118,32 @@ static void fetch_free(struct fetch *f)
     http_msg_free(&f->resp);
     f->magic = 0;
     free(f);
+}
+
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct fetch *f = arg;
+    CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
+    FC_ASSERT(f->state == FS_DONE);
+    fetch_free(f);
+}
+
+/* The fetch is over.  It is freed from an event of its own, never here:
+ * this may run inside the origin connection's callbacks or inside llhttp's
+ * (a client that leaves while its response body is parsed), whose callers
+ * still hold the fetch and its parser.  From now on every entry point
+ * returns at once; the origin connection hears nothing more. */
+static void fetch_end(struct fetch *f)
+{
+    CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
+    FC_ASSERT(f->state != FS_DONE);
+    f->state = FS_DONE;
+    f->client = NULL;
+    if (f->uc)
+        bufferevent_disable(f->uc->bev, EV_READ | EV_WRITE);
+    event_active(f->reap, EV_WRITE, 0);
 }
 
 static struct cache_store *store_of(struct fetch *f) { return f->w->srv->store; }
@@ -174,7 +205,7 @@ static void fail(struct fetch *f, int status, const char *why)
         f->client = NULL;
         client_on_fetch_error(c, status, why);
     }
-    fetch_free(f);
+    fetch_end(f);
 }
 
 /* ---- request ---------------------------------------------------------- */
@@ -301,6 +332,8 @@ static void send_request(struct fetch *f)
 size_t fetch_send_body(struct fetch *f, const char *data, size_t len)
 {
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
+    if (f->state == FS_DONE)
+        return 0;
     struct evbuffer *dst = (f->state != FS_CONNECTING && f->uc)
                                ? bufferevent_get_output(f->uc->bev) : f->body_out;
     if (f->req_chunked)
@@ -316,6 +349,8 @@ static void write_cb(struct bufferevent *bev, void *arg)
 {
     struct fetch *f = arg;
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
+    if (f->state == FS_DONE)
+        return;
     if (f->client && f->req_body && !f->req_body_done &&
         evbuffer_get_length(bufferevent_get_output(bev)) <= UPLOAD_LOW)
         client_on_fetch_upload_drained(f->client);
@@ -324,6 +359,8 @@ static void write_cb(struct bufferevent *bev, void *arg)
 void fetch_end_body(struct fetch *f)
 {
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
+    if (f->state == FS_DONE)
+        return;
     f->req_body_done = true;
     if (f->req_chunked && f->state != FS_CONNECTING && f->uc)
         evbuffer_add(bufferevent_get_output(f->uc->bev), "0\r\n\r\n", sizeof("0\r\n\r\n") - 1);
@@ -692,7 +729,7 @@ static void handle_head(struct fetch *f)
 static void on_resp_body(void *owner, const char *data, size_t len)
 {
     struct fetch *f = owner;
-    if (f->interim || f->discard)
+    if (f->state == FS_DONE || f->interim || f->discard)
         return;
     f->body_len += len;
     if (f->obj) {
@@ -740,9 +777,8 @@ static void handle_done(struct fetch *f)
         client_on_fetch_pass_done(c);
     }
     f->uc->requests++;
-    upstream_release(f->uc, reusable);
-    f->uc = NULL;
-    fetch_free(f);
+    f->uc_reusable = reusable;
+    fetch_end(f);
 }
 
 static void retry_or_fail(struct fetch *f, int status, const char *why);
@@ -751,11 +787,17 @@ static void read_cb(struct bufferevent *bev, void *arg)
 {
     struct fetch *f = arg;
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
+    if (f->state == FS_DONE)
+        return;
     struct evbuffer *in = bufferevent_get_input(bev);
     if (evbuffer_get_length(in) > 0)
         f->got_bytes = true;
     for (;;) {
         enum http_parse_event ev = http_parser_feed(&f->parser, in);
+        /* A callback inside the parse (a client that left during on_body)
+         * may have ended the fetch: nothing more to do with these bytes. */
+        if (f->state == FS_DONE)
+            return;
         switch (ev) {
         case HTTP_PARSE_NEED_MORE:
             return;
@@ -765,7 +807,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
                 continue;
             }
             handle_head(f);
-            if (f->paused)
+            if (f->state == FS_DONE || f->paused)
                 return;
             continue;
         case HTTP_PARSE_DONE:
@@ -789,6 +831,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     struct fetch *f = arg;
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
     (void)bev;
+    if (f->state == FS_DONE)
+        return;
     if (what & BEV_EVENT_CONNECTED) {
         f->uc->connected = true;
         send_request(f);
@@ -802,7 +846,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         if (f->state == FS_BODY) {
             /* drain what is left, then a close-delimited body ends here */
             read_cb(bev, f);
-            if (f->magic != FETCH_MAGIC)
+            if (f->state == FS_DONE)
                 return;
         }
         if (f->state == FS_BODY && http_parser_eof(&f->parser) == HTTP_PARSE_DONE) {
@@ -863,6 +907,8 @@ struct fetch *fetch_start(struct worker *w, struct client *c, const struct fetch
     AN(f);
     f->magic = FETCH_MAGIC;
     f->w = w;
+    f->reap = event_new(w->base, -1, 0, reap_cb, f);
+    AN(f->reap);
     LIST_INSERT_HEAD(&w->fetches, f, link);
     f->client = c;
     f->kind = p->kind;
@@ -925,6 +971,10 @@ void fetch_free_all(struct worker *w)
 {
     struct fetch *f;
     while ((f = LIST_FIRST(&w->fetches)) != NULL) {
+        if (f->state == FS_DONE) {      /* ended, its free still pending */
+            fetch_free(f);
+            continue;
+        }
         f->client = NULL;
         abandon_busy(f);
         if (f->obj) {
@@ -939,6 +989,8 @@ void fetch_detach(struct fetch *f)
 {
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
     f->client = NULL;
+    if (f->state == FS_DONE)
+        return;
     /* Passing: nobody else wants the bytes.  Storing (or about to decide):
      * finish, others may be waiting and the cache gains the object. */
     if (f->passing || f->kind == FETCH_PASS || !f->req_body_done)
@@ -948,7 +1000,7 @@ void fetch_detach(struct fetch *f)
 void fetch_pause(struct fetch *f)
 {
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
-    if (f->uc && !f->paused) {
+    if (f->state != FS_DONE && f->uc && !f->paused) {
         bufferevent_disable(f->uc->bev, EV_READ);
         f->paused = true;
     }
@@ -957,7 +1009,7 @@ void fetch_pause(struct fetch *f)
 void fetch_resume(struct fetch *f)
 {
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
-    if (f->uc && f->paused) {
+    if (f->state != FS_DONE && f->uc && f->paused) {
         f->paused = false;
         bufferevent_enable(f->uc->bev, EV_READ);
         /* bytes may already be buffered: parse them now */

@@ -789,8 +789,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct client *c = arg;
     wake_cb_inner(fd, what, c);
-    if (c->magic == CLIENT_MAGIC)
-        client_flush(c);
+    client_flush(c);    /* c is freed only by reap_cb, never in here */
 }
 
 static void on_request_head(struct client *c)
@@ -1057,7 +1056,11 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (c->state == C_CLOSING) {
-        client_free(c);     /* peer gone or write timed out while flushing */
+        /* Peer gone or write timed out while flushing: nothing queued can
+         * be delivered.  Freed from reap_cb, not inside our own callback. */
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        discard_output(c);
+        event_active(c->reap, EV_WRITE, 0);
         return;
     }
     if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && c->in_exchange) {
