@@ -14,11 +14,11 @@
 #include <event2/thread.h>
 
 #include "build_config.h"
-#include "freshcache/access_log.h"
-#include "freshcache/admin.h"
-#include "freshcache/config.h"
-#include "freshcache/log.h"
-#include "freshcache/server.h"
+#include "freshcache/server/access_log.h"
+#include "freshcache/admin/admin.h"
+#include "freshcache/config/config.h"
+#include "freshcache/base/log.h"
+#include "freshcache/server/server.h"
 
 #if HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>

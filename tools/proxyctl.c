@@ -33,9 +33,9 @@
 #include <event2/buffer.h>
 #include <jansson.h>
 
-#include "freshcache/assert.h"
-#include "freshcache/http_msg.h"
-#include "freshcache/http_parse.h"
+#include "freshcache/base/assert.h"
+#include "freshcache/http/http_msg.h"
+#include "freshcache/http/http_parse.h"
 
 #if __has_include("build_config.h")
 #include "build_config.h"

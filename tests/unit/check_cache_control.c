@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "freshcache/cache_control.h"
+#include "freshcache/http/cache_control.h"
 
 static struct cache_control cc_of(const char *s)
 {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "freshcache/cache_key.h"
+#include "freshcache/cache/cache_key.h"
 
 static struct cache_key kb;
 

@@ -16,12 +16,12 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "freshcache/assert.h"
-#include "freshcache/cache_body.h"
-#include "freshcache/cache_key.h"
-#include "freshcache/cache_obj.h"
-#include "freshcache/cache_store.h"
-#include "freshcache/http_msg.h"
+#include "freshcache/base/assert.h"
+#include "freshcache/cache/cache_body.h"
+#include "freshcache/cache/cache_key.h"
+#include "freshcache/cache/cache_obj.h"
+#include "freshcache/cache/cache_store.h"
+#include "freshcache/http/http_msg.h"
 
 #define RESPONSE_TIME ((time_t)1420070400)     /* 2015-01-01T00:00:00Z */
 

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "freshcache/assert.h"
-#include "freshcache/config.h"
+#include "freshcache/base/assert.h"
+#include "freshcache/config/config.h"
 
 #define NAME "t.yaml"
 /* Two lines that make a config valid, for tests about other keys. */

@@ -13,7 +13,7 @@
 
 #include <openssl/sha.h>
 
-#include "freshcache/etag.h"
+#include "freshcache/cache/etag.h"
 
 static void hash_of(const void *data, size_t len, unsigned char out[32])
 {

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "freshcache/cache_control.h"
-#include "freshcache/freshness.h"
-#include "freshcache/http_date.h"
+#include "freshcache/http/cache_control.h"
+#include "freshcache/cache/freshness.h"
+#include "freshcache/http/http_date.h"
 
 static struct cache_control cc_of(const char *s)
 {

@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "freshcache/generation.h"
+#include "freshcache/cache/generation.h"
 
 /* The spec's three policies, in config order. */
 static const char *const NAMES[] = { "hashed-assets", "html", "default" };

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "freshcache/http_date.h"
+#include "freshcache/http/http_date.h"
 
 #define T_1994 ((time_t)784111777)      /* Sun, 06 Nov 1994 08:49:37 GMT */
 #define NOW_2025 ((time_t)1748736000)   /* 2025-06-01 00:00:00 UTC */

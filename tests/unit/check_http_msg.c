@@ -10,7 +10,7 @@
 
 #include <event2/buffer.h>
 
-#include "freshcache/http_msg.h"
+#include "freshcache/http/http_msg.h"
 
 /* The value of `name` as a NUL-terminated string in a static buffer, or
  * NULL when absent. */

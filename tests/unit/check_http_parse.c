@@ -11,8 +11,8 @@
 
 #include <event2/buffer.h>
 
-#include "freshcache/http_msg.h"
-#include "freshcache/http_parse.h"
+#include "freshcache/http/http_msg.h"
+#include "freshcache/http/http_parse.h"
 
 struct ctx {
     struct http_msg msg;

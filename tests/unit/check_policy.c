@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "freshcache/config.h"
-#include "freshcache/policy.h"
+#include "freshcache/config/config.h"
+#include "freshcache/cache/policy.h"
 
 #define ORIGIN "origin:\n  url: http://127.0.0.1:8000\n"
 

@@ -12,13 +12,13 @@
 
 #include <event2/buffer.h>
 
-#include "freshcache/cache_body.h"
-#include "freshcache/cache_key.h"
-#include "freshcache/cache_obj.h"
-#include "freshcache/cache_store.h"
-#include "freshcache/http_date.h"
-#include "freshcache/http_msg.h"
-#include "freshcache/revalidate.h"
+#include "freshcache/cache/cache_body.h"
+#include "freshcache/cache/cache_key.h"
+#include "freshcache/cache/cache_obj.h"
+#include "freshcache/cache/cache_store.h"
+#include "freshcache/http/http_date.h"
+#include "freshcache/http/http_msg.h"
+#include "freshcache/cache/revalidate.h"
 
 #define T0 ((time_t)1420070400)                 /* Thu, 01 Jan 2015 00:00:00 GMT */
 #define T0_STR "Thu, 01 Jan 2015 00:00:00 GMT"

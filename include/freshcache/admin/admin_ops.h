@@ -1,0 +1,62 @@
+/*
+ * admin_ops.h — what the admin API (and later other control planes) may do
+ * to a running server.  admin.c only parses requests and formats answers;
+ * every effect goes through these calls, implemented next to the state
+ * they change (server.c, generation.c, cache_store.c, verify.c).
+ */
+#ifndef FRESHCACHE_ADMIN_OPS_H
+#define FRESHCACHE_ADMIN_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "freshcache/server/server.h"
+
+struct event_base;
+
+/* POST /purge/generation — policy NULL bumps the global generation. */
+int ops_purge_generation(struct server *srv, const char *policy, uint64_t *now, uint64_t *prev,
+                         char *err, size_t errlen);
+/* GET /generation */
+uint64_t ops_generation(struct server *srv);
+
+enum purge_kind { PURGE_URL = 0, PURGE_PREFIX, PURGE_TAG };
+/* POST /purge — URL: "/path?query" (any host) or "http://host/path";
+ * PREFIX: path prefix (any host); TAG: a Surrogate-Key / Cache-Tag value.
+ * Hard purges remove; soft ones mark stale (revalidate on next use, still
+ * usable under stale-if-error).  Returns how many objects. */
+unsigned ops_purge(struct server *srv, enum purge_kind kind, const char *arg, bool soft);
+
+struct ops_stats {
+    struct counters counters;       /* summed over workers */
+    uint64_t objects;
+    uint64_t bytes;
+    uint64_t max_bytes;
+    uint64_t evictions;
+    uint64_t purges;
+    uint64_t generation;
+    uint64_t uptime_seconds;
+    unsigned connections;           /* open client connections now */
+};
+/* GET /stats and GET /metrics */
+void ops_stats(struct server *srv, struct ops_stats *out);
+
+/* POST /reload — 0, or -1 with the first "FILE:LINE:COL: message" in err. */
+int ops_reload(struct server *srv, char *err, size_t errlen);
+
+/* POST /verify — for each path, the stored body's SHA-256 (hex, or empty
+ * when nothing is stored) and the origin's, fetched now without the cache.
+ * Asynchronous: `done` is called once on `base`'s thread with the results. */
+struct verify_result {
+    char path[1024];
+    char proxy_sha256[65];          /* "" when not stored */
+    char origin_sha256[65];         /* "" when the origin failed */
+    int origin_status;              /* 0 when the origin could not be reached */
+    bool stale;                     /* stored and differs from the origin */
+};
+typedef void (*verify_done_cb)(void *arg, struct verify_result *results, size_t n);
+int ops_verify(struct server *srv, struct event_base *base, const char *const *paths, size_t n,
+               verify_done_cb done, void *arg);
+
+#endif

@@ -1,0 +1,122 @@
+/*
+ * cache_obj.h — one stored response: its pre-serialised head, the metadata
+ * freshness and conditionals need, and a shared body.
+ *
+ * Reference counted (obj_ref/obj_unref); the index holds one reference while
+ * the object is linked.  Once READY, nothing in an object changes except its
+ * index linkage, so any thread may read it without locks.
+ */
+#ifndef FRESHCACHE_CACHE_OBJ_H
+#define FRESHCACHE_CACHE_OBJ_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "freshcache/cache/cache_body.h"
+#include "freshcache/http/cache_control.h"
+#include "freshcache/cache/cache_key.h"
+#include "freshcache/cache/freshness.h"
+
+struct http_msg;
+
+enum obj_state { OBJ_BUSY = 0, OBJ_READY };
+
+struct cache_obj {
+#define OBJ_MAGIC 0x0bc0ffeeu
+    unsigned magic;
+    atomic_uint refcnt;
+    _Atomic int state;                  /* enum obj_state */
+
+    /* index linkage: guarded by the shard mutex */
+    struct cache_obj *hash_next;
+    TAILQ_ENTRY(cache_obj) lru;
+    uint64_t last_used;                 /* monotonic ms of the last hit */
+    bool linked;
+    unsigned shard;
+    uint64_t seq;                       /* link order in its shard: newest wins a tie */
+    size_t charged;                     /* bytes counted against the bound */
+
+    uint64_t hash;
+    char *key;                          /* NUL-terminated, owned */
+    uint32_t key_len;
+
+    /* Vary: NUL-separated lower-case field names, then for each the
+     * normalised request value; NULL when the response has no Vary. */
+    char *vary;
+    uint32_t vary_len;
+
+    /* The stored head, pre-serialised: "HTTP/1.1 200 OK\r\n" then fields,
+     * each "Name: value\r\n", without Content-Length, Transfer-Encoding,
+     * hop-by-hop fields, Age, or the final CRLF. */
+    char *head;
+    uint32_t head_len;
+    uint32_t fields_off;                /* where the fields start in head */
+    int status;
+
+    struct cache_control cc;            /* response directives */
+    struct resp_timing timing;
+    int64_t lifetime;                   /* freshness lifetime, seconds */
+    char *etag;                         /* as sent by the origin, or NULL */
+    uint32_t etag_len;
+
+    /* Deploy generations in force when the fetch that stored it *began*
+     * (generation.h): the object is current only while both still hold. */
+    uint64_t generation;
+    uint64_t policy_gen;
+    uint64_t policy_layout;             /* generation_layout() the policy index refers to */
+    uint64_t epoch;                     /* BUSY placeholders: generation_epoch() at creation */
+    int policy;                         /* index in cfg->policies, -1: none */
+    int64_t stale_while_revalidate;     /* seconds of allowed staleness, policy or origin */
+    int64_t stale_if_error;
+    bool sie_from_policy;               /* stale_if_error set by the operator, not the origin */
+    _Atomic bool soft_purged;           /* treat as stale: revalidate on next use */
+    _Atomic bool revalidating;          /* one background refresh at a time */
+
+    /* Surrogate-Key / Cache-Tag values, each NUL-terminated, back to back. */
+    char *tags;
+    uint32_t tags_len;
+
+    /* Content hash of the complete body (cache.etag: content-hash): written
+     * by the fetch before the body turns COMPLETE, read only after. */
+    bool has_chash;
+    unsigned char chash[32];
+    time_t chash_first_seen;            /* when this URL first had this hash */
+
+    struct cache_body *body;
+};
+
+struct cache_obj *obj_new(const struct cache_key *k);
+void obj_ref(struct cache_obj *o);
+void obj_unref(struct cache_obj *o);
+static inline bool obj_ready(const struct cache_obj *o)
+{
+    return atomic_load_explicit(&o->state, memory_order_acquire) == OBJ_READY;
+}
+
+/* Serialise `resp` into o->head (status line with `reason`, fields less
+ * hop-by-hop, Content-Length and Age; Date added if missing; Via appended)
+ * and copy its ETag. */
+struct head_rewrite {
+    const char *cache_control;          /* replaces Cache-Control, or NULL */
+    bool drop_validators;               /* content-hash mode: ETag, Last-Modified are ours */
+    bool via_done;                      /* the head already names us in Via (a 304 merge) */
+};
+void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *reason,
+                  time_t response_time, const struct head_rewrite *rw);
+/* Is the object stored under the generations now in force? */
+struct generations;
+bool obj_current(const struct cache_obj *o, const struct generations *g);
+/* Hex of the content hash into out[65]. */
+void obj_chash_hex(const struct cache_obj *o, char out[65]);
+/* Response fields meant for this cache only, never sent to clients:
+ * purge tags and targeted cache-control fields (RFC 9213). */
+bool obj_field_internal(const char *name, size_t len);
+/* Parse o->head's fields back into a message (for a 304 merge). */
+void obj_head_to_msg(const struct cache_obj *o, struct http_msg *m);
+const char *obj_reason(const struct cache_obj *o, size_t *len);
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * config.h — the YAML configuration (../../docs/freshcache.yaml.5.scd,
+ * conf/freshcache.yaml) parsed into one immutable struct.
+ *
+ * Ownership: config_load() returns a struct fc_config the caller owns and
+ * frees with config_free().  Workers hold a pointer to the config in force
+ * while they serve; a reload builds a whole new struct and swaps it, so a
+ * config is never modified after it is returned.
+ *
+ * Errors are collected, not fatal one by one: every problem found is
+ * appended to `errs` as "FILE:LINE:COLUMN: message" (line and column are
+ * 1-based, pointing at the offending key or value), and config_load()
+ * returns NULL if there was at least one.
+ */
+#ifndef FRESHCACHE_CONFIG_H
+#define FRESHCACHE_CONFIG_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "freshcache/base/log.h"
+
+struct config_errors {
+    char **lines;       /* each "FILE:LINE:COLUMN: message", malloc'd */
+    size_t n;
+};
+void config_errors_free(struct config_errors *errs);
+
+struct fc_listen {
+    char *address;                  /* as written, e.g. "127.0.0.1:8080", "[::1]:80" */
+    struct sockaddr_storage addr;   /* parsed numeric address */
+    socklen_t addrlen;
+    char *tls_certificate;          /* NULL when plain HTTP */
+    char *tls_key;
+};
+
+enum host_header_mode { HOST_HEADER_PRESERVE = 0, HOST_HEADER_ORIGIN };
+enum etag_mode { ETAG_CONTENT_HASH = 0, ETAG_ORIGIN };
+enum after_purge_mode { AFTER_PURGE_REFETCH = 0, AFTER_PURGE_REVALIDATE };
+
+struct fc_origin {
+    char *url;                      /* as written */
+    bool https;
+    char *host;                     /* host part of url, no brackets */
+    uint16_t port;                  /* explicit or 80/443 */
+    char *authority;                /* "host" or "host:port" as for a Host header */
+    struct sockaddr_storage addr;   /* resolved at load time */
+    socklen_t addrlen;
+    enum host_header_mode host_header;
+    uint64_t connect_timeout_ms;    /* default 2s */
+    uint64_t read_timeout_ms;       /* default 30s */
+    bool tls_verify;                /* default true */
+    char *tls_ca_file;              /* NULL = system default */
+    char *tls_server_name;          /* NULL = host */
+};
+
+struct fc_policy {
+    char *name;
+    char *path_pattern;             /* NULL when not matched on path */
+    regex_t path_re;                /* compiled REG_EXTENDED|REG_NOSUB when path_pattern */
+    char **content_types;           /* lower-cased media types, no parameters */
+    size_t n_content_types;
+    bool ttl_origin;                /* true: RFC 9111 freshness from origin headers */
+    uint64_t ttl_ms;                /* when !ttl_origin */
+    char *response_cache_control;   /* NULL: pass the origin's through */
+    bool has_stale_while_revalidate;
+    uint64_t stale_while_revalidate_ms;
+    bool has_stale_if_error;
+    uint64_t stale_if_error_ms;
+};
+
+struct fc_config {
+    char *path;                     /* file it was read from */
+
+    struct fc_listen *listen;
+    size_t n_listen;
+
+    unsigned workers;               /* resolved: "auto" becomes the CPU count */
+
+    struct fc_origin origin;
+
+    struct {
+        uint64_t memory;            /* default 256MiB */
+        uint64_t max_object_size;   /* default 16MiB */
+        enum etag_mode etag;        /* default content-hash */
+        bool coalesce;              /* default true */
+        enum after_purge_mode after_purge;  /* default refetch */
+    } cache;
+
+    struct {
+        char *socket;               /* default /run/freshcache/admin.sock */
+        unsigned mode;              /* default 0660 */
+    } admin;
+
+    char *state_dir;                /* default /var/lib/freshcache */
+
+    struct {
+        char *access;               /* path, "stdout" or "off"; default stdout */
+        enum log_level level;       /* default info */
+    } log;
+
+    struct {
+        uint64_t max_header_bytes;  /* default 16KiB */
+        unsigned max_connections;   /* default 10000 */
+        uint64_t client_timeout_ms; /* default 30s */
+        uint64_t drain_timeout_ms;  /* default 10s: how long SIGTERM waits for in-flight responses */
+    } limits;
+
+    struct {
+        char *listen;               /* NULL: off; else a loopback host:port serving GET /metrics */
+        struct sockaddr_storage addr;
+        socklen_t addrlen;
+    } metrics;
+
+    struct fc_policy *policies;     /* in file order; first match wins */
+    size_t n_policies;
+};
+
+/* Read and validate `path`.  NULL on any error (all of them in `errs`). */
+struct fc_config *config_load(const char *path, struct config_errors *errs);
+/* Same, from memory; `name` stands for the file name in error messages. */
+struct fc_config *config_load_string(const char *name, const char *yaml, size_t len,
+                                     struct config_errors *errs);
+void config_free(struct fc_config *cfg);
+
+/* Value syntaxes shared with the admin API.  0 on success, -1 if invalid. */
+int config_parse_size(const char *s, uint64_t *bytes);        /* "512", "16KiB", "256MiB", "1GiB" */
+int config_parse_duration(const char *s, uint64_t *ms);       /* "250ms", "2s", "5m", "1h", "365d", "0s" */
+
+#endif

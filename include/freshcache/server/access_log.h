@@ -1,0 +1,45 @@
+/*
+ * access_log.h — one line per request, to a file, stdout, or nowhere.
+ *
+ * Each worker formats into its own buffer and writes whole lines, flushed
+ * every ACCESS_LOG_FLUSH_MS or when the buffer fills, so lines from
+ * different workers never interleave and no request pays a syscall.
+ * Client-supplied text (request line, referer, user agent) is escaped:
+ * control characters, '"' and '\' become \xNN, so no line can be forged.
+ *
+ * Format (space separated, like nginx's combined plus cache fields):
+ *   CLIENT [TIME] "REQUEST LINE" STATUS BYTES "REFERER" "USER AGENT"
+ *   "CACHE-STATUS" gen=N origin_ms=N total_ms=N
+ */
+#ifndef FRESHCACHE_ACCESS_LOG_H
+#define FRESHCACHE_ACCESS_LOG_H
+
+#include <stdint.h>
+
+#include "freshcache/server/server.h"
+
+#define ACCESS_LOG_FLUSH_MS 200
+
+struct http_msg;
+
+struct access_entry {
+    const char *client;
+    const struct http_msg *req;     /* method, target, Referer, User-Agent */
+    int status;
+    uint64_t bytes;                 /* body bytes sent */
+    const char *cache_status;
+    uint64_t generation;
+    int64_t origin_ms;              /* -1: no origin exchange */
+    int64_t total_ms;
+};
+
+/* Open the destination of log.access into srv->access_fd (-1 for off). */
+int access_log_open(struct server *srv, char *err, size_t errlen);
+/* SIGUSR1: reopen the same path in place (after logrotate moved it). */
+int access_log_reopen(struct server *srv, char *err, size_t errlen);
+void access_log_close(struct server *srv);
+
+void access_log_write(struct worker *w, const struct access_entry *e);
+void access_log_flush(struct worker *w);
+
+#endif

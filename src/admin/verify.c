@@ -1,0 +1,212 @@
+/*
+ * verify.c — POST /verify: compare what the cache holds with what the
+ * origin serves now, by SHA-256 of the bodies.
+ *
+ * Runs on the admin thread's event loop: one plain GET per path straight to
+ * the origin (no cache, no validators), all in parallel, each parsed with
+ * the project's llhttp glue and hashed as it streams.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "freshcache/admin/admin_ops.h"
+#include "freshcache/base/assert.h"
+#include "freshcache/cache/cache_store.h"
+#include "freshcache/cache/etag.h"
+#include "freshcache/http/http_parse.h"
+#include "freshcache/base/log.h"
+
+struct verify_job;
+
+struct verify_item {
+    struct verify_job *job;
+    struct verify_result *res;
+    struct bufferevent *bev;
+    struct http_msg resp;
+    struct http_parser parser;
+    struct etag_hasher *hasher;
+    bool done;
+};
+
+struct verify_job {
+    struct verify_result *results;
+    struct verify_item *items;
+    size_t n, pending;
+    verify_done_cb done;
+    void *arg;
+};
+
+static void hex32(const unsigned char h[32], char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[h[i] >> 4];
+        out[2 * i + 1] = hex[h[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+struct match_arg {
+    const char *path;
+    const struct generations *gens;
+};
+
+/* A complete object for the path that the proxy would still serve: one
+ * from an older generation is already as good as gone. */
+static bool match_path(const struct cache_obj *o, const void *arg)
+{
+    const struct match_arg *m = arg;
+    const char *slash = memchr(o->key, '/', o->key_len);
+    return slash && strcmp(slash, m->path) == 0 && body_state(o->body) == BODY_COMPLETE &&
+           obj_current(o, m->gens) && !atomic_load(&o->soft_purged);
+}
+
+/* SHA-256 of a complete stored body. */
+static void stored_hash(const struct cache_obj *o, char out[65])
+{
+    unsigned char h[32];
+    if (o->has_chash) {
+        memcpy(h, o->chash, 32);
+    } else {
+        struct etag_hasher *eh = etag_hasher_new();
+        size_t total = body_total(o->body);
+        for (struct body_chunk *c = o->body->head; c && total; c = c->next) {
+            size_t n = atomic_load(&c->len);
+            if (n > total)
+                n = total;
+            etag_hasher_update(eh, c->data, n);
+            total -= n;
+        }
+        etag_hasher_final(eh, h);
+        etag_hasher_free(eh);
+    }
+    hex32(h, out);
+}
+
+/* Drop one pending count; the last one reports and frees the job. */
+static void job_release(struct verify_job *job)
+{
+    if (--job->pending > 0)
+        return;
+    job->done(job->arg, job->results, job->n);
+    for (size_t i = 0; i < job->n; i++) {
+        etag_hasher_free(job->items[i].hasher);
+        http_msg_free(&job->items[i].resp);
+    }
+    free(job->items);
+    free(job->results);
+    free(job);
+}
+
+static void item_finish(struct verify_item *it, bool ok)
+{
+    if (it->done)
+        return;
+    it->done = true;
+    if (ok) {
+        unsigned char h[32];
+        etag_hasher_final(it->hasher, h);
+        hex32(h, it->res->origin_sha256);
+        it->res->origin_status = it->resp.status;
+    }
+    it->res->stale = it->res->proxy_sha256[0] && it->res->origin_sha256[0] &&
+                     strcmp(it->res->proxy_sha256, it->res->origin_sha256) != 0;
+    if (it->bev) {
+        bufferevent_free(it->bev);
+        it->bev = NULL;
+    }
+    job_release(it->job);
+}
+
+static void on_body(void *owner, const char *data, size_t len)
+{
+    struct verify_item *it = owner;
+    etag_hasher_update(it->hasher, data, len);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    struct verify_item *it = arg;
+    for (;;) {
+        enum http_parse_event ev = http_parser_feed(&it->parser, bufferevent_get_input(bev));
+        if (ev == HTTP_PARSE_HEAD)
+            continue;
+        if (ev == HTTP_PARSE_DONE)
+            item_finish(it, true);
+        else if (ev != HTTP_PARSE_NEED_MORE)
+            item_finish(it, false);
+        return;
+    }
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct verify_item *it = arg;
+    if (what & BEV_EVENT_CONNECTED)
+        return;
+    if (what & BEV_EVENT_EOF) {
+        read_cb(bev, it);
+        if (!it->done)
+            item_finish(it, http_parser_eof(&it->parser) == HTTP_PARSE_DONE);
+        return;
+    }
+    item_finish(it, false);
+}
+
+int ops_verify(struct server *srv, struct event_base *base, const char *const *paths, size_t n,
+               verify_done_cb done, void *arg)
+{
+    const struct fc_config *cfg = srv->cfg;
+    struct verify_job *job = calloc(1, sizeof *job);
+    AN(job);
+    job->n = n;
+    job->pending = n + 1;   /* +1 until every item is started */
+    job->done = done;
+    job->arg = arg;
+    job->results = calloc(n ? n : 1, sizeof *job->results);
+    job->items = calloc(n ? n : 1, sizeof *job->items);
+    AN(job->results);
+    AN(job->items);
+    for (size_t i = 0; i < n; i++) {
+        struct verify_item *it = &job->items[i];
+        struct verify_result *r = &job->results[i];
+        it->job = job;
+        it->res = r;
+        snprintf(r->path, sizeof r->path, "%s", paths[i]);
+        char host[256];
+        snprintf(host, sizeof host, "%s", cfg->origin.authority);
+        struct match_arg ma = { paths[i], srv->gens };
+        struct cache_obj *o = store_find(srv->store, match_path, &ma);
+        if (o) {
+            stored_hash(o, r->proxy_sha256);
+            const char *slash = memchr(o->key, '/', o->key_len);
+            if (cfg->origin.host_header == HOST_HEADER_PRESERVE && slash && slash > o->key)
+                snprintf(host, sizeof host, "%.*s", (int)(slash - o->key), o->key);
+            obj_unref(o);
+        }
+        it->hasher = etag_hasher_new();
+        http_msg_init(&it->resp);
+        http_parser_init(&it->parser, HTTP_RESPONSE, &it->resp, 64 * 1024, on_body, it);
+        it->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+        AN(it->bev);
+        struct timeval t = { (time_t)(cfg->origin.read_timeout_ms / 1000),
+                             (suseconds_t)(cfg->origin.read_timeout_ms % 1000) * 1000 };
+        bufferevent_set_timeouts(it->bev, &t, &t);
+        bufferevent_setcb(it->bev, read_cb, NULL, event_cb, it);
+        evbuffer_add_printf(bufferevent_get_output(it->bev),
+                            "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: freshcache-verify\r\n"
+                            "Connection: close\r\n\r\n",
+                            paths[i], host);
+        bufferevent_enable(it->bev, EV_READ | EV_WRITE);
+        if (bufferevent_socket_connect(it->bev, (const struct sockaddr *)&cfg->origin.addr,
+                                       (int)cfg->origin.addrlen) != 0)
+            item_finish(it, false);
+    }
+    job_release(job);    /* the start guard: may complete the job at once */
+    return 0;
+}

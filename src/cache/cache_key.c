@@ -1,0 +1,70 @@
+/*
+ * cache_key.c — see include/freshcache/cache_key.h.
+ */
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+#include "freshcache/cache/cache_key.h"
+
+/* FNV-1a: short keys, good enough spread, no state. */
+uint64_t cache_key_hash(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    /* Final mix so shard selection (low bits) sees every byte. */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+int cache_key_build(struct cache_key *k, const char *host, size_t host_len,
+                    const char *target, size_t target_len)
+{
+    /* absolute-form: scheme://authority/path */
+    if (target_len > 7 && (strncasecmp(target, "http://", 7) == 0 ||
+                           (target_len > 8 && strncasecmp(target, "https://", 8) == 0))) {
+        const char *auth = memchr(target, ':', target_len) + 3;
+        const char *end = target + target_len;
+        const char *slash = auth;
+        while (slash < end && *slash != '/' && *slash != '?')
+            slash++;
+        host = auth;
+        host_len = (size_t)(slash - auth);
+        target_len = (size_t)(end - slash);
+        target = slash;
+        if (target_len == 0 || target[0] == '?') {
+            /* RFC 9112 §3.2.1: an empty path is "/" ("http://h?q" is "/?q") */
+            if (host_len + 1 + target_len + 1 > sizeof k->buf)
+                return -1;
+            for (size_t i = 0; i < host_len; i++)
+                k->buf[i] = (char)tolower((unsigned char)host[i]);
+            k->buf[host_len] = '/';
+            memcpy(k->buf + host_len + 1, target, target_len);
+            k->host_len = host_len;
+            k->len = host_len + 1 + target_len;
+            k->buf[k->len] = '\0';
+            k->hash = cache_key_hash(k->buf, k->len);
+            return 0;
+        }
+    } else if (target_len == 0 || target[0] != '/') {
+        return -1;
+    }
+    /* strip a default port */
+    if (host_len > 3 && memcmp(host + host_len - 3, ":80", 3) == 0)
+        host_len -= 3;
+    if (host_len + target_len + 1 > sizeof k->buf)
+        return -1;
+    for (size_t i = 0; i < host_len; i++)
+        k->buf[i] = (char)tolower((unsigned char)host[i]);
+    memcpy(k->buf + host_len, target, target_len);
+    k->host_len = host_len;
+    k->len = host_len + target_len;
+    k->buf[k->len] = '\0';
+    k->hash = cache_key_hash(k->buf, k->len);
+    return 0;
+}

@@ -1,0 +1,220 @@
+/*
+ * cache_obj.c — a stored response: reference counting, and turning an
+ * origin response head into the pre-serialised head the hit path sends.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+
+#include "freshcache/base/assert.h"
+#include "freshcache/cache/cache_obj.h"
+#include "freshcache/cache/generation.h"
+#include "freshcache/http/http_date.h"
+#include "freshcache/http/http_msg.h"
+
+struct cache_obj *obj_new(const struct cache_key *k)
+{
+    struct cache_obj *o = calloc(1, sizeof *o);
+    AN(o);
+    o->magic = OBJ_MAGIC;
+    atomic_init(&o->refcnt, 1);
+    atomic_init(&o->state, OBJ_BUSY);
+    o->key = malloc(k->len + 1);
+    AN(o->key);
+    memcpy(o->key, k->buf, k->len + 1);
+    o->key_len = (uint32_t)k->len;
+    o->hash = k->hash;
+    o->body = body_new();
+    return o;
+}
+
+void obj_ref(struct cache_obj *o)
+{
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    atomic_fetch_add_explicit(&o->refcnt, 1, memory_order_relaxed);
+}
+
+void obj_unref(struct cache_obj *o)
+{
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    unsigned old = atomic_fetch_sub_explicit(&o->refcnt, 1, memory_order_acq_rel);
+    FC_ASSERT(old > 0);
+    if (old != 1)
+        return;
+    FC_ASSERT(!o->linked);
+    if (o->body)
+        body_unref(o->body);
+    free(o->key);
+    free(o->vary);
+    free(o->head);
+    free(o->etag);
+    free(o->tags);
+    o->magic = 0;
+    free(o);
+}
+
+static bool dropped_from_store(const struct http_msg *m, const struct http_field *f)
+{
+    if (f->dead || http_is_hop_by_hop(m, f))
+        return true;
+    const char *n = http_field_name(m, f);
+    return http_token_eq(n, f->name_len, "Content-Length") ||
+           http_token_eq(n, f->name_len, "Age") ||
+           http_token_eq(n, f->name_len, "Cache-Status") || obj_field_internal(n, f->name_len);
+}
+
+bool obj_field_internal(const char *n, size_t len)
+{
+    /* Tags are for purging here, not for clients (like Fastly and Varnish);
+     * targeted directives were for us. */
+    return http_token_eq(n, len, "Surrogate-Key") || http_token_eq(n, len, "Cache-Tag") ||
+           http_token_eq(n, len, "Freshcache-Cache-Control") ||
+           http_token_eq(n, len, "CDN-Cache-Control") ||
+           http_token_eq(n, len, "Surrogate-Control");
+}
+
+static void collect_tags(struct cache_obj *o, const struct http_msg *resp)
+{
+    static const char *const fields[] = { "Surrogate-Key", "Cache-Tag" };
+    size_t cap = 0, len = 0;
+    char *buf = NULL;
+    for (size_t k = 0; k < FC_ARRAY_LEN(fields); k++) {
+        uint32_t it = 0;
+        const struct http_field *f;
+        while ((f = http_msg_next(resp, fields[k], &it)) != NULL) {
+            const char *v = http_field_value(resp, f), *end = v + f->value_len;
+            while (v < end) {
+                while (v < end && (*v == ' ' || *v == ',' || *v == '\t'))
+                    v++;
+                const char *s = v;
+                while (v < end && *v != ' ' && *v != ',' && *v != '\t')
+                    v++;
+                if (v == s)
+                    continue;
+                size_t n = (size_t)(v - s);
+                if (len + n + 1 > cap) {
+                    cap = (len + n + 1) * 2;
+                    buf = realloc(buf, cap);
+                    AN(buf);
+                }
+                memcpy(buf + len, s, n);
+                buf[len + n] = '\0';
+                len += n + 1;
+            }
+        }
+    }
+    free(o->tags);
+    o->tags = buf;
+    o->tags_len = (uint32_t)len;
+}
+
+bool obj_current(const struct cache_obj *o, const struct generations *g)
+{
+    if (o->generation != generation_global(g))
+        return false;
+    return o->policy < 0 || (o->policy_layout == generation_layout(g) &&
+                             o->policy_gen == generation_policy(g, (unsigned)o->policy));
+}
+
+void obj_chash_hex(const struct cache_obj *o, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[o->chash[i] >> 4];
+        out[2 * i + 1] = hex[o->chash[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *reason,
+                  time_t response_time, const struct head_rewrite *rw)
+{
+    struct evbuffer *b = evbuffer_new();
+    AN(b);
+    o->status = resp->status;
+    evbuffer_add_printf(b, "HTTP/1.1 %d %s\r\n", resp->status, reason);
+    size_t fields_off = evbuffer_get_length(b);
+    bool has_date = false, has_via = false;
+    for (uint32_t i = 0; i < resp->n_fields; i++) {
+        const struct http_field *f = &resp->fields[i];
+        if (dropped_from_store(resp, f))
+            continue;
+        const char *n = http_field_name(resp, f);
+        if (rw && rw->cache_control && http_token_eq(n, f->name_len, "Cache-Control"))
+            continue;
+        if (rw && rw->drop_validators && (http_token_eq(n, f->name_len, "ETag") ||
+                                          http_token_eq(n, f->name_len, "Last-Modified")))
+            continue;
+        evbuffer_add(b, n, f->name_len);
+        evbuffer_add(b, ": ", sizeof(": ") - 1);
+        evbuffer_add(b, http_field_value(resp, f), f->value_len);
+        if (http_token_eq(n, f->name_len, "Via")) {
+            if (!(rw && rw->via_done))
+                evbuffer_add(b, ", 1.1 freshcache", sizeof(", 1.1 freshcache") - 1);
+            has_via = true;
+        }
+        evbuffer_add(b, "\r\n", sizeof("\r\n") - 1);
+        if (http_token_eq(n, f->name_len, "Date"))
+            has_date = true;
+    }
+    /* RFC 9110 §6.6.1: a cache forwarding a response without Date adds one. */
+    if (!has_date) {
+        char d[HTTP_DATE_LEN + 1];
+        http_date_format(response_time, d);
+        evbuffer_add_printf(b, "Date: %s\r\n", d);
+    }
+    if (!has_via)
+        evbuffer_add(b, "Via: 1.1 freshcache\r\n", sizeof("Via: 1.1 freshcache\r\n") - 1);
+    if (rw && rw->cache_control)
+        evbuffer_add_printf(b, "Cache-Control: %s\r\n", rw->cache_control);
+    collect_tags(o, resp);
+    size_t len = evbuffer_get_length(b);
+    free(o->head);
+    o->head = malloc(len);
+    AN(o->head);
+    evbuffer_remove(b, o->head, len);
+    evbuffer_free(b);
+    o->head_len = (uint32_t)len;
+    o->fields_off = (uint32_t)fields_off;
+
+    size_t el;
+    const char *etag = http_msg_get(resp, "ETag", &el);
+    free(o->etag);
+    o->etag = NULL;
+    o->etag_len = 0;
+    if (etag) {
+        o->etag = malloc(el + 1);
+        AN(o->etag);
+        memcpy(o->etag, etag, el);
+        o->etag[el] = '\0';
+        o->etag_len = (uint32_t)el;
+    }
+}
+
+void obj_head_to_msg(const struct cache_obj *o, struct http_msg *m)
+{
+    http_msg_reset(m);
+    m->status = o->status;
+    const char *p = o->head + o->fields_off, *end = o->head + o->head_len;
+    while (p < end) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+        FC_ASSERT(eol != NULL);
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        FC_ASSERT(colon != NULL);
+        const char *v = colon + 1;
+        while (v < eol && *v == ' ')
+            v++;
+        http_msg_add(m, p, (size_t)(colon - p), v, (size_t)(eol - v));
+        p = eol + 2;
+    }
+}
+
+const char *obj_reason(const struct cache_obj *o, size_t *len)
+{
+    /* "HTTP/1.1 200 OK\r\n": the reason starts after the 13th byte */
+    *len = o->fields_off - 2 - 13;
+    return o->head + 13;
+}

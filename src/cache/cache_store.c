@@ -1,0 +1,507 @@
+/*
+ * cache_store.c — sharded index, LRU and byte bound.
+ * See include/freshcache/cache_store.h.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "freshcache/base/assert.h"
+#include "freshcache/cache/generation.h"
+#include "freshcache/cache/cache_store.h"
+#include "freshcache/http/http_msg.h"
+
+TAILQ_HEAD(obj_list, cache_obj);
+
+struct shard {
+    pthread_mutex_t mu;
+    struct cache_obj **buckets;
+    size_t n_buckets;           /* power of two */
+    size_t count;               /* linked objects */
+    uint64_t seq;               /* last link sequence number */
+    struct obj_list lru;        /* READY objects, most recent first */
+} __attribute__((aligned(64)));
+
+struct cache_store {
+#define STORE_MAGIC 0x5702e000u
+    unsigned magic;
+    unsigned n_shards;          /* power of two */
+    uint64_t max_bytes;
+    _Atomic uint64_t bytes;
+    _Atomic uint64_t objects;
+    _Atomic uint64_t evictions;
+    pthread_mutex_t evict_mu;   /* one evictor at a time; never held with a shard lock */
+    unsigned sweep_shard;       /* store_sweep's cursor (one caller) */
+    size_t sweep_bucket;
+    struct shard *shards;
+};
+
+static size_t obj_footprint(const struct cache_obj *o)
+{
+    return sizeof *o + o->key_len + o->vary_len + o->head_len + o->etag_len +
+           sizeof(struct cache_body) + o->body->allocated;
+}
+
+/* ---- store ------------------------------------------------------------ */
+
+struct cache_store *store_new(uint64_t max_bytes, unsigned n_shards)
+{
+    unsigned n = 1;
+    while (n < n_shards)
+        n <<= 1;
+    struct cache_store *s = calloc(1, sizeof *s);
+    AN(s);
+    s->magic = STORE_MAGIC;
+    s->n_shards = n;
+    s->max_bytes = max_bytes;
+    AZ(pthread_mutex_init(&s->evict_mu, NULL));
+    s->shards = aligned_alloc(64, sizeof(struct shard) * n);
+    AN(s->shards);
+    for (unsigned i = 0; i < n; i++) {
+        struct shard *sh = &s->shards[i];
+        memset(sh, 0, sizeof *sh);
+        AZ(pthread_mutex_init(&sh->mu, NULL));
+        sh->n_buckets = 1024;
+        sh->buckets = calloc(sh->n_buckets, sizeof *sh->buckets);
+        AN(sh->buckets);
+        TAILQ_INIT(&sh->lru);
+    }
+    return s;
+}
+
+static struct shard *shard_of(struct cache_store *s, uint64_t hash, unsigned *idx)
+{
+    unsigned i = (unsigned)(hash >> 48) & (s->n_shards - 1);
+    if (idx)
+        *idx = i;
+    return &s->shards[i];
+}
+
+static struct cache_obj **bucket_of(struct shard *sh, uint64_t hash)
+{
+    return &sh->buckets[hash & (sh->n_buckets - 1)];
+}
+
+static void shard_grow(struct shard *sh)
+{
+    size_t nb = sh->n_buckets * 2;
+    struct cache_obj **b = calloc(nb, sizeof *b);
+    AN(b);
+    for (size_t i = 0; i < sh->n_buckets; i++) {
+        struct cache_obj *o = sh->buckets[i];
+        while (o) {
+            struct cache_obj *next = o->hash_next;
+            struct cache_obj **slot = &b[o->hash & (nb - 1)];
+            o->hash_next = *slot;
+            *slot = o;
+            o = next;
+        }
+    }
+    free(sh->buckets);
+    sh->buckets = b;
+    sh->n_buckets = nb;
+}
+
+static bool same_key(const struct cache_obj *o, uint64_t hash, const char *key, size_t len)
+{
+    return o->hash == hash && o->key_len == len && memcmp(o->key, key, len) == 0;
+}
+
+static bool same_variant(const struct cache_obj *a, const struct cache_obj *b)
+{
+    return a->vary_len == b->vary_len &&
+           (a->vary_len == 0 || memcmp(a->vary, b->vary, a->vary_len) == 0);
+}
+
+/* Link under the shard lock; the index takes a reference. */
+static void link_locked(struct cache_store *s, struct shard *sh, unsigned idx, struct cache_obj *o)
+{
+    FC_ASSERT(!o->linked);
+    if (sh->count + 1 > sh->n_buckets)
+        shard_grow(sh);
+    struct cache_obj **slot = bucket_of(sh, o->hash);
+    o->hash_next = *slot;
+    *slot = o;
+    o->linked = true;
+    o->shard = idx;
+    o->seq = ++sh->seq;
+    sh->count++;
+    obj_ref(o);
+    atomic_fetch_add_explicit(&s->objects, 1, memory_order_relaxed);
+}
+
+/* Unlink under the shard lock.  Returns the object whose index reference
+ * the caller must drop after unlocking. */
+static struct cache_obj *unlink_locked(struct cache_store *s, struct shard *sh, struct cache_obj *o)
+{
+    FC_ASSERT(o->linked);
+    struct cache_obj **pp = bucket_of(sh, o->hash);
+    while (*pp != o) {
+        FC_ASSERT(*pp != NULL);
+        pp = &(*pp)->hash_next;
+    }
+    *pp = o->hash_next;
+    o->hash_next = NULL;
+    if (obj_ready(o))
+        TAILQ_REMOVE(&sh->lru, o, lru);
+    o->linked = false;
+    sh->count--;
+    atomic_fetch_sub_explicit(&s->bytes, o->charged, memory_order_relaxed);
+    o->charged = 0;
+    atomic_fetch_sub_explicit(&s->objects, 1, memory_order_relaxed);
+    return o;
+}
+
+void store_free(struct cache_store *s)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    for (unsigned i = 0; i < s->n_shards; i++) {
+        struct shard *sh = &s->shards[i];
+        for (size_t b = 0; b < sh->n_buckets; b++) {
+            while (sh->buckets[b]) {
+                struct cache_obj *o = unlink_locked(s, sh, sh->buckets[b]);
+                obj_unref(o);
+            }
+        }
+        free(sh->buckets);
+        pthread_mutex_destroy(&sh->mu);
+    }
+    free(s->shards);
+    pthread_mutex_destroy(&s->evict_mu);
+    s->magic = 0;
+    free(s);
+}
+
+enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k,
+                                const struct http_msg *req, bool create_busy,
+                                uint64_t now_ms, const struct generations *gens, bool drop_old,
+                                struct cache_obj **out)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    unsigned idx;
+    struct shard *sh = shard_of(s, k->hash, &idx);
+    struct cache_obj *busy = NULL, *found = NULL;
+    struct cache_obj *dead[8];
+    unsigned n_dead = 0;
+    bool any_ready = false;
+    enum lookup_result r;
+    uint64_t epoch = gens ? generation_epoch(gens) : 0;
+
+    pthread_mutex_lock(&sh->mu);
+    struct cache_obj *o = *bucket_of(sh, k->hash);
+    while (o) {
+        struct cache_obj *next = o->hash_next;
+        if (!same_key(o, k->hash, k->buf, k->len)) {
+            o = next;
+            continue;
+        }
+        if (!obj_ready(o)) {
+            if (o->epoch == epoch)
+                busy = o;
+        } else if (gens && drop_old && !obj_current(o, gens)) {
+            if (n_dead < FC_ARRAY_LEN(dead))
+                dead[n_dead++] = unlink_locked(s, sh, o);
+        } else {
+            any_ready = true;
+            /* the most recent matching response (RFC 9111 §4.1) */
+            if ((found == NULL || o->seq > found->seq) &&
+                (req == NULL || vary_match(o, req)))
+                found = o;
+        }
+        o = next;
+    }
+    if (found) {
+        found->last_used = now_ms;
+        TAILQ_REMOVE(&sh->lru, found, lru);
+        TAILQ_INSERT_HEAD(&sh->lru, found, lru);
+        obj_ref(found);
+        *out = found;
+        r = LOOKUP_FOUND;
+    } else if (busy) {
+        obj_ref(busy);
+        *out = busy;
+        r = LOOKUP_BUSY;
+    } else if (create_busy) {
+        struct cache_obj *nb = obj_new(k);
+        nb->epoch = epoch;
+        link_locked(s, sh, idx, nb);
+        *out = nb;  /* the caller keeps obj_new's reference */
+        r = LOOKUP_CREATED;
+    } else {
+        *out = NULL;
+        r = any_ready ? LOOKUP_VARY_MISS : LOOKUP_MISS;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    for (unsigned i = 0; i < n_dead; i++)
+        obj_unref(dead[i]);
+    return r;
+}
+
+/* Drop the index references of objects unlinked under a shard lock and
+ * chained through hash_next; called after unlocking. */
+static void unref_chain(struct cache_obj *dead)
+{
+    while (dead) {
+        struct cache_obj *next = dead->hash_next;
+        dead->hash_next = NULL;
+        obj_unref(dead);
+        dead = next;
+    }
+}
+
+unsigned store_purge(struct cache_store *s, store_match_fn match, const void *arg, bool soft)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    unsigned n = 0;
+    for (unsigned i = 0; i < s->n_shards; i++) {
+        struct shard *sh = &s->shards[i];
+        struct cache_obj *dead = NULL;  /* chained through hash_next once unlinked */
+        pthread_mutex_lock(&sh->mu);
+        for (size_t b = 0; b < sh->n_buckets; b++) {
+            struct cache_obj *o = sh->buckets[b];
+            while (o) {
+                struct cache_obj *next = o->hash_next;
+                if (match(o, arg)) {
+                    if (soft && obj_ready(o)) {
+                        atomic_store(&o->soft_purged, true);
+                        n++;
+                    } else if (!soft) {
+                        if (obj_ready(o))
+                            n++;
+                        unlink_locked(s, sh, o);
+                        o->hash_next = dead;
+                        dead = o;
+                    }
+                }
+                o = next;
+            }
+        }
+        pthread_mutex_unlock(&sh->mu);
+        unref_chain(dead);
+    }
+    return n;
+}
+
+struct cache_obj *store_find(struct cache_store *s, store_match_fn match, const void *arg)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    for (unsigned i = 0; i < s->n_shards; i++) {
+        struct shard *sh = &s->shards[i];
+        pthread_mutex_lock(&sh->mu);
+        for (size_t b = 0; b < sh->n_buckets; b++) {
+            for (struct cache_obj *o = sh->buckets[b]; o; o = o->hash_next) {
+                if (obj_ready(o) && match(o, arg)) {
+                    obj_ref(o);
+                    pthread_mutex_unlock(&sh->mu);
+                    return o;
+                }
+            }
+        }
+        pthread_mutex_unlock(&sh->mu);
+    }
+    return NULL;
+}
+
+size_t store_sweep(struct cache_store *s, const struct generations *gens, size_t budget)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    size_t removed = 0, seen = 0;
+    /* Hold a shard lock for at most this many buckets, so lookups on the
+     * shard wait microseconds, not the whole sweep. */
+    const size_t slice = 512;
+    for (unsigned visited = 0; visited <= s->n_shards && seen < budget; ) {
+        struct shard *sh = &s->shards[s->sweep_shard];
+        struct cache_obj *dead = NULL;
+        pthread_mutex_lock(&sh->mu);
+        size_t end = s->sweep_bucket + slice;
+        if (end > sh->n_buckets)
+            end = sh->n_buckets;
+        for (size_t b = s->sweep_bucket; b < end; b++) {
+            struct cache_obj *o = sh->buckets[b];
+            while (o) {
+                struct cache_obj *next = o->hash_next;
+                seen++;
+                if (obj_ready(o) && !obj_current(o, gens)) {
+                    unlink_locked(s, sh, o);
+                    o->hash_next = dead;
+                    dead = o;
+                    removed++;
+                }
+                o = next;
+            }
+        }
+        bool shard_done = end >= sh->n_buckets;
+        s->sweep_bucket = shard_done ? 0 : end;
+        pthread_mutex_unlock(&sh->mu);
+        unref_chain(dead);
+        if (shard_done) {
+            s->sweep_shard = (s->sweep_shard + 1) & (s->n_shards - 1);
+            visited++;
+        }
+    }
+    return removed;
+}
+
+static void evict(struct cache_store *s);
+
+/* Make `o` READY in the index, replacing its older copies.  Lock held. */
+static unsigned replace_variants_locked(struct cache_store *s, struct shard *sh,
+                                        struct cache_obj *o, struct cache_obj **dead,
+                                        unsigned max_dead)
+{
+    unsigned n = 0;
+    struct cache_obj *p = *bucket_of(sh, o->hash);
+    while (p) {
+        struct cache_obj *next = p->hash_next;
+        if (p != o && obj_ready(p) && same_key(p, o->hash, o->key, o->key_len) &&
+            same_variant(p, o) && n < max_dead)
+            dead[n++] = unlink_locked(s, sh, p);
+        p = next;
+    }
+    return n;
+}
+
+static void make_ready_locked(struct cache_store *s, struct shard *sh, struct cache_obj *o,
+                              uint64_t now_ms)
+{
+    atomic_store_explicit(&o->state, OBJ_READY, memory_order_release);
+    o->last_used = now_ms;
+    TAILQ_INSERT_HEAD(&sh->lru, o, lru);
+    o->charged = obj_footprint(o);
+    atomic_fetch_add_explicit(&s->bytes, o->charged, memory_order_relaxed);
+}
+
+void store_insert(struct cache_store *s, struct cache_obj *o, uint64_t now_ms)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    unsigned idx;
+    struct shard *sh = shard_of(s, o->hash, &idx);
+    struct cache_obj *dead[8];
+    pthread_mutex_lock(&sh->mu);
+    unsigned n = replace_variants_locked(s, sh, o, dead, FC_ARRAY_LEN(dead));
+    link_locked(s, sh, idx, o);
+    make_ready_locked(s, sh, o, now_ms);
+    pthread_mutex_unlock(&sh->mu);
+    for (unsigned i = 0; i < n; i++)
+        obj_unref(dead[i]);
+    evict(s);
+}
+
+void store_publish(struct cache_store *s, struct cache_obj *o, uint64_t now_ms)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    struct shard *sh = shard_of(s, o->hash, NULL);
+    struct cache_obj *dead[8];
+    unsigned n = 0;
+    pthread_mutex_lock(&sh->mu);
+    if (o->linked) {
+        n = replace_variants_locked(s, sh, o, dead, FC_ARRAY_LEN(dead));
+        make_ready_locked(s, sh, o, now_ms);
+    } else {
+        /* Removed while busy (a purge): it serves its waiters but is not kept. */
+        atomic_store_explicit(&o->state, OBJ_READY, memory_order_release);
+    }
+    pthread_mutex_unlock(&sh->mu);
+    for (unsigned i = 0; i < n; i++)
+        obj_unref(dead[i]);
+    body_wake(o->body);
+    evict(s);
+}
+
+void store_remove(struct cache_store *s, struct cache_obj *o)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    struct shard *sh = shard_of(s, o->hash, NULL);
+    struct cache_obj *dead = NULL;
+    pthread_mutex_lock(&sh->mu);
+    if (o->linked)
+        dead = unlink_locked(s, sh, o);
+    pthread_mutex_unlock(&sh->mu);
+    if (dead)
+        obj_unref(dead);
+}
+
+unsigned store_remove_key(struct cache_store *s, const struct cache_key *k)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    struct shard *sh = shard_of(s, k->hash, NULL);
+    struct cache_obj *dead[64];
+    unsigned n = 0;
+    pthread_mutex_lock(&sh->mu);
+    struct cache_obj *p = *bucket_of(sh, k->hash);
+    while (p && n < FC_ARRAY_LEN(dead)) {
+        struct cache_obj *next = p->hash_next;
+        if (obj_ready(p) && same_key(p, k->hash, k->buf, k->len))
+            dead[n++] = unlink_locked(s, sh, p);
+        p = next;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    for (unsigned i = 0; i < n; i++)
+        obj_unref(dead[i]);
+    return n;
+}
+
+void store_charge(struct cache_store *s, struct cache_obj *o, size_t bytes)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    if (bytes == 0)
+        return;
+    struct shard *sh = shard_of(s, o->hash, NULL);
+    pthread_mutex_lock(&sh->mu);
+    bool counted = o->linked && obj_ready(o);
+    if (counted) {
+        o->charged += bytes;
+        atomic_fetch_add_explicit(&s->bytes, bytes, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&sh->mu);
+    if (counted)
+        evict(s);
+}
+
+/* Evict least recently used READY objects until under the bound.  The
+ * victim is the oldest LRU tail across shards; shard locks are taken one at
+ * a time. */
+static void evict(struct cache_store *s)
+{
+    if (atomic_load_explicit(&s->bytes, memory_order_relaxed) <= s->max_bytes)
+        return;
+    pthread_mutex_lock(&s->evict_mu);
+    while (atomic_load_explicit(&s->bytes, memory_order_relaxed) > s->max_bytes) {
+        unsigned best = UINT32_MAX;
+        uint64_t best_used = UINT64_MAX;
+        for (unsigned i = 0; i < s->n_shards; i++) {
+            struct shard *sh = &s->shards[i];
+            pthread_mutex_lock(&sh->mu);
+            struct cache_obj *t = TAILQ_LAST(&sh->lru, obj_list);
+            if (t && t->last_used < best_used) {
+                best_used = t->last_used;
+                best = i;
+            }
+            pthread_mutex_unlock(&sh->mu);
+        }
+        if (best == UINT32_MAX)
+            break;
+        struct shard *sh = &s->shards[best];
+        struct cache_obj *dead = NULL;
+        pthread_mutex_lock(&sh->mu);
+        struct cache_obj *t = TAILQ_LAST(&sh->lru, obj_list);
+        if (t)
+            dead = unlink_locked(s, sh, t);
+        pthread_mutex_unlock(&sh->mu);
+        if (dead) {
+            atomic_fetch_add_explicit(&s->evictions, 1, memory_order_relaxed);
+            obj_unref(dead);
+        }
+    }
+    pthread_mutex_unlock(&s->evict_mu);
+}
+
+void store_get_stats(struct cache_store *s, struct store_stats *st)
+{
+    st->objects = atomic_load(&s->objects);
+    st->bytes = atomic_load(&s->bytes);
+    st->max_bytes = s->max_bytes;
+    st->evictions = atomic_load(&s->evictions);
+}

@@ -1,0 +1,127 @@
+/*
+ * etag.c — see include/freshcache/etag.h.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "freshcache/base/assert.h"
+#include "freshcache/cache/etag.h"
+
+struct etag_hasher {
+    EVP_MD_CTX *ctx;
+};
+
+struct etag_hasher *etag_hasher_new(void)
+{
+    struct etag_hasher *h = malloc(sizeof *h);
+    AN(h);
+    h->ctx = EVP_MD_CTX_new();
+    AN(h->ctx);
+    AN(EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL));
+    return h;
+}
+
+void etag_hasher_update(struct etag_hasher *h, const void *data, size_t len)
+{
+    AN(EVP_DigestUpdate(h->ctx, data, len));
+}
+
+void etag_hasher_final(struct etag_hasher *h, unsigned char out[32])
+{
+    unsigned int n = 0;
+    AN(EVP_DigestFinal_ex(h->ctx, out, &n));
+    FC_ASSERT(n == 32);
+}
+
+void etag_hasher_free(struct etag_hasher *h)
+{
+    if (h == NULL)
+        return;
+    EVP_MD_CTX_free(h->ctx);
+    free(h);
+}
+
+void etag_format(const unsigned char hash[32], char out[67])
+{
+    static const char hex[] = "0123456789abcdef";
+    out[0] = '"';
+    for (int i = 0; i < 32; i++) {
+        out[1 + 2 * i] = hex[hash[i] >> 4];
+        out[2 + 2 * i] = hex[hash[i] & 15];
+    }
+    out[65] = '"';
+    out[66] = '\0';
+}
+
+/* Direct-mapped: slot = key hash mod slots.  A collision replaces the older
+ * entry, which at worst forgets a first-seen time. */
+struct history_slot {
+    uint64_t key_hash;
+    unsigned char hash[32];
+    time_t first_seen;
+    bool used;
+};
+
+#define HISTORY_LOCKS 64
+
+struct etag_history {
+    size_t n;
+    struct history_slot *slots;
+    pthread_mutex_t locks[HISTORY_LOCKS];
+};
+
+struct etag_history *etag_history_new(size_t slots)
+{
+    struct etag_history *h = calloc(1, sizeof *h);
+    AN(h);
+    h->n = slots ? slots : 1;
+    h->slots = calloc(h->n, sizeof *h->slots);
+    AN(h->slots);
+    for (int i = 0; i < HISTORY_LOCKS; i++)
+        AZ(pthread_mutex_init(&h->locks[i], NULL));
+    return h;
+}
+
+void etag_history_free(struct etag_history *h)
+{
+    if (h == NULL)
+        return;
+    for (int i = 0; i < HISTORY_LOCKS; i++)
+        pthread_mutex_destroy(&h->locks[i]);
+    free(h->slots);
+    free(h);
+}
+
+time_t etag_history_note(struct etag_history *h, uint64_t key_hash, const unsigned char hash[32],
+                         time_t now, bool *changed)
+{
+    size_t i = (size_t)(key_hash % h->n);
+    pthread_mutex_t *mu = &h->locks[i % HISTORY_LOCKS];
+    struct history_slot *s = &h->slots[i];
+    time_t first = now;
+    *changed = false;
+    pthread_mutex_lock(mu);
+    if (s->used && s->key_hash == key_hash) {
+        if (memcmp(s->hash, hash, 32) == 0) {
+            first = s->first_seen;
+        } else {
+            /* New bytes must look newer than the old ones even within the
+             * same second, or an If-Modified-Since from the old version
+             * would get a wrong 304. */
+            *changed = true;
+            memcpy(s->hash, hash, 32);
+            first = now > s->first_seen ? now : s->first_seen + 1;
+            s->first_seen = first;
+        }
+    } else {
+        s->used = true;
+        s->key_hash = key_hash;
+        memcpy(s->hash, hash, 32);
+        s->first_seen = now;
+    }
+    pthread_mutex_unlock(mu);
+    return first;
+}

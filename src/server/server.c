@@ -1,0 +1,279 @@
+/*
+ * server.c — the process-wide runtime: store, workers, counters, stop.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "freshcache/server/access_log.h"
+#include "freshcache/base/assert.h"
+#include "freshcache/cache/cache_store.h"
+#include "freshcache/cache/etag.h"
+#include "freshcache/cache/generation.h"
+#include "freshcache/base/log.h"
+#include "freshcache/server/proxy.h"
+#include "freshcache/server/server.h"
+#include "freshcache/server/upstream.h"
+
+/* 64 shards: with a handful of workers two lookups rarely meet on a lock. */
+#define STORE_SHARDS 64
+
+/* Objects remembered for content-hash first-seen times. */
+#define ETAG_HISTORY_SLOTS (256 * 1024)
+/* Objects examined per sweep call (every SWEEP_INTERVAL in main.c). */
+#define SWEEP_BUDGET 50000
+
+static const char **policy_names(const struct fc_config *cfg)
+{
+    const char **names = calloc(cfg->n_policies + 1, sizeof *names);
+    AN(names);
+    for (size_t i = 0; i < cfg->n_policies; i++)
+        names[i] = cfg->policies[i].name;
+    return names;
+}
+
+int server_start(struct server *srv, struct fc_config *cfg)
+{
+    memset(srv, 0, sizeof *srv);
+    srv->magic = SERVER_MAGIC;
+    srv->access_fd = -1;
+    srv->cfg = cfg;
+    srv->started = time(NULL);
+    char err[512];
+    struct generation_backend be;
+    if (generation_file_backend(cfg->state_dir, &be, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    const char **names = policy_names(cfg);
+    srv->gens = generations_open(&be, names, cfg->n_policies, err, sizeof err);
+    free(names);
+    if (srv->gens == NULL) {
+        log_error("generation state: %s", err);
+        return -1;
+    }
+    log_info("generation %llu (from %s)", (unsigned long long)generation_global(srv->gens),
+             cfg->state_dir);
+    if (access_log_open(srv, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    srv->etag_hist = etag_history_new(ETAG_HISTORY_SLOTS);
+    srv->store = store_new(cfg->cache.memory, STORE_SHARDS);
+    srv->n_workers = cfg->workers ? cfg->workers : 1;
+    srv->workers = calloc(srv->n_workers, sizeof *srv->workers);
+    AN(srv->workers);
+    for (unsigned i = 0; i < srv->n_workers; i++) {
+        if (worker_init(&srv->workers[i], srv, i) != 0 || worker_listen(&srv->workers[i]) != 0)
+            goto fail;
+    }
+    for (unsigned i = 0; i < srv->n_workers; i++) {
+        struct worker *w = &srv->workers[i];
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            log_error("cannot start worker thread %u", i);
+            /* threads already running are stopped by server_stop */
+            srv->n_workers = i;
+            return -1;
+        }
+    }
+    return 0;
+fail:
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        worker_free(&srv->workers[i]);
+    free(srv->workers);
+    srv->workers = NULL;
+    srv->n_workers = 0;
+    return -1;
+}
+
+/* Runs on each worker's own thread (queued with event_base_once). */
+static void stop_accepting_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    worker_stop_accepting(w);
+    client_close_idle(w);
+    upstream_close_idle(w);
+}
+
+static void drain_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    client_close_idle(w);
+    if (w->n_clients == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+/* Break a worker's loop from inside it: event_base_loopbreak() called
+ * from another thread before the loop has started is forgotten, an event
+ * queued on the base is not. */
+static void break_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
+void server_stop(struct server *srv, uint64_t drain_ms)
+{
+    atomic_store(&srv->stopping, true);
+    for (unsigned i = 0; i < srv->n_workers; i++) {
+        struct worker *w = &srv->workers[i];
+        event_base_once(w->base, -1, EV_TIMEOUT, stop_accepting_cb, w, NULL);
+    }
+    /* Poll for in-flight exchanges to finish, up to drain_ms. */
+    struct timespec step = { 0, 50 * 1000 * 1000 };
+    for (uint64_t waited = 0; waited < drain_ms; waited += 50) {
+        if (atomic_load(&srv->n_clients) == 0)
+            break;
+        for (unsigned i = 0; i < srv->n_workers; i++)
+            event_base_once(srv->workers[i].base, -1, EV_TIMEOUT, drain_check_cb,
+                            &srv->workers[i], NULL);
+        nanosleep(&step, NULL);
+    }
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        event_base_once(srv->workers[i].base, -1, EV_TIMEOUT, break_cb, srv->workers[i].base, NULL);
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        pthread_join(srv->workers[i].thread, NULL);
+}
+
+void server_free(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        worker_free(&srv->workers[i]);
+    free(srv->workers);
+    if (srv->store)
+        store_free(srv->store);
+    generations_close(srv->gens);
+    etag_history_free(srv->etag_hist);
+    access_log_close(srv);
+    for (size_t i = 0; i < srv->n_old_cfgs; i++)
+        config_free(srv->old_cfgs[i]);
+    config_free(srv->cfg);
+    srv->cfg = NULL;
+    free(srv->old_cfgs);
+    srv->magic = 0;
+}
+
+void server_sum_counters(struct server *srv, struct counters *out)
+{
+    memset(out, 0, sizeof *out);
+    for (unsigned i = 0; i < srv->n_workers; i++) {
+        struct counters *c = &srv->workers[i].counters;
+#define X(name) out->name += atomic_load_explicit(&c->name, memory_order_relaxed);
+        FC_COUNTERS(X)
+#undef X
+        for (int b = 0; b <= ORIGIN_LATENCY_N_BUCKETS; b++)
+            out->origin_latency_bucket[b] += atomic_load(&c->origin_latency_bucket[b]);
+        out->origin_latency_sum_ms += atomic_load(&c->origin_latency_sum_ms);
+    }
+}
+
+void counters_origin_latency(struct counters *c, uint64_t ms)
+{
+    static const uint64_t bounds[ORIGIN_LATENCY_N_BUCKETS] = ORIGIN_LATENCY_BUCKETS_MS;
+    int b = 0;
+    while (b < ORIGIN_LATENCY_N_BUCKETS && ms > bounds[b])
+        b++;
+    atomic_fetch_add_explicit(&c->origin_latency_bucket[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->origin_latency_sum_ms, ms, memory_order_relaxed);
+}
+
+void server_sweep(struct server *srv)
+{
+    /* With after_purge: revalidate, older generations are what the next
+     * request revalidates against: they leave by LRU, not by sweep. */
+    if (srv->cfg->cache.after_purge != AFTER_PURGE_REFETCH)
+        return;
+    size_t n = store_sweep(srv->store, srv->gens, SWEEP_BUDGET);
+    if (n)
+        log_debug("sweep: reclaimed %zu objects of older generations", n);
+}
+
+/* On each worker's thread: its listeners follow the new config, and idle
+ * origin connections go if the origin changed (new ones use the new
+ * address; those in use finish their exchange and are not pooled). */
+static void sync_listeners_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker_sync_listeners(arg);
+    upstream_close_idle(arg);
+}
+
+static bool policies_same(const struct fc_config *a, const struct fc_config *b)
+{
+    if (a->n_policies != b->n_policies)
+        return false;
+    for (size_t i = 0; i < a->n_policies; i++)
+        if (strcmp(a->policies[i].name, b->policies[i].name) != 0)
+            return false;
+    return true;
+}
+
+int server_reload(struct server *srv, char *err, size_t errlen)
+{
+    struct fc_config *old = srv->cfg;
+    struct config_errors errs = { 0 };
+    struct fc_config *cfg = config_load(old->path, &errs);
+    if (cfg == NULL) {
+        for (size_t i = 0; i < errs.n; i++)
+            log_error("reload refused: %s", errs.lines[i]);
+        snprintf(err, errlen, "%s", errs.n ? errs.lines[0] : "invalid configuration");
+        config_errors_free(&errs);
+        return -1;
+    }
+    /* New listen addresses must be free before anything changes: a reload
+     * is applied whole or not at all. */
+    for (size_t i = 0; i < cfg->n_listen; i++) {
+        const struct fc_listen *l = &cfg->listen[i];
+        bool had = false;
+        for (size_t j = 0; j < old->n_listen && !had; j++)
+            had = strcmp(l->address, old->listen[j].address) == 0;
+        if (had)
+            continue;
+        const char *why = l->tls_certificate ? "TLS listeners are not supported yet"
+                          : worker_probe_listen(l) != 0 ? strerror(errno) : NULL;
+        if (why) {
+            snprintf(err, errlen, "%s: listen %s: %s", cfg->path, l->address, why);
+            log_error("reload refused: %s", err);
+            config_free(cfg);
+            return -1;
+        }
+    }
+    /* What threads or memory already allocated depend on stays until a
+     * restart; say so rather than pretend. */
+    if (cfg->workers != old->workers)
+        log_warn("reload: workers changed; takes effect on restart");
+    if (cfg->cache.memory != old->cache.memory)
+        log_warn("reload: cache.memory changed; takes effect on restart");
+    if (strcmp(cfg->state_dir, old->state_dir) != 0)
+        log_warn("reload: state_dir changed; takes effect on restart");
+    if (strcmp(cfg->log.access, old->log.access) != 0)
+        log_warn("reload: log.access changed; takes effect on restart");
+    if (strcmp(cfg->admin.socket, old->admin.socket) != 0)
+        log_warn("reload: admin.socket changed; takes effect on restart");
+    if (!policies_same(cfg, old)) {
+        const char **names = policy_names(cfg);
+        generations_reindex(srv->gens, names, cfg->n_policies);
+        free(names);
+    }
+    srv->old_cfgs = realloc(srv->old_cfgs, (srv->n_old_cfgs + 1) * sizeof *srv->old_cfgs);
+    AN(srv->old_cfgs);
+    srv->old_cfgs[srv->n_old_cfgs++] = old;
+    srv->cfg = cfg;
+    log_set_level(cfg->log.level);
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        event_base_once(srv->workers[i].base, -1, EV_TIMEOUT, sync_listeners_cb,
+                        &srv->workers[i], NULL);
+    log_info("reloaded %s", cfg->path);
+    return 0;
+}
