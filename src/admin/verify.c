@@ -16,6 +16,7 @@
 
 #include "freshcache/admin/admin_ops.h"
 #include "freshcache/base/assert.h"
+#include "freshcache/base/hex.h"
 #include "freshcache/cache/cache_store.h"
 #include "freshcache/cache/etag.h"
 #include "freshcache/http/http_parse.h"
@@ -40,16 +41,6 @@ struct verify_job {
     verify_done_cb done;
     void *arg;
 };
-
-static void hex32(const unsigned char h[32], char out[65])
-{
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[h[i] >> 4];
-        out[2 * i + 1] = hex[h[i] & 15];
-    }
-    out[64] = '\0';
-}
 
 struct match_arg {
     const char *path;
@@ -85,7 +76,7 @@ static void stored_hash(const struct cache_obj *o, char out[65])
         etag_hasher_final(eh, h);
         etag_hasher_free(eh);
     }
-    hex32(h, out);
+    hex_encode(h, 32, out);
 }
 
 /* Drop one pending count; the last one reports and frees the job. */
@@ -111,7 +102,7 @@ static void item_finish(struct verify_item *it, bool ok)
     if (ok) {
         unsigned char h[32];
         etag_hasher_final(it->hasher, h);
-        hex32(h, it->res->origin_sha256);
+        hex_encode(h, 32, it->res->origin_sha256);
         it->res->origin_status = it->resp.status;
     }
     it->res->stale = it->res->proxy_sha256[0] && it->res->origin_sha256[0] &&

@@ -14,6 +14,8 @@
  * responses waste little, large ones take few allocations. */
 #define CHUNK_MIN (16u * 1024)
 #define CHUNK_MAX (1024u * 1024)
+/* Transient bodies never hold much at once: small chunks, freed as read. */
+#define TRANSIENT_CHUNK (64u * 1024)
 
 struct cache_body *body_new(void)
 {
@@ -26,6 +28,13 @@ struct cache_body *body_new(void)
     b->expected = UINT64_MAX;
     AZ(pthread_mutex_init(&b->mu, NULL));
     return b;
+}
+
+void body_set_transient(struct cache_body *b)
+{
+    CHECK_OBJ_NOTNULL(b, BODY_MAGIC);
+    FC_ASSERT(body_state(b) == BODY_PENDING && b->head == NULL);
+    b->transient = true;
 }
 
 void body_ref(struct cache_body *b)
@@ -41,7 +50,7 @@ void body_unref(struct cache_body *b)
     FC_ASSERT(old > 0);
     if (old != 1)
         return;
-    FC_ASSERT(b->waiters == NULL);
+    FC_ASSERT(b->waiters == NULL && b->drain_waiter == NULL);
     struct body_chunk *c = b->head;
     while (c) {
         struct body_chunk *n = atomic_load_explicit(&c->next, memory_order_relaxed);
@@ -79,7 +88,8 @@ void body_start(struct cache_body *b, uint64_t expected)
 {
     CHECK_OBJ_NOTNULL(b, BODY_MAGIC);
     b->expected = expected;
-    if (expected != UINT64_MAX && expected > 0 && expected <= (uint64_t)64 * 1024 * 1024)
+    if (!b->transient && expected != UINT64_MAX && expected > 0 &&
+        expected <= (uint64_t)64 * 1024 * 1024)
         add_chunk(b, (size_t)expected);
     atomic_store_explicit(&b->state, BODY_STREAMING, memory_order_release);
 }
@@ -99,6 +109,8 @@ size_t body_append(struct cache_body *b, const char *data, size_t len)
                 cap = CHUNK_MIN;
             if (cap > CHUNK_MAX)
                 cap = CHUNK_MAX;
+            if (b->transient)
+                cap = TRANSIENT_CHUNK;
             grown += add_chunk(b, cap);
             continue;
         }
@@ -138,10 +150,74 @@ static void ref_cleanup(const void *data, size_t len, void *arg)
     body_unref(arg);
 }
 
+/* Transient reader: copy out, free every chunk fully passed (never the
+ * tail, which the writer may still fill), and wake a writer waiting for
+ * room. */
+static size_t transient_read_into(struct cache_body *b, struct body_cursor *cur,
+                                  struct evbuffer *out, size_t max)
+{
+    size_t total = body_total(b);
+    size_t added = 0;
+    while (cur->pos < total && added < max) {
+        struct body_chunk *c = b->head;
+        FC_ASSERT(c != NULL);
+        size_t clen = atomic_load_explicit(&c->len, memory_order_acquire);
+        if (cur->off == clen) {
+            struct body_chunk *n = atomic_load_explicit(&c->next, memory_order_acquire);
+            if (n == NULL)
+                break;
+            b->head = n;
+            b->allocated -= c->cap;
+            free(c);
+            cur->off = 0;
+            continue;
+        }
+        size_t n = clen - cur->off;
+        if (n > max - added)
+            n = max - added;
+        AZ(evbuffer_add(out, c->data + cur->off, n));
+        cur->off += n;
+        cur->pos += n;
+        added += n;
+    }
+    cur->chunk = b->head;
+    b->read_pos = cur->pos;
+    if (b->drain_waiter && body_unread(b) <= b->drain_low) {
+        event_active(b->drain_waiter->ev, EV_READ, 0);
+        b->drain_waiter->queued = false;
+        b->drain_waiter = NULL;
+    }
+    return added;
+}
+
+bool body_wait_drain(struct cache_body *b, struct body_waiter *w, size_t low)
+{
+    CHECK_OBJ_NOTNULL(b, BODY_MAGIC);
+    FC_ASSERT(b->transient);
+    if (body_unread(b) <= low)
+        return false;
+    FC_ASSERT(b->drain_waiter == NULL || b->drain_waiter == w);
+    b->drain_waiter = w;
+    b->drain_low = low;
+    w->queued = true;
+    return true;
+}
+
+void body_unwait_drain(struct cache_body *b, struct body_waiter *w)
+{
+    CHECK_OBJ_NOTNULL(b, BODY_MAGIC);
+    if (b->drain_waiter == w) {
+        b->drain_waiter = NULL;
+        w->queued = false;
+    }
+}
+
 size_t body_read_into(struct cache_body *b, struct body_cursor *cur, struct evbuffer *out,
                       size_t max)
 {
     CHECK_OBJ_NOTNULL(b, BODY_MAGIC);
+    if (b->transient)
+        return transient_read_into(b, cur, out, max);
     size_t total = body_total(b);
     size_t added = 0;
     while (cur->pos < total && added < max) {

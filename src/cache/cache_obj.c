@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 
 #include "freshcache/base/assert.h"
+#include "freshcache/base/hex.h"
 #include "freshcache/cache/cache_obj.h"
 #include "freshcache/cache/generation.h"
 #include "freshcache/http/http_date.h"
@@ -22,13 +23,35 @@ struct cache_obj *obj_new(const struct cache_key *k)
     o->magic = OBJ_MAGIC;
     atomic_init(&o->refcnt, 1);
     atomic_init(&o->state, OBJ_BUSY);
-    o->key = malloc(k->len + 1);
+    size_t klen = k ? k->len : 0;
+    o->key = malloc(klen + 1);
     AN(o->key);
-    memcpy(o->key, k->buf, k->len + 1);
-    o->key_len = (uint32_t)k->len;
-    o->hash = k->hash;
+    if (k)
+        memcpy(o->key, k->buf, klen);
+    o->key[klen] = '\0';
+    o->key_len = (uint32_t)klen;
+    o->hash = k ? k->hash : 0;
+    o->policy = -1;
+    o->origin_ms = -1;
     o->body = body_new();
     return o;
+}
+
+void obj_publish(struct cache_obj *o)
+{
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    FC_ASSERT(!o->linked);
+    atomic_store_explicit(&o->state, OBJ_READY, memory_order_release);
+    body_wake(o->body);
+}
+
+void obj_fail(struct cache_obj *o, int status, const char *reason)
+{
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    FC_ASSERT(!obj_ready(o));
+    o->fail_status = (short)status;
+    o->fail_reason = reason;
+    body_finish(o->body, BODY_FAILED);      /* its release store publishes both */
 }
 
 void obj_ref(struct cache_obj *o)
@@ -45,6 +68,8 @@ void obj_unref(struct cache_obj *o)
     if (old != 1)
         return;
     FC_ASSERT(!o->linked);
+    if (o->merged)
+        obj_unref(o->merged);
     if (o->body)
         body_unref(o->body);
     free(o->key);
@@ -56,14 +81,19 @@ void obj_unref(struct cache_obj *o)
     free(o);
 }
 
-static bool dropped_from_store(const struct http_msg *m, const struct http_field *f)
+/* Fields never kept in a head: framing, hop-by-hop, ours.  A stored
+ * response also loses Age and Cache-Status (both are recomputed when it
+ * is served); a pass-through keeps them as the origin sent them. */
+static bool dropped_from_head(const struct http_msg *m, const struct http_field *f,
+                              bool passthrough)
 {
     if (f->dead || http_is_hop_by_hop(m, f))
         return true;
     const char *n = http_field_name(m, f);
-    return http_token_eq(n, f->name_len, "Content-Length") ||
-           http_token_eq(n, f->name_len, "Age") ||
-           http_token_eq(n, f->name_len, "Cache-Status") || obj_field_internal(n, f->name_len);
+    if (http_token_eq(n, f->name_len, "Content-Length") || obj_field_internal(n, f->name_len))
+        return true;
+    return !passthrough && (http_token_eq(n, f->name_len, "Age") ||
+                            http_token_eq(n, f->name_len, "Cache-Status"));
 }
 
 bool obj_field_internal(const char *n, size_t len)
@@ -121,12 +151,7 @@ bool obj_current(const struct cache_obj *o, const struct generations *g)
 
 void obj_chash_hex(const struct cache_obj *o, char out[65])
 {
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[o->chash[i] >> 4];
-        out[2 * i + 1] = hex[o->chash[i] & 15];
-    }
-    out[64] = '\0';
+    hex_encode(o->chash, sizeof o->chash, out);
 }
 
 void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *reason,
@@ -140,7 +165,7 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
     bool has_date = false, has_via = false;
     for (uint32_t i = 0; i < resp->n_fields; i++) {
         const struct http_field *f = &resp->fields[i];
-        if (dropped_from_store(resp, f))
+        if (dropped_from_head(resp, f, rw && rw->passthrough))
             continue;
         const char *n = http_field_name(resp, f);
         if (rw && rw->cache_control && http_token_eq(n, f->name_len, "Cache-Control"))

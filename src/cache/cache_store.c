@@ -385,6 +385,7 @@ void store_insert(struct cache_store *s, struct cache_obj *o, uint64_t now_ms)
     pthread_mutex_unlock(&sh->mu);
     for (unsigned i = 0; i < n; i++)
         obj_unref(dead[i]);
+    body_wake(o->body);     /* a reader may wait for it (a fetch's placeholder) */
     evict(s);
 }
 

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "freshcache/base/assert.h"
+#include "freshcache/base/hex.h"
 #include "freshcache/cache/etag.h"
 
 struct etag_hasher {
@@ -46,12 +47,8 @@ void etag_hasher_free(struct etag_hasher *h)
 
 void etag_format(const unsigned char hash[32], char out[67])
 {
-    static const char hex[] = "0123456789abcdef";
     out[0] = '"';
-    for (int i = 0; i < 32; i++) {
-        out[1 + 2 * i] = hex[hash[i] >> 4];
-        out[2 + 2 * i] = hex[hash[i] & 15];
-    }
+    hex_encode(hash, 32, out + 1);
     out[65] = '"';
     out[66] = '\0';
 }

@@ -83,6 +83,25 @@ void http_msg_add(struct http_msg *m, const char *name, size_t nlen, const char 
     f->value_len = (uint32_t)vlen;
 }
 
+void http_msg_copy(struct http_msg *dst, const struct http_msg *src)
+{
+    http_msg_reset(dst);
+    dst->method = src->method;
+    dst->status = src->status;
+    dst->http_major = src->http_major;
+    dst->http_minor = src->http_minor;
+    dst->url_off = http_msg_append(dst, http_msg_url(src), src->url_len);
+    dst->url_len = src->url_len;
+    dst->reason_off = http_msg_append(dst, src->buf + src->reason_off, src->reason_len);
+    dst->reason_len = src->reason_len;
+    for (uint32_t i = 0; i < src->n_fields; i++) {
+        const struct http_field *f = &src->fields[i];
+        if (!f->dead)
+            http_msg_add(dst, http_field_name(src, f), f->name_len, http_field_value(src, f),
+                         f->value_len);
+    }
+}
+
 void http_msg_add_str(struct http_msg *m, const char *name, const char *value)
 {
     http_msg_add(m, name, strlen(name), value, strlen(value));

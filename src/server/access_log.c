@@ -11,6 +11,7 @@
 #include <event2/buffer.h>
 
 #include "freshcache/server/access_log.h"
+#include "freshcache/server/worker.h"
 #include "freshcache/base/assert.h"
 #include "freshcache/http/http_msg.h"
 #include "freshcache/base/log.h"

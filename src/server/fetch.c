@@ -1,5 +1,11 @@
 /*
- * fetch.c — origin exchange and cache fill.  See include/freshcache/fetch.h.
+ * fetch.c — origin exchange and cache fill.  See include/freshcache/server/fetch.h.
+ *
+ *   CONNECTING ──▶ WAIT_HEAD ──head──▶ BODY ──end──▶ DONE ──(event)──▶ freed
+ *        └────────────┴── failure ───────┴──────────────▲
+ *
+ * What the head makes of the placeholder is one function per outcome:
+ * head_merge (a 304 refreshing the stale copy), head_store, head_pass.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -7,31 +13,32 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "freshcache/base/assert.h"
+#include "freshcache/base/log.h"
 #include "freshcache/cache/cache_store.h"
 #include "freshcache/cache/etag.h"
-#include "freshcache/cache/generation.h"
-#include "freshcache/server/fetch.h"
-#include "freshcache/http/http_date.h"
-#include "freshcache/http/http_parse.h"
-#include "freshcache/base/log.h"
+#include "freshcache/cache/obj_policy.h"
 #include "freshcache/cache/policy.h"
-#include "freshcache/server/proxy.h"
 #include "freshcache/cache/revalidate.h"
-#include "freshcache/server/server.h"
+#include "freshcache/http/cc_fields.h"
+#include "freshcache/http/http_parse.h"
+#include "freshcache/http/http_status.h"
+#include "freshcache/server/conn.h"
+#include "freshcache/server/fetch.h"
 #include "freshcache/server/upstream.h"
+#include "freshcache/server/worker.h"
 
-/* Bodies up to this size are complete before the client is answered, so
- * its first answer carries the content-hash ETag (see handle_head). */
-#define DEFER_FOR_ETAG_MAX (64 * 1024)
-/* Request bodies: the client is resumed when what waits for the origin
- * falls to this (proxy.c pauses it above UPLOAD_HIGH). */
+/* Request bodies: the requester is told to send more when what waits for
+ * the origin falls to this. */
 #define UPLOAD_LOW (256 * 1024)
-
-#define SURROGATE_CAPABILITY "Surrogate-Capability: freshcache=\"Surrogate/1.0\"\r\n"
+/* Pass-through: stop reading from the origin while the reader has this
+ * much not taken yet; go on once it is down to PASS_LOW. */
+#define PASS_HIGH (1024 * 1024)
+#define PASS_LOW (256 * 1024)
+/* Origin response heads larger than this are refused (502). */
+#define ORIGIN_HEAD_MAX (64 * 1024)
 
 enum fetch_state {
     FS_CONNECTING = 0,
@@ -45,23 +52,24 @@ struct fetch {
     unsigned magic;
     struct worker *w;
     LIST_ENTRY(fetch) link;         /* in w->fetches */
-    struct client *client;          /* NULL once detached */
     enum fetch_kind kind;
     enum fetch_state state;
+    unsigned refs;                  /* its own until it ends, its requester's until detached */
+    struct event *reap;             /* deferred release of its own reference (fetch_end) */
 
     struct http_msg req;            /* the client's request, copied */
     struct cache_key key;
     bool has_key;
-    struct cache_obj *busy;         /* our coalescing placeholder (ref) */
+    struct cache_obj *ph;           /* the placeholder (ref) */
+    bool ph_busy;                   /* linked as BUSY in the store */
+    bool filling;                   /* ph's body takes the response body */
+    bool discard;                   /* the response body goes nowhere (a 304's) */
     struct cache_obj *stale;        /* being revalidated (ref) */
-    struct cache_obj *obj;          /* being filled (ref) */
-
-    struct event *reap;             /* deferred free (fetch_end) */
 
     struct upstream_conn *uc;
     bool reused;                    /* uc came from the pool */
-    bool uc_reusable;               /* give uc back to the pool when freed */
     bool retried;
+    bool uc_reusable;               /* give uc back to the pool when freed */
     struct evbuffer *head_out;      /* serialised request head, kept for a retry */
     struct evbuffer *body_out;      /* request body not yet handed to uc */
 
@@ -70,7 +78,6 @@ struct fetch {
     bool interim;                   /* skipping a 1xx response */
     bool got_bytes;                 /* any byte of a response arrived */
 
-    time_t request_time;
     time_t response_time;
     uint64_t sent_ms;
     bool client_head;
@@ -78,22 +85,29 @@ struct fetch {
     bool req_chunked;
     bool req_body_done;
     bool store_allowed;
-    bool passing;
     bool unsafe;                    /* method invalidates on success */
-    bool paused;
-    uint64_t body_len;
-    const char *fwd;
     bool background;                /* a stale-while-revalidate refresh */
-    bool discard;                   /* reading a response nobody will get */
+    bool paused;                    /* origin reading stopped: the reader lags */
+    uint64_t body_len;
     struct etag_hasher *hasher;     /* content-hash mode, storing */
-    bool defer_client;              /* answer the client when the hash is known */
+    struct event *upload_drained;   /* the requester's, see fetch_params */
+    struct body_waiter drain;       /* private body: waiting for the reader */
+    struct event *drain_ev;
 
-    /* Generations in force when the fetch began: what it stores is stamped
-     * with these, so a bump during the fetch is never undone by it. */
-    uint64_t gen_global;
-    uint64_t gen_layout;
-    uint64_t gen_policy[GEN_MAX_POLICIES];
+    struct gen_stamp stamp;         /* generations in force when it began */
 };
+
+static void read_cb(void *arg);
+static void conn_event_cb(void *arg, enum conn_event ev);
+static void upload_drained_cb(void *arg);
+
+static const struct conn_cb fetch_conn_cb = {
+    .on_read = read_cb,
+    .on_drain = upload_drained_cb,
+    .on_event = conn_event_cb,
+};
+
+static struct cache_store *store_of(struct fetch *f) { return f->w->srv->store; }
 
 static void fetch_free(struct fetch *f)
 {
@@ -101,23 +115,31 @@ static void fetch_free(struct fetch *f)
     LIST_REMOVE(f, link);
     if (f->uc)
         upstream_release(f->uc, f->uc_reusable);
-    event_free(f->reap);
-    if (f->busy)
-        obj_unref(f->busy);
+    if (f->filling && f->ph->private)
+        body_unwait_drain(f->ph->body, &f->drain);
+    obj_unref(f->ph);
     if (f->stale) {
         if (f->background)
             atomic_store(&f->stale->revalidating, false);
         obj_unref(f->stale);
     }
-    if (f->obj)
-        obj_unref(f->obj);
     etag_hasher_free(f->hasher);
     evbuffer_free(f->head_out);
     evbuffer_free(f->body_out);
     http_msg_free(&f->req);
     http_msg_free(&f->resp);
+    event_free(f->reap);
+    event_free(f->drain_ev);
     f->magic = 0;
     free(f);
+}
+
+static void fetch_unref(struct fetch *f)
+{
+    CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
+    FC_ASSERT(f->refs > 0);
+    if (--f->refs == 0)
+        fetch_free(f);
 }
 
 static void reap_cb(evutil_socket_t fd, short what, void *arg)
@@ -127,206 +149,63 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
     struct fetch *f = arg;
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
     FC_ASSERT(f->state == FS_DONE);
-    fetch_free(f);
+    fetch_unref(f);
 }
 
 /* The fetch is over.  It is freed from an event of its own, never here:
- * this may run inside the origin connection's callbacks or inside llhttp's
- * (a client that leaves while its response body is parsed), whose callers
- * still hold the fetch and its parser.  From now on every entry point
- * returns at once; the origin connection hears nothing more. */
+ * this may run inside the origin connection's callbacks or inside llhttp's,
+ * whose callers still hold the fetch and its parser.  From now on every
+ * entry point returns at once; the origin connection hears nothing more. */
 static void fetch_end(struct fetch *f)
 {
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
     FC_ASSERT(f->state != FS_DONE);
     f->state = FS_DONE;
-    f->client = NULL;
     if (f->uc)
-        bufferevent_disable(f->uc->bev, EV_READ | EV_WRITE);
+        conn_read_enable(f->uc->conn, false);
     event_active(f->reap, EV_WRITE, 0);
-}
-
-static struct cache_store *store_of(struct fetch *f) { return f->w->srv->store; }
-
-/* Give up on a placeholder: waiters will fetch for themselves. */
-static void abandon_busy(struct fetch *f)
-{
-    if (f->busy == NULL)
-        return;
-    store_remove(store_of(f), f->busy);
-    body_finish(f->busy->body, BODY_ABANDONED);
-    obj_unref(f->busy);
-    f->busy = NULL;
-}
-
-/* RFC 5861 stale-if-error (or the policy's): may the stale object stand in
- * for an origin that failed? */
-static bool stale_usable_on_error(struct fetch *f)
-{
-    const struct cache_obj *o = f->stale;
-    if (o == NULL || f->kind != FETCH_REVALIDATE || o->stale_if_error <= 0)
-        return false;
-    /* must-revalidate, proxy-revalidate and s-maxage forbid serving stale
-     * without validation (RFC 9111 §5.2.2.2, .8, .10), whoever asked for
-     * stale-if-error.  no-cache yields to a policy's: its ttl already
-     * overrides the origin's freshness (the spec's HTML policy is
-     * exactly that); the origin's own stale-if-error yields to it. */
-    if ((o->cc.flags & (CC_MUST_REVALIDATE | CC_PROXY_REVALIDATE)) || o->cc.s_maxage != CC_UNSET)
-        return false;
-    if (!o->sie_from_policy && (o->cc.flags & CC_NO_CACHE))
-        return false;
-    if (!obj_current(o, f->w->srv->gens))
-        return false;
-    int64_t staleness = current_age(&o->timing, worker_now(f->w)) - o->lifetime;
-    return staleness <= o->stale_if_error;
 }
 
 static void fail(struct fetch *f, int status, const char *why)
 {
-    COUNT(f->w, origin_errors, 1);
+    COUNT(&f->w->counters, origin_errors, 1);
     log_debug("origin fetch failed: %s", why);
-    abandon_busy(f);
-    if (f->client && !f->obj && !f->passing && stale_usable_on_error(f)) {
-        struct client *c = f->client;
-        f->client = NULL;
-        char cs[96];
-        snprintf(cs, sizeof cs, "fwd=%s; detail=stale-if-error", f->fwd);
-        COUNT(f->w, stale, 1);
-        client_on_fetch_obj(c, f->stale, cs);
-    }
-    if (f->obj) {
+    struct cache_obj *ph = f->ph;
+    if (f->filling) {
         /* A truncated body is never kept nor served as complete: readers
-         * see FAILED and close their connections. */
-        store_remove(store_of(f), f->obj);
-        body_finish(f->obj->body, BODY_FAILED);
-    }
-    if (f->client) {
-        struct client *c = f->client;
-        f->client = NULL;
-        client_on_fetch_error(c, status, why);
+         * see FAILED and cut their responses short. */
+        if (!ph->private)
+            store_remove(store_of(f), ph);
+        body_finish(ph->body, BODY_FAILED);
+    } else if (!obj_ready(ph)) {
+        /* No head yet: the requester answers `status` (or stale-if-error),
+         * coalesced waiters fetch for themselves. */
+        if (f->ph_busy)
+            store_remove(store_of(f), ph);
+        obj_fail(ph, status, why);
     }
     fetch_end(f);
 }
 
 /* ---- request ---------------------------------------------------------- */
 
-/* Fields the cache answers itself on a cacheable fetch: the origin must
- * send the full response so it can be stored. */
-static bool cache_owned_request_field(const char *n, size_t len)
-{
-    return http_token_eq(n, len, "If-None-Match") || http_token_eq(n, len, "If-Modified-Since") ||
-           http_token_eq(n, len, "If-Match") || http_token_eq(n, len, "If-Unmodified-Since") ||
-           http_token_eq(n, len, "If-Range") || http_token_eq(n, len, "Range");
-}
-
-static void build_request(struct fetch *f, const struct fetch_params *p)
-{
-    const struct http_msg *r = &f->req;
-    const struct fc_config *cfg = f->w->srv->cfg;
-    struct evbuffer *b = f->head_out;
-    const char *method = llhttp_method_name((llhttp_method_t)r->method);
-    if (f->kind != FETCH_PASS && r->method == HTTP_HEAD)
-        method = "GET";   /* fetch the body too, so the object can be stored */
-    size_t plen;
-    const char *path = cache_key_path(&f->key, &plen);
-    if (!f->has_key) {
-        path = http_msg_url(r);
-        plen = r->url_len;
-    }
-    evbuffer_add_printf(b, "%s %.*s HTTP/1.1\r\n", method, (int)plen, path);
-
-    size_t hl = 0;
-    const char *host = http_msg_get(r, "Host", &hl);
-    if (cfg->origin.host_header == HOST_HEADER_ORIGIN || host == NULL)
-        evbuffer_add_printf(b, "Host: %s\r\n", cfg->origin.authority);
-    else
-        evbuffer_add_printf(b, "Host: %.*s\r\n", (int)hl, host);
-
-    const char *via = NULL, *xff = NULL;
-    size_t via_len = 0, xff_len = 0;
-    for (uint32_t i = 0; i < r->n_fields; i++) {
-        const struct http_field *fl = &r->fields[i];
-        if (fl->dead || http_is_hop_by_hop(r, fl))
-            continue;
-        const char *n = http_field_name(r, fl);
-        size_t nl = fl->name_len;
-        if (http_token_eq(n, nl, "Host") || http_token_eq(n, nl, "Expect") ||
-            http_token_eq(n, nl, "X-Forwarded-Proto") || http_token_eq(n, nl, "Content-Length"))
-            continue;
-        if (http_token_eq(n, nl, "Via")) {
-            via = http_field_value(r, fl);
-            via_len = fl->value_len;
-            continue;
-        }
-        if (http_token_eq(n, nl, "X-Forwarded-For")) {
-            xff = http_field_value(r, fl);
-            xff_len = fl->value_len;
-            continue;
-        }
-        if (f->kind != FETCH_PASS && cache_owned_request_field(n, nl))
-            continue;
-        evbuffer_add(b, n, nl);
-        evbuffer_add(b, ": ", sizeof(": ") - 1);
-        evbuffer_add(b, http_field_value(r, fl), fl->value_len);
-        evbuffer_add(b, "\r\n", sizeof("\r\n") - 1);
-    }
-    if (via)
-        evbuffer_add_printf(b, "Via: %.*s, 1.1 freshcache\r\n", (int)via_len, via);
-    else
-        evbuffer_add(b, "Via: 1.1 freshcache\r\n", sizeof("Via: 1.1 freshcache\r\n") - 1);
-    if (xff)
-        evbuffer_add_printf(b, "X-Forwarded-For: %.*s, %s\r\n", (int)xff_len, xff, p->client_addr);
-    else
-        evbuffer_add_printf(b, "X-Forwarded-For: %s\r\n", p->client_addr);
-    evbuffer_add(b, "X-Forwarded-Proto: http\r\n", sizeof("X-Forwarded-Proto: http\r\n") - 1);
-    /* Edge Architecture 1.0: lets the origin aim Surrogate-Control
-     * directives at us with ";freshcache" (parse_surrogate). */
-    evbuffer_add(b, SURROGATE_CAPABILITY, sizeof(SURROGATE_CAPABILITY) - 1);
-    if (f->kind == FETCH_REVALIDATE && f->stale)
-        revalidate_add_validators(b, f->stale);
-    if (f->req_body) {
-        if (f->req_chunked)
-            evbuffer_add(b, "Transfer-Encoding: chunked\r\n", sizeof("Transfer-Encoding: chunked\r\n") - 1);
-        else
-            evbuffer_add_printf(b, "Content-Length: %llu\r\n",
-                                (unsigned long long)p->req_content_length);
-    }
-    evbuffer_add(b, "\r\n", sizeof("\r\n") - 1);
-}
-
 static void send_request(struct fetch *f)
 {
-    struct bufferevent *bev = f->uc->bev;
-    struct evbuffer *out = bufferevent_get_output(bev);
-    /* A request without a body is written at once (as proxy.c does for
-     * responses): EPOLLOUT is armed only if the socket pushes back, not
-     * armed and disarmed around every request.  Bodies keep EV_WRITE on:
-     * their write callback paces the client (UPLOAD_LOW). */
-    bool optimistic = !f->req_body;
-    if (optimistic)
-        bufferevent_disable(bev, EV_WRITE);
+    struct conn *c = f->uc->conn;
     size_t n = evbuffer_get_length(f->head_out);
-    evbuffer_add(out, evbuffer_pullup(f->head_out, -1), n);
+    evbuffer_add(c->out, evbuffer_pullup(f->head_out, -1), n);
     if (evbuffer_get_length(f->body_out))
-        evbuffer_add_buffer(out, f->body_out);
+        evbuffer_add_buffer(c->out, f->body_out);
     if (f->req_body_done && f->req_chunked)
-        evbuffer_add(out, "0\r\n\r\n", sizeof("0\r\n\r\n") - 1);
+        evbuffer_add(c->out, "0\r\n\r\n", 5);
     f->state = FS_WAIT_HEAD;
-    f->request_time = worker_now(f->w);
     f->sent_ms = worker_now_ms(f->w);
-    const struct fc_origin *o = &f->w->srv->cfg->origin;
-    struct timeval rt = { (time_t)(o->read_timeout_ms / 1000),
-                          (suseconds_t)(o->read_timeout_ms % 1000) * 1000 };
-    bufferevent_set_timeouts(bev, &rt, &rt);
-    if (optimistic) {
-        evbuffer_unfreeze(out, 1);
-        evbuffer_write(out, bufferevent_getfd(bev));
-        evbuffer_freeze(out, 1);
-        /* an error shows as EOF or an error event on the read side */
-        bufferevent_enable(bev, evbuffer_get_length(out) ? EV_READ | EV_WRITE : EV_READ);
-    } else {
-        bufferevent_enable(bev, EV_READ | EV_WRITE);
-    }
+    const struct fc_origin *o = &worker_cfg(f->w)->origin;
+    conn_set_timeouts(c, o->read_timeout_ms, o->read_timeout_ms);
+    conn_read_enable(c, true);
+    /* Written at once: EPOLLOUT is armed only if the socket pushes back.
+     * A failure shows as an error event on the read side. */
+    conn_flush(c);
 }
 
 size_t fetch_send_body(struct fetch *f, const char *data, size_t len)
@@ -334,26 +213,25 @@ size_t fetch_send_body(struct fetch *f, const char *data, size_t len)
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
     if (f->state == FS_DONE)
         return 0;
-    struct evbuffer *dst = (f->state != FS_CONNECTING && f->uc)
-                               ? bufferevent_get_output(f->uc->bev) : f->body_out;
+    bool direct = f->state != FS_CONNECTING && f->uc;
+    struct evbuffer *dst = direct ? f->uc->conn->out : f->body_out;
     if (f->req_chunked)
         evbuffer_add_printf(dst, "%zx\r\n", len);
     evbuffer_add(dst, data, len);
     if (f->req_chunked)
-        evbuffer_add(dst, "\r\n", sizeof("\r\n") - 1);
+        evbuffer_add(dst, "\r\n", 2);
+    if (direct)
+        conn_flush(f->uc->conn);
     return evbuffer_get_length(dst);
 }
 
-/* The origin took request body bytes: let a paused client send more. */
-static void write_cb(struct bufferevent *bev, void *arg)
+/* The origin took request body bytes: let a paused requester send more. */
+static void upload_drained_cb(void *arg)
 {
     struct fetch *f = arg;
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
-    if (f->state == FS_DONE)
-        return;
-    if (f->client && f->req_body && !f->req_body_done &&
-        evbuffer_get_length(bufferevent_get_output(bev)) <= UPLOAD_LOW)
-        client_on_fetch_upload_drained(f->client);
+    if (f->state != FS_DONE && f->upload_drained && f->req_body && !f->req_body_done)
+        event_active(f->upload_drained, EV_WRITE, 0);
 }
 
 void fetch_end_body(struct fetch *f)
@@ -362,132 +240,20 @@ void fetch_end_body(struct fetch *f)
     if (f->state == FS_DONE)
         return;
     f->req_body_done = true;
-    if (f->req_chunked && f->state != FS_CONNECTING && f->uc)
-        evbuffer_add(bufferevent_get_output(f->uc->bev), "0\r\n\r\n", sizeof("0\r\n\r\n") - 1);
-}
-
-/* ---- response --------------------------------------------------------- */
-
-static void fill_timing(struct fetch *f, struct resp_timing *t)
-{
-    const struct http_msg *r = &f->resp;
-    size_t len;
-    const char *v;
-    memset(t, 0, sizeof *t);
-    t->response_time = f->response_time;
-    /* response_delay from the millisecond clock, floored: whole-second
-     * stamps would add a second to Age whenever a fast exchange straddles
-     * a second boundary. */
-    t->request_time = f->response_time - (time_t)((worker_now_ms(f->w) - f->sent_ms) / 1000);
-    if ((v = http_msg_get(r, "Date", &len)) != NULL)
-        t->has_date = http_date_parse(v, len, &t->date);
-    if (!t->has_date) {
-        /* we add a Date of our own (RFC 9110 §6.6.1): it is the date */
-        t->has_date = true;
-        t->date = t->response_time;
-    }
-    /* Age: one line of digits.  A list written without spaces ("0,7200")
-     * counts by its first member, as the conformance suite expects; any
-     * other shape (two lines, "0, 0", a sign, a fraction, parameters)
-     * cannot be trusted to be small, so the response counts as stale. */
-    unsigned age_lines = 0;
-    uint32_t it = 0;
-    const struct http_field *af;
-    while ((af = http_msg_next(r, "Age", &it)) != NULL)
-        age_lines++;
-    if ((v = http_msg_get(r, "Age", &len)) != NULL) {
-        int64_t a = 0;
-        size_t i = 0;
-        for (; i < len && v[i] >= '0' && v[i] <= '9'; i++)
-            a = a >= CC_DELTA_MAX / 10 ? CC_DELTA_MAX : a * 10 + (v[i] - '0');
-        bool ok = age_lines == 1 && i > 0 &&
-                  (i == len || (v[i] == ',' && i + 1 < len && v[i + 1] >= '0' && v[i + 1] <= '9'));
-        t->age_value = ok ? a : CC_DELTA_MAX;
-    }
-    if ((v = http_msg_get(r, "Expires", &len)) != NULL) {
-        t->has_expires = true;
-        t->expires_valid = http_date_parse(v, len, &t->expires);
-    }
-    if ((v = http_msg_get(r, "Last-Modified", &len)) != NULL)
-        t->has_last_modified = http_date_parse(v, len, &t->last_modified);
-}
-
-static void parse_cc(const struct http_msg *m, struct cache_control *cc)
-{
-    cc_init(cc);
-    uint32_t it = 0;
-    const struct http_field *fl;
-    while ((fl = http_msg_next(m, "Cache-Control", &it)) != NULL)
-        cc_parse(cc, http_field_value(m, fl), fl->value_len);
-}
-
-/* Surrogate-Control (Edge Architecture 1.0): directives may name a target
- * after ';'; those for another cache are skipped. */
-static void parse_surrogate(const struct http_msg *m, struct cache_control *cc)
-{
-    uint32_t it = 0;
-    const struct http_field *fl;
-    while ((fl = http_msg_next(m, "Surrogate-Control", &it)) != NULL) {
-        const char *s = http_field_value(m, fl), *end = s + fl->value_len, *e;
-        size_t el;
-        while (http_list_next(&s, end, &e, &el)) {
-            const char *semi = memchr(e, ';', el);
-            if (semi) {
-                const char *t = semi + 1;
-                size_t tl = (size_t)(e + el - t);
-                while (tl && (*t == ' ' || *t == '\t')) {
-                    t++;
-                    tl--;
-                }
-                if (!http_token_eq(t, tl, "freshcache"))
-                    continue;
-                el = (size_t)(semi - e);
-            }
-            cc_parse(cc, e, el);
-        }
+    if (f->req_chunked && f->state != FS_CONNECTING && f->uc) {
+        evbuffer_add(f->uc->conn->out, "0\r\n\r\n", 5);
+        conn_flush(f->uc->conn);
     }
 }
 
-/* The directives this cache obeys (RFC 9213): our own targeted field,
- * else CDN-Cache-Control, else Surrogate-Control, else Cache-Control.
- * None of the targeted ones reaches clients (obj_field_internal). */
-static void parse_response_cc(const struct http_msg *m, struct cache_control *cc)
-{
-    static const char *const targeted[] = { "Freshcache-Cache-Control", "CDN-Cache-Control" };
-    for (size_t i = 0; i < FC_ARRAY_LEN(targeted); i++) {
-        if (http_msg_has(m, targeted[i])) {
-            cc_init(cc);
-            uint32_t it = 0;
-            const struct http_field *fl;
-            while ((fl = http_msg_next(m, targeted[i], &it)) != NULL)
-                cc_parse(cc, http_field_value(m, fl), fl->value_len);
-            return;
-        }
-    }
-    if (http_msg_has(m, "Surrogate-Control")) {
-        cc_init(cc);
-        parse_surrogate(m, cc);
-        return;
-    }
-    parse_cc(m, cc);
-}
+/* ---- response head: one function per outcome -------------------------- */
 
-static bool has_cc_fields(const struct http_msg *m)
-{
-    return http_msg_has(m, "Cache-Control") || http_msg_has(m, "Freshcache-Cache-Control") ||
-           http_msg_has(m, "CDN-Cache-Control") || http_msg_has(m, "Surrogate-Control");
-}
-
+/* The origin's reason phrase, or the standard one when it sent none. */
 static void reason_of(const struct http_msg *m, char *out, size_t cap)
 {
     size_t n = m->reason_len < cap - 1 ? m->reason_len : cap - 1;
     if (n == 0) {
-        const char *s = llhttp_status_name((llhttp_status_t)m->status);
-        snprintf(out, cap, "%s", s ? s : "Unknown");
-        /* llhttp names are like "NOT_FOUND": make them read as reasons */
-        for (char *p = out; *p; p++)
-            if (*p == '_')
-                *p = ' ';
+        snprintf(out, cap, "%s", http_status_reason(m->status));
         return;
     }
     memcpy(out, m->buf + m->reason_off, n);
@@ -525,9 +291,9 @@ static bool response_cacheable(struct fetch *f, const struct cache_control *resp
 {
     if (!f->store_allowed || !f->has_key)
         return false;
-    const struct fc_config *cfg = f->w->srv->cfg;
+    const struct fc_config *cfg = worker_cfg(f->w);
     struct cache_control req_cc;
-    parse_cc(&f->req, &req_cc);
+    cc_fields_parse(&f->req, &req_cc);
     struct storable_input in = {
         .status = f->resp.status,
         .method_is_get_or_head = true,
@@ -549,19 +315,90 @@ static bool response_cacheable(struct fetch *f, const struct cache_control *resp
     return true;
 }
 
-/* Hand the client the object this fetch stores; the fetch goes on alone. */
-static void answer_with_stored(struct fetch *f)
+static uint64_t response_length(struct fetch *f)
 {
-    if (f->client == NULL)
-        return;
-    char cs[96];
-    if (f->kind == FETCH_REVALIDATE)
-        snprintf(cs, sizeof cs, "fwd=%s; fwd-status=%d; stored", f->fwd, f->resp.status);
+    if (!http_parser_has_body(&f->parser))
+        return 0;
+    return http_parser_content_length(&f->parser);
+}
+
+/* A 304 answering our revalidation: the stale copy's head, refreshed, in
+ * a new stored object sharing its body. */
+static void head_merge(struct fetch *f, const struct resp_timing *t, const struct cache_control *cc)
+{
+    const struct fc_config *cfg = worker_cfg(f->w);
+    const struct http_msg *r = &f->resp;
+    struct cache_obj *st = f->stale;
+    struct head_rewrite rw;
+    obj_policy_rewrite(cfg, st->policy, &rw);
+    struct cache_obj *m = revalidate_merge(st, r, f->response_time, &rw);
+    m->timing = *t;
+    /* a 304 may omit what it does not change */
+    if (!t->has_last_modified && st->timing.has_last_modified) {
+        m->timing.has_last_modified = true;
+        m->timing.last_modified = st->timing.last_modified;
+    }
+    if (!t->has_expires && st->timing.has_expires) {
+        m->timing.has_expires = true;
+        m->timing.expires_valid = st->timing.expires_valid;
+        m->timing.expires = st->timing.expires;
+    }
+    /* The stored head shows clients the policy's Cache-Control, not the
+     * origin's: take directives from the 304, else keep ours. */
+    m->cc = cc_response_has_fields(r) ? *cc : st->cc;
+    obj_apply_policy(m, cfg, st->policy, &f->stamp);
+    store_insert(store_of(f), m, worker_now_ms(f->w));
+    f->ph->merged = m;              /* takes revalidate_merge's reference */
+    f->ph->status = 304;
+    obj_publish(f->ph);
+    f->discard = true;
+}
+
+/* A storable response: the placeholder becomes the stored object. */
+static void head_store(struct fetch *f, const struct resp_timing *t, const struct cache_control *cc,
+                       const char *reason)
+{
+    const struct fc_config *cfg = worker_cfg(f->w);
+    const struct http_msg *r = &f->resp;
+    struct cache_obj *o = f->ph;
+    size_t plen, ctl = 0;
+    const char *path = cache_key_path(&f->key, &plen);
+    const char *ct = http_msg_get(r, "Content-Type", &ctl);
+    int pi = policy_match(cfg, path, plen, ct, ctl);
+    struct head_rewrite rw;
+    obj_policy_rewrite(cfg, pi, &rw);
+    obj_set_head(o, r, reason, f->response_time, &rw);
+    o->cc = *cc;
+    o->timing = *t;
+    obj_apply_policy(o, cfg, pi, &f->stamp);
+    if (cfg->cache.etag == ETAG_CONTENT_HASH)
+        f->hasher = etag_hasher_new();
+    body_start(o->body, response_length(f));
+    f->filling = true;
+    if (f->ph_busy)
+        store_publish(store_of(f), o, worker_now_ms(f->w));
     else
-        snprintf(cs, sizeof cs, "fwd=%s; stored", f->fwd);
-    struct client *c = f->client;
-    f->client = NULL;
-    client_on_fetch_obj(c, f->obj, cs);
+        store_insert(store_of(f), o, worker_now_ms(f->w));
+}
+
+/* Not storable: the placeholder carries the response to its one reader. */
+static void head_pass(struct fetch *f, const struct resp_timing *t, const struct cache_control *cc,
+                      const char *reason)
+{
+    struct cache_obj *o = f->ph;
+    if (f->ph_busy)
+        store_remove(store_of(f), o);   /* coalesced waiters fetch for themselves */
+    if (f->kind == FETCH_REVALIDATE && f->stale && f->resp.status < 500)
+        store_remove(store_of(f), f->stale);
+    struct head_rewrite rw = { .passthrough = true };
+    obj_set_head(o, &f->resp, reason, f->response_time, &rw);
+    o->cc = *cc;
+    o->timing = *t;
+    o->private = true;
+    body_set_transient(o->body);
+    body_start(o->body, response_length(f));
+    f->filling = true;
+    obj_publish(o);
 }
 
 static void handle_head(struct fetch *f)
@@ -571,188 +408,94 @@ static void handle_head(struct fetch *f)
     f->state = FS_BODY;
     uint64_t origin_ms = worker_now_ms(f->w) - f->sent_ms;
     counters_origin_latency(&f->w->counters, origin_ms);
-    if (f->client)
-        client_note_origin_time(f->client, (int64_t)origin_ms);
-    char reason[128];
-    reason_of(r, reason, sizeof reason);
-
+    f->ph->origin_ms = (int32_t)(origin_ms > INT32_MAX ? INT32_MAX : origin_ms);
     if (f->unsafe && r->status >= 200 && r->status < 400)
         invalidate_unsafe(f);
 
     struct resp_timing t;
-    fill_timing(f, &t);
+    time_t request_time = f->response_time - (time_t)(origin_ms / 1000);
+    resp_timing_parse(r, request_time, f->response_time, &t);
     struct cache_control cc;
-    parse_response_cc(r, &cc);
-
-    const struct fc_config *cfg = f->w->srv->cfg;
-    if (f->kind == FETCH_REVALIDATE && r->status >= 500 && stale_usable_on_error(f) && f->client) {
-        /* The origin answers with an error: keep serving what we have. */
-        struct client *c = f->client;
-        f->client = NULL;
-        char cs[96];
-        snprintf(cs, sizeof cs, "fwd=%s; fwd-status=%d; detail=stale-if-error", f->fwd, r->status);
-        COUNT(f->w, stale, 1);
-        client_on_fetch_obj(c, f->stale, cs);
-        f->discard = true;
-        return;
-    }
+    cc_response_parse(r, &cc);
+    char reason[128];
+    reason_of(r, reason, sizeof reason);
 
     if (f->kind == FETCH_REVALIDATE && r->status == 304 && f->stale) {
-        const struct fc_policy *pol =
-            f->stale->policy >= 0 && (size_t)f->stale->policy < cfg->n_policies
-                ? &cfg->policies[f->stale->policy] : NULL;
-        struct head_rewrite rw = {
-            .cache_control = pol ? pol->response_cache_control : NULL,
-            .drop_validators = cfg->cache.etag == ETAG_CONTENT_HASH,
-        };
-        struct cache_obj *o = revalidate_merge(f->stale, r, f->response_time, &rw);
-        o->generation = f->gen_global;
-        o->policy_gen = o->policy >= 0 ? f->gen_policy[o->policy] : 0;
-        o->policy_layout = f->gen_layout;
-        o->stale_while_revalidate = f->stale->stale_while_revalidate;
-        o->stale_if_error = f->stale->stale_if_error;
-        o->timing = t;
-        /* a 304 may omit what it does not change */
-        if (!t.has_last_modified && f->stale->timing.has_last_modified) {
-            o->timing.has_last_modified = true;
-            o->timing.last_modified = f->stale->timing.last_modified;
-        }
-        if (!t.has_expires && f->stale->timing.has_expires) {
-            o->timing.has_expires = true;
-            o->timing.expires_valid = f->stale->timing.expires_valid;
-            o->timing.expires = f->stale->timing.expires;
-        }
-        /* The stored head shows clients the policy's Cache-Control, not
-         * the origin's: take directives from the 304, else keep ours. */
-        if (has_cc_fields(r))
-            o->cc = cc;
-        else
-            o->cc = f->stale->cc;
-        o->sie_from_policy = f->stale->sie_from_policy;
-        o->lifetime = (pol && !pol->ttl_origin)
-                          ? (int64_t)(pol->ttl_ms / 1000)
-                          : freshness_lifetime(&o->cc, &o->timing, o->status, true);
-        if (pol && !pol->ttl_origin && o->lifetime > 0)
-            o->cc.flags &= ~(unsigned)CC_NO_CACHE;
-        store_insert(store_of(f), o, worker_now_ms(f->w));
-        if (f->client) {
-            struct client *c = f->client;
-            f->client = NULL;
-            char cs[96];
-            snprintf(cs, sizeof cs, "fwd=%s; fwd-status=304", f->fwd);
-            client_on_fetch_obj(c, o, cs);
-        }
-        obj_unref(o);
+        head_merge(f, &t, &cc);
         return;
     }
-
-    struct cache_obj *o = NULL;
     if (response_cacheable(f, &cc, &t)) {
-        o = f->busy ? f->busy : obj_new(&f->key);
-        f->busy = NULL;
-        if (!vary_build(o, r, &f->req)) {
-            /* Vary: * — never served from cache, so not stored. */
-            if (o->linked) {
-                store_remove(store_of(f), o);
-                body_finish(o->body, BODY_ABANDONED);
-            }
-            obj_unref(o);
-            o = NULL;
+        if (vary_build(f->ph, r, &f->req)) {
+            head_store(f, &t, &cc, reason);
+            return;
         }
+        /* Vary: * — never served from cache, so not stored. */
     }
-    if (o) {
-        size_t plen, ctl = 0;
-        const char *path = cache_key_path(&f->key, &plen);
-        const char *ct = http_msg_get(r, "Content-Type", &ctl);
-        int pi = policy_match(cfg, path, plen, ct, ctl);
-        const struct fc_policy *pol = pi >= 0 ? &cfg->policies[pi] : NULL;
-        struct head_rewrite rw = {
-            .cache_control = pol ? pol->response_cache_control : NULL,
-            .drop_validators = cfg->cache.etag == ETAG_CONTENT_HASH,
-        };
-        obj_set_head(o, r, reason, f->response_time, &rw);
-        o->cc = cc;
-        o->timing = t;
-        o->policy = pi;
-        o->generation = f->gen_global;
-        o->policy_gen = pi >= 0 ? f->gen_policy[pi] : 0;
-        o->policy_layout = f->gen_layout;
-        if (pol && !pol->ttl_origin) {
-            /* The policy's TTL overrides the origin's freshness here. */
-            o->lifetime = (int64_t)(pol->ttl_ms / 1000);
-            if (o->lifetime > 0)
-                o->cc.flags &= ~(unsigned)CC_NO_CACHE;
-        } else {
-            o->lifetime = freshness_lifetime(&cc, &t, r->status, true);
-        }
-        o->stale_while_revalidate = pol && pol->has_stale_while_revalidate
-                                        ? (int64_t)(pol->stale_while_revalidate_ms / 1000)
-                                        : (cc.stale_while_revalidate > 0 ? cc.stale_while_revalidate : 0);
-        o->sie_from_policy = pol && pol->has_stale_if_error;
-        o->stale_if_error = o->sie_from_policy
-                                ? (int64_t)(pol->stale_if_error_ms / 1000)
-                                : (cc.stale_if_error > 0 ? cc.stale_if_error : 0);
-        if (cfg->cache.etag == ETAG_CONTENT_HASH)
-            f->hasher = etag_hasher_new();
-        uint64_t cl = http_parser_content_length(&f->parser);
-        if (!http_parser_has_body(&f->parser))
-            cl = 0;
-        body_start(o->body, cl);
-        /* A small body is here in a moment: let the client wait for it and
-         * get the content-hash ETag with its first answer.  Larger ones
-         * stream at once, their ETag on later hits. */
-        f->defer_client = f->hasher && cl != UINT64_MAX && cl <= DEFER_FOR_ETAG_MAX;
-        if (o->linked)
-            store_publish(store_of(f), o, worker_now_ms(f->w));
-        else
-            store_insert(store_of(f), o, worker_now_ms(f->w));
-        f->obj = o;
-        if (!f->defer_client)
-            answer_with_stored(f);
-        return;
-    }
+    head_pass(f, &t, &cc, reason);
+}
 
-    abandon_busy(f);
-    if (f->kind == FETCH_REVALIDATE && f->stale && r->status < 500)
-        store_remove(store_of(f), f->stale);
-    f->passing = true;
-    if (f->client) {
-        char cs[96];
-        if (f->kind == FETCH_REVALIDATE)
-            snprintf(cs, sizeof cs, "fwd=%s; fwd-status=%d", f->fwd, r->status);
-        else
-            snprintf(cs, sizeof cs, "fwd=%s; fwd-status=%d", f->fwd, r->status);
-        client_on_fetch_pass_head(f->client, f, cs);
-    }
+/* ---- response body ---------------------------------------------------- */
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct fetch *f = arg;
+    CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
+    if (f->state == FS_DONE || !f->paused)
+        return;
+    f->paused = false;
+    conn_read_enable(f->uc->conn, true);
+    /* bytes may already be buffered: parse them now */
+    if (evbuffer_get_length(f->uc->conn->in) > 0)
+        read_cb(f);
+}
+
+/* Private bodies: nobody will ever read what the fetch appends once the
+ * placeholder's only other reference is gone. */
+static bool unread_forever(const struct cache_obj *o)
+{
+    return o->private && atomic_load_explicit(&o->refcnt, memory_order_acquire) == 1;
 }
 
 static void on_resp_body(void *owner, const char *data, size_t len)
 {
     struct fetch *f = owner;
-    if (f->state == FS_DONE || f->interim || f->discard)
+    if (f->state == FS_DONE || f->interim || f->discard || !f->filling)
         return;
+    struct cache_obj *o = f->ph;
     f->body_len += len;
-    if (f->obj) {
-        if (f->hasher)
-            etag_hasher_update(f->hasher, data, len);
-        size_t grown = body_append(f->obj->body, data, len);
-        store_charge(store_of(f), f->obj, grown);
-        if (f->obj->body->expected == UINT64_MAX &&
-            f->body_len > f->w->srv->cfg->cache.max_object_size && f->obj->linked) {
-            /* Unknown length grew past max_object_size: stop keeping it;
-             * readers already attached still get every byte. */
-            store_remove(store_of(f), f->obj);
+    if (o->private) {
+        if (unread_forever(o)) {
+            fail(f, 502, "nobody reads the response");
+            return;
         }
-    } else if (f->passing && f->client) {
-        client_on_fetch_pass_body(f->client, data, len);
+        body_append(o->body, data, len);
+        if (!f->paused && body_unread(o->body) > PASS_HIGH &&
+            body_wait_drain(o->body, &f->drain, PASS_LOW)) {
+            /* The reader is slower than the origin: stop reading from the
+             * origin rather than hold the whole response in memory. */
+            f->paused = true;
+            conn_read_enable(f->uc->conn, false);
+        }
+        return;
+    }
+    if (f->hasher)
+        etag_hasher_update(f->hasher, data, len);
+    size_t grown = body_append(o->body, data, len);
+    store_charge(store_of(f), o, grown);
+    if (o->body->expected == UINT64_MAX &&
+        f->body_len > worker_cfg(f->w)->cache.max_object_size && o->linked) {
+        /* Unknown length grew past max_object_size: stop keeping it;
+         * readers already attached still get every byte. */
+        store_remove(store_of(f), o);
     }
 }
 
 static void handle_done(struct fetch *f)
 {
-    bool reusable = http_parser_keep_alive(&f->parser) && f->req_body_done;
-    if (f->obj && f->hasher) {
-        struct cache_obj *o = f->obj;
+    struct cache_obj *o = f->ph;
+    if (f->filling && f->hasher) {
         etag_hasher_final(f->hasher, o->chash);
         bool changed = false;
         o->chash_first_seen = etag_history_note(f->w->srv->etag_hist,
@@ -760,42 +503,35 @@ static void handle_done(struct fetch *f)
                                                                          o->vary_len),
                                                 o->chash, f->response_time, &changed);
         o->has_chash = true;    /* published by body_finish's release store */
-        const struct fc_config *cfg = f->w->srv->cfg;
+        const struct fc_config *cfg = worker_cfg(f->w);
         if (changed && o->policy >= 0 && (size_t)o->policy < cfg->n_policies &&
             policy_is_hashed_assets(&cfg->policies[o->policy]))
             log_warn("asset %s changed content under the same name (policy %s): "
                      "content-hashed names must change when content does",
                      o->key, cfg->policies[o->policy].name);
     }
-    if (f->obj)
-        body_finish(f->obj->body, BODY_COMPLETE);
-    if (f->obj && f->defer_client)
-        answer_with_stored(f);
-    if (f->passing && f->client) {
-        struct client *c = f->client;
-        f->client = NULL;
-        client_on_fetch_pass_done(c);
-    }
+    if (f->filling)
+        body_finish(o->body, BODY_COMPLETE);
     f->uc->requests++;
-    f->uc_reusable = reusable;
+    f->uc_reusable = http_parser_keep_alive(&f->parser) && f->req_body_done;
     fetch_end(f);
 }
 
 static void retry_or_fail(struct fetch *f, int status, const char *why);
 
-static void read_cb(struct bufferevent *bev, void *arg)
+static void read_cb(void *arg)
 {
     struct fetch *f = arg;
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
     if (f->state == FS_DONE)
         return;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = f->uc->conn->in;
     if (evbuffer_get_length(in) > 0)
         f->got_bytes = true;
     for (;;) {
         enum http_parse_event ev = http_parser_feed(&f->parser, in);
-        /* A callback inside the parse (a client that left during on_body)
-         * may have ended the fetch: nothing more to do with these bytes. */
+        /* A callback inside the parse may have ended the fetch: nothing
+         * more to do with these bytes. */
         if (f->state == FS_DONE)
             return;
         switch (ev) {
@@ -826,42 +562,63 @@ static void read_cb(struct bufferevent *bev, void *arg)
     }
 }
 
-static void event_cb(struct bufferevent *bev, short what, void *arg)
+static void conn_event_cb(void *arg, enum conn_event ev)
 {
     struct fetch *f = arg;
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
-    (void)bev;
     if (f->state == FS_DONE)
         return;
-    if (what & BEV_EVENT_CONNECTED) {
+    switch (ev) {
+    case CONN_CONNECTED:
         f->uc->connected = true;
         send_request(f);
         return;
-    }
-    if (what & BEV_EVENT_TIMEOUT) {
+    case CONN_READ_TIMEOUT:
+    case CONN_WRITE_TIMEOUT:
         fail(f, 504, f->state == FS_CONNECTING ? "origin connect timeout" : "origin read timeout");
         return;
-    }
-    if (what & BEV_EVENT_EOF) {
+    case CONN_EOF:
         if (f->state == FS_BODY) {
-            /* drain what is left, then a close-delimited body ends here */
-            read_cb(bev, f);
+            /* parse what is left, then a close-delimited body ends here */
+            read_cb(f);
             if (f->state == FS_DONE)
                 return;
-        }
-        if (f->state == FS_BODY && http_parser_eof(&f->parser) == HTTP_PARSE_DONE) {
-            f->req_body_done = false;   /* never reuse a closed connection */
-            handle_done(f);
-            return;
+            if (http_parser_eof(&f->parser) == HTTP_PARSE_DONE) {
+                f->req_body_done = false;   /* never reuse a closed connection */
+                handle_done(f);
+                return;
+            }
         }
         retry_or_fail(f, 502, f->state == FS_BODY ? "origin closed mid-body"
                                                   : "origin closed the connection");
         return;
+    case CONN_ERROR:
+        retry_or_fail(f, 502, f->state == FS_CONNECTING ? "cannot connect to origin"
+                                                        : "origin connection error");
+        return;
     }
-    retry_or_fail(f, 502, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
-static int connect_origin(struct fetch *f);
+/* ---- connecting ------------------------------------------------------- */
+
+static int connect_origin(struct fetch *f)
+{
+    bool reused = false;
+    f->uc = upstream_acquire(f->w, &fetch_conn_cb, f, &reused);
+    if (f->uc == NULL)
+        return -1;
+    f->reused = reused;
+    f->got_bytes = false;
+    http_parser_init(&f->parser, HTTP_RESPONSE, &f->resp, ORIGIN_HEAD_MAX, on_resp_body, f);
+    f->parser.no_body = f->client_head && f->kind == FETCH_PASS;
+    f->uc->conn->write_low = f->req_body ? UPLOAD_LOW : 0;
+    COUNT(&f->w->counters, origin_requests, 1);
+    if (reused)
+        send_request(f);
+    else
+        f->state = FS_CONNECTING;
+    return 0;
+}
 
 /* A pooled connection may have been closed by the origin just as we sent on
  * it: retry once on a fresh one if nothing of a response came back and the
@@ -878,63 +635,31 @@ static void retry_or_fail(struct fetch *f, int status, const char *why)
     fail(f, status, why);
 }
 
-static int connect_origin(struct fetch *f)
+struct fetch *fetch_start(struct worker *w, const struct fetch_params *p)
 {
-    bool reused = false;
-    f->uc = upstream_acquire(f->w, &reused);
-    if (f->uc == NULL)
-        return -1;
-    f->reused = reused;
-    f->got_bytes = false;
-    http_parser_init(&f->parser, HTTP_RESPONSE, &f->resp, 64 * 1024, on_resp_body, f);
-    f->parser.no_body = f->client_head && f->kind == FETCH_PASS;
-    bufferevent_setcb(f->uc->bev, read_cb, f->req_body ? write_cb : NULL, event_cb, f);
-    if (f->req_body)
-        bufferevent_setwatermark(f->uc->bev, EV_WRITE, UPLOAD_LOW, 0);
-    COUNT(f->w, origin_requests, 1);
-    if (reused) {
-        send_request(f);
-    } else {
-        f->state = FS_CONNECTING;
-        bufferevent_enable(f->uc->bev, EV_READ | EV_WRITE);
-    }
-    return 0;
-}
-
-struct fetch *fetch_start(struct worker *w, struct client *c, const struct fetch_params *p)
-{
+    CHECK_OBJ_NOTNULL(p->ph, OBJ_MAGIC);
     struct fetch *f = calloc(1, sizeof *f);
     AN(f);
     f->magic = FETCH_MAGIC;
     f->w = w;
+    f->refs = 2;                    /* its own, and the caller's */
     f->reap = event_new(w->base, -1, 0, reap_cb, f);
+    f->drain_ev = event_new(w->base, -1, 0, drain_cb, f);
     AN(f->reap);
+    AN(f->drain_ev);
+    f->drain.ev = f->drain_ev;
     LIST_INSERT_HEAD(&w->fetches, f, link);
-    f->client = c;
     f->kind = p->kind;
     http_msg_init(&f->req);
     http_msg_init(&f->resp);
-    /* copy the request head */
-    const struct http_msg *r = p->req;
-    f->req.method = r->method;
-    f->req.http_major = r->http_major;
-    f->req.http_minor = r->http_minor;
-    f->req.url_off = http_msg_append(&f->req, http_msg_url(r), r->url_len);
-    f->req.url_len = r->url_len;
-    for (uint32_t i = 0; i < r->n_fields; i++) {
-        const struct http_field *fl = &r->fields[i];
-        if (!fl->dead)
-            http_msg_add(&f->req, http_field_name(r, fl), fl->name_len, http_field_value(r, fl),
-                         fl->value_len);
-    }
+    http_msg_copy(&f->req, p->req);
     if (p->key) {
         f->key = *p->key;
         f->has_key = true;
     }
-    if (p->busy) {
-        obj_ref(p->busy);
-        f->busy = p->busy;
-    }
+    obj_ref(p->ph);
+    f->ph = p->ph;
+    f->ph_busy = p->ph_busy;
     if (p->stale) {
         obj_ref(p->stale);
         f->stale = p->stale;
@@ -944,23 +669,22 @@ struct fetch *fetch_start(struct worker *w, struct client *c, const struct fetch
     f->req_chunked = p->req_body && p->req_content_length == UINT64_MAX;
     f->req_body_done = !p->req_body;
     f->store_allowed = p->store_allowed;
-    f->fwd = p->status_fwd ? p->status_fwd : "miss";
+    f->background = p->background;
+    f->upload_drained = p->upload_drained;
+    const struct http_msg *r = p->req;
     f->unsafe = !(r->method == HTTP_GET || r->method == HTTP_HEAD || r->method == HTTP_OPTIONS ||
                   r->method == HTTP_TRACE);
-    f->background = c == NULL;
-    const struct generations *g = w->srv->gens;
-    f->gen_layout = generation_layout(g);
-    f->gen_global = generation_global(g);
-    for (size_t i = 0; i < w->srv->cfg->n_policies && i < GEN_MAX_POLICIES; i++)
-        f->gen_policy[i] = generation_policy(g, (unsigned)i);
+    const struct fc_config *cfg = worker_cfg(w);
+    gen_stamp_take(&f->stamp, w->srv->gens, cfg->n_policies);
     f->head_out = evbuffer_new();
     f->body_out = evbuffer_new();
     AN(f->head_out);
     AN(f->body_out);
-    build_request(f, p);
+    fetch_request_build(f->head_out, cfg, p, &f->req);
     if (connect_origin(f) != 0) {
-        abandon_busy(f);
-        f->client = NULL;
+        if (f->ph_busy)
+            store_remove(store_of(f), f->ph);
+        obj_fail(f->ph, 502, "cannot connect to origin");
         fetch_free(f);
         return NULL;
     }
@@ -969,18 +693,13 @@ struct fetch *fetch_start(struct worker *w, struct client *c, const struct fetch
 
 void fetch_free_all(struct worker *w)
 {
+    /* Every requester is gone by now (their connections were freed
+     * first): only the fetches' own references are left. */
     struct fetch *f;
     while ((f = LIST_FIRST(&w->fetches)) != NULL) {
-        if (f->state == FS_DONE) {      /* ended, its free still pending */
-            fetch_free(f);
-            continue;
-        }
-        f->client = NULL;
-        abandon_busy(f);
-        if (f->obj) {
-            store_remove(store_of(f), f->obj);
-            body_finish(f->obj->body, BODY_FAILED);
-        }
+        FC_ASSERT(f->refs == 1);
+        if (f->state != FS_DONE)
+            fail(f, 502, "shutting down");
         fetch_free(f);
     }
 }
@@ -988,39 +707,11 @@ void fetch_free_all(struct worker *w)
 void fetch_detach(struct fetch *f)
 {
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
-    f->client = NULL;
-    if (f->state == FS_DONE)
-        return;
+    f->upload_drained = NULL;
     /* Passing: nobody else wants the bytes.  Storing (or about to decide):
      * finish, others may be waiting and the cache gains the object. */
-    if (f->passing || f->kind == FETCH_PASS || !f->req_body_done)
+    if (f->state != FS_DONE &&
+        ((f->filling && f->ph->private) || f->kind == FETCH_PASS || !f->req_body_done))
         fail(f, 502, "client gone");
-}
-
-void fetch_pause(struct fetch *f)
-{
-    CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
-    if (f->state != FS_DONE && f->uc && !f->paused) {
-        bufferevent_disable(f->uc->bev, EV_READ);
-        f->paused = true;
-    }
-}
-
-void fetch_resume(struct fetch *f)
-{
-    CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
-    if (f->state != FS_DONE && f->uc && f->paused) {
-        f->paused = false;
-        bufferevent_enable(f->uc->bev, EV_READ);
-        /* bytes may already be buffered: parse them now */
-        if (evbuffer_get_length(bufferevent_get_input(f->uc->bev)) > 0)
-            bufferevent_trigger(f->uc->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
-    }
-}
-
-const struct http_msg *fetch_response(const struct fetch *f) { return &f->resp; }
-bool fetch_response_has_body(const struct fetch *f) { return http_parser_has_body(&f->parser); }
-uint64_t fetch_response_length(const struct fetch *f)
-{
-    return http_parser_content_length(&f->parser);
+    fetch_unref(f);
 }

@@ -1,5 +1,6 @@
 /*
- * server.c — the process-wide runtime: store, workers, counters, stop.
+ * server.c — starting, reloading and stopping the server.  See
+ * include/freshcache/server/server.h.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -10,15 +11,18 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "freshcache/server/access_log.h"
 #include "freshcache/base/assert.h"
+#include "freshcache/base/log.h"
 #include "freshcache/cache/cache_store.h"
 #include "freshcache/cache/etag.h"
 #include "freshcache/cache/generation.h"
-#include "freshcache/base/log.h"
-#include "freshcache/server/proxy.h"
+#include "freshcache/server/access_log.h"
+#include "freshcache/server/fetch.h"
+#include "freshcache/server/http1.h"
+#include "freshcache/server/listener.h"
 #include "freshcache/server/server.h"
 #include "freshcache/server/upstream.h"
+#include "freshcache/server/worker.h"
 
 /* 64 shards: with a handful of workers two lookups rarely meet on a lock. */
 #define STORE_SHARDS 64
@@ -35,6 +39,20 @@ static const char **policy_names(const struct fc_config *cfg)
     for (size_t i = 0; i < cfg->n_policies; i++)
         names[i] = cfg->policies[i].name;
     return names;
+}
+
+/* After the worker's loop ended: what the drain timeout cut short goes
+ * (clients first: a passing fetch ends with its client; then the fetches
+ * left, then idle origin connections), then the worker itself. */
+static void free_worker(struct worker *w)
+{
+    if (w->magic != WORKER_MAGIC)
+        return;
+    listeners_close(w);
+    http1_free_all(w);
+    fetch_free_all(w);
+    upstream_close_idle(w);
+    worker_free(w);
 }
 
 int server_start(struct server *srv, struct fc_config *cfg)
@@ -69,7 +87,7 @@ int server_start(struct server *srv, struct fc_config *cfg)
     srv->workers = calloc(srv->n_workers, sizeof *srv->workers);
     AN(srv->workers);
     for (unsigned i = 0; i < srv->n_workers; i++) {
-        if (worker_init(&srv->workers[i], srv, i) != 0 || worker_listen(&srv->workers[i]) != 0)
+        if (worker_init(&srv->workers[i], srv, i) != 0 || listeners_open(&srv->workers[i]) != 0)
             goto fail;
     }
     for (unsigned i = 0; i < srv->n_workers; i++) {
@@ -84,7 +102,7 @@ int server_start(struct server *srv, struct fc_config *cfg)
     return 0;
 fail:
     for (unsigned i = 0; i < srv->n_workers; i++)
-        worker_free(&srv->workers[i]);
+        free_worker(&srv->workers[i]);
     free(srv->workers);
     srv->workers = NULL;
     srv->n_workers = 0;
@@ -97,8 +115,8 @@ static void stop_accepting_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct worker *w = arg;
-    worker_stop_accepting(w);
-    client_close_idle(w);
+    listeners_close(w);
+    http1_close_idle(w);
     upstream_close_idle(w);
 }
 
@@ -107,7 +125,7 @@ static void drain_check_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct worker *w = arg;
-    client_close_idle(w);
+    http1_close_idle(w);
     if (w->n_clients == 0)
         event_base_loopexit(w->base, NULL);
 }
@@ -148,7 +166,7 @@ void server_stop(struct server *srv, uint64_t drain_ms)
 void server_free(struct server *srv)
 {
     for (unsigned i = 0; i < srv->n_workers; i++)
-        worker_free(&srv->workers[i]);
+        free_worker(&srv->workers[i]);
     free(srv->workers);
     if (srv->store)
         store_free(srv->store);
@@ -166,25 +184,8 @@ void server_free(struct server *srv)
 void server_sum_counters(struct server *srv, struct counters *out)
 {
     memset(out, 0, sizeof *out);
-    for (unsigned i = 0; i < srv->n_workers; i++) {
-        struct counters *c = &srv->workers[i].counters;
-#define X(name) out->name += atomic_load_explicit(&c->name, memory_order_relaxed);
-        FC_COUNTERS(X)
-#undef X
-        for (int b = 0; b <= ORIGIN_LATENCY_N_BUCKETS; b++)
-            out->origin_latency_bucket[b] += atomic_load(&c->origin_latency_bucket[b]);
-        out->origin_latency_sum_ms += atomic_load(&c->origin_latency_sum_ms);
-    }
-}
-
-void counters_origin_latency(struct counters *c, uint64_t ms)
-{
-    static const uint64_t bounds[ORIGIN_LATENCY_N_BUCKETS] = ORIGIN_LATENCY_BUCKETS_MS;
-    int b = 0;
-    while (b < ORIGIN_LATENCY_N_BUCKETS && ms > bounds[b])
-        b++;
-    atomic_fetch_add_explicit(&c->origin_latency_bucket[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->origin_latency_sum_ms, ms, memory_order_relaxed);
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        counters_add(out, &srv->workers[i].counters);
 }
 
 void server_sweep(struct server *srv)
@@ -205,7 +206,7 @@ static void sync_listeners_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    worker_sync_listeners(arg);
+    listeners_sync(arg);
     upstream_close_idle(arg);
 }
 
@@ -241,7 +242,7 @@ int server_reload(struct server *srv, char *err, size_t errlen)
         if (had)
             continue;
         const char *why = l->tls_certificate ? "TLS listeners are not supported yet"
-                          : worker_probe_listen(l) != 0 ? strerror(errno) : NULL;
+                          : listener_probe(l) != 0 ? strerror(errno) : NULL;
         if (why) {
             snprintf(err, errlen, "%s: listen %s: %s", cfg->path, l->address, why);
             log_error("reload refused: %s", err);

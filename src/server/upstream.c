@@ -1,26 +1,23 @@
 /*
- * upstream.c — origin connection pool.  See include/freshcache/upstream.h.
+ * upstream.c — origin connection pool.  See include/freshcache/server/upstream.h.
  */
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
 
 #include "freshcache/base/assert.h"
-#include "freshcache/base/log.h"
-#include "freshcache/server/server.h"
+#include "freshcache/server/conn.h"
 #include "freshcache/server/upstream.h"
+#include "freshcache/server/worker.h"
 
 /* Idle connections beyond this many per worker are closed, not pooled. */
 #define IDLE_MAX 256
+/* Bytes asked per read from an origin: bodies move in large reads. */
+#define ORIGIN_READ_CHUNK (64 * 1024)
 
-static void conn_free(struct upstream_conn *uc)
+static void conn_close(struct upstream_conn *uc)
 {
     CHECK_OBJ_NOTNULL(uc, UPSTREAM_MAGIC);
     if (uc->idle) {
@@ -28,72 +25,68 @@ static void conn_free(struct upstream_conn *uc)
         uc->w->n_idle_upstreams--;
         uc->idle = false;
     }
-    bufferevent_free(uc->bev);
+    conn_free(uc->conn);
     uc->magic = 0;
     free(uc);
 }
 
 /* While idle, anything from the origin (EOF, an error, stray bytes) means
  * the connection cannot carry another exchange. */
-static void idle_read_cb(struct bufferevent *bev, void *arg)
+static void idle_read(void *arg)
 {
-    (void)bev;
-    conn_free(arg);
+    conn_close(arg);
 }
 
-static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
+static void idle_event(void *arg, enum conn_event ev)
 {
-    (void)bev;
-    (void)what;
-    conn_free(arg);
+    (void)ev;
+    conn_close(arg);
 }
+
+static const struct conn_cb idle_cb = {
+    .on_read = idle_read,
+    .on_event = idle_event,
+};
 
 static bool same_origin(const struct upstream_conn *uc, const struct fc_origin *o)
 {
     return uc->addrlen == o->addrlen && memcmp(&uc->addr, &o->addr, o->addrlen) == 0;
 }
 
-struct upstream_conn *upstream_acquire(struct worker *w, bool *reused)
+struct upstream_conn *upstream_acquire(struct worker *w, const struct conn_cb *cb, void *arg,
+                                       bool *reused)
 {
-    const struct fc_origin *o = &w->srv->cfg->origin;
+    const struct fc_origin *o = &worker_cfg(w)->origin;
     struct upstream_conn *uc = TAILQ_FIRST(&w->idle_upstreams);
     /* After a reload changed the origin, pooled connections go elsewhere. */
     while (uc && !same_origin(uc, o)) {
-        conn_free(uc);
+        conn_close(uc);
         uc = TAILQ_FIRST(&w->idle_upstreams);
     }
     if (uc) {
         TAILQ_REMOVE(&w->idle_upstreams, uc, idle_link);
         w->n_idle_upstreams--;
         uc->idle = false;
-        bufferevent_setcb(uc->bev, NULL, NULL, NULL, NULL);
+        conn_set_owner(uc->conn, cb, arg);
         *reused = true;
         return uc;
     }
     *reused = false;
+    struct conn *c = conn_connect(w->base, (const struct sockaddr *)&o->addr, o->addrlen,
+                                  o->connect_timeout_ms, cb, arg);
+    if (c == NULL) {
+        if (errno == 0)
+            errno = ECONNREFUSED;
+        return NULL;
+    }
+    c->read_chunk = ORIGIN_READ_CHUNK;
     uc = calloc(1, sizeof *uc);
     AN(uc);
     uc->magic = UPSTREAM_MAGIC;
     uc->w = w;
+    uc->conn = c;
     memcpy(&uc->addr, &o->addr, o->addrlen);
     uc->addrlen = o->addrlen;
-    uc->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    AN(uc->bev);
-    struct timeval ct = { (time_t)(o->connect_timeout_ms / 1000),
-                          (suseconds_t)(o->connect_timeout_ms % 1000) * 1000 };
-    /* While connecting, the write timeout is the connect timeout. */
-    bufferevent_set_timeouts(uc->bev, NULL, &ct);
-    if (bufferevent_socket_connect(uc->bev, (const struct sockaddr *)&o->addr,
-                                   (int)o->addrlen) != 0) {
-        int e = errno;
-        bufferevent_free(uc->bev);
-        free(uc);
-        errno = e ? e : ECONNREFUSED;
-        return NULL;
-    }
-    evutil_socket_t fd = bufferevent_getfd(uc->bev);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return uc;
 }
 
@@ -101,15 +94,14 @@ void upstream_release(struct upstream_conn *uc, bool reusable)
 {
     CHECK_OBJ_NOTNULL(uc, UPSTREAM_MAGIC);
     struct worker *w = uc->w;
-    if (!reusable || w->n_idle_upstreams >= IDLE_MAX ||
-        evbuffer_get_length(bufferevent_get_input(uc->bev)) > 0 ||
-        atomic_load(&w->srv->stopping)) {
-        conn_free(uc);
+    if (!reusable || w->n_idle_upstreams >= IDLE_MAX || evbuffer_get_length(uc->conn->in) > 0 ||
+        conn_pending(uc->conn) > 0 || atomic_load(&w->srv->stopping)) {
+        conn_close(uc);
         return;
     }
-    bufferevent_set_timeouts(uc->bev, NULL, NULL);
-    bufferevent_setcb(uc->bev, idle_read_cb, NULL, idle_event_cb, uc);
-    bufferevent_enable(uc->bev, EV_READ);
+    conn_set_timeouts(uc->conn, 0, 0);
+    conn_set_owner(uc->conn, &idle_cb, uc);
+    conn_read_enable(uc->conn, true);
     uc->idle = true;
     /* Most recently used first: it is the least likely to have been closed
      * by the origin's keep-alive timeout. */
@@ -121,5 +113,5 @@ void upstream_close_idle(struct worker *w)
 {
     struct upstream_conn *uc;
     while ((uc = TAILQ_FIRST(&w->idle_upstreams)) != NULL)
-        conn_free(uc);
+        conn_close(uc);
 }

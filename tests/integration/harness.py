@@ -797,6 +797,7 @@ class ProxyTestCase(unittest.TestCase):
     config = {}             # deep-merged over default_config()
     origin_root = None      # --root for the origin
     origin_down = False     # point freshcached at a closed port instead
+    origin_port = None      # or at this port (a test's own raw origin), set before setUpClass
 
     @classmethod
     def setUpClass(cls):
@@ -809,7 +810,12 @@ class ProxyTestCase(unittest.TestCase):
         if DIRECT:
             cls.port = cls.origin.port
             return
-        origin_url = "http://127.0.0.1:%d" % (free_port() if cls.origin_down else cls.origin.port)
+        port = cls.origin.port
+        if cls.origin_down:
+            port = free_port()
+        elif cls.origin_port:
+            port = cls.origin_port
+        origin_url = "http://127.0.0.1:%d" % port
         for attempt in range(2):    # a free port can be taken before the daemon binds it
             cfg = deep_merge(default_config(free_port(), origin_url, cls.tmp), cls.config)
             try:

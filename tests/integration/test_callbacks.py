@@ -14,6 +14,7 @@ import os
 import socket
 import struct
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -122,6 +123,93 @@ class CallbackFreeTest(H.ProxyTestCase):
             self.send_and_close(url("/t/close-mid-body", size=50000, seed=seed), rst=bool(i % 2))
         time.sleep(0.5)
         self.assertStillServes()
+
+
+class RawOrigin:
+    """An origin that writes exactly the bytes a test asks for: the path
+    names the answer (see ANSWERS), sent in one write, then the connection
+    is closed at once (the end of a close-delimited body arrives with its
+    last bytes)."""
+
+    ANSWERS = {
+        "/close-delimited/pass": b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\n"
+                                 b"Connection: close\r\n\r\n" + b"p" * 3000,
+        "/close-delimited/store": b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
+                                  b"Connection: close\r\n\r\n" + b"s" * 3000,
+    }
+
+    def __init__(self, delay=0.1):
+        self.delay = delay
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.requests = 0
+        self.stopping = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.answer, args=(c,), daemon=True).start()
+
+    def answer(self, c):
+        with c:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = c.recv(4096)
+                if not d:
+                    return
+                buf += d
+            self.requests += 1
+            path = buf.split(b" ", 2)[1].decode().split("?")[0]
+            time.sleep(self.delay)
+            c.sendall(self.ANSWERS.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+
+
+class OriginEofTest(H.ProxyTestCase):
+    """The origin's EOF ends a close-delimited body: the fetch parses the
+    last bytes from inside its EOF handling, where a client gone meanwhile
+    ends the fetch; nothing may touch it after that."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.raw = RawOrigin()
+        cls.origin_port = cls.raw.port
+        super().setUpClass()
+        cls.addClassCleanup(cls.raw.stop)
+
+    def test_close_delimited_pass_to_gone_client(self):
+        for i in range(10):
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            s.sendall(H.build_request("GET", "/close-delimited/pass?%d" % i,
+                                      host="127.0.0.1:%d" % self.port))
+            if i % 2:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
+            s.close()
+        time.sleep(0.5)
+        r = self.get("/close-delimited/pass?last")
+        self.assertOk(r, b"p" * 3000)
+        self.assertTrue(self.proxy is None or self.proxy.alive(), "freshcached died")
+
+    def test_close_delimited_store_with_client_gone(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        s.sendall(H.build_request("GET", "/close-delimited/store", host="127.0.0.1:%d" % self.port))
+        s.close()
+        time.sleep(0.4)
+        n = self.raw.requests
+        r = self.get("/close-delimited/store")
+        self.assertOk(r, b"s" * 3000)
+        self.assertHit(r)
+        self.assertEqual(self.raw.requests, n, "the close-delimited body was not stored")
 
 
 if __name__ == "__main__":

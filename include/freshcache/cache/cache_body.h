@@ -10,6 +10,12 @@
  * evicted or replaced while being sent stays alive until the last byte is
  * written.
  *
+ * A transient body carries a response that is not stored (a pass-through):
+ * it has exactly one reader, on the writer's thread.  Its reader copies the
+ * bytes out and frees each chunk it has passed, so a large pass-through
+ * costs a bounded amount of memory; the writer watches body_unread() and
+ * waits (body_wait_drain) when the reader falls behind.
+ *
  * Threading: one writer appends; it publishes new bytes with release stores
  * of chunk->len and body->total, readers load them with acquire.  Readers
  * waiting for more bytes register a body_waiter; the writer wakes every
@@ -54,6 +60,10 @@ struct cache_body {
 #define BODY_MAGIC 0x6b0d1e55u
     unsigned magic;
     atomic_uint refcnt;
+    bool transient;             /* one reader, copies out, frees what it passed */
+    size_t read_pos;            /* transient: bytes the reader has taken */
+    struct body_waiter *drain_waiter;   /* transient: the writer, waiting for the reader */
+    size_t drain_low;
     _Atomic int state;          /* enum body_state */
     _Atomic size_t total;       /* bytes readable so far */
     uint64_t expected;          /* Content-Length, or UINT64_MAX */
@@ -71,6 +81,8 @@ struct body_cursor {
 };
 
 struct cache_body *body_new(void);
+/* Make a new body transient (before body_start). */
+void body_set_transient(struct cache_body *b);
 void body_ref(struct cache_body *b);
 void body_unref(struct cache_body *b);
 
@@ -85,6 +97,15 @@ size_t body_append(struct cache_body *b, const char *data, size_t len);
 void body_finish(struct cache_body *b, enum body_state final);
 /* Wake waiters after a head was published (PENDING → STREAMING). */
 void body_wake(struct cache_body *b);
+/* Transient bodies: bytes appended that the reader has not taken yet. */
+static inline size_t body_unread(const struct cache_body *b)
+{
+    return atomic_load_explicit(&b->total, memory_order_acquire) - b->read_pos;
+}
+/* Transient bodies: wake `w` once body_unread() is at most `low`.  Returns
+ * false (not registered) when it already is. */
+bool body_wait_drain(struct cache_body *b, struct body_waiter *w, size_t low);
+void body_unwait_drain(struct cache_body *b, struct body_waiter *w);
 
 static inline enum body_state body_state(const struct cache_body *b)
 {
@@ -97,7 +118,9 @@ static inline size_t body_total(const struct cache_body *b)
 
 /* Reader side. */
 /* Add references to bytes from *cur up to what is available (at most
- * `max`) to `out`, advancing the cursor.  Returns the bytes added. */
+ * `max`) to `out`, advancing the cursor.  Returns the bytes added.  A
+ * transient body's bytes are copied instead, and the chunks passed are
+ * freed. */
 size_t body_read_into(struct cache_body *b, struct body_cursor *cur, struct evbuffer *out,
                       size_t max);
 /* Position a cursor at byte `pos` of a body that has at least that many. */

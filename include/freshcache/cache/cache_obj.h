@@ -86,10 +86,28 @@ struct cache_obj {
     unsigned char chash[32];
     time_t chash_first_seen;            /* when this URL first had this hash */
 
+    /* What became of a placeholder (an object a fetch was given to fill,
+     * linked as BUSY in the store or not linked at all).  The fetch writes
+     * these before it publishes the object (OBJ_READY) or fails its body;
+     * readers look only after. */
+    bool private;                       /* a response that is not stored: one reader */
+    struct cache_obj *merged;           /* a 304 refreshed the stale copy: serve this one */
+    short fail_status;                  /* failed before a head: 502 or 504 */
+    const char *fail_reason;            /* static text */
+    int32_t origin_ms;                  /* request sent to response head, -1: none */
+
     struct cache_body *body;
 };
 
+/* A new BUSY object for key `k` (NULL: an object that will never be
+ * stored, for a pass-through). */
 struct cache_obj *obj_new(const struct cache_key *k);
+/* The fetch filling placeholder `o` publishes it: READY, waiters woken.
+ * For an object linked as BUSY in the store use store_publish instead. */
+void obj_publish(struct cache_obj *o);
+/* The fetch filling `o` failed before any head: waiters see
+ * BODY_FAILED and o->fail_status. */
+void obj_fail(struct cache_obj *o, int status, const char *reason);
 void obj_ref(struct cache_obj *o);
 void obj_unref(struct cache_obj *o);
 static inline bool obj_ready(const struct cache_obj *o)
@@ -104,6 +122,7 @@ struct head_rewrite {
     const char *cache_control;          /* replaces Cache-Control, or NULL */
     bool drop_validators;               /* content-hash mode: ETag, Last-Modified are ours */
     bool via_done;                      /* the head already names us in Via (a 304 merge) */
+    bool passthrough;                   /* not stored: keep the origin's Age and Cache-Status */
 };
 void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *reason,
                   time_t response_time, const struct head_rewrite *rw);

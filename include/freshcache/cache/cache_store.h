@@ -72,9 +72,10 @@ struct cache_obj *store_find(struct cache_store *s, store_match_fn match, const 
  * were removed.  Call from one thread only. */
 size_t store_sweep(struct cache_store *s, const struct generations *gens, size_t budget);
 
-/* A new READY object (from obj_new + fields) enters the index, replacing
- * any object of the same key and Vary variant.  Takes no reference from the
- * caller (the index adds its own).  May evict. */
+/* A new object (from obj_new + fields) enters the index READY, replacing
+ * any object of the same key and Vary variant, and wakes its body's
+ * waiters.  Takes no reference from the caller (the index adds its own).
+ * May evict. */
 void store_insert(struct cache_store *s, struct cache_obj *o, uint64_t now_ms);
 /* A BUSY placeholder got its response head: it becomes READY (fields must
  * be filled first), replacing older variants.  Wakes waiters. */

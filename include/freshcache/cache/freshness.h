@@ -15,20 +15,7 @@
 #include <time.h>
 
 #include "freshcache/http/cache_control.h"
-
-/* What the cache records about a stored response when it arrives. */
-struct resp_timing {
-    time_t request_time;     /* when the request that fetched it was sent */
-    time_t response_time;    /* when its header was received */
-    bool has_date;
-    time_t date;             /* Date field */
-    int64_t age_value;       /* Age field in seconds, 0 if absent or invalid */
-    bool has_expires;
-    bool expires_valid;      /* false: present but unparseable → already expired */
-    time_t expires;
-    bool has_last_modified;
-    time_t last_modified;
-};
+#include "freshcache/http/resp_timing.h"
 
 /* Status codes that are heuristically cacheable (RFC 9110 §15.1). */
 bool status_heuristically_cacheable(int status);

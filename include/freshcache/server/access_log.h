@@ -16,7 +16,9 @@
 
 #include <stdint.h>
 
-#include "freshcache/server/server.h"
+#include "freshcache/server/runtime.h"
+
+struct worker;
 
 #define ACCESS_LOG_FLUSH_MS 200
 

@@ -1,0 +1,29 @@
+/*
+ * http1.h — the HTTP/1.1 front end: one client connection, parsed with
+ * llhttp, each request handed to an exchange (exchange.h), each answer
+ * serialised back, in order.
+ *
+ *   READ ──head──▶ EXCHANGE ──request and response done──▶ READ (keep-alive)
+ *     │               │
+ *     └──────────────▶ CLOSING ──output flushed──▶ freed (from an event)
+ *
+ * Requests are parsed one at a time: after a request's head the parser is
+ * not fed past its end until the response is completely queued, which
+ * answers pipelined requests in order.  Keep-alive follows HTTP/1.0 and
+ * 1.1 rules; a connection is freed only from its own deferred event.
+ */
+#ifndef FRESHCACHE_HTTP1_H
+#define FRESHCACHE_HTTP1_H
+
+struct conn;
+struct worker;
+
+/* A connection was accepted on worker `w`: serve HTTP/1.1 on it.  `addr`
+ * is the peer's address as text.  Takes the conn. */
+void http1_serve(struct worker *w, struct conn *conn, const char *addr);
+/* Close every connection that is idle between requests (graceful stop). */
+void http1_close_idle(struct worker *w);
+/* Shutdown, after the worker's loop ended: free every connection left. */
+void http1_free_all(struct worker *w);
+
+#endif

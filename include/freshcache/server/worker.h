@@ -1,0 +1,73 @@
+/*
+ * worker.h — one worker thread: an event loop and what lives on it.
+ *
+ * Each worker is one thread with its own libevent base, its own listening
+ * sockets (SO_REUSEPORT on the same addresses, so the kernel spreads
+ * connections without a shared accept lock), its own client connections,
+ * fetches and pool of keep-alive origin connections, and its own counters.
+ * Nothing here is touched by another thread, except the counters (read
+ * with relaxed atomics) and events made active by cache bodies filled on
+ * other workers.
+ */
+#ifndef FRESHCACHE_WORKER_H
+#define FRESHCACHE_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "freshcache/server/counters.h"
+#include "freshcache/server/runtime.h"
+
+struct event_base;
+struct evbuffer;
+struct event;
+struct listener;
+
+LIST_HEAD(h1_list, h1_conn);
+LIST_HEAD(fetch_list, fetch);
+TAILQ_HEAD(upstream_list, upstream_conn);
+
+struct worker {
+#define WORKER_MAGIC 0x30e4e500u
+    unsigned magic;
+    unsigned id;
+    struct server *srv;
+    struct event_base *base;
+    pthread_t thread;
+    struct listener **listeners;    /* this worker's sockets (listener.h) */
+    size_t n_listeners, cap_listeners;
+    struct h1_list h1_conns;        /* HTTP/1.1 client connections (http1.h) */
+    unsigned n_clients;             /* client connections on this worker */
+    struct fetch_list fetches;      /* in progress, including detached ones */
+    struct upstream_list idle_upstreams;
+    unsigned n_idle_upstreams;
+    struct evbuffer *access_buf;    /* access log lines not yet written */
+    struct event *access_flush;     /* timer: flush access_buf */
+    time_t date_sec;                /* second date_buf was formatted for */
+    char date_buf[32];              /* "Date: ..." value for generated responses */
+    struct counters counters __attribute__((aligned(64)));
+};
+
+/* Make the worker's event loop; its threads and listeners come later. */
+int worker_init(struct worker *w, struct server *srv, unsigned id);
+/* The thread's body: run the loop until broken. */
+void *worker_main(void *arg);
+/* Free the loop and what worker_init made (connections, fetches and
+ * listeners are freed by their owners first: server.c). */
+void worker_free(struct worker *w);
+
+/* The worker's cached clock (event loop time), in seconds and monotonic ms. */
+time_t worker_now(struct worker *w);
+uint64_t worker_now_ms(struct worker *w);
+/* Now as an IMF-fixdate (RFC 9110 §5.6.7), formatted once a second. */
+const char *worker_date(struct worker *w);
+/* The config in force (a reload may swap it between two calls). */
+static inline const struct fc_config *worker_cfg(const struct worker *w)
+{
+    return w->srv->cfg;
+}
+
+#endif

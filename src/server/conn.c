@@ -1,0 +1,335 @@
+/*
+ * conn.c — see include/freshcache/server/conn.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "freshcache/base/assert.h"
+#include "freshcache/server/conn.h"
+#include "freshcache/server/transport.h"
+
+/* Bytes asked of the kernel per read: a request head fits many times
+ * over; large bodies move in few calls. */
+#define READ_CHUNK_DEFAULT (16 * 1024)
+
+static void read_cb(evutil_socket_t fd, short what, void *arg);
+static void write_cb(evutil_socket_t fd, short what, void *arg);
+
+static const struct timeval *tv_or_null(const struct timeval *tv)
+{
+    return tv->tv_sec || tv->tv_usec ? tv : NULL;
+}
+
+static void arm_read(struct conn *c)
+{
+    if (c->read_armed || c->eof || c->failed || c->dead || c->connecting)
+        return;
+    AZ(event_add(c->ev_read, tv_or_null(&c->read_timeout)));
+    c->read_armed = true;
+}
+
+static void disarm_read(struct conn *c)
+{
+    if (!c->read_armed)
+        return;
+    AZ(event_del(c->ev_read));
+    c->read_armed = false;
+}
+
+static void arm_write(struct conn *c)
+{
+    if (c->write_armed || c->failed || c->dead)
+        return;
+    AZ(event_add(c->ev_write, tv_or_null(&c->write_timeout)));
+    c->write_armed = true;
+}
+
+static void disarm_write(struct conn *c)
+{
+    if (!c->write_armed)
+        return;
+    AZ(event_del(c->ev_write));
+    c->write_armed = false;
+}
+
+/* Reading is wanted, and the input is below its bound. */
+static void update_read(struct conn *c)
+{
+    bool full = c->read_high && evbuffer_get_length(c->in) >= c->read_high;
+    if (c->read_on && !full)
+        arm_read(c);
+    else
+        disarm_read(c);
+}
+
+static void really_free(struct conn *c)
+{
+    event_free(c->ev_read);
+    event_free(c->ev_write);
+    evbuffer_free(c->in);
+    evbuffer_free(c->out);
+    c->t->ops->close(c->t);
+    c->magic = 0;
+    free(c);
+}
+
+/* Call an owner callback; the conn may be freed inside it. */
+#define CALL_OWNER(c, expr)                        \
+    do {                                           \
+        (c)->in_cb++;                              \
+        expr;                                      \
+        (c)->in_cb--;                              \
+    } while (0)
+
+/* After callbacks: finish a conn_free() made inside one.  True if gone. */
+static bool reaped(struct conn *c)
+{
+    if (c->in_cb == 0 && c->dead) {
+        really_free(c);
+        return true;
+    }
+    return c->dead;
+}
+
+static void notify(struct conn *c, enum conn_event ev)
+{
+    CALL_OWNER(c, c->cb->on_event(c->arg, ev));
+}
+
+static struct conn *conn_alloc(struct event_base *base, struct transport *t,
+                               const struct conn_cb *cb, void *arg)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    AN(c);
+    c->magic = CONN_MAGIC;
+    c->base = base;
+    c->t = t;
+    c->cb = cb;
+    c->arg = arg;
+    c->read_chunk = READ_CHUNK_DEFAULT;
+    c->in = evbuffer_new();
+    c->out = evbuffer_new();
+    AN(c->in);
+    AN(c->out);
+    c->ev_read = event_new(base, t->fd, EV_READ | EV_PERSIST, read_cb, c);
+    c->ev_write = event_new(base, t->fd, EV_WRITE | EV_PERSIST, write_cb, c);
+    AN(c->ev_read);
+    AN(c->ev_write);
+    return c;
+}
+
+struct conn *conn_new(struct event_base *base, struct transport *t, const struct conn_cb *cb,
+                      void *arg)
+{
+    return conn_alloc(base, t, cb, arg);
+}
+
+struct conn *conn_connect(struct event_base *base, const struct sockaddr *addr, socklen_t len,
+                          uint64_t connect_timeout_ms, const struct conn_cb *cb, void *arg)
+{
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, addr, len) != 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return NULL;
+    }
+    struct conn *c = conn_alloc(base, transport_tcp_new(fd), cb, arg);
+    c->connecting = true;
+    c->read_on = true;
+    c->write_timeout.tv_sec = (time_t)(connect_timeout_ms / 1000);
+    c->write_timeout.tv_usec = (suseconds_t)(connect_timeout_ms % 1000) * 1000;
+    arm_write(c);
+    return c;
+}
+
+void conn_set_owner(struct conn *c, const struct conn_cb *cb, void *arg)
+{
+    CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
+    c->cb = cb;
+    c->arg = arg;
+}
+
+void conn_free(struct conn *c)
+{
+    CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
+    if (c->in_cb > 0) {
+        /* Inside one of our callbacks: stop everything now, free when it
+         * returns. */
+        disarm_read(c);
+        disarm_write(c);
+        c->dead = true;
+        return;
+    }
+    really_free(c);
+}
+
+static void ms_to_tv(uint64_t ms, struct timeval *tv)
+{
+    tv->tv_sec = (time_t)(ms / 1000);
+    tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
+}
+
+void conn_set_timeouts(struct conn *c, uint64_t read_ms, uint64_t write_ms)
+{
+    CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
+    ms_to_tv(read_ms, &c->read_timeout);
+    if (!c->connecting)
+        ms_to_tv(write_ms, &c->write_timeout);
+    /* Re-adding an added event only moves its timer: no epoll_ctl. */
+    if (c->read_armed)
+        AZ(event_add(c->ev_read, tv_or_null(&c->read_timeout)));
+    if (c->write_armed && !c->connecting)
+        AZ(event_add(c->ev_write, tv_or_null(&c->write_timeout)));
+}
+
+void conn_read_enable(struct conn *c, bool on)
+{
+    CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
+    c->read_on = on;
+    update_read(c);
+}
+
+void conn_input_consumed(struct conn *c)
+{
+    CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
+    if (c->read_on && !c->read_armed)
+        update_read(c);
+}
+
+size_t conn_pending(const struct conn *c)
+{
+    return evbuffer_get_length(c->out);
+}
+
+int conn_fd(const struct conn *c)
+{
+    return c->t->fd;
+}
+
+void conn_discard_output(struct conn *c)
+{
+    CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
+    evbuffer_drain(c->out, evbuffer_get_length(c->out));
+    disarm_write(c);
+}
+
+/* Write what can go now.  -1 when the connection failed. */
+static int do_write(struct conn *c)
+{
+    while (evbuffer_get_length(c->out) > 0) {
+        ssize_t n = c->t->ops->write(c->t, c->out);
+        if (n == TRANSPORT_AGAIN || n == 0)
+            break;
+        if (n == TRANSPORT_ERROR) {
+            c->failed = true;
+            disarm_read(c);
+            disarm_write(c);
+            return -1;
+        }
+    }
+    if (evbuffer_get_length(c->out) > 0)
+        arm_write(c);
+    else
+        disarm_write(c);
+    return 0;
+}
+
+int conn_flush(struct conn *c)
+{
+    CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
+    if (c->failed)
+        return -1;
+    if (c->write_armed || c->connecting || c->dead || evbuffer_get_length(c->out) == 0)
+        return 0;       /* the write event is on it, or nothing to do */
+    return do_write(c);
+}
+
+static void read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct conn *c = arg;
+    CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
+    if (what & EV_TIMEOUT) {
+        notify(c, CONN_READ_TIMEOUT);
+        reaped(c);
+        return;
+    }
+    ssize_t n = c->t->ops->read(c->t, c->in, c->read_chunk);
+    if (n == TRANSPORT_AGAIN)
+        return;
+    if (n == TRANSPORT_EOF || n == TRANSPORT_ERROR) {
+        if (n == TRANSPORT_EOF)
+            c->eof = true;
+        else
+            c->failed = true;
+        disarm_read(c);
+        notify(c, n == TRANSPORT_EOF ? CONN_EOF : CONN_ERROR);
+        reaped(c);
+        return;
+    }
+    CALL_OWNER(c, c->cb->on_read(c->arg));
+    if (reaped(c))
+        return;
+    update_read(c);
+}
+
+static void finish_connect(struct conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->t->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    c->connecting = false;
+    disarm_write(c);
+    memset(&c->write_timeout, 0, sizeof c->write_timeout);
+    if (err != 0) {
+        errno = err;
+        c->failed = true;
+        notify(c, CONN_ERROR);
+        return;
+    }
+    arm_read(c);
+    notify(c, CONN_CONNECTED);
+    if (!c->dead && evbuffer_get_length(c->out) > 0 && do_write(c) != 0)
+        notify(c, CONN_ERROR);
+}
+
+static void write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct conn *c = arg;
+    CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
+    if (what & EV_TIMEOUT) {
+        notify(c, CONN_WRITE_TIMEOUT);
+        reaped(c);
+        return;
+    }
+    if (c->connecting) {
+        finish_connect(c);
+        reaped(c);
+        return;
+    }
+    if (do_write(c) != 0) {
+        notify(c, CONN_ERROR);
+        reaped(c);
+        return;
+    }
+    if (c->cb->on_drain && evbuffer_get_length(c->out) <= c->write_low) {
+        CALL_OWNER(c, c->cb->on_drain(c->arg));
+        reaped(c);
+    }
+}

@@ -1,0 +1,506 @@
+/*
+ * exchange.c — one request: lookup, fetch, and what to serve.  See
+ * include/freshcache/server/exchange.h.
+ *
+ *   start ──lookup──▶ deliver (hit) ────────────────────────────┐
+ *            │    └─▶ WAIT on a coalesced placeholder ─▶ deliver│
+ *            └──────▶ fetch ─▶ WAIT on our placeholder:         │
+ *                        stored ─▶ deliver   304 ─▶ deliver merged
+ *                        private ─▶ deliver_private (pass-through)
+ *                        failed ─▶ stale-if-error, or 502/504   │
+ *                                                               ▼
+ *                  SEND (the front end pulls the body) ─▶ DONE ─▶ end
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <llhttp.h>
+
+#include "freshcache/base/assert.h"
+#include "freshcache/cache/cache_store.h"
+#include "freshcache/cache/freshness.h"
+#include "freshcache/cache/generation.h"
+#include "freshcache/http/cc_fields.h"
+#include "freshcache/http/http_msg.h"
+#include "freshcache/server/access_log.h"
+#include "freshcache/server/exchange.h"
+#include "freshcache/server/fetch.h"
+#include "freshcache/server/worker.h"
+
+/* Bodies up to this size are complete before a stored response is
+ * answered, so the first answer carries the content-hash ETag too. */
+#define DEFER_FOR_ETAG_MAX (64 * 1024)
+/* Request body bytes queued toward the origin beyond which the client is
+ * paused (resumed when the fetch's upload_drained event says so). */
+#define UPLOAD_HIGH (1024 * 1024)
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg);
+static void upload_cb(evutil_socket_t fd, short what, void *arg);
+
+void exchange_init(struct exchange *x, struct worker *w, const struct exchange_fe *fe, void *ctx)
+{
+    memset(x, 0, sizeof *x);
+    x->magic = EXCHANGE_MAGIC;
+    x->w = w;
+    x->fe = fe;
+    x->fe_ctx = ctx;
+    x->wake = event_new(w->base, -1, 0, wake_cb, x);
+    x->upload_ev = event_new(w->base, -1, 0, upload_cb, x);
+    AN(x->wake);
+    AN(x->upload_ev);
+    x->waiter.ev = x->wake;
+}
+
+void exchange_fini(struct exchange *x)
+{
+    CHECK_OBJ_NOTNULL(x, EXCHANGE_MAGIC);
+    exchange_end(x);
+    event_free(x->wake);
+    event_free(x->upload_ev);
+    x->magic = 0;
+}
+
+void exchange_drop_obj(struct exchange *x)
+{
+    if (x->obj) {
+        body_unwait(x->obj->body, &x->waiter);
+        obj_unref(x->obj);
+        x->obj = NULL;
+    }
+    x->obj_ours = false;
+}
+
+static void drop_fetch(struct exchange *x)
+{
+    if (x->fetch) {
+        struct fetch *f = x->fetch;
+        x->fetch = NULL;
+        fetch_detach(f);
+    }
+    if (x->stale) {
+        obj_unref(x->stale);
+        x->stale = NULL;
+    }
+}
+
+static void log_exchange(struct exchange *x)
+{
+    if (x->w->srv->access_fd < 0)
+        return;
+    struct access_entry e = {
+        .client = x->info.client_addr,
+        .req = x->req,
+        .status = x->resp_status,
+        .bytes = x->resp_bytes,
+        .cache_status = x->cs[0] ? x->cs : NULL,
+        .generation = generation_global(x->w->srv->gens),
+        .origin_ms = x->origin_ms,
+        .total_ms = (int64_t)(worker_now_ms(x->w) - x->t_start_ms),
+    };
+    access_log_write(x->w, &e);
+}
+
+void exchange_end(struct exchange *x)
+{
+    CHECK_OBJ_NOTNULL(x, EXCHANGE_MAGIC);
+    if (x->state == X_IDLE && !exchange_answered(x))
+        return;
+    if (exchange_answered(x))
+        log_exchange(x);
+    exchange_drop_obj(x);
+    drop_fetch(x);
+    event_del(x->wake);
+    event_del(x->upload_ev);
+    /* The per-request state, in one step. */
+    memset(&x->state, 0, sizeof *x - offsetof(struct exchange, state));
+}
+
+/* Start the clock for a request (or for a refusal made before one). */
+static void begin(struct exchange *x, const struct http_msg *req,
+                  const struct exchange_request *info)
+{
+    FC_ASSERT(x->state == X_IDLE);
+    x->req = req;
+    if (info)
+        x->info = *info;
+    x->t_start_ms = worker_now_ms(x->w);
+    x->origin_ms = -1;
+    x->send_end = UINT64_MAX;
+    x->state = X_WAIT;
+}
+
+void exchange_respond(struct exchange *x, int status, const char *cache_status, const char *msg,
+                      bool close)
+{
+    CHECK_OBJ_NOTNULL(x, EXCHANGE_MAGIC);
+    if (x->state == X_IDLE)
+        begin(x, x->req, NULL);     /* a refusal: the front end may have set req */
+    if (cache_status)
+        snprintf(x->cs, sizeof x->cs, "%s", cache_status);
+    else if (!x->cs[0])
+        snprintf(x->cs, sizeof x->cs, "fwd=miss");
+    deliver_error(x, status, msg, close);
+}
+
+/* ---- fetches ----------------------------------------------------------- */
+
+/* Start our fetch and wait on its placeholder.  `ph` is a BUSY object we
+ * hold (coalescing) or NULL for a new private-until-decided one. */
+static void start_fetch(struct exchange *x, enum fetch_kind kind, struct cache_obj *busy,
+                        struct cache_obj *stale, bool store_allowed, const char *fwd)
+{
+    struct cache_obj *ph = busy;
+    if (ph)
+        obj_ref(ph);
+    else
+        ph = obj_new(kind == FETCH_PASS ? NULL : &x->key);
+    if (stale) {
+        obj_ref(stale);
+        x->stale = stale;
+    }
+    struct fetch_params p = {
+        .kind = kind,
+        .req = x->req,
+        .key = kind == FETCH_PASS ? NULL : &x->key,
+        .ph = ph,
+        .ph_busy = busy != NULL,
+        .stale = stale,
+        .client_addr = x->info.client_addr,
+        .scheme = x->info.scheme,
+        .client_head = x->head_req,
+        .req_body = x->info.has_body,
+        .req_content_length = x->info.body_length,
+        .store_allowed = store_allowed,
+        .upload_drained = x->upload_ev,
+    };
+    snprintf(x->cs, sizeof x->cs, "fwd=miss");
+    x->fwd = fwd;
+    x->fetch_kind = kind;
+    x->obj = ph;                /* our reference */
+    x->obj_ours = true;
+    x->state = X_WAIT;
+    x->fetch = fetch_start(x->w, &p);
+    /* A fetch that could not start failed the placeholder already: the
+     * wake-up below answers 502 like any other failure. */
+    if (!body_wait(ph->body, &x->waiter, 0, BODY_PENDING))
+        event_active(x->wake, EV_READ, 0);
+}
+
+/* RFC 5861 stale-if-error (or the policy's): may the copy we revalidated
+ * stand in for an origin that failed? */
+static bool stale_usable_on_error(struct exchange *x)
+{
+    const struct cache_obj *o = x->stale;
+    if (o == NULL || x->fetch_kind != FETCH_REVALIDATE || o->stale_if_error <= 0)
+        return false;
+    /* must-revalidate, proxy-revalidate and s-maxage forbid serving stale
+     * without validation (RFC 9111 §5.2.2.2, .8, .10), whoever asked for
+     * stale-if-error.  no-cache yields to a policy's: its ttl already
+     * overrides the origin's freshness (the spec's HTML policy is
+     * exactly that); the origin's own stale-if-error yields to it. */
+    if ((o->cc.flags & (CC_MUST_REVALIDATE | CC_PROXY_REVALIDATE)) || o->cc.s_maxage != CC_UNSET)
+        return false;
+    if (!o->sie_from_policy && (o->cc.flags & CC_NO_CACHE))
+        return false;
+    if (!obj_current(o, x->w->srv->gens))
+        return false;
+    int64_t staleness = current_age(&o->timing, worker_now(x->w)) - o->lifetime;
+    return staleness <= o->stale_if_error;
+}
+
+static void serve_stale_on_error(struct exchange *x, int status)
+{
+    char cs[96];
+    if (status)
+        snprintf(cs, sizeof cs, "fwd=%s; fwd-status=%d; detail=stale-if-error", x->fwd, status);
+    else
+        snprintf(cs, sizeof cs, "fwd=%s; detail=stale-if-error", x->fwd);
+    COUNT(&x->w->counters, stale, 1);
+    struct cache_obj *s = x->stale;
+    x->stale = NULL;
+    exchange_drop_obj(x);
+    drop_fetch(x);          /* a private 5xx left unread ends its fetch */
+    deliver_obj(x, s, cs);
+    obj_unref(s);
+}
+
+/* Our fetch's placeholder has an outcome. */
+static void on_our_outcome(struct exchange *x)
+{
+    struct cache_obj *ph = x->obj;
+    x->origin_ms = ph->origin_ms;
+    if (!obj_ready(ph)) {       /* failed before a head */
+        if (stale_usable_on_error(x)) {
+            serve_stale_on_error(x, 0);
+            return;
+        }
+        int status = ph->fail_status ? ph->fail_status : 502;
+        const char *why = ph->fail_reason ? ph->fail_reason : "origin fetch failed";
+        exchange_drop_obj(x);
+        /* An upload cut short leaves its rest unread: close after. */
+        exchange_respond(x, status, NULL, why, x->info.has_body && !x->upload_done);
+        return;
+    }
+    if (ph->merged) {           /* a 304 refreshed the stale copy */
+        struct cache_obj *m = ph->merged;
+        obj_ref(m);
+        exchange_drop_obj(x);
+        char cs[96];
+        snprintf(cs, sizeof cs, "fwd=%s; fwd-status=304", x->fwd);
+        deliver_obj(x, m, cs);
+        obj_unref(m);
+        return;
+    }
+    if (ph->private) {
+        if (ph->status >= 500 && stale_usable_on_error(x)) {
+            serve_stale_on_error(x, ph->status);
+            return;
+        }
+        snprintf(x->cs, sizeof x->cs, "fwd=%s; fwd-status=%d", x->fwd, ph->status);
+        deliver_private(x, ph);
+        return;
+    }
+    /* Stored.  A small body is here in a moment: wait for it, so the
+     * content-hash ETag goes out with this first answer too. */
+    enum body_state st = body_state(ph->body);
+    if (st == BODY_STREAMING && worker_cfg(x->w)->cache.etag == ETAG_CONTENT_HASH &&
+        ph->body->expected <= DEFER_FOR_ETAG_MAX) {
+        if (body_wait(ph->body, &x->waiter, UINT64_MAX, BODY_STREAMING))
+            return;
+        st = body_state(ph->body);
+        if (st == BODY_STREAMING) {
+            event_active(x->wake, EV_READ, 0);
+            return;
+        }
+    }
+    char cs[96];
+    if (x->fetch_kind == FETCH_REVALIDATE)
+        snprintf(cs, sizeof cs, "fwd=%s; fwd-status=%d; stored", x->fwd, ph->status);
+    else
+        snprintf(cs, sizeof cs, "fwd=%s; stored", x->fwd);
+    obj_ref(ph);
+    exchange_drop_obj(x);
+    deliver_obj(x, ph, cs);
+    obj_unref(ph);
+}
+
+/* A placeholder another request's fetch fills has an outcome. */
+static void on_coalesced_outcome(struct exchange *x)
+{
+    struct cache_obj *o = x->obj;
+    if (obj_ready(o) && !o->private && !o->merged) {
+        obj_ref(o);
+        exchange_drop_obj(x);
+        if (vary_match(o, x->req))
+            deliver_obj(x, o, "fwd=uri-miss; collapsed");
+        else
+            start_fetch(x, FETCH_MISS, NULL, NULL, true, "vary-miss");
+        obj_unref(o);
+        return;
+    }
+    /* The leader's response was not stored, or its fetch failed: fetch for
+     * ourselves. */
+    exchange_drop_obj(x);
+    start_fetch(x, FETCH_MISS, NULL, NULL, true, "miss");
+}
+
+/* Progress on what we wait on or stream from (any thread may fire it). */
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct exchange *x = arg;
+    CHECK_OBJ_NOTNULL(x, EXCHANGE_MAGIC);
+    if (x->state == X_SEND) {
+        x->fe->body_ready(x);
+        return;
+    }
+    if (x->state != X_WAIT || x->obj == NULL)
+        return;
+    struct cache_obj *o = x->obj;
+    enum body_state st = body_state(o->body);
+    if (!obj_ready(o) && st == BODY_PENDING) {
+        if (!body_wait(o->body, &x->waiter, 0, BODY_PENDING))
+            event_active(x->wake, EV_READ, 0);
+        return;
+    }
+    body_unwait(o->body, &x->waiter);
+    if (x->obj_ours)
+        on_our_outcome(x);
+    else
+        on_coalesced_outcome(x);
+}
+
+/* ---- request bodies ----------------------------------------------------- */
+
+size_t exchange_upload(struct exchange *x, const char *data, size_t len)
+{
+    CHECK_OBJ_NOTNULL(x, EXCHANGE_MAGIC);
+    if (x->fetch == NULL)
+        return 0;
+    size_t queued = fetch_send_body(x->fetch, data, len);
+    if (queued > UPLOAD_HIGH && !x->upload_paused) {
+        /* The origin is slower than the client: stop taking bytes until it
+         * catches up, rather than hold the whole upload in memory. */
+        x->upload_paused = true;
+        x->fe->upload_pause(x, true);
+    }
+    return queued;
+}
+
+void exchange_upload_end(struct exchange *x)
+{
+    CHECK_OBJ_NOTNULL(x, EXCHANGE_MAGIC);
+    x->upload_done = true;
+    if (x->fetch)
+        fetch_end_body(x->fetch);
+}
+
+static void upload_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct exchange *x = arg;
+    CHECK_OBJ_NOTNULL(x, EXCHANGE_MAGIC);
+    if (!x->upload_paused)
+        return;
+    x->upload_paused = false;
+    x->fe->upload_pause(x, false);
+}
+
+/* ---- the lookup ------------------------------------------------------- */
+
+static void only_if_cached_miss(struct exchange *x)
+{
+    exchange_respond(x, 504, "fwd=miss; detail=only-if-cached", "not in cache (only-if-cached)",
+                     false);
+}
+
+/* A stored copy found: serve it, or revalidate it. */
+static void handle_found(struct exchange *x, struct cache_obj *o)
+{
+    const struct generations *gens = x->w->srv->gens;
+    bool only_cached = x->req_cc.flags & CC_ONLY_IF_CACHED;
+    struct serve_input in = {
+        .req_cc = &x->req_cc,
+        .resp_cc = &o->cc,
+        .lifetime = o->lifetime,
+        .age = current_age(&o->timing, worker_now(x->w)),
+    };
+    /* From a generation bump or a soft purge on, the object is stale
+     * whatever its freshness says. */
+    bool current = obj_current(o, gens) && !atomic_load(&o->soft_purged);
+    enum serve_verdict v = current ? freshness_can_serve(&in) : SERVE_MUST_VALIDATE;
+    if (v != SERVE_MUST_VALIDATE) {
+        COUNT(&x->w->counters, hits, 1);
+        if (v == SERVE_STALE_OK)
+            COUNT(&x->w->counters, stale, 1);
+        deliver_obj(x, o, "hit");
+    } else if (current && !only_cached && !(x->req_cc.flags & CC_NO_CACHE) &&
+               !(o->cc.flags & (CC_MUST_REVALIDATE | CC_PROXY_REVALIDATE | CC_NO_CACHE)) &&
+               o->stale_while_revalidate > 0 &&
+               in.age - in.lifetime <= o->stale_while_revalidate) {
+        /* stale-while-revalidate: answer now, refresh in the background
+         * with a single request. */
+        COUNT(&x->w->counters, hits, 1);
+        COUNT(&x->w->counters, stale, 1);
+        if (!atomic_exchange(&o->revalidating, true)) {
+            struct cache_obj *ph = obj_new(&x->key);
+            struct fetch_params p = {
+                .kind = FETCH_REVALIDATE,
+                .req = x->req,
+                .key = &x->key,
+                .ph = ph,
+                .stale = o,
+                .client_addr = x->info.client_addr,
+                .scheme = x->info.scheme,
+                .store_allowed = true,
+                .background = true,
+            };
+            struct fetch *f = fetch_start(x->w, &p);
+            if (f == NULL)
+                atomic_store(&o->revalidating, false);
+            else
+                fetch_detach(f);    /* it goes on alone */
+            obj_unref(ph);
+        }
+        deliver_obj(x, o, "hit; detail=stale-while-revalidate");
+    } else if (only_cached) {
+        only_if_cached_miss(x);
+    } else {
+        COUNT(&x->w->counters, revalidations, 1);
+        start_fetch(x, FETCH_REVALIDATE, NULL, o, true,
+                    (x->req_cc.flags & CC_NO_CACHE) ? "request" : "stale");
+    }
+}
+
+static void handle_cacheable(struct exchange *x)
+{
+    const struct fc_config *cfg = worker_cfg(x->w);
+    size_t hl = 0;
+    const char *host = http_msg_get(x->req, "Host", &hl);
+    if (cache_key_build(&x->key, host ? host : "", hl, http_msg_url(x->req), x->req->url_len) != 0) {
+        exchange_respond(x, 400, NULL, "bad request target", true);
+        return;
+    }
+    cc_request_parse(x->req, &x->req_cc);
+    bool only_cached = x->req_cc.flags & CC_ONLY_IF_CACHED;
+    if (x->req_cc.flags & CC_NO_STORE) {
+        if (only_cached) {
+            only_if_cached_miss(x);
+            return;
+        }
+        start_fetch(x, FETCH_MISS, NULL, NULL, false, "request");
+        return;
+    }
+    bool coalesce = cfg->cache.coalesce && !(x->req_cc.flags & CC_NO_CACHE) && !only_cached;
+    struct cache_obj *o = NULL;
+    enum lookup_result r = store_lookup(x->w->srv->store, &x->key, x->req, coalesce,
+                                        worker_now_ms(x->w), x->w->srv->gens,
+                                        cfg->cache.after_purge == AFTER_PURGE_REFETCH, &o);
+    switch (r) {
+    case LOOKUP_FOUND:
+        handle_found(x, o);
+        obj_unref(o);
+        return;
+    case LOOKUP_BUSY:
+        COUNT(&x->w->counters, collapsed, 1);
+        x->obj = o;     /* keep the reference while waiting */
+        x->obj_ours = false;
+        x->state = X_WAIT;
+        if (!body_wait(o->body, &x->waiter, 0, BODY_PENDING))
+            event_active(x->wake, EV_READ, 0);
+        return;
+    case LOOKUP_CREATED:
+        COUNT(&x->w->counters, misses, 1);
+        start_fetch(x, FETCH_MISS, o, NULL, true, "miss");
+        obj_unref(o);
+        return;
+    case LOOKUP_MISS:
+    case LOOKUP_VARY_MISS:
+        if (only_cached) {
+            only_if_cached_miss(x);
+            return;
+        }
+        COUNT(&x->w->counters, misses, 1);
+        start_fetch(x, FETCH_MISS, NULL, NULL, true, r == LOOKUP_MISS ? "miss" : "vary-miss");
+        return;
+    }
+}
+
+void exchange_start(struct exchange *x, const struct http_msg *req,
+                    const struct exchange_request *info)
+{
+    CHECK_OBJ_NOTNULL(x, EXCHANGE_MAGIC);
+    begin(x, req, info);
+    COUNT(&x->w->counters, requests, 1);
+    x->head_req = req->method == HTTP_HEAD;
+    if ((req->method == HTTP_GET || req->method == HTTP_HEAD) && !info->has_body) {
+        handle_cacheable(x);
+        return;
+    }
+    COUNT(&x->w->counters, passes, 1);
+    start_fetch(x, FETCH_PASS, NULL, NULL, false, "method");
+}

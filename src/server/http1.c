@@ -1,0 +1,504 @@
+/*
+ * http1.c — the HTTP/1.1 front end.  See include/freshcache/server/http1.h.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "freshcache/base/assert.h"
+#include "freshcache/base/log.h"
+#include "freshcache/http/http_msg.h"
+#include "freshcache/http/http_parse.h"
+#include "freshcache/http/http_status.h"
+#include "freshcache/server/conn.h"
+#include "freshcache/server/exchange.h"
+#include "freshcache/server/http1.h"
+#include "freshcache/server/worker.h"
+
+/* Response bytes queued for a client beyond which no more body is read
+ * from the object until the socket has taken some (down to OUT_LOW). */
+#define OUT_HIGH (1024 * 1024)
+#define OUT_LOW (256 * 1024)
+/* Bytes a client may send ahead (pipelined requests, a body) beyond one
+ * header section before we stop reading from it. */
+#define READ_AHEAD_MAX (256 * 1024)
+
+#define ADD_LIT(buf, lit) evbuffer_add((buf), (lit), sizeof(lit) - 1)
+
+enum h1_state {
+    H1_READ = 0,        /* between requests, or reading a head */
+    H1_EXCHANGE,        /* a request's exchange is under way */
+    H1_CLOSING,         /* no more requests; flushing, then freed */
+};
+
+/* One request's HTTP/1.1 bookkeeping, cleared in one step. */
+struct h1_request {
+    bool req_done;      /* the request message (with body) is complete */
+    bool resp_done;     /* the response is completely queued */
+    bool head_sent;     /* the response head is queued */
+    bool keep_alive;
+    bool http10;
+    bool head_req;
+    bool chunked_out;
+    bool has_body;      /* a request body follows its head */
+};
+
+struct h1_conn {
+#define H1_MAGIC 0xc11e4700u
+    unsigned magic;
+    LIST_ENTRY(h1_conn) link;
+    struct worker *w;
+    struct conn *conn;
+    char addr[INET6_ADDRSTRLEN];
+    enum h1_state state;
+    bool peer_eof;      /* the client closed its sending side */
+    bool in_io;         /* inside our own read/drain/reap handling: it flushes */
+    struct event *reap; /* deferred: free when closing, or parse on */
+    struct http_parser parser;
+    struct http_msg req;
+    struct h1_request r;
+    struct exchange x;
+};
+
+static void h1_process(struct h1_conn *c);
+static void h1_close(struct h1_conn *c);
+static void finish_exchange(struct h1_conn *c);
+
+/* Every state change goes through here: the transitions above, no other. */
+static void set_state(struct h1_conn *c, enum h1_state to)
+{
+    static const bool legal[3][3] = {
+        /*               READ   EXCHANGE CLOSING */
+        [H1_READ]     = { false, true,  true },
+        [H1_EXCHANGE] = { true,  false, true },
+        [H1_CLOSING]  = { false, false, false },
+    };
+    FC_ASSERT(legal[c->state][to]);
+    c->state = to;
+}
+
+/* Write what is queued now; the peer being gone closes the connection. */
+static void h1_flush(struct h1_conn *c)
+{
+    if (conn_flush(c->conn) != 0) {
+        log_debug("client %s: write failed", c->addr);
+        conn_discard_output(c->conn);
+        h1_close(c);
+    }
+    if (c->state == H1_CLOSING && conn_pending(c->conn) == 0)
+        event_active(c->reap, EV_WRITE, 0);
+}
+
+/* ---- responses ---------------------------------------------------------- */
+
+/* The one HTTP/1.1 serialisation of a response head: status line, the
+ * stored fields, the exchange's own fields, framing and Connection. */
+static void write_head(struct h1_conn *c, const struct resp_head *h)
+{
+    struct evbuffer *out = c->conn->out;
+    struct h1_request *r = &c->r;
+    if (h->close)
+        r->keep_alive = false;
+    if (h->stored && h->status == h->stored_status) {
+        evbuffer_add(out, h->stored, h->stored_len);    /* status line and fields */
+    } else {
+        evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", h->status, http_status_reason(h->status));
+        if (h->stored)
+            evbuffer_add(out, h->stored + h->fields_off, h->stored_len - h->fields_off);
+    }
+    evbuffer_add(out, h->extra, h->extra_len);
+    r->chunked_out = false;
+    bool bodyless = h->status == 304 || h->status == 204 || (h->status >= 100 && h->status < 200);
+    char line[64];
+    if (!bodyless) {
+        if (h->content_length != UINT64_MAX) {
+            int n = snprintf(line, sizeof line, "Content-Length: %llu\r\n",
+                             (unsigned long long)h->content_length);
+            evbuffer_add(out, line, (size_t)n);
+        } else if (!h->body) {
+            /* a HEAD of unknown length: say nothing */
+        } else if (r->http10) {
+            r->keep_alive = false;      /* close-delimited */
+        } else {
+            ADD_LIT(out, "Transfer-Encoding: chunked\r\n");
+            r->chunked_out = true;
+        }
+    }
+    if (!r->keep_alive)
+        ADD_LIT(out, "Connection: close\r\n\r\n");
+    else if (r->http10)
+        ADD_LIT(out, "Connection: keep-alive\r\n\r\n");
+    else
+        ADD_LIT(out, "\r\n");
+    if (h->inline_len)
+        evbuffer_add(out, h->inline_body, h->inline_len);
+    r->head_sent = true;
+}
+
+/* Move body bytes from the exchange to the socket buffer while the client
+ * keeps up; the rest follows body_ready (more bytes) or on_drain (room). */
+static void pump_body(struct h1_conn *c)
+{
+    struct evbuffer *out = c->conn->out;
+    for (;;) {
+        size_t pending = conn_pending(c->conn);
+        if (pending >= OUT_HIGH)
+            return;     /* on_drain resumes */
+        size_t budget = OUT_HIGH - pending, n = 0;
+        enum body_read rd;
+        if (c->r.chunked_out) {
+            struct evbuffer *tmp = evbuffer_new();
+            AN(tmp);
+            rd = exchange_body_read(&c->x, tmp, budget, &n);
+            if (n) {
+                evbuffer_add_printf(out, "%zx\r\n", n);
+                evbuffer_add_buffer(out, tmp);
+                ADD_LIT(out, "\r\n");
+            }
+            evbuffer_free(tmp);
+        } else {
+            rd = exchange_body_read(&c->x, out, budget, &n);
+        }
+        if (rd == BODY_READ_END) {
+            if (c->r.chunked_out)
+                ADD_LIT(out, "0\r\n\r\n");
+            c->r.resp_done = true;
+            finish_exchange(c);
+            return;
+        }
+        if (rd == BODY_READ_FAILED) {
+            /* The origin failed mid-body: the client must see a truncated
+             * message, never a complete one. */
+            c->r.keep_alive = false;
+            h1_close(c);
+            return;
+        }
+        if (n < budget)
+            return;     /* waiting for the body: body_ready resumes */
+        if (conn_flush(c->conn) != 0)
+            return;     /* h1_flush, after us, closes */
+    }
+}
+
+static void fe_send_head(struct exchange *x, const struct resp_head *h)
+{
+    struct h1_conn *c = x->fe_ctx;
+    CHECK_OBJ_NOTNULL(c, H1_MAGIC);
+    FC_ASSERT(c->state == H1_EXCHANGE && !c->r.head_sent);
+    write_head(c, h);
+    if (!h->body) {
+        c->r.resp_done = true;
+        finish_exchange(c);
+    } else {
+        pump_body(c);
+    }
+    /* Called from our own parse (a hit), our handling flushes once at its
+     * end; from the exchange's wake-up (a fetch's answer), flush now. */
+    if (!c->in_io)
+        h1_flush(c);
+}
+
+static void fe_body_ready(struct exchange *x)
+{
+    struct h1_conn *c = x->fe_ctx;
+    CHECK_OBJ_NOTNULL(c, H1_MAGIC);
+    if (c->state != H1_EXCHANGE || c->r.resp_done)
+        return;
+    pump_body(c);
+    if (!c->in_io)
+        h1_flush(c);
+}
+
+static void fe_upload_pause(struct exchange *x, bool pause)
+{
+    struct h1_conn *c = x->fe_ctx;
+    CHECK_OBJ_NOTNULL(c, H1_MAGIC);
+    if (c->state == H1_CLOSING)
+        return;
+    conn_read_enable(c->conn, !pause);
+    if (!pause && evbuffer_get_length(c->conn->in) > 0)
+        event_active(c->reap, EV_READ, 0);     /* parse what is buffered */
+}
+
+static const struct exchange_fe h1_fe = {
+    .send_head = fe_send_head,
+    .body_ready = fe_body_ready,
+    .upload_pause = fe_upload_pause,
+};
+
+/* ---- requests ---------------------------------------------------------- */
+
+/* A request refused here, before or instead of its exchange. */
+static void refuse(struct h1_conn *c, int status, const char *msg)
+{
+    if (c->state == H1_READ) {
+        set_state(c, H1_EXCHANGE);
+        c->r.keep_alive = false;
+        c->x.req = &c->req;     /* what was parsed of it, for the log */
+    }
+    if (!c->r.head_sent)
+        exchange_respond(&c->x, status, "fwd=bypass", msg, true);
+}
+
+static void on_request_head(struct h1_conn *c)
+{
+    struct http_msg *m = &c->req;
+    set_state(c, H1_EXCHANGE);
+    memset(&c->r, 0, sizeof c->r);
+    c->r.head_req = m->method == HTTP_HEAD;
+    c->r.http10 = m->http_major == 1 && m->http_minor == 0;
+    c->r.keep_alive = http_parser_keep_alive(&c->parser) && !c->peer_eof &&
+                      !atomic_load(&c->w->srv->stopping);
+    c->r.has_body = http_parser_has_body(&c->parser);
+    struct exchange_request info = {
+        .client_addr = c->addr,
+        .scheme = "http",
+        .has_body = c->r.has_body,
+        .body_length = http_parser_content_length(&c->parser),
+    };
+    if (c->parser.upgrade || m->method == HTTP_CONNECT) {
+        /* Nothing after an upgrade request is HTTP we could parse: answer
+         * and close. */
+        COUNT(&c->w->counters, requests, 1);
+        c->x.req = m;
+        exchange_respond(&c->x, 501, NULL, "upgrade and CONNECT are not supported", true);
+        h1_close(c);
+        return;
+    }
+    if (!c->r.http10 && !http_msg_has(m, "Host")) {
+        COUNT(&c->w->counters, requests, 1);
+        c->x.req = m;
+        exchange_respond(&c->x, 400, NULL, "missing Host", true);
+        return;
+    }
+    if (c->r.has_body && !c->r.http10 && http_msg_has_token(m, "Expect", "100-continue"))
+        ADD_LIT(c->conn->out, "HTTP/1.1 100 Continue\r\n\r\n");
+    exchange_start(&c->x, m, &info);
+}
+
+static void on_request_body(void *owner, const char *data, size_t len)
+{
+    struct h1_conn *c = owner;
+    if (c->state == H1_EXCHANGE)
+        exchange_upload(&c->x, data, len);
+}
+
+/* Both the request and its response are done: ready for the next one. */
+static void finish_exchange(struct h1_conn *c)
+{
+    if (c->state != H1_EXCHANGE || !c->r.resp_done || !c->r.req_done)
+        return;
+    exchange_end(&c->x);
+    set_state(c, H1_READ);
+    http_parser_next(&c->parser);
+    bool keep_alive = c->r.keep_alive;
+    memset(&c->r, 0, sizeof c->r);
+    if (!keep_alive || c->peer_eof) {
+        h1_close(c);
+        return;
+    }
+    /* Reading stays enabled during an exchange (toggling it costs two
+     * epoll_ctl calls per request); the parser simply waits, and the
+     * input bound limits what a pipelining client can queue. */
+    if (evbuffer_get_length(c->conn->in) > 0)
+        event_active(c->reap, EV_READ, 0);      /* the next pipelined request */
+}
+
+static void h1_process(struct h1_conn *c)
+{
+    struct evbuffer *in = c->conn->in;
+    while (c->state != H1_CLOSING) {
+        if (c->state == H1_EXCHANGE && c->r.req_done)
+            break;      /* wait for the response before reading on */
+        enum http_parse_event ev = http_parser_feed(&c->parser, in);
+        switch (ev) {
+        case HTTP_PARSE_NEED_MORE:
+            conn_input_consumed(c->conn);
+            return;
+        case HTTP_PARSE_HEAD:
+            on_request_head(c);
+            break;
+        case HTTP_PARSE_DONE:
+            if (c->state != H1_EXCHANGE)
+                break;
+            c->r.req_done = true;
+            if (c->r.has_body)
+                exchange_upload_end(&c->x);
+            finish_exchange(c);
+            break;
+        case HTTP_PARSE_ERROR:
+            COUNT(&c->w->counters, client_errors, 1);
+            refuse(c, 400, http_parser_error(&c->parser));
+            h1_close(c);
+            return;
+        case HTTP_PARSE_TOO_LARGE:
+            COUNT(&c->w->counters, client_errors, 1);
+            refuse(c, 431, "request header section too large");
+            h1_close(c);
+            return;
+        }
+    }
+    conn_input_consumed(c->conn);
+}
+
+/* ---- connection plumbing --------------------------------------------- */
+
+static void h1_free(struct h1_conn *c)
+{
+    CHECK_OBJ_NOTNULL(c, H1_MAGIC);
+    exchange_fini(&c->x);
+    event_free(c->reap);
+    conn_free(c->conn);
+    http_msg_free(&c->req);
+    LIST_REMOVE(c, link);
+    c->w->n_clients--;
+    atomic_fetch_sub(&c->w->srv->n_clients, 1);
+    c->magic = 0;
+    free(c);
+}
+
+/* Deferred work: free a closing connection, or parse buffered input. */
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct h1_conn *c = arg;
+    CHECK_OBJ_NOTNULL(c, H1_MAGIC);
+    if (c->state == H1_CLOSING) {
+        if (conn_pending(c->conn) == 0 || c->conn->failed)
+            h1_free(c);
+        return;
+    }
+    c->in_io = true;
+    h1_process(c);
+    c->in_io = false;
+    h1_flush(c);
+}
+
+/* No more requests: stop reading, flush what is queued, then free. */
+static void h1_close(struct h1_conn *c)
+{
+    if (c->state == H1_CLOSING)
+        return;
+    exchange_end(&c->x);    /* cut short: still one log line for it */
+    set_state(c, H1_CLOSING);
+    conn_read_enable(c->conn, false);
+    c->conn->write_low = 0;     /* on_drain once everything is out */
+    if (conn_pending(c->conn) == 0)
+        event_active(c->reap, EV_WRITE, 0);
+}
+
+/* The peer is gone or stuck: nothing queued can be delivered. */
+static void h1_abort(struct h1_conn *c)
+{
+    h1_close(c);
+    conn_discard_output(c->conn);
+    event_active(c->reap, EV_WRITE, 0);
+}
+
+static void on_read(void *arg)
+{
+    struct h1_conn *c = arg;
+    CHECK_OBJ_NOTNULL(c, H1_MAGIC);
+    c->in_io = true;
+    h1_process(c);
+    c->in_io = false;
+    h1_flush(c);
+}
+
+static void on_drain(void *arg)
+{
+    struct h1_conn *c = arg;
+    CHECK_OBJ_NOTNULL(c, H1_MAGIC);
+    if (c->state == H1_CLOSING) {
+        if (conn_pending(c->conn) == 0)
+            event_active(c->reap, EV_WRITE, 0);
+        return;
+    }
+    if (c->state == H1_EXCHANGE && c->r.head_sent && !c->r.resp_done) {
+        c->in_io = true;
+        pump_body(c);
+        c->in_io = false;
+        h1_flush(c);
+    }
+}
+
+static void on_event(void *arg, enum conn_event ev)
+{
+    struct h1_conn *c = arg;
+    CHECK_OBJ_NOTNULL(c, H1_MAGIC);
+    switch (ev) {
+    case CONN_EOF:
+        if (c->state == H1_EXCHANGE) {
+            /* Half-close after a request: answer it, then close. */
+            c->peer_eof = true;
+            c->r.keep_alive = false;
+            if (!c->r.req_done)
+                h1_abort(c);
+            return;
+        }
+        h1_abort(c);    /* between requests */
+        return;
+    case CONN_READ_TIMEOUT:
+        if (c->state == H1_EXCHANGE)
+            return;     /* we are the slow side (an origin fetch): not the client's fault */
+        h1_abort(c);
+        return;
+    case CONN_CONNECTED:
+    case CONN_ERROR:
+    case CONN_WRITE_TIMEOUT:
+        h1_abort(c);
+        return;
+    }
+}
+
+static const struct conn_cb h1_conn_cb = {
+    .on_read = on_read,
+    .on_drain = on_drain,
+    .on_event = on_event,
+};
+
+void http1_serve(struct worker *w, struct conn *conn, const char *addr)
+{
+    const struct fc_config *cfg = worker_cfg(w);
+    struct h1_conn *c = calloc(1, sizeof *c);
+    AN(c);
+    c->magic = H1_MAGIC;
+    c->w = w;
+    c->conn = conn;
+    snprintf(c->addr, sizeof c->addr, "%s", addr);
+    c->reap = event_new(w->base, -1, 0, reap_cb, c);
+    AN(c->reap);
+    http_msg_init(&c->req);
+    http_parser_init(&c->parser, HTTP_REQUEST, &c->req, cfg->limits.max_header_bytes,
+                     on_request_body, c);
+    exchange_init(&c->x, w, &h1_fe, c);
+    LIST_INSERT_HEAD(&w->h1_conns, c, link);
+    w->n_clients++;
+    conn->read_high = cfg->limits.max_header_bytes + READ_AHEAD_MAX;
+    conn->write_low = OUT_LOW;
+    conn_set_owner(conn, &h1_conn_cb, c);
+    conn_set_timeouts(conn, cfg->limits.client_timeout_ms, cfg->limits.client_timeout_ms);
+    conn_read_enable(conn, true);
+}
+
+void http1_close_idle(struct worker *w)
+{
+    struct h1_conn *c, *next;
+    for (c = LIST_FIRST(&w->h1_conns); c; c = next) {
+        next = LIST_NEXT(c, link);
+        if (c->state == H1_READ)
+            h1_close(c);
+    }
+}
+
+void http1_free_all(struct worker *w)
+{
+    struct h1_conn *c;
+    while ((c = LIST_FIRST(&w->h1_conns)) != NULL)
+        h1_free(c);
+}
