@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "freshcache/server/access_log.h"
 #include "freshcache/server/worker.h"
@@ -127,6 +128,36 @@ void access_log_write(struct worker *w, const struct access_entry *e)
                         (long long)e->total_ms);
     if (evbuffer_get_length(b) >= ACCESS_LOG_BUFFER)
         access_log_flush(w);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    access_log_flush(arg);
+}
+
+void access_log_attach(struct worker *w)
+{
+    if (w->srv->access_fd < 0)
+        return;
+    w->access_buf = evbuffer_new();
+    w->access_flush = event_new(w->base, -1, EV_PERSIST, flush_cb, w);
+    AN(w->access_buf);
+    AN(w->access_flush);
+    struct timeval tv = { 0, ACCESS_LOG_FLUSH_MS * 1000 };
+    AZ(event_add(w->access_flush, &tv));
+}
+
+void access_log_detach(struct worker *w)
+{
+    if (w->access_buf == NULL)
+        return;
+    access_log_flush(w);
+    evbuffer_free(w->access_buf);
+    event_free(w->access_flush);
+    w->access_buf = NULL;
+    w->access_flush = NULL;
 }
 
 void access_log_flush(struct worker *w)

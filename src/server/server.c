@@ -52,6 +52,7 @@ static void free_worker(struct worker *w)
     http1_free_all(w);
     fetch_free_all(w);
     upstream_close_idle(w);
+    access_log_detach(w);
     worker_free(w);
 }
 
@@ -87,7 +88,10 @@ int server_start(struct server *srv, struct fc_config *cfg)
     srv->workers = calloc(srv->n_workers, sizeof *srv->workers);
     AN(srv->workers);
     for (unsigned i = 0; i < srv->n_workers; i++) {
-        if (worker_init(&srv->workers[i], srv, i) != 0 || listeners_open(&srv->workers[i]) != 0)
+        if (worker_init(&srv->workers[i], srv, i) != 0)
+            goto fail;
+        access_log_attach(&srv->workers[i]);
+        if (listeners_open(&srv->workers[i]) != 0)
             goto fail;
     }
     for (unsigned i = 0; i < srv->n_workers; i++) {

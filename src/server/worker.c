@@ -9,7 +9,6 @@
 
 #include "freshcache/base/assert.h"
 #include "freshcache/http/http_date.h"
-#include "freshcache/server/access_log.h"
 #include "freshcache/server/worker.h"
 
 time_t worker_now(struct worker *w)
@@ -36,13 +35,6 @@ const char *worker_date(struct worker *w)
     return w->date_buf;
 }
 
-static void access_flush_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    access_log_flush(arg);
-}
-
 int worker_init(struct worker *w, struct server *srv, unsigned id)
 {
     memset(w, 0, sizeof *w);
@@ -61,14 +53,6 @@ int worker_init(struct worker *w, struct server *srv, unsigned id)
     LIST_INIT(&w->h1_conns);
     LIST_INIT(&w->fetches);
     TAILQ_INIT(&w->idle_upstreams);
-    if (srv->access_fd >= 0) {
-        w->access_buf = evbuffer_new();
-        w->access_flush = event_new(w->base, -1, EV_PERSIST, access_flush_cb, w);
-        AN(w->access_buf);
-        AN(w->access_flush);
-        struct timeval tv = { 0, ACCESS_LOG_FLUSH_MS * 1000 };
-        event_add(w->access_flush, &tv);
-    }
     return 0;
 }
 
@@ -85,13 +69,8 @@ void worker_free(struct worker *w)
     if (w->magic != WORKER_MAGIC)
         return;
     FC_ASSERT(LIST_EMPTY(&w->h1_conns) && LIST_EMPTY(&w->fetches));
-    FC_ASSERT(w->n_listeners == 0);
+    FC_ASSERT(w->n_listeners == 0 && w->access_buf == NULL);
     free(w->listeners);
-    if (w->access_buf) {
-        access_log_flush(w);
-        evbuffer_free(w->access_buf);
-        event_free(w->access_flush);
-    }
     if (w->base)
         event_base_free(w->base);
     w->magic = 0;

@@ -41,6 +41,10 @@ int access_log_open(struct server *srv, char *err, size_t errlen);
 int access_log_reopen(struct server *srv, char *err, size_t errlen);
 void access_log_close(struct server *srv);
 
+/* A worker's line buffer and its flush timer (every ACCESS_LOG_FLUSH_MS):
+ * made before the worker runs, flushed and freed after it stopped. */
+void access_log_attach(struct worker *w);
+void access_log_detach(struct worker *w);
 void access_log_write(struct worker *w, const struct access_entry *e);
 void access_log_flush(struct worker *w);
 
