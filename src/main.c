@@ -19,6 +19,7 @@
 #include "freshcache/config/config.h"
 #include "freshcache/base/log.h"
 #include "freshcache/server/server.h"
+#include "freshcache/server/tls.h"
 
 #if HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
@@ -92,6 +93,17 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 }
 
 /* SIGUSR1: logrotate moved the access log; the error log is stderr. */
+/* Session-ticket keys rotate: a stolen key opens at most two periods of
+ * sessions, and every worker shares the ring so a session resumes on any. */
+static void on_rotate_tickets(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct main_ctx *m = arg;
+    server_rotate_tickets(&m->srv);
+    log_info("TLS session-ticket key rotated");
+}
+
 static void on_usr1(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
@@ -137,11 +149,11 @@ int main(int argc, char **argv)
         config_errors_free(&errs);
         return 1;
     }
-    /* Valid syntax, not built yet: refuse rather than speak plain HTTP to a
-     * TLS port and fail at every request, far from the cause. */
-    if (cfg->origin.https) {
-        fprintf(stderr, "%s: origin.url: https:// origins are not supported yet "
-                        "(TLS to the origin is the next milestone)\n", config_path);
+    /* What the start would refuse beyond the syntax (certificates, keys,
+     * CA files) is refused here too, with positions. */
+    if (check_only && server_check_config(cfg, &errs) != 0) {
+        print_errors(&errs);
+        config_errors_free(&errs);
         config_free(cfg);
         return 1;
     }
@@ -182,6 +194,9 @@ int main(int argc, char **argv)
     struct event *sweep = event_new(m.base, -1, EV_PERSIST, on_sweep, &m);
     struct timeval sweep_tv = { 0, SWEEP_INTERVAL_MS * 1000 };
     event_add(sweep, &sweep_tv);
+    struct event *tickets = event_new(m.base, -1, EV_PERSIST, on_rotate_tickets, &m);
+    struct timeval tickets_tv = { TLS_TICKET_ROTATE_SECONDS, 0 };
+    event_add(tickets, &tickets_tv);
     struct event *sig_term = evsignal_new(m.base, SIGTERM, on_stop_signal, &m);
     struct event *sig_int = evsignal_new(m.base, SIGINT, on_stop_signal, &m);
     struct event *sig_hup = evsignal_new(m.base, SIGHUP, on_reload_signal, &m);
@@ -200,6 +215,7 @@ int main(int argc, char **argv)
 
     admin_stop(m.admin);
     event_free(sweep);
+    event_free(tickets);
     server_stop(&m.srv, m.srv.cfg->limits.drain_timeout_ms);
     server_free(&m.srv);
     event_free(sig_term);

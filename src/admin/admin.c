@@ -936,6 +936,14 @@ static void conn_write(struct bufferevent *bev, void *arg)
  * inside a callback of the connection itself. */
 static void conn_abort(struct admin_conn *c)
 {
+    if (c->pending) {
+        /* A verify still running answers nobody now: its callback only
+         * frees (like conn_free); it must not reply on a closing
+         * connection. */
+        CHECK_OBJ_NOTNULL(c->pending, VERIFY_PENDING_MAGIC);
+        c->pending->conn = NULL;
+        c->pending = NULL;
+    }
     c->closing = true;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     struct evbuffer *out = bufferevent_get_output(c->bev);

@@ -234,6 +234,16 @@ static void errors_append(struct config_errors *errs, const char *name, size_t l
     errs->lines[errs->n++] = text;
 }
 
+void config_errors_add(struct config_errors *errs, const char *file, struct fc_pos pos,
+                       const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    errors_append(errs, file, pos.line ? pos.line : 1, pos.column ? pos.column : 1, fmt, ap);
+    va_end(ap);
+}
+
 /* State of one load.  Lives on config_load_string()'s stack. */
 struct policy_nodes;
 
@@ -245,6 +255,8 @@ struct loader {
     struct fc_config *cfg;
 
     const yaml_node_t *key;         /* key of the value being handled */
+    const yaml_node_t *origin_tls;  /* origin.tls, for positions of later TLS errors */
+    const yaml_node_t *origin_url_node;
 
     /* Remembered for the checks that run after the walk. */
     const yaml_node_t *origin_key;
@@ -707,28 +719,239 @@ static void field_listen_address(struct loader *ld, const struct field *f, const
                  "or *:8080)", path, quoted(s).s, why);
 }
 
-static const struct field listen_tls_fields[] = {
-    { .key = "certificate", .fn = field_string,
-      .off = offsetof(struct fc_listen, tls_certificate) },
-    { .key = "key",         .fn = field_string, .off = offsetof(struct fc_listen, tls_key) },
+/* ------------------------------------------------------------------------
+ * TLS: certificates and keys (loaded and checked later by the server,
+ * which reports at the positions kept here), versions, ciphers.
+ */
+
+static struct fc_pos pos_of(const yaml_node_t *n)
+{
+    return (struct fc_pos){ (unsigned)n->start_mark.line + 1, (unsigned)n->start_mark.column + 1 };
+}
+
+/* A path as written, made absolute against the config file's directory:
+ * `certificate: site.pem` next to freshcache.yaml means that file, whatever
+ * the daemon's working directory. */
+static char *resolve_path(const struct loader *ld, const char *s)
+{
+    if (s[0] == '/' || strchr(ld->name, '/') == NULL)
+        return xstrdup(s);
+    const char *slash = strrchr(ld->name, '/');
+    size_t dl = (size_t)(slash - ld->name);
+    char *out = xcalloc(1, dl + 1 + strlen(s) + 1);
+    memcpy(out, ld->name, dl);
+    out[dl] = '/';
+    strcpy(out + dl + 1, s);
+    return out;
+}
+
+static void field_path(struct loader *ld, const struct field *f, const char *path,
+                       const yaml_node_t *val, void *obj)
+{
+    const char *s = get_scalar(ld, path, val);
+    if (s == NULL)
+        return;
+    if (*s == '\0') {
+        error_at(ld, val, "%s: empty path", path);
+        return;
+    }
+    char **target = TARGET(obj, f, char *);
+    free(*target);
+    *target = resolve_path(ld, s);
+}
+
+/* certificate + key of one fc_tls_cert, with their positions. */
+static void field_cert_path(struct loader *ld, const struct field *f, const char *path,
+                            const yaml_node_t *val, void *obj)
+{
+    struct fc_tls_cert *c = obj;
+    field_path(ld, f, path, val, obj);
+    if (f->off == offsetof(struct fc_tls_cert, certificate))
+        c->pos = pos_of(val);
+    else
+        c->key_pos = pos_of(val);
+}
+
+static const struct field tls_cert_fields[] = {
+    { .key = "certificate", .fn = field_cert_path, .off = offsetof(struct fc_tls_cert, certificate) },
+    { .key = "key",         .fn = field_cert_path, .off = offsetof(struct fc_tls_cert, key) },
 };
 
+static bool cert_complete(struct loader *ld, const char *path, const yaml_node_t *node,
+                          const struct fc_tls_cert *c)
+{
+    if (c->certificate != NULL && c->key != NULL)
+        return true;
+    error_at(ld, node, "%s: both certificate and key are required", path);
+    return false;
+}
+
+static void free_cert(struct fc_tls_cert *c)
+{
+    free(c->certificate);
+    free(c->key);
+}
+
+static void free_listen_tls(struct fc_listen_tls *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->n_certs; i++)
+        free_cert(&t->certs[i]);
+    free(t->certs);
+    free(t->ciphers);
+    free(t);
+}
+
+static void field_tls_certificates(struct loader *ld, const struct field *f, const char *path,
+                                   const yaml_node_t *val, void *obj)
+{
+    struct fc_listen_tls *t = obj;
+    (void)f;
+    if (val->type != YAML_SEQUENCE_NODE || val->data.sequence.items.top ==
+                                               val->data.sequence.items.start) {
+        error_at(ld, val, "%s: expected a list of { certificate: FILE, key: FILE }, got %s",
+                 path, describe(val).s);
+        return;
+    }
+    const yaml_node_item_t *items = val->data.sequence.items.start;
+    size_t n = (size_t)(val->data.sequence.items.top - items);
+    t->certs = xcalloc(n, sizeof *t->certs);
+    t->n_certs = n;
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *item = node_at(ld, items[i]);
+        char ipath[96];
+        snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
+        size_t before = ld->n_errors;
+        walk_mapping(ld, ipath, item, tls_cert_fields, FC_ARRAY_LEN(tls_cert_fields),
+                     &t->certs[i]);
+        if (ld->n_errors == before)
+            cert_complete(ld, ipath, item, &t->certs[i]);
+    }
+}
+
+static const struct choice tls_version_choices[] = {
+    { "TLSv1.2", FC_TLS_1_2 }, { "TLSv1.3", FC_TLS_1_3 }, { NULL, 0 },
+};
+
+static void field_tls_protocols(struct loader *ld, const struct field *f, const char *path,
+                                const yaml_node_t *val, void *obj)
+{
+    struct fc_listen_tls *t = obj;
+    (void)f;
+    if (val->type != YAML_SEQUENCE_NODE || val->data.sequence.items.top ==
+                                               val->data.sequence.items.start) {
+        error_at(ld, val, "%s: expected a list such as [TLSv1.2, TLSv1.3], got %s", path,
+                 describe(val).s);
+        return;
+    }
+    int lo = 99, hi = 0;
+    for (const yaml_node_item_t *it = val->data.sequence.items.start;
+         it < val->data.sequence.items.top; it++) {
+        const yaml_node_t *item = node_at(ld, *it);
+        const char *s = get_scalar(ld, path, item);
+        if (s == NULL)
+            return;
+        const struct choice *c = tls_version_choices;
+        while (c->word && strcmp(c->word, s) != 0)
+            c++;
+        if (c->word == NULL) {
+            /* TLS 1.0 and 1.1 are broken (RFC 8996): say so, not just "invalid". */
+            bool old = strcmp(s, "TLSv1") == 0 || strcmp(s, "TLSv1.0") == 0 ||
+                       strcmp(s, "TLSv1.1") == 0 || strncmp(s, "SSL", 3) == 0;
+            error_at(ld, item, "%s: %s %s (expected TLSv1.2 or TLSv1.3)", path, quoted(s).s,
+                     old ? "is deprecated and not supported (RFC 8996)" : "is not a TLS version");
+            return;
+        }
+        if (c->value < lo)
+            lo = c->value;
+        if (c->value > hi)
+            hi = c->value;
+    }
+    t->min_version = lo;
+    t->max_version = hi;
+}
+
+/* The single-certificate form (certificate/key directly under tls) is read
+ * into a one-element certs array; the list form (certificates) fills it
+ * whole.  Both at once is an error. */
 static void field_listen_tls(struct loader *ld, const struct field *f, const char *path,
                              const yaml_node_t *val, void *obj)
 {
     struct fc_listen *l = obj;
     size_t before = ld->n_errors;
-
-    walk_mapping(ld, path, val, f->sub, f->n_sub, obj);
-    if (ld->n_errors != before)
+    (void)f;
+    if (val->type != YAML_MAPPING_NODE) {
+        error_at(ld, val, "%s: expected { certificate: FILE, key: FILE } or "
+                 "{ certificates: [...] }, got %s", path, describe(val).s);
         return;
-    if (l->tls_certificate == NULL || l->tls_key == NULL)
-        error_at(ld, val, "%s: both certificate and key are required", path);
+    }
+    struct fc_listen_tls *t = xcalloc(1, sizeof *t);
+    t->min_version = FC_TLS_1_2;
+    t->max_version = FC_TLS_1_3;
+    t->pos = pos_of(val);
+    free_listen_tls(l->tls);
+    l->tls = t;
+    /* Split the mapping: the single-certificate keys go to `single`. */
+    struct fc_tls_cert single = { 0 };
+    static const struct field rest_fields[] = {
+        { .key = "certificates", .fn = field_tls_certificates },
+        { .key = "protocols",    .fn = field_tls_protocols },
+        { .key = "ciphers",      .fn = field_string, .off = offsetof(struct fc_listen_tls, ciphers) },
+    };
+    for (const yaml_node_pair_t *p = val->data.mapping.pairs.start;
+         p < val->data.mapping.pairs.top; p++) {
+        const yaml_node_t *k = node_at(ld, p->key), *v = node_at(ld, p->value);
+        const char *name = k->type == YAML_SCALAR_NODE ? scalar_text(k) : "";
+        char kpath[128];
+        snprintf(kpath, sizeof kpath, "%s.%s", path, name);
+        const struct field *hit = NULL;
+        for (size_t i = 0; i < FC_ARRAY_LEN(tls_cert_fields) && !hit; i++)
+            if (strcmp(tls_cert_fields[i].key, name) == 0)
+                hit = &tls_cert_fields[i];
+        if (hit) {
+            ld->key = k;
+            hit->fn(ld, hit, kpath, v, &single);
+            continue;
+        }
+        for (size_t i = 0; i < FC_ARRAY_LEN(rest_fields) && !hit; i++)
+            if (strcmp(rest_fields[i].key, name) == 0)
+                hit = &rest_fields[i];
+        if (hit) {
+            ld->key = k;
+            hit->fn(ld, hit, kpath, v, t);
+            continue;
+        }
+        error_at(ld, k, "%s: unknown key %s (expected certificate, key, certificates, "
+                 "protocols or ciphers)", path, quoted(name).s);
+    }
+    if (ld->n_errors != before) {
+        free_cert(&single);
+        return;
+    }
+    bool has_single = single.certificate != NULL || single.key != NULL;
+    if (has_single && t->n_certs > 0) {
+        error_at(ld, val, "%s: give either certificate and key, or certificates, not both", path);
+        free_cert(&single);
+        return;
+    }
+    if (has_single) {
+        if (!cert_complete(ld, path, val, &single)) {
+            free_cert(&single);
+            return;
+        }
+        t->certs = xcalloc(1, sizeof *t->certs);
+        t->certs[0] = single;
+        t->n_certs = 1;
+    } else if (t->n_certs == 0) {
+        error_at(ld, val, "%s: a certificate is required: { certificate: FILE, key: FILE }", path);
+    }
 }
 
 static const struct field listen_fields[] = {
     { .key = "address", .fn = field_listen_address },
-    { .key = "tls",     .fn = field_listen_tls, SECTION(listen_tls_fields) },
+    { .key = "tls",     .fn = field_listen_tls },
+    { .key = "http2",   .fn = field_bool, .off = offsetof(struct fc_listen, http2) },
 };
 
 static void field_listen(struct loader *ld, const struct field *f, const char *path,
@@ -889,6 +1112,7 @@ static void field_origin_url(struct loader *ld, const struct field *f, const cha
     const char *why;
 
     ld->origin_url_seen = true;
+    ld->origin_url_node = val;
     if (s == NULL)
         return;
     set_string(&o->url, s);
@@ -911,11 +1135,31 @@ static const struct choice host_header_choices[] = {
     { "preserve", HOST_HEADER_PRESERVE }, { "origin", HOST_HEADER_ORIGIN }, { NULL, 0 },
 };
 
+static void field_origin_client_cert(struct loader *ld, const struct field *f, const char *path,
+                                     const yaml_node_t *val, void *obj)
+{
+    struct fc_config *cfg = obj;
+    struct field cf = *f;
+    cf.off = f->off == CFG(origin.tls_client.certificate) ? offsetof(struct fc_tls_cert, certificate)
+                                                         : offsetof(struct fc_tls_cert, key);
+    field_cert_path(ld, &cf, path, val, &cfg->origin.tls_client);
+}
+
 static const struct field origin_tls_fields[] = {
     { .key = "verify",      .fn = field_bool,     .off = CFG(origin.tls_verify) },
-    { .key = "ca_file",     .fn = field_string,   .off = CFG(origin.tls_ca_file) },
+    { .key = "ca_file",     .fn = field_path,     .off = CFG(origin.tls_ca_file) },
     { .key = "server_name", .fn = field_hostname, .off = CFG(origin.tls_server_name) },
+    { .key = "certificate", .fn = field_origin_client_cert,
+      .off = CFG(origin.tls_client.certificate) },
+    { .key = "key",         .fn = field_origin_client_cert, .off = CFG(origin.tls_client.key) },
 };
+
+static void field_origin_tls(struct loader *ld, const struct field *f, const char *path,
+                             const yaml_node_t *val, void *obj)
+{
+    ld->origin_tls = val;
+    field_section(ld, f, path, val, obj);
+}
 
 static const struct field origin_fields[] = {
     /* The url handler fills the whole struct fc_origin (host, port, addr). */
@@ -926,7 +1170,7 @@ static const struct field origin_fields[] = {
       .min = 1 },
     { .key = "read_timeout",    .fn = field_duration,   .off = CFG(origin.read_timeout_ms),
       .min = 1 },
-    { .key = "tls",             .fn = field_section,    SECTION(origin_tls_fields) },
+    { .key = "tls",             .fn = field_origin_tls, SECTION(origin_tls_fields) },
 };
 
 /* ------------------------------------------------------------------------
@@ -994,6 +1238,8 @@ static const struct field limits_fields[] = {
     { .key = "client_timeout",   .fn = field_duration, .off = CFG(limits.client_timeout_ms),
       .min = 1 },
     { .key = "drain_timeout",    .fn = field_duration, .off = CFG(limits.drain_timeout_ms) },
+    { .key = "handshake_timeout", .fn = field_duration, .off = CFG(limits.handshake_timeout_ms),
+      .min = 1 },
 };
 
 /* The metrics endpoint has no authentication: loopback only. */
@@ -1450,6 +1696,7 @@ static void set_defaults(struct fc_config *cfg)
     cfg->limits.max_connections = 10000;
     cfg->limits.client_timeout_ms = 30 * 1000;
     cfg->limits.drain_timeout_ms = 10 * 1000;
+    cfg->limits.handshake_timeout_ms = 10 * 1000;
 }
 
 /* What cannot be checked key by key. */
@@ -1460,6 +1707,16 @@ static void finish(struct loader *ld)
     if (!ld->origin_url_seen)
         error_at(ld, ld->origin_key, "origin.url is required: the origin server's address, "
                  "e.g. http://127.0.0.1:8000");
+    /* Where origin TLS problems found later (a CA file that does not load)
+     * are reported. */
+    if (ld->origin_tls)
+        cfg->origin.tls_pos = pos_of(ld->origin_tls);
+    else if (ld->origin_url_node)
+        cfg->origin.tls_pos = pos_of(ld->origin_url_node);
+    if (cfg->origin.tls_client.certificate && !cfg->origin.tls_client.key)
+        error_at(ld, ld->origin_tls, "origin.tls: certificate needs its key");
+    if (cfg->origin.tls_client.key && !cfg->origin.tls_client.certificate)
+        error_at(ld, ld->origin_tls, "origin.tls: key needs its certificate");
 
     /* Compare sizes only if both were read: a rejected memory value would
      * make its default look like the operator's choice. */
@@ -1622,8 +1879,7 @@ void config_free(struct fc_config *cfg)
     free(cfg->path);
     for (size_t i = 0; i < cfg->n_listen; i++) {
         free(cfg->listen[i].address);
-        free(cfg->listen[i].tls_certificate);
-        free(cfg->listen[i].tls_key);
+        free_listen_tls(cfg->listen[i].tls);
     }
     free(cfg->listen);
     free(cfg->origin.url);
@@ -1631,6 +1887,7 @@ void config_free(struct fc_config *cfg)
     free(cfg->origin.authority);
     free(cfg->origin.tls_ca_file);
     free(cfg->origin.tls_server_name);
+    free_cert(&cfg->origin.tls_client);
     free(cfg->admin.socket);
     free(cfg->state_dir);
     free(cfg->metrics.listen);

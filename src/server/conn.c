@@ -12,6 +12,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "freshcache/base/assert.h"
 #include "freshcache/server/conn.h"
@@ -61,11 +62,12 @@ static void disarm_write(struct conn *c)
     c->write_armed = false;
 }
 
-/* Reading is wanted, and the input is below its bound. */
+/* Reading is wanted (by the owner, or by a handshake), and the input is
+ * below its bound. */
 static void update_read(struct conn *c)
 {
     bool full = c->read_high && evbuffer_get_length(c->in) >= c->read_high;
-    if (c->read_on && !full)
+    if (c->handshaking || (c->read_on && !full))
         arm_read(c);
     else
         disarm_read(c);
@@ -134,20 +136,27 @@ struct conn *conn_new(struct event_base *base, struct transport *t, const struct
 }
 
 struct conn *conn_connect(struct event_base *base, const struct sockaddr *addr, socklen_t len,
-                          uint64_t connect_timeout_ms, const struct conn_cb *cb, void *arg)
+                          uint64_t connect_timeout_ms, struct ssl_st *ssl,
+                          const struct conn_cb *cb, void *arg)
 {
     int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
+    if (fd < 0) {
+        if (ssl)
+            SSL_free(ssl);
         return NULL;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (connect(fd, addr, len) != 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
+        if (ssl)
+            SSL_free(ssl);
         errno = e;
         return NULL;
     }
-    struct conn *c = conn_alloc(base, transport_tcp_new(fd), cb, arg);
+    struct transport *t = ssl ? transport_tls_new(fd, ssl) : transport_tcp_new(fd);
+    struct conn *c = conn_alloc(base, t, cb, arg);
     c->connecting = true;
     c->read_on = true;
     c->write_timeout.tv_sec = (time_t)(connect_timeout_ms / 1000);
@@ -227,11 +236,24 @@ void conn_discard_output(struct conn *c)
     disarm_write(c);
 }
 
+const char *conn_error(const struct conn *c)
+{
+    return c->t->error;
+}
+
 /* Write what can go now.  -1 when the connection failed. */
 static int do_write(struct conn *c)
 {
+    c->write_wants_read = false;
     while (evbuffer_get_length(c->out) > 0) {
         ssize_t n = c->t->ops->write(c->t, c->out);
+        if (n == TRANSPORT_AGAIN && c->t->want == WANT_READ) {
+            /* TLS must read before it can write on: the read event
+             * retries the write. */
+            c->write_wants_read = true;
+            disarm_write(c);
+            return 0;
+        }
         if (n == TRANSPORT_AGAIN || n == 0)
             break;
         if (n == TRANSPORT_ERROR) {
@@ -253,9 +275,84 @@ int conn_flush(struct conn *c)
     CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
     if (c->failed)
         return -1;
-    if (c->write_armed || c->connecting || c->dead || evbuffer_get_length(c->out) == 0)
-        return 0;       /* the write event is on it, or nothing to do */
+    if (c->write_armed || c->write_wants_read || c->connecting || c->handshaking || c->dead ||
+        evbuffer_get_length(c->out) == 0)
+        return 0;       /* an event is on it, or nothing to do */
     return do_write(c);
+}
+
+static void fail_with(struct conn *c, enum conn_event ev)
+{
+    c->failed = true;
+    disarm_read(c);
+    disarm_write(c);
+    notify(c, ev);
+}
+
+/* The transport's handshake made progress (or failed). */
+static void do_handshake(struct conn *c)
+{
+    int rc = c->t->ops->handshake(c->t);
+    if (rc == TRANSPORT_AGAIN) {
+        if (c->t->want & WANT_WRITE)
+            arm_write(c);
+        else
+            disarm_write(c);
+        arm_read(c);
+        return;
+    }
+    if (rc != 1) {
+        fail_with(c, CONN_ERROR);
+        return;
+    }
+    c->handshaking = false;
+    disarm_write(c);
+    update_read(c);
+    notify(c, CONN_CONNECTED);
+    if (!c->dead && !c->failed && evbuffer_get_length(c->out) > 0 && do_write(c) != 0)
+        notify(c, CONN_ERROR);
+}
+
+void conn_start_handshake(struct conn *c)
+{
+    CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
+    FC_ASSERT(c->t->ops->handshake != NULL);
+    c->handshaking = true;
+    arm_read(c);
+}
+
+/* Bytes from the socket for the owner. */
+static void do_read(struct conn *c)
+{
+    c->read_wants_write = false;
+    ssize_t n = c->t->ops->read(c->t, c->in, c->read_chunk);
+    if (n == TRANSPORT_AGAIN) {
+        if (c->t->want == WANT_WRITE) {
+            /* TLS must write before it can read on: the write event
+             * retries the read. */
+            c->read_wants_write = true;
+            arm_write(c);
+        }
+        return;
+    }
+    if (n == TRANSPORT_EOF || n == TRANSPORT_ERROR) {
+        if (n == TRANSPORT_EOF) {
+            c->eof = true;
+            disarm_read(c);
+            notify(c, CONN_EOF);
+        } else {
+            fail_with(c, CONN_ERROR);
+        }
+        return;
+    }
+    CALL_OWNER(c, c->cb->on_read(c->arg));
+    if (c->dead)
+        return;
+    update_read(c);
+    /* Decrypted bytes left inside the transport announce themselves with
+     * no socket event: come back for them. */
+    if (c->read_armed && c->t->ops->pending && c->t->ops->pending(c->t) > 0)
+        event_active(c->ev_read, EV_READ, 0);
 }
 
 static void read_cb(evutil_socket_t fd, short what, void *arg)
@@ -268,23 +365,15 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
         reaped(c);
         return;
     }
-    ssize_t n = c->t->ops->read(c->t, c->in, c->read_chunk);
-    if (n == TRANSPORT_AGAIN)
-        return;
-    if (n == TRANSPORT_EOF || n == TRANSPORT_ERROR) {
-        if (n == TRANSPORT_EOF)
-            c->eof = true;
-        else
-            c->failed = true;
-        disarm_read(c);
-        notify(c, n == TRANSPORT_EOF ? CONN_EOF : CONN_ERROR);
-        reaped(c);
-        return;
+    if (c->handshaking) {
+        do_handshake(c);
+    } else {
+        if (c->write_wants_read && do_write(c) != 0)
+            fail_with(c, CONN_ERROR);
+        if (!c->failed && !c->dead)
+            do_read(c);
     }
-    CALL_OWNER(c, c->cb->on_read(c->arg));
-    if (reaped(c))
-        return;
-    update_read(c);
+    reaped(c);
 }
 
 static void finish_connect(struct conn *c)
@@ -295,16 +384,22 @@ static void finish_connect(struct conn *c)
         err = errno;
     c->connecting = false;
     disarm_write(c);
-    memset(&c->write_timeout, 0, sizeof c->write_timeout);
     if (err != 0) {
         errno = err;
-        c->failed = true;
-        notify(c, CONN_ERROR);
+        fail_with(c, CONN_ERROR);
         return;
     }
-    arm_read(c);
+    if (c->t->ops->handshake) {
+        /* TLS to the origin: the connect timeout also bounds the
+         * handshake (the write event's timer goes on). */
+        c->handshaking = true;
+        do_handshake(c);
+        return;
+    }
+    memset(&c->write_timeout, 0, sizeof c->write_timeout);
+    update_read(c);
     notify(c, CONN_CONNECTED);
-    if (!c->dead && evbuffer_get_length(c->out) > 0 && do_write(c) != 0)
+    if (!c->dead && !c->failed && evbuffer_get_length(c->out) > 0 && do_write(c) != 0)
         notify(c, CONN_ERROR);
 }
 
@@ -322,6 +417,17 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
         finish_connect(c);
         reaped(c);
         return;
+    }
+    if (c->handshaking) {
+        do_handshake(c);
+        reaped(c);
+        return;
+    }
+    if (c->read_wants_write) {
+        disarm_write(c);
+        do_read(c);
+        if (reaped(c) || c->failed)
+            return;
     }
     if (do_write(c) != 0) {
         notify(c, CONN_ERROR);

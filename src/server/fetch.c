@@ -592,10 +592,19 @@ static void conn_event_cb(void *arg, enum conn_event ev)
         retry_or_fail(f, 502, f->state == FS_BODY ? "origin closed mid-body"
                                                   : "origin closed the connection");
         return;
-    case CONN_ERROR:
+    case CONN_ERROR: {
+        const char *why = conn_error(f->uc->conn);
+        if (why && f->state == FS_CONNECTING) {
+            /* A TLS failure says why: verification, protocol, ...  Never
+             * silently insecure, never silent. */
+            log_warn("origin TLS: %s", why);
+            fail(f, 502, "origin TLS handshake failed");
+            return;
+        }
         retry_or_fail(f, 502, f->state == FS_CONNECTING ? "cannot connect to origin"
                                                         : "origin connection error");
         return;
+    }
     }
 }
 

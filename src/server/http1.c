@@ -54,6 +54,7 @@ struct h1_conn {
     struct worker *w;
     struct conn *conn;
     char addr[INET6_ADDRSTRLEN];
+    const char *scheme;     /* "http" or "https" (static) */
     enum h1_state state;
     bool peer_eof;      /* the client closed its sending side */
     bool in_io;         /* inside our own read/drain/reap handling: it flushes */
@@ -256,7 +257,7 @@ static void on_request_head(struct h1_conn *c)
     c->r.has_body = http_parser_has_body(&c->parser);
     struct exchange_request info = {
         .client_addr = c->addr,
-        .scheme = "http",
+        .scheme = c->scheme,
         .has_body = c->r.has_body,
         .body_length = http_parser_content_length(&c->parser),
     };
@@ -444,8 +445,11 @@ static void on_event(void *arg, enum conn_event ev)
         h1_abort(c);    /* between requests */
         return;
     case CONN_READ_TIMEOUT:
-        if (c->state == H1_EXCHANGE)
-            return;     /* we are the slow side (an origin fetch): not the client's fault */
+        /* The whole request is in and we are the slow side (an origin
+         * fetch): not the client's fault.  A client that owes us the rest
+         * of its request, or a next one, is cut at client_timeout. */
+        if (c->state == H1_EXCHANGE && c->r.req_done)
+            return;
         h1_abort(c);
         return;
     case CONN_CONNECTED:
@@ -462,7 +466,7 @@ static const struct conn_cb h1_conn_cb = {
     .on_event = on_event,
 };
 
-void http1_serve(struct worker *w, struct conn *conn, const char *addr)
+void http1_serve(struct worker *w, struct conn *conn, const char *addr, const char *scheme)
 {
     const struct fc_config *cfg = worker_cfg(w);
     struct h1_conn *c = calloc(1, sizeof *c);
@@ -471,6 +475,7 @@ void http1_serve(struct worker *w, struct conn *conn, const char *addr)
     c->w = w;
     c->conn = conn;
     snprintf(c->addr, sizeof c->addr, "%s", addr);
+    c->scheme = scheme;
     c->reap = event_new(w->base, -1, 0, reap_cb, c);
     AN(c->reap);
     http_msg_init(&c->req);

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <event2/listener.h>
 
 #include "freshcache/base/assert.h"
@@ -18,6 +19,7 @@
 #include "freshcache/server/conn.h"
 #include "freshcache/server/http1.h"
 #include "freshcache/server/listener.h"
+#include "freshcache/server/tls.h"
 #include "freshcache/server/transport.h"
 #include "freshcache/server/worker.h"
 
@@ -26,8 +28,111 @@ struct listener {
     unsigned magic;
     struct worker *w;
     char address[64];               /* as written in the config */
+    bool tls;
     struct evconnlistener *el;
 };
+
+/* A TLS connection whose handshake is not done: it has no front end yet
+ * (ALPN will choose it).  Bounded by limits.handshake_timeout and counted
+ * against max_connections like any connection. */
+struct handshake {
+#define HANDSHAKE_MAGIC 0x4a4d5a4bu
+    unsigned magic;
+    LIST_ENTRY(handshake) link;
+    struct worker *w;
+    struct conn *conn;
+    struct event *reap;
+    bool done;
+    char addr[INET6_ADDRSTRLEN];
+};
+
+static void handshake_free(struct handshake *h, bool keep_conn)
+{
+    CHECK_OBJ_NOTNULL(h, HANDSHAKE_MAGIC);
+    LIST_REMOVE(h, link);
+    if (!keep_conn) {
+        conn_free(h->conn);
+        atomic_fetch_sub(&h->w->srv->n_clients, 1);
+    }
+    event_free(h->reap);
+    h->magic = 0;
+    free(h);
+}
+
+/* Deferred: the handshake failed or timed out; the connection goes. */
+static void handshake_reap(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    handshake_free(arg, false);
+}
+
+static void handshake_event(void *arg, enum conn_event ev)
+{
+    struct handshake *h = arg;
+    CHECK_OBJ_NOTNULL(h, HANDSHAKE_MAGIC);
+    if (h->done)
+        return;
+    h->done = true;
+    struct worker *w = h->w;
+    if (ev == CONN_CONNECTED) {
+        COUNT(&w->counters, tls_handshakes, 1);
+        struct conn *c = h->conn;
+        /* ALPN h2 goes to the HTTP/2 front end once it exists; today every
+         * TLS listener offers http/1.1 only. */
+        http1_serve(w, c, h->addr, "https");
+        handshake_free(h, true);
+        return;
+    }
+    /* Garbage, plain HTTP to a TLS port, an unknown CA at the client, a
+     * stall: closed without a word, counted, logged for debugging. */
+    COUNT(&w->counters, tls_handshake_failures, 1);
+    const char *why = conn_error(h->conn);
+    log_debug("TLS handshake with %s failed: %s", h->addr,
+              ev == CONN_READ_TIMEOUT || ev == CONN_WRITE_TIMEOUT ? "timed out"
+              : why ? why : "connection closed");
+    event_active(h->reap, EV_WRITE, 0);
+}
+
+static void handshake_read(void *arg)
+{
+    (void)arg;      /* reading starts with the front end */
+}
+
+static const struct conn_cb handshake_cb = {
+    .on_read = handshake_read,
+    .on_event = handshake_event,
+};
+
+static void start_handshake(struct listener *l, evutil_socket_t fd, const char *addr)
+{
+    struct worker *w = l->w;
+    SSL *ssl = tls_accept_ssl(w->srv->tls, l->address);
+    if (ssl == NULL) {      /* the listener lost its TLS in a reload */
+        atomic_fetch_sub(&w->srv->n_clients, 1);
+        evutil_closesocket(fd);
+        return;
+    }
+    struct handshake *h = calloc(1, sizeof *h);
+    AN(h);
+    h->magic = HANDSHAKE_MAGIC;
+    h->w = w;
+    snprintf(h->addr, sizeof h->addr, "%s", addr);
+    h->reap = event_new(w->base, -1, 0, handshake_reap, h);
+    AN(h->reap);
+    h->conn = conn_new(w->base, transport_tls_new(fd, ssl), &handshake_cb, h);
+    uint64_t t = worker_cfg(w)->limits.handshake_timeout_ms;
+    conn_set_timeouts(h->conn, t, t);
+    LIST_INSERT_HEAD(&w->handshakes, h, link);
+    conn_start_handshake(h->conn);
+}
+
+void listeners_free_handshakes(struct worker *w)
+{
+    struct handshake *h;
+    while ((h = LIST_FIRST(&w->handshakes)) != NULL)
+        handshake_free(h, false);
+}
 
 static void accept_cb(struct evconnlistener *el, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
@@ -53,8 +158,12 @@ static void accept_cb(struct evconnlistener *el, evutil_socket_t fd, struct sock
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     COUNT(&w->counters, connections, 1);
+    if (l->tls) {
+        start_handshake(l, fd, addr);
+        return;
+    }
     struct conn *c = conn_new(w->base, transport_tcp_new(fd), NULL, NULL);
-    http1_serve(w, c, addr);
+    http1_serve(w, c, addr, "http");
 }
 
 static void accept_error_cb(struct evconnlistener *el, void *arg)
@@ -87,14 +196,11 @@ int listener_probe(const struct fc_listen *l)
 
 static int listener_open(struct worker *w, const struct fc_listen *fl)
 {
-    if (fl->tls_certificate) {
-        log_error("listen %s: TLS listeners are not supported yet", fl->address);
-        return -1;
-    }
     struct listener *l = calloc(1, sizeof *l);
     AN(l);
     l->magic = LISTENER_MAGIC;
     l->w = w;
+    l->tls = fl->tls != NULL;
     snprintf(l->address, sizeof l->address, "%s", fl->address);
     /* libevent makes accepted sockets non-blocking. */
     l->el = evconnlistener_new_bind(
@@ -145,8 +251,11 @@ void listeners_sync(struct worker *w)
     /* close what the config dropped (in-flight connections stay) */
     for (size_t i = 0; i < w->n_listeners;) {
         bool kept = false;
-        for (size_t j = 0; j < cfg->n_listen && !kept; j++)
+        for (size_t j = 0; j < cfg->n_listen && !kept; j++) {
             kept = strcmp(w->listeners[i]->address, cfg->listen[j].address) == 0;
+            if (kept)   /* the same address may turn TLS on or off */
+                w->listeners[i]->tls = cfg->listen[j].tls != NULL;
+        }
         if (kept) {
             i++;
             continue;

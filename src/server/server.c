@@ -21,6 +21,7 @@
 #include "freshcache/server/http1.h"
 #include "freshcache/server/listener.h"
 #include "freshcache/server/server.h"
+#include "freshcache/server/tls.h"
 #include "freshcache/server/upstream.h"
 #include "freshcache/server/worker.h"
 
@@ -49,11 +50,63 @@ static void free_worker(struct worker *w)
     if (w->magic != WORKER_MAGIC)
         return;
     listeners_close(w);
+    listeners_free_handshakes(w);
     http1_free_all(w);
     fetch_free_all(w);
     upstream_close_idle(w);
     access_log_detach(w);
     worker_free(w);
+}
+
+/* Warnings a start and every reload repeat: insecure origin TLS, and
+ * certificates about to expire. */
+static void tls_warnings(const struct fc_config *cfg, const struct tls_config *tc)
+{
+    if (cfg->origin.https && !cfg->origin.tls_verify)
+        log_warn("origin.tls.verify is false: the origin's certificate is not checked; "
+                 "anyone on the path to %s can impersonate it", cfg->origin.host);
+    const struct tls_cert_info *ci;
+    size_t n = tls_config_certs(tc, &ci);
+    time_t now = time(NULL);
+    for (size_t i = 0; i < n; i++) {
+        double days = difftime(ci[i].not_after, now) / 86400.0;
+        if (days < 0)
+            log_warn("TLS certificate %s (%s) has expired", ci[i].name, ci[i].file);
+        else if (days < TLS_EXPIRY_WARN_DAYS)
+            log_warn("TLS certificate %s (%s) expires in %.1f days", ci[i].name, ci[i].file, days);
+    }
+}
+
+/* The TLS contexts `cfg` needs; NULL with the first problem in err (each
+ * logged). */
+static struct tls_config *build_tls(struct server *srv, const struct fc_config *cfg, char *err,
+                                    size_t errlen)
+{
+    struct config_errors errs = { 0 };
+    struct tls_config *tc = tls_config_new(cfg, srv->tickets, &errs);
+    if (tc == NULL) {
+        for (size_t i = 0; i < errs.n; i++)
+            log_error("%s", errs.lines[i]);
+        snprintf(err, errlen, "%s", errs.n ? errs.lines[0] : "TLS setup failed");
+        config_errors_free(&errs);
+        return NULL;
+    }
+    tls_warnings(cfg, tc);
+    return tc;
+}
+
+int server_check_config(const struct fc_config *cfg, struct config_errors *errs)
+{
+    struct tls_tickets *tk = tls_tickets_new();
+    struct tls_config *tc = tls_config_new(cfg, tk, errs);
+    tls_config_free(tc);
+    tls_tickets_free(tk);
+    return tc ? 0 : -1;
+}
+
+void server_rotate_tickets(struct server *srv)
+{
+    tls_tickets_rotate(srv->tickets);
 }
 
 int server_start(struct server *srv, struct fc_config *cfg)
@@ -78,6 +131,11 @@ int server_start(struct server *srv, struct fc_config *cfg)
     }
     log_info("generation %llu (from %s)", (unsigned long long)generation_global(srv->gens),
              cfg->state_dir);
+    srv->tickets = tls_tickets_new();
+    struct tls_config *tc = build_tls(srv, cfg, err, sizeof err);
+    if (tc == NULL)
+        return -1;
+    srv->tls = tc;
     if (access_log_open(srv, err, sizeof err) != 0) {
         log_error("%s", err);
         return -1;
@@ -177,6 +235,11 @@ void server_free(struct server *srv)
     generations_close(srv->gens);
     etag_history_free(srv->etag_hist);
     access_log_close(srv);
+    tls_config_free(srv->tls);
+    for (size_t i = 0; i < srv->n_old_tls; i++)
+        tls_config_free(srv->old_tls[i]);
+    free(srv->old_tls);
+    tls_tickets_free(srv->tickets);
     for (size_t i = 0; i < srv->n_old_cfgs; i++)
         config_free(srv->old_cfgs[i]);
     config_free(srv->cfg);
@@ -245,14 +308,22 @@ int server_reload(struct server *srv, char *err, size_t errlen)
             had = strcmp(l->address, old->listen[j].address) == 0;
         if (had)
             continue;
-        const char *why = l->tls_certificate ? "TLS listeners are not supported yet"
-                          : listener_probe(l) != 0 ? strerror(errno) : NULL;
+        const char *why = listener_probe(l) != 0 ? strerror(errno) : NULL;
         if (why) {
             snprintf(err, errlen, "%s: listen %s: %s", cfg->path, l->address, why);
             log_error("reload refused: %s", err);
             config_free(cfg);
             return -1;
         }
+    }
+    /* Certificates and keys are re-read on every reload: new connections
+     * get the new ones, open ones finish on the old (each SSL holds its
+     * context).  One that does not load refuses the reload whole. */
+    struct tls_config *tc = build_tls(srv, cfg, err, errlen);
+    if (tc == NULL) {
+        log_error("reload refused: %s", err);
+        config_free(cfg);
+        return -1;
     }
     /* What threads or memory already allocated depend on stays until a
      * restart; say so rather than pretend. */
@@ -274,6 +345,10 @@ int server_reload(struct server *srv, char *err, size_t errlen)
     srv->old_cfgs = realloc(srv->old_cfgs, (srv->n_old_cfgs + 1) * sizeof *srv->old_cfgs);
     AN(srv->old_cfgs);
     srv->old_cfgs[srv->n_old_cfgs++] = old;
+    srv->old_tls = realloc(srv->old_tls, (srv->n_old_tls + 1) * sizeof *srv->old_tls);
+    AN(srv->old_tls);
+    srv->old_tls[srv->n_old_tls++] = srv->tls;
+    srv->tls = tc;
     srv->cfg = cfg;
     log_set_level(cfg->log.level);
     for (unsigned i = 0; i < srv->n_workers; i++)

@@ -9,6 +9,7 @@
 
 #include "freshcache/base/assert.h"
 #include "freshcache/server/conn.h"
+#include "freshcache/server/tls.h"
 #include "freshcache/server/upstream.h"
 #include "freshcache/server/worker.h"
 
@@ -72,8 +73,11 @@ struct upstream_conn *upstream_acquire(struct worker *w, const struct conn_cb *c
         return uc;
     }
     *reused = false;
+    /* https://: the handshake runs before CONN_CONNECTED, resuming this
+     * worker's last session with the origin when it has one. */
+    SSL *ssl = tls_origin_ssl(w->srv->tls, &w->origin_tls);
     struct conn *c = conn_connect(w->base, (const struct sockaddr *)&o->addr, o->addrlen,
-                                  o->connect_timeout_ms, cb, arg);
+                                  o->connect_timeout_ms, ssl, cb, arg);
     if (c == NULL) {
         if (errno == 0)
             errno = ECONNREFUSED;

@@ -50,6 +50,7 @@ int worker_init(struct worker *w, struct server *srv, unsigned id)
     event_config_free(ec);
     if (w->base == NULL)
         return -1;
+    LIST_INIT(&w->handshakes);
     LIST_INIT(&w->h1_conns);
     LIST_INIT(&w->fetches);
     TAILQ_INIT(&w->idle_upstreams);
@@ -68,7 +69,9 @@ void worker_free(struct worker *w)
 {
     if (w->magic != WORKER_MAGIC)
         return;
-    FC_ASSERT(LIST_EMPTY(&w->h1_conns) && LIST_EMPTY(&w->fetches));
+    FC_ASSERT(LIST_EMPTY(&w->h1_conns) && LIST_EMPTY(&w->fetches) &&
+              LIST_EMPTY(&w->handshakes));
+    tls_session_slot_clear(&w->origin_tls);
     FC_ASSERT(w->n_listeners == 0 && w->access_buf == NULL);
     free(w->listeners);
     if (w->base)

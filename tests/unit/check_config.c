@@ -219,12 +219,15 @@ START_TEST(spec_example_loads)
     ck_assert_uint_eq(cfg->n_listen, 2);
     ck_assert_str_eq(cfg->listen[0].address, "127.0.0.1:8080");
     assert_ipv4(&cfg->listen[0].addr, cfg->listen[0].addrlen, "127.0.0.1", 8080);
-    ck_assert_ptr_null(cfg->listen[0].tls_certificate);
-    ck_assert_ptr_null(cfg->listen[0].tls_key);
+    ck_assert_ptr_null(cfg->listen[0].tls);
     ck_assert_str_eq(cfg->listen[1].address, "0.0.0.0:8443");
     assert_ipv4(&cfg->listen[1].addr, cfg->listen[1].addrlen, "0.0.0.0", 8443);
-    ck_assert_str_eq(cfg->listen[1].tls_certificate, "cert.pem");
-    ck_assert_str_eq(cfg->listen[1].tls_key, "key.pem");
+    ck_assert_ptr_nonnull(cfg->listen[1].tls);
+    ck_assert_uint_eq(cfg->listen[1].tls->n_certs, 1);
+    ck_assert_str_eq(cfg->listen[1].tls->certs[0].certificate, "cert.pem");
+    ck_assert_str_eq(cfg->listen[1].tls->certs[0].key, "key.pem");
+    ck_assert_int_eq(cfg->listen[1].tls->min_version, FC_TLS_1_2);
+    ck_assert_int_eq(cfg->listen[1].tls->max_version, FC_TLS_1_3);
 
     ck_assert_uint_eq(cfg->workers, cpus());
 
@@ -302,7 +305,7 @@ START_TEST(defaults)
     ck_assert_uint_eq(cfg->n_listen, 1);
     ck_assert_str_eq(cfg->listen[0].address, "127.0.0.1:8080");
     assert_ipv4(&cfg->listen[0].addr, cfg->listen[0].addrlen, "127.0.0.1", 8080);
-    ck_assert_ptr_null(cfg->listen[0].tls_certificate);
+    ck_assert_ptr_null(cfg->listen[0].tls);
     ck_assert_uint_eq(cfg->workers, cpus());
     ck_assert_int_eq(cfg->origin.host_header, HOST_HEADER_PRESERVE);
     ck_assert_uint_eq(cfg->origin.connect_timeout_ms, 2000);
@@ -495,7 +498,7 @@ START_TEST(shipped_config_loads)
     ck_assert_str_eq(cfg->path, path);
     ck_assert_uint_eq(cfg->n_listen, 1);
     ck_assert_str_eq(cfg->listen[0].address, "127.0.0.1:8080");
-    ck_assert_ptr_null(cfg->listen[0].tls_certificate);
+    ck_assert_ptr_null(cfg->listen[0].tls);
     ck_assert_str_eq(cfg->origin.url, "http://127.0.0.1:8000");
     ck_assert_str_eq(cfg->state_dir, "/var/lib/freshcache");
     ck_assert_str_eq(cfg->admin.socket, "/run/freshcache/admin.sock");
@@ -580,18 +583,18 @@ START_TEST(error_unknown_key)
         "origin, cache, admin, state_dir, log, limits, metrics, policies)");
     EXPECT_ERRORS(ORIGIN "limits:\n  drain_time: 10s\n",
         "t.yaml:4:3: unknown key \"drain_time\" in limits (valid keys: max_header_bytes, "
-        "max_connections, client_timeout, drain_timeout)");
+        "max_connections, client_timeout, drain_timeout, handshake_timeout)");
     EXPECT_ERRORS(ORIGIN "metrics:\n  listen: 0.0.0.0:9101\n",
         "t.yaml:4:11: metrics.listen: \"0.0.0.0:9101\" is not a loopback address: the metrics "
         "endpoint has no authentication (use 127.0.0.1:PORT or [::1]:PORT, or the admin "
         "socket's /metrics)");
     EXPECT_ERRORS(ORIGIN "listen:\n  - address: 127.0.0.1:80\n    port: 80\n",
-        "t.yaml:5:5: unknown key \"port\" in listen[0] (valid keys: address, tls)");
+        "t.yaml:5:5: unknown key \"port\" in listen[0] (valid keys: address, tls, http2)");
     EXPECT_ERRORS(ORIGIN "policies:\n  - name: a\n    match: { host: x }\n",
         "t.yaml:5:14: unknown key \"host\" in policies[0].match (valid keys: path, content_type)");
     EXPECT_ERRORS("origin:\n  url: http://127.0.0.1:8000\n  tls: { verfy: false }\n",
         "t.yaml:3:10: unknown key \"verfy\" in origin.tls (valid keys: verify, ca_file, "
-        "server_name)");
+        "server_name, certificate, key)");
 }
 END_TEST
 

@@ -28,13 +28,43 @@ struct config_errors {
     size_t n;
 };
 void config_errors_free(struct config_errors *errs);
+struct fc_pos;
+/* Append "FILE:LINE:COLUMN: message" for a problem found after loading
+ * (a certificate that does not load), at a position the config kept. */
+void config_errors_add(struct config_errors *errs, const char *file, struct fc_pos pos,
+                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Where a value was written (1-based), for errors found after loading:
+ * a certificate that does not load is reported at its key. */
+struct fc_pos {
+    unsigned line, column;
+};
+
+/* A certificate chain (PEM, leaf first) and its private key, paths
+ * resolved against the config file's directory. */
+struct fc_tls_cert {
+    char *certificate;
+    char *key;
+    struct fc_pos pos;              /* of the certificate value */
+    struct fc_pos key_pos;
+};
+
+enum fc_tls_version { FC_TLS_1_2 = 12, FC_TLS_1_3 = 13 };
+
+struct fc_listen_tls {
+    struct fc_tls_cert *certs;      /* the first is the default; SNI picks the others */
+    size_t n_certs;
+    int min_version, max_version;   /* enum fc_tls_version; default 1.2 .. 1.3 */
+    char *ciphers;                  /* TLS 1.2 cipher list, NULL: forward-secret AEAD only */
+    struct fc_pos pos;              /* of the tls key */
+};
 
 struct fc_listen {
     char *address;                  /* as written, e.g. "127.0.0.1:8080", "[::1]:80" */
     struct sockaddr_storage addr;   /* parsed numeric address */
     socklen_t addrlen;
-    char *tls_certificate;          /* NULL when plain HTTP */
-    char *tls_key;
+    struct fc_listen_tls *tls;      /* NULL when plain HTTP */
+    bool http2;                     /* cleartext HTTP/2 with prior knowledge too */
 };
 
 enum host_header_mode { HOST_HEADER_PRESERVE = 0, HOST_HEADER_ORIGIN };
@@ -55,6 +85,8 @@ struct fc_origin {
     bool tls_verify;                /* default true */
     char *tls_ca_file;              /* NULL = system default */
     char *tls_server_name;          /* NULL = host */
+    struct fc_tls_cert tls_client;  /* client certificate for mTLS (certificate NULL: none) */
+    struct fc_pos tls_pos;          /* of origin.tls, else of origin.url */
 };
 
 struct fc_policy {
@@ -107,6 +139,7 @@ struct fc_config {
         unsigned max_connections;   /* default 10000 */
         uint64_t client_timeout_ms; /* default 30s */
         uint64_t drain_timeout_ms;  /* default 10s: how long SIGTERM waits for in-flight responses */
+        uint64_t handshake_timeout_ms;  /* default 10s: a TLS handshake must finish within this */
     } limits;
 
     struct {

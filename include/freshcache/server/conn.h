@@ -29,7 +29,8 @@ struct evbuffer;
 struct transport;
 
 enum conn_event {
-    CONN_CONNECTED = 0,     /* conn_connect() finished: the socket is up */
+    CONN_CONNECTED = 0,     /* conn_connect() or conn_start_handshake() finished:
+                             * the transport is up */
     CONN_EOF,               /* the peer closed its sending side; reading stopped */
     CONN_ERROR,             /* reading, writing or connecting failed */
     CONN_READ_TIMEOUT,      /* reading armed, nothing came for the read timeout */
@@ -62,6 +63,9 @@ struct conn {
     bool read_armed;                    /* ev_read is added */
     bool write_armed;                   /* ev_write is added */
     bool connecting;
+    bool handshaking;
+    bool read_wants_write;              /* TLS: a read waits for the socket to take bytes */
+    bool write_wants_read;              /* TLS: a write waits for bytes to arrive */
     bool eof;
     bool failed;
     bool dead;                          /* conn_free() called inside a callback */
@@ -72,11 +76,20 @@ struct conn {
  * now on).  Reading starts with conn_read_enable(). */
 struct conn *conn_new(struct event_base *base, struct transport *t, const struct conn_cb *cb,
                       void *arg);
-/* A plain TCP conn connecting to `addr`: CONN_CONNECTED or CONN_ERROR /
- * CONN_WRITE_TIMEOUT (connect_timeout_ms) follow.  NULL with errno when
- * the connect fails at once. */
+/* A conn connecting to `addr`, over TLS when `ssl` (owned from now on) is
+ * given: CONN_CONNECTED once the transport is up, or CONN_ERROR /
+ * CONN_WRITE_TIMEOUT (connect_timeout_ms, for the TCP connect and the TLS
+ * handshake each).  NULL with errno when the connect fails at once. */
+struct ssl_st;
 struct conn *conn_connect(struct event_base *base, const struct sockaddr *addr, socklen_t len,
-                          uint64_t connect_timeout_ms, const struct conn_cb *cb, void *arg);
+                          uint64_t connect_timeout_ms, struct ssl_st *ssl,
+                          const struct conn_cb *cb, void *arg);
+/* Run the transport's handshake (an accepted TLS connection) under the
+ * read and write timeouts set: CONN_CONNECTED when done, else CONN_ERROR
+ * or a timeout.  Reading for the owner starts with conn_read_enable(). */
+void conn_start_handshake(struct conn *c);
+/* Why the connection failed, as text (NULL: see errno). */
+const char *conn_error(const struct conn *c);
 /* Change the owner (an origin connection moving in and out of the pool). */
 void conn_set_owner(struct conn *c, const struct conn_cb *cb, void *arg);
 /* Close the socket and free the conn (deferred to the end of a running

@@ -20,7 +20,9 @@
     X(origin_errors)   \
     X(client_errors)   \
     X(bytes_sent)      \
-    X(connections)
+    X(connections)     \
+    X(tls_handshakes)  \
+    X(tls_handshake_failures)
 
 /* Origin latency (request sent to response head), upper bounds in ms of
  * the Prometheus histogram buckets; the last bucket is +Inf. */

@@ -18,9 +18,11 @@
 struct conn;
 struct worker;
 
-/* A connection was accepted on worker `w`: serve HTTP/1.1 on it.  `addr`
- * is the peer's address as text.  Takes the conn. */
-void http1_serve(struct worker *w, struct conn *conn, const char *addr);
+/* A connection was accepted on worker `w` (and its TLS handshake, if any,
+ * is done): serve HTTP/1.1 on it.  `addr` is the peer's address as text,
+ * `scheme` "http" or "https".  Takes the conn; counted in the server's
+ * n_clients already. */
+void http1_serve(struct worker *w, struct conn *conn, const char *addr, const char *scheme);
 /* Close every connection that is idle between requests (graceful stop). */
 void http1_close_idle(struct worker *w);
 /* Shutdown, after the worker's loop ended: free every connection left. */

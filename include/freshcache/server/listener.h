@@ -22,6 +22,8 @@ int listeners_open(struct worker *w);
 void listeners_sync(struct worker *w);
 /* Stop accepting on every address of `w`. */
 void listeners_close(struct worker *w);
+/* Shutdown: free the TLS connections still in their handshake. */
+void listeners_free_handshakes(struct worker *w);
 /* Can `l` be bound, or is it held by some other socket?  0 or -1 (errno). */
 int listener_probe(const struct fc_listen *l);
 

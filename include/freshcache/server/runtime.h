@@ -27,6 +27,8 @@
 struct cache_store;
 struct generations;
 struct etag_history;
+struct tls_config;
+struct tls_tickets;
 struct worker;
 
 struct server {
@@ -38,6 +40,12 @@ struct server {
     struct fc_config *_Atomic cfg;
     struct fc_config **old_cfgs;
     size_t n_old_cfgs;
+    /* The TLS contexts of the config in force (server/tls.h), swapped with
+     * it; replaced ones are kept until exit like old configs. */
+    struct tls_config *_Atomic tls;
+    struct tls_config **old_tls;
+    size_t n_old_tls;
+    struct tls_tickets *tickets;    /* session-ticket keys every listener shares */
     struct cache_store *store;
     struct generations *gens;       /* deploy generations (cache/generation.h) */
     struct etag_history *etag_hist; /* content-hash first-seen times (cache/etag.h) */

@@ -23,6 +23,16 @@ void server_free(struct server *srv);
 int server_reload(struct server *srv, char *err, size_t errlen);
 /* Reclaim memory of purged generations: called periodically. */
 void server_sweep(struct server *srv);
+/* What a start would refuse beyond the config's syntax (certificates and
+ * keys that do not load or match, CA files): 0, or -1 with
+ * FILE:LINE:COLUMN lines appended to errs.  For `freshcached -t`. */
+struct config_errors;
+int server_check_config(const struct fc_config *cfg, struct config_errors *errs);
+/* A new session-ticket key (the previous one still decrypts). */
+void server_rotate_tickets(struct server *srv);
+/* Certificates expiring within this many days are logged at start and
+ * reload. */
+#define TLS_EXPIRY_WARN_DAYS 14
 /* The counters of every worker, summed. */
 void server_sum_counters(struct server *srv, struct counters *out);
 

@@ -31,6 +31,9 @@ enum transport_want { WANT_READ = 1, WANT_WRITE = 2 };
 
 struct transport_ops {
     const char *name;
+    /* Bring the transport up (a TLS handshake): 1 when done,
+     * TRANSPORT_AGAIN, or TRANSPORT_ERROR.  NULL: nothing to do. */
+    int (*handshake)(struct transport *t);
     /* Move up to `max` bytes from the socket into `in`: bytes read,
      * TRANSPORT_EOF, TRANSPORT_ERROR or TRANSPORT_AGAIN. */
     ssize_t (*read)(struct transport *t, struct evbuffer *in, size_t max);
@@ -38,6 +41,9 @@ struct transport_ops {
      * written (possibly fewer than held), TRANSPORT_ERROR or
      * TRANSPORT_AGAIN. */
     ssize_t (*write)(struct transport *t, struct evbuffer *out);
+    /* Bytes already read from the socket and decrypted but not yet handed
+     * out: no read event will announce them.  NULL: never any. */
+    size_t (*pending)(struct transport *t);
     /* Close the descriptor and free the transport. */
     void (*close)(struct transport *t);
 };
@@ -51,5 +57,11 @@ struct transport {
 
 /* Plain TCP over a connected (or connecting) non-blocking socket. */
 struct transport *transport_tcp_new(int fd);
+/* TLS over a socket, with `ssl` (owned from now on) in accept or connect
+ * state; the conn drives its handshake (conn_start_handshake). */
+struct ssl_st;
+struct transport *transport_tls_new(int fd, struct ssl_st *ssl);
+/* The SSL of a TLS transport, NULL for another one. */
+struct ssl_st *transport_tls_ssl(struct transport *t);
 
 #endif

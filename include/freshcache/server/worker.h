@@ -20,6 +20,7 @@
 
 #include "freshcache/server/counters.h"
 #include "freshcache/server/runtime.h"
+#include "freshcache/server/tls.h"
 
 struct event_base;
 struct evbuffer;
@@ -27,6 +28,7 @@ struct event;
 struct listener;
 
 LIST_HEAD(h1_list, h1_conn);
+LIST_HEAD(handshake_list, handshake);
 LIST_HEAD(fetch_list, fetch);
 TAILQ_HEAD(upstream_list, upstream_conn);
 
@@ -39,11 +41,13 @@ struct worker {
     pthread_t thread;
     struct listener **listeners;    /* this worker's sockets (listener.h) */
     size_t n_listeners, cap_listeners;
+    struct handshake_list handshakes;   /* TLS connections not up yet (listener.c) */
     struct h1_list h1_conns;        /* HTTP/1.1 client connections (http1.h) */
     unsigned n_clients;             /* client connections on this worker */
     struct fetch_list fetches;      /* in progress, including detached ones */
     struct upstream_list idle_upstreams;
     unsigned n_idle_upstreams;
+    struct tls_session_slot origin_tls; /* resumed by the next origin connection */
     struct evbuffer *access_buf;    /* access log lines not yet written */
     struct event *access_flush;     /* timer: flush access_buf */
     time_t date_sec;                /* second date_buf was formatted for */
