@@ -26,10 +26,16 @@ void cc_request_parse(const struct http_msg *req, struct cache_control *cc)
     cc_fields_parse(req, cc);
     if (http_msg_has(req, "Cache-Control"))
         return;
-    size_t pl;
-    const char *pragma = http_msg_get(req, "Pragma", &pl);
-    if (pragma && cc_pragma_no_cache(pragma, pl))
-        cc->flags |= CC_NO_CACHE;
+    /* Pragma is a list: "no-cache" may be on any of its lines (RFC 9110
+     * §5.3). */
+    uint32_t it = 0;
+    const struct http_field *fl;
+    while ((fl = http_msg_next(req, "Pragma", &it)) != NULL) {
+        if (cc_pragma_no_cache(http_field_value(req, fl), fl->value_len)) {
+            cc->flags |= CC_NO_CACHE;
+            return;
+        }
+    }
 }
 
 /* Surrogate-Control: a directive may name its target after ';'; those for

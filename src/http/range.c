@@ -42,8 +42,13 @@ enum range_choice range_parse(const char *value, size_t len, uint64_t size, uint
     if (dash == s) {                    /* "-n": the last n bytes */
         if (!parse_u64(dash + 1, end, &b))
             return RANGE_NONE;
-        if (b == 0 || size == 0)
+        if (b == 0)
             return RANGE_UNSATISFIABLE;
+        /* On an empty representation a non-zero suffix is satisfiable
+         * (RFC 9110 §14.1.1), so no 416; but a 206 cannot carry zero
+         * bytes: send the whole, empty, representation. */
+        if (size == 0)
+            return RANGE_NONE;
         *first = b >= size ? 0 : size - b;
         *last = size - 1;
         return RANGE_ONE;

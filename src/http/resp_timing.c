@@ -20,11 +20,13 @@ int64_t resp_age_value(const struct http_msg *r)
         lines++;
     int64_t a = 0;
     size_t i = 0;
+    /* Stop growing once past 2^31 (RFC 9111 §1.2.2), clamp at the end. */
     for (; i < len && v[i] >= '0' && v[i] <= '9'; i++)
-        a = a >= CC_DELTA_MAX / 10 ? CC_DELTA_MAX : a * 10 + (v[i] - '0');
+        if (a <= CC_DELTA_MAX)
+            a = a * 10 + (v[i] - '0');
     bool ok = lines == 1 && i > 0 &&
               (i == len || (v[i] == ',' && i + 1 < len && v[i + 1] >= '0' && v[i + 1] <= '9'));
-    return ok ? a : CC_DELTA_MAX;
+    return ok && a < CC_DELTA_MAX ? a : CC_DELTA_MAX;
 }
 
 void resp_timing_parse(const struct http_msg *r, time_t request_time, time_t response_time,

@@ -1,6 +1,7 @@
 /*
  * check_http_msg.c — message heads: fields in one buffer, case-insensitive
- * lookups, removal, comma-list tokens, hop-by-hop fields, serialisation.
+ * lookups, removal, comma-list tokens, hop-by-hop fields, serialisation,
+ * copies.
  */
 #include <check.h>
 #include <stdint.h>
@@ -450,6 +451,155 @@ START_TEST(token_eq)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ copy */
+
+/* Set the request line's URL or the status line's reason of `m`. */
+static void set_url(struct http_msg *m, const char *url)
+{
+    m->url_len = (uint32_t)strlen(url);
+    m->url_off = http_msg_append(m, url, m->url_len);
+}
+
+static void set_reason(struct http_msg *m, const char *reason)
+{
+    m->reason_len = (uint32_t)strlen(reason);
+    m->reason_off = http_msg_append(m, reason, m->reason_len);
+}
+
+/* http_msg_copy: the start line and every live field in order, in the
+ * copy's own buffer (the source can go). */
+START_TEST(copy_request)
+{
+    struct http_msg src, dst;
+    http_msg_init(&src);
+    http_msg_init(&dst);
+    src.method = 6;                     /* llhttp's HTTP_OPTIONS */
+    src.http_major = 1;
+    src.http_minor = 0;
+    http_msg_add_str(&src, "Host", "h.example");
+    set_url(&src, "/a?b=c");
+    http_msg_add_str(&src, "Accept", "*/*");
+    http_msg_add_str(&src, "accept", "text/html");
+    http_msg_add_str(&src, "X-Empty", "");
+
+    http_msg_copy(&dst, &src);
+    http_msg_free(&src);
+    ck_assert_int_eq(dst.method, 6);
+    ck_assert_uint_eq(dst.http_major, 1);
+    ck_assert_uint_eq(dst.http_minor, 0);
+    ck_assert_uint_eq(dst.url_len, 6);
+    ck_assert_int_eq(memcmp(http_msg_url(&dst), "/a?b=c", 6), 0);
+    ck_assert_uint_eq(dst.reason_len, 0);
+    ck_assert_uint_eq(dst.n_fields, 4);
+    ck_assert(!dst.has_connection);
+    char *w = written(&dst);
+    ck_assert_str_eq(w, "Host: h.example\r\nAccept: */*\r\naccept: text/html\r\nX-Empty: \r\n");
+    free(w);
+    http_msg_free(&dst);
+}
+END_TEST
+
+START_TEST(copy_response)
+{
+    struct http_msg src, dst;
+    http_msg_init(&src);
+    http_msg_init(&dst);
+    src.status = 404;
+    src.http_major = 1;
+    src.http_minor = 1;
+    set_reason(&src, "Not Here");
+    http_msg_add_str(&src, "Connection", "close");
+    http_msg_add_str(&src, "Content-Length", "0");
+
+    http_msg_copy(&dst, &src);
+    ck_assert_int_eq(dst.status, 404);
+    ck_assert_uint_eq(dst.http_minor, 1);
+    ck_assert_uint_eq(dst.reason_len, 8);
+    ck_assert_int_eq(memcmp(dst.buf + dst.reason_off, "Not Here", 8), 0);
+    ck_assert(dst.has_connection);
+    ck_assert_str_eq(get(&dst, "content-length"), "0");
+    /* separate buffers: changing one leaves the other */
+    ck_assert_ptr_ne(dst.buf, src.buf);
+    http_msg_add_str(&src, "X-Late", "1");
+    ck_assert_ptr_null(get(&dst, "X-Late"));
+    http_msg_free(&src);
+    http_msg_free(&dst);
+}
+END_TEST
+
+/* Removed (dead) fields are not copied, and a dead Connection does not
+ * make the copy think it has one. */
+START_TEST(copy_skips_dead_fields)
+{
+    struct http_msg src, dst;
+    http_msg_init(&src);
+    http_msg_init(&dst);
+    src.status = 200;
+    http_msg_add_str(&src, "A", "1");
+    http_msg_add_str(&src, "Connection", "x-hop");
+    http_msg_add_str(&src, "X-Hop", "h");
+    http_msg_add_str(&src, "B", "2");
+    ck_assert_uint_eq(http_msg_remove(&src, "Connection"), 1);
+    ck_assert_uint_eq(http_msg_remove(&src, "x-hop"), 1);
+    ck_assert(src.has_connection);      /* http_msg_remove leaves the flag */
+
+    http_msg_copy(&dst, &src);
+    ck_assert_uint_eq(dst.n_fields, 2);
+    ck_assert(!dst.fields[0].dead);
+    ck_assert(!dst.fields[1].dead);
+    ck_assert(!dst.has_connection);
+    ck_assert_ptr_null(get(&dst, "Connection"));
+    ck_assert_ptr_null(get(&dst, "X-Hop"));
+    char *w = written(&dst);
+    ck_assert_str_eq(w, "A: 1\r\nB: 2\r\n");
+    free(w);
+    http_msg_free(&src);
+    http_msg_free(&dst);
+}
+END_TEST
+
+/* The copy replaces whatever dst held (a reused message), and an empty
+ * source gives an empty message. */
+START_TEST(copy_into_used_message)
+{
+    struct http_msg src, dst;
+    http_msg_init(&src);
+    http_msg_init(&dst);
+    dst.status = 500;
+    dst.method = 3;
+    set_url(&dst, "/old");
+    set_reason(&dst, "Old");
+    http_msg_add_str(&dst, "Connection", "close");
+    http_msg_add_str(&dst, "X-Old", "1");
+
+    src.method = 1;
+    set_url(&src, "/new");
+    http_msg_add_str(&src, "X-New", "2");
+    http_msg_copy(&dst, &src);
+    ck_assert_int_eq(dst.status, 0);
+    ck_assert_int_eq(dst.method, 1);
+    ck_assert_uint_eq(dst.url_len, 4);
+    ck_assert_int_eq(memcmp(http_msg_url(&dst), "/new", 4), 0);
+    ck_assert_uint_eq(dst.reason_len, 0);
+    ck_assert(!dst.has_connection);
+    ck_assert_uint_eq(dst.n_fields, 1);
+    ck_assert_ptr_null(get(&dst, "X-Old"));
+    ck_assert_str_eq(get(&dst, "X-New"), "2");
+
+    struct http_msg empty;
+    http_msg_init(&empty);
+    http_msg_copy(&dst, &empty);
+    ck_assert_uint_eq(dst.n_fields, 0);
+    ck_assert_uint_eq(dst.url_len, 0);
+    ck_assert_int_eq(dst.method, 0);
+    char *w = written(&dst);
+    ck_assert_str_eq(w, "");
+    free(w);
+    http_msg_free(&src);
+    http_msg_free(&dst);
+}
+END_TEST
+
 static Suite *http_msg_suite(void)
 {
     Suite *s = suite_create("http_msg");
@@ -479,6 +629,13 @@ static Suite *http_msg_suite(void)
     TCase *w = tcase_create("write");
     tcase_add_test(w, write_fields_bytes);
     suite_add_tcase(s, w);
+
+    TCase *c = tcase_create("copy");
+    tcase_add_test(c, copy_request);
+    tcase_add_test(c, copy_response);
+    tcase_add_test(c, copy_skips_dead_fields);
+    tcase_add_test(c, copy_into_used_message);
+    suite_add_tcase(s, c);
     return s;
 }
 

@@ -1,10 +1,10 @@
 /*
- * check_revalidate.c — entity-tag comparison, client preconditions in
- * RFC 9110 §13.2.2 order, validators sent to the origin, and the 304 merge
- * of RFC 9111 §4.3.4 / §3.2.
+ * check_revalidate.c — revalidation with the origin (src/cache/revalidate.c):
+ * the validators sent on a conditional request (RFC 9110 §13.1.1, §13.1.3)
+ * and the 304 merge of RFC 9111 §4.3.4 / §3.2.  Client preconditions are
+ * tested in check_conditional.c.
  */
 #include <check.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,268 +19,9 @@
 #include "freshcache/http/http_date.h"
 #include "freshcache/http/http_msg.h"
 #include "freshcache/cache/revalidate.h"
-#include "freshcache/http/conditional.h"
 
 #define T0 ((time_t)1420070400)                 /* Thu, 01 Jan 2015 00:00:00 GMT */
 #define T0_STR "Thu, 01 Jan 2015 00:00:00 GMT"
-
-/* ---------------------------------------------------------------- etags */
-
-static bool weak(const char *list, const char *etag)
-{
-    return etag_list_match_weak(list, strlen(list), etag, strlen(etag));
-}
-
-static bool strong(const char *list, const char *etag)
-{
-    return etag_list_match_strong(list, strlen(list), etag, strlen(etag));
-}
-
-START_TEST(etag_weak_comparison)
-{
-    ck_assert(weak("\"a\"", "\"a\""));
-    ck_assert(weak("W/\"a\"", "\"a\""));
-    ck_assert(weak("\"a\"", "W/\"a\""));
-    ck_assert(weak("W/\"a\"", "W/\"a\""));
-    ck_assert(!weak("\"b\"", "\"a\""));
-    ck_assert(!weak("W/\"b\"", "W/\"a\""));
-    ck_assert(!weak("\"A\"", "\"a\""));             /* opaque-tags are case-sensitive */
-    ck_assert(!weak("\"a\"", "\"ab\""));
-    ck_assert(!weak("\"ab\"", "\"a\""));
-    /* "W/" is case-sensitive: w/"a" is not a weak "a" */
-    ck_assert(!weak("w/\"a\"", "\"a\""));
-    /* lists */
-    ck_assert(weak("\"x\", \"y\", \"a\"", "\"a\""));
-    ck_assert(weak("\"x\",W/\"a\"", "\"a\""));
-    ck_assert(weak(" \"x\" ,\t\"a\"\t", "W/\"a\""));
-    ck_assert(!weak("\"x\", \"y\"", "\"a\""));
-    /* a comma inside a tag does not split it */
-    ck_assert(weak("\"x\", \"a,b\"", "\"a,b\""));
-    ck_assert(!weak("\"a,b\"", "\"a\""));
-    ck_assert(!weak("\"a,b\"", "\"b\""));
-    /* * matches any current representation */
-    ck_assert(weak("*", "\"a\""));
-    ck_assert(weak("*", "W/\"zzz\""));
-    /* empty */
-    ck_assert(!weak("", "\"a\""));
-    ck_assert(!weak(" , ", "\"a\""));
-}
-END_TEST
-
-START_TEST(etag_strong_comparison)
-{
-    ck_assert(strong("\"a\"", "\"a\""));
-    ck_assert(!strong("W/\"a\"", "\"a\""));         /* a weak tag never matches strongly */
-    ck_assert(!strong("\"a\"", "W/\"a\""));
-    ck_assert(!strong("W/\"a\"", "W/\"a\""));
-    ck_assert(!strong("\"b\"", "\"a\""));
-    ck_assert(!strong("\"A\"", "\"a\""));
-    ck_assert(strong("W/\"a\", \"a\"", "\"a\""));
-    ck_assert(strong("\"x\",\"a\"", "\"a\""));
-    ck_assert(!strong("\"x\", W/\"a\"", "\"a\""));
-    ck_assert(strong("*", "\"a\""));
-    ck_assert(strong("\"a,b\"", "\"a,b\""));
-    ck_assert(!strong("", "\"a\""));
-}
-END_TEST
-
-/* ---------------------------------------------------------- preconditions */
-
-static struct validators val(int status, const char *etag, bool has_lm, time_t lm)
-{
-    struct validators v = { 0 };
-    v.status = status;
-    v.etag = etag;
-    v.etag_len = etag ? strlen(etag) : 0;
-    v.has_last_modified = has_lm;
-    v.last_modified = lm;
-    return v;
-}
-
-/* A request with the given fields: pairs of name, value, ending in NULL. */
-static enum cond_result eval(const struct validators *v, ...)
-{
-    struct http_msg req;
-    http_msg_init(&req);
-    req.method = 1;     /* GET */
-    va_list ap;
-    va_start(ap, v);
-    const char *n;
-    while ((n = va_arg(ap, const char *)) != NULL)
-        http_msg_add_str(&req, n, va_arg(ap, const char *));
-    va_end(ap);
-    enum cond_result r = cond_evaluate(&req, v);
-    http_msg_free(&req);
-    return r;
-}
-
-static const char *date_str(time_t t)
-{
-    static char buf[4][HTTP_DATE_LEN + 1];
-    static int i;
-    i = (i + 1) % 4;
-    http_date_format(t, buf[i]);
-    return buf[i];
-}
-
-START_TEST(cond_none_without_preconditions)
-{
-    struct validators v = val(200, "\"a\"", true, T0);
-    ck_assert_int_eq(eval(&v, NULL), COND_NONE);
-    ck_assert_int_eq(eval(&v, "Accept", "*/*", "Cache-Control", "no-cache", NULL), COND_NONE);
-}
-END_TEST
-
-START_TEST(cond_if_none_match)
-{
-    struct validators v = val(200, "\"v1\"", true, T0);
-    ck_assert_int_eq(eval(&v, "If-None-Match", "\"v1\"", NULL), COND_NOT_MODIFIED);
-    ck_assert_int_eq(eval(&v, "If-None-Match", "W/\"v1\"", NULL), COND_NOT_MODIFIED);
-    ck_assert_int_eq(eval(&v, "If-None-Match", "\"v0\", \"v1\"", NULL), COND_NOT_MODIFIED);
-    ck_assert_int_eq(eval(&v, "If-None-Match", "*", NULL), COND_NOT_MODIFIED);
-    ck_assert_int_eq(eval(&v, "If-None-Match", "\"v2\"", NULL), COND_NONE);
-    ck_assert_int_eq(eval(&v, "if-none-match", "\"v1\"", NULL), COND_NOT_MODIFIED);
-
-    /* a weak stored tag: weak comparison still matches */
-    struct validators w = val(200, "W/\"v1\"", false, 0);
-    ck_assert_int_eq(eval(&w, "If-None-Match", "\"v1\"", NULL), COND_NOT_MODIFIED);
-    ck_assert_int_eq(eval(&w, "If-None-Match", "W/\"v1\"", NULL), COND_NOT_MODIFIED);
-
-    /* no stored ETag: only * matches */
-    struct validators n = val(200, NULL, true, T0);
-    ck_assert_int_eq(eval(&n, "If-None-Match", "\"v1\"", NULL), COND_NONE);
-    ck_assert_int_eq(eval(&n, "If-None-Match", "*", NULL), COND_NOT_MODIFIED);
-}
-END_TEST
-
-START_TEST(cond_if_none_match_takes_precedence)
-{
-    struct validators v = val(200, "\"v1\"", true, T0);
-    /* IMS alone says "not modified" ... */
-    ck_assert_int_eq(eval(&v, "If-Modified-Since", date_str(T0 + 10), NULL), COND_NOT_MODIFIED);
-    /* ... but If-None-Match is evaluated instead of it (§13.1.3) */
-    ck_assert_int_eq(eval(&v, "If-None-Match", "\"other\"",
-                          "If-Modified-Since", date_str(T0 + 10), NULL), COND_NONE);
-    ck_assert_int_eq(eval(&v, "If-Modified-Since", date_str(T0 + 10),
-                          "If-None-Match", "\"other\"", NULL), COND_NONE);
-    /* and the other way round: a matching tag wins over an old date */
-    ck_assert_int_eq(eval(&v, "If-None-Match", "\"v1\"",
-                          "If-Modified-Since", date_str(T0 - 1000), NULL), COND_NOT_MODIFIED);
-}
-END_TEST
-
-START_TEST(cond_if_modified_since)
-{
-    struct validators v = val(200, NULL, true, T0);
-    ck_assert_int_eq(eval(&v, "If-Modified-Since", T0_STR, NULL), COND_NOT_MODIFIED);
-    ck_assert_int_eq(eval(&v, "If-Modified-Since", date_str(T0 + 1), NULL), COND_NOT_MODIFIED);
-    ck_assert_int_eq(eval(&v, "If-Modified-Since", date_str(T0 - 1), NULL), COND_NONE);
-    /* obsolete date formats are accepted */
-    ck_assert_int_eq(eval(&v, "If-Modified-Since", "Thursday, 01-Jan-15 00:00:00 GMT", NULL),
-                     COND_NOT_MODIFIED);
-    ck_assert_int_eq(eval(&v, "If-Modified-Since", "Thu Jan  1 00:00:00 2015", NULL),
-                     COND_NOT_MODIFIED);
-    /* an invalid date is ignored */
-    ck_assert_int_eq(eval(&v, "If-Modified-Since", "yesterday", NULL), COND_NONE);
-    ck_assert_int_eq(eval(&v, "If-Modified-Since", "", NULL), COND_NONE);
-
-    /* without Last-Modified the Date stands in */
-    struct validators d = val(200, "\"e\"", false, 0);
-    d.has_date = true;
-    d.date = T0 + 100;
-    ck_assert_int_eq(eval(&d, "If-Modified-Since", date_str(T0 + 100), NULL), COND_NOT_MODIFIED);
-    ck_assert_int_eq(eval(&d, "If-Modified-Since", date_str(T0 + 99), NULL), COND_NONE);
-    /* and with neither nothing is known */
-    struct validators z = val(200, "\"e\"", false, 0);
-    ck_assert_int_eq(eval(&z, "If-Modified-Since", date_str(T0 + 1000000), NULL), COND_NONE);
-}
-END_TEST
-
-START_TEST(cond_if_match)
-{
-    struct validators v = val(200, "\"v1\"", true, T0);
-    ck_assert_int_eq(eval(&v, "If-Match", "\"v1\"", NULL), COND_NONE);
-    ck_assert_int_eq(eval(&v, "If-Match", "\"v0\", \"v1\"", NULL), COND_NONE);
-    ck_assert_int_eq(eval(&v, "If-Match", "*", NULL), COND_NONE);
-    ck_assert_int_eq(eval(&v, "If-Match", "\"v2\"", NULL), COND_PRECONDITION_FAILED);
-    /* strong comparison: a weak tag in If-Match never matches */
-    ck_assert_int_eq(eval(&v, "If-Match", "W/\"v1\"", NULL), COND_PRECONDITION_FAILED);
-    struct validators w = val(200, "W/\"v1\"", true, T0);
-    ck_assert_int_eq(eval(&w, "If-Match", "W/\"v1\"", NULL), COND_PRECONDITION_FAILED);
-    ck_assert_int_eq(eval(&w, "If-Match", "\"v1\"", NULL), COND_PRECONDITION_FAILED);
-    ck_assert_int_eq(eval(&w, "If-Match", "*", NULL), COND_NONE);
-    /* no stored ETag: only * passes */
-    struct validators n = val(200, NULL, true, T0);
-    ck_assert_int_eq(eval(&n, "If-Match", "\"v1\"", NULL), COND_PRECONDITION_FAILED);
-    ck_assert_int_eq(eval(&n, "If-Match", "*", NULL), COND_NONE);
-}
-END_TEST
-
-START_TEST(cond_if_unmodified_since)
-{
-    struct validators v = val(200, "\"v1\"", true, T0);
-    ck_assert_int_eq(eval(&v, "If-Unmodified-Since", T0_STR, NULL), COND_NONE);
-    ck_assert_int_eq(eval(&v, "If-Unmodified-Since", date_str(T0 + 5), NULL), COND_NONE);
-    ck_assert_int_eq(eval(&v, "If-Unmodified-Since", date_str(T0 - 5), NULL),
-                     COND_PRECONDITION_FAILED);
-    /* invalid date, or no Last-Modified: ignored */
-    ck_assert_int_eq(eval(&v, "If-Unmodified-Since", "garbage", NULL), COND_NONE);
-    struct validators n = val(200, "\"v1\"", false, 0);
-    ck_assert_int_eq(eval(&n, "If-Unmodified-Since", date_str(T0 - 5), NULL), COND_NONE);
-}
-END_TEST
-
-START_TEST(cond_order)
-{
-    struct validators v = val(200, "\"v1\"", true, T0);
-    /* 1 before 3: a failed If-Match is 412 even when If-None-Match matches */
-    ck_assert_int_eq(eval(&v, "If-None-Match", "\"v1\"", "If-Match", "\"nope\"", NULL),
-                     COND_PRECONDITION_FAILED);
-    /* If-Match passes, then If-None-Match decides */
-    ck_assert_int_eq(eval(&v, "If-Match", "\"v1\"", "If-None-Match", "\"v1\"", NULL),
-                     COND_NOT_MODIFIED);
-    ck_assert_int_eq(eval(&v, "If-Match", "\"v1\"", "If-None-Match", "\"v9\"", NULL), COND_NONE);
-    /* 2 only without If-Match: a passing If-Match overrides a failing IUS */
-    ck_assert_int_eq(eval(&v, "If-Match", "\"v1\"",
-                          "If-Unmodified-Since", date_str(T0 - 5), NULL), COND_NONE);
-    ck_assert_int_eq(eval(&v, "If-Match", "*",
-                          "If-Unmodified-Since", date_str(T0 - 5), NULL), COND_NONE);
-    /* 2 before 3 and 4 */
-    ck_assert_int_eq(eval(&v, "If-Unmodified-Since", date_str(T0 - 5),
-                          "If-None-Match", "\"v1\"", NULL), COND_PRECONDITION_FAILED);
-    ck_assert_int_eq(eval(&v, "If-Unmodified-Since", date_str(T0 - 5),
-                          "If-Modified-Since", date_str(T0 + 5), NULL), COND_PRECONDITION_FAILED);
-    /* IUS passes, then 4 */
-    ck_assert_int_eq(eval(&v, "If-Unmodified-Since", date_str(T0 + 5),
-                          "If-Modified-Since", date_str(T0 + 5), NULL), COND_NOT_MODIFIED);
-    /* If-Match passes, then 4 */
-    ck_assert_int_eq(eval(&v, "If-Match", "\"v1\"",
-                          "If-Modified-Since", date_str(T0), NULL), COND_NOT_MODIFIED);
-}
-END_TEST
-
-START_TEST(cond_only_for_2xx)
-{
-    static const int non2xx[] = { 100, 199, 300, 301, 304, 404, 410, 500 };
-    for (size_t i = 0; i < sizeof non2xx / sizeof *non2xx; i++) {
-        struct validators v = val(non2xx[i], "\"v1\"", true, T0);
-        ck_assert_msg(eval(&v, "If-None-Match", "\"v1\"", NULL) == COND_NONE, "%d", non2xx[i]);
-        ck_assert_msg(eval(&v, "If-None-Match", "*", NULL) == COND_NONE, "%d", non2xx[i]);
-        ck_assert_msg(eval(&v, "If-Match", "\"x\"", NULL) == COND_NONE, "%d", non2xx[i]);
-        ck_assert_msg(eval(&v, "If-Modified-Since", date_str(T0 + 9), NULL) == COND_NONE, "%d",
-                      non2xx[i]);
-        ck_assert_msg(eval(&v, "If-Unmodified-Since", date_str(T0 - 9), NULL) == COND_NONE, "%d",
-                      non2xx[i]);
-    }
-    static const int ok[] = { 200, 203, 204, 206, 299 };
-    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
-        struct validators v = val(ok[i], "\"v1\"", true, T0);
-        ck_assert_msg(eval(&v, "If-None-Match", "\"v1\"", NULL) == COND_NOT_MODIFIED, "%d", ok[i]);
-        ck_assert_msg(eval(&v, "If-Match", "\"x\"", NULL) == COND_PRECONDITION_FAILED, "%d",
-                      ok[i]);
-    }
-}
-END_TEST
 
 /* ------------------------------------------------------------- objects */
 
@@ -601,24 +342,11 @@ END_TEST
 static Suite *revalidate_suite(void)
 {
     Suite *s = suite_create("revalidate");
-    TCase *e = tcase_create("etag");
-    tcase_add_test(e, etag_weak_comparison);
-    tcase_add_test(e, etag_strong_comparison);
-    suite_add_tcase(s, e);
-
-    TCase *c = tcase_create("conditions");
-    tcase_add_test(c, cond_none_without_preconditions);
-    tcase_add_test(c, cond_if_none_match);
-    tcase_add_test(c, cond_if_none_match_takes_precedence);
-    tcase_add_test(c, cond_if_modified_since);
-    tcase_add_test(c, cond_if_match);
-    tcase_add_test(c, cond_if_unmodified_since);
-    tcase_add_test(c, cond_order);
-    tcase_add_test(c, cond_only_for_2xx);
-    suite_add_tcase(s, c);
+    TCase *v = tcase_create("validators");
+    tcase_add_test(v, add_validators);
+    suite_add_tcase(s, v);
 
     TCase *m = tcase_create("merge");
-    tcase_add_test(m, add_validators);
     tcase_add_test(m, merge_replaces_fields);
     tcase_add_test(m, merge_keeps_framing_fields);
     tcase_add_test(m, merge_shares_body_and_copies_vary);
