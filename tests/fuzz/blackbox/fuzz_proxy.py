@@ -249,6 +249,10 @@ class SeedRun:
         self.probe_notes = collections.Counter()
         self.next_probe = args.check_every
         self.probe_task = None
+        self.ops = collections.Counter()          # operator actions -> outcome
+        self.n_ops = 0
+        self.ops_running = 0
+        self.next_op = args.operator_every or float("inf")
         self.elapsed = 0.0
         self.timed_out = False
         self.slow_conns = 0
@@ -288,6 +292,11 @@ class SeedRun:
             if self.exchanges >= self.next_probe and self.probe_task is None:
                 self.next_probe += self.args.check_every
                 self.probe_task = asyncio.get_running_loop().create_task(self.liveness())
+            if self.exchanges >= self.next_op and self.ops_running < 2:
+                self.next_op += self.args.operator_every
+                self.ops_running += 1
+                asyncio.get_running_loop().create_task(self.operator(self.n_ops))
+                self.n_ops += 1
             key = (conn, id(plan))
             self.in_flight[key] = plan.describe()
             t0 = time.monotonic()
@@ -324,6 +333,25 @@ class SeedRun:
         finally:
             if not final:
                 self.probe_task = None
+
+    async def operator(self, k):
+        """The k-th operator action (gen.operator_action): admin socket calls
+        and signals during the traffic.  Their answers are counted, not
+        checked: the daemon staying up is what matters."""
+        try:
+            act = gen.operator_action(self.seed, k)
+            if act[0] == "signal":
+                if self.daemon.alive():
+                    self.daemon.proc.send_signal(getattr(signal, act[1]))
+                self.ops[act[1]] += 1
+                return
+            _, method, target, body, leave = act
+            st = await wire.admin_call(os.path.join(self.tmp, "admin.sock"), method, target,
+                                       body, leave)
+            self.ops["%s %s -> %s" % (method, target, st if isinstance(st, (int, str)) and
+                                      len(str(st)) < 40 else "error")] += 1
+        finally:
+            self.ops_running -= 1
 
     async def monitor(self):
         n = 0
@@ -466,6 +494,9 @@ def main(argv=None):
                          "reaching it is not a failure (default: none)")
     ap.add_argument("--check-every", type=int, default=300,
                     help="liveness check every N exchanges (default 300)")
+    ap.add_argument("--operator-every", type=int, default=150, metavar="N",
+                    help="an operator action (admin purge / generation bump / verify / reload, "
+                         "SIGHUP) every N exchanges; 0: none (default 150)")
     ap.add_argument("--replay", default="",
                     help="run only these connection indexes (comma list / ranges) of the seed")
     ap.add_argument("--repeat", type=int, default=1, help="with --replay: run them N times")
@@ -524,13 +555,14 @@ def main(argv=None):
             print("  statuses: %s" % dict(sorted(st.statuses.items())))
             print("  origin: %d requests; plans %s" % (run.origin.requests,
                                                        dict(run.origin.plans.most_common())))
+            print("  operator: %s" % dict(run.ops.most_common()))
             print("  liveness probes: %d%s" % (run.probes, (", notes %s" % dict(run.probe_notes))
                                                 if run.probe_notes else ""))
         if st_anomalies(run):
             print("  anomalies in the proxy's responses: %d (not failures), e.g.:"
                   % run.stats.n_anomalies)
-            for conn, text in run.stats.anomalies[:(10 if args.verbose else 3)]:
-                print("    conn %d: %s" % (conn, text))
+            for text, k in run.stats.anomalies.most_common(12 if args.verbose else 4):
+                print("    %dx %s (first: conn %d)" % (k, text, run.stats.anomaly_conn[text]))
         if run.failure:
             report_failure(args, run, n)
         elif not args.keep:

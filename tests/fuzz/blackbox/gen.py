@@ -771,6 +771,53 @@ def _pass_leave(r, plan, method):
     return plan
 
 
+# ---------------------------------------------------------------------------
+# the operator (admin socket and signals, during the traffic)
+
+POLICY_NAMES = ("assets", "swr", "html", "default")
+
+
+def operator_action(seed, k):
+    """The k-th operator action: ('admin', method, target, body bytes|None,
+    leave) with leave 'no' | 'fin' | 'rst' (the caller leaves right after
+    sending), or ('signal', name)."""
+    r = rng(seed, "op", k)
+    key = "/fz/%s/s/%d%s" % (seed, r.randrange(N_SHARED), wchoice(r, SUFFIXES))
+    kind = wchoice(r, [(22, "purge-url"), (8, "purge-prefix"), (10, "purge-generation"),
+                       (5, "generation"), (6, "stats"), (4, "metrics"), (10, "verify"),
+                       (4, "reload"), (4, "sighup"), (2, "sigusr1"), (3, "bad-json")])
+    leave = wchoice(r, [(80, "no"), (12, "fin"), (8, "rst")])
+    if kind == "sighup":
+        return ("signal", "SIGHUP")
+    if kind == "sigusr1":
+        return ("signal", "SIGUSR1")
+    if kind == "purge-url":
+        soft = r.random() < 0.3
+        body = '{"url": "%s"%s}' % (key, ', "soft": true' if soft else "")
+        return ("admin", "POST", "/purge", body.encode(), leave)
+    if kind == "purge-prefix":
+        body = '{"prefix": "%s"}' % r.choice(("/fz/%s/s/" % seed, "/fz/%s/" % seed, "/"))
+        return ("admin", "POST", "/purge", body.encode(), leave)
+    if kind == "purge-generation":
+        body = r.choice(("", "{}", '{"policy": "%s"}' % r.choice(POLICY_NAMES)))
+        return ("admin", "POST", "/purge/generation", body.encode(), leave)
+    if kind == "generation":
+        return ("admin", "GET", "/generation", None, leave)
+    if kind == "stats":
+        return ("admin", "GET", "/stats", None, leave)
+    if kind == "metrics":
+        return ("admin", "GET", "/metrics", None, leave)
+    if kind == "verify":
+        urls = ['"/fz/%s/s/%d%s"' % (seed, r.randrange(N_SHARED), wchoice(r, SUFFIXES))
+                for _ in range(r.randint(1, 6))]
+        return ("admin", "POST", "/verify", ('{"urls": [%s]}' % ", ".join(urls)).encode(), leave)
+    if kind == "reload":
+        return ("admin", "POST", "/reload", None, leave)
+    body = r.choice((b"{", b"[]", b'{"url": 1}', b'{"url": "/a", "url": "/b"}', b"\xff\xfe",
+                     b'{"urls": []}', b'{"url": "/a\\u0000b"}'))
+    return ("admin", "POST", r.choice(("/purge", "/verify", "/purge/generation")), body, leave)
+
+
 def live_response():
     body = b"alive\n"
     return (b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Type: text/plain\r\n"

@@ -7,6 +7,7 @@ They only carry out plans made by gen.py; nothing random is drawn here.
 
 import asyncio
 import collections
+import errno
 import re
 import socket
 
@@ -220,13 +221,15 @@ class ClientStats:
         self.outcomes = collections.Counter()
         self.statuses = collections.Counter()
         self.ends = collections.Counter()
-        self.anomalies = []           # (conn, text)
+        self.anomalies = collections.Counter()     # text -> count
+        self.anomaly_conn = {}                     # text -> first conn
         self.n_anomalies = 0
 
     def anomaly(self, conn, text):
         self.n_anomalies += 1
-        if len(self.anomalies) < 20:
-            self.anomalies.append((conn, text))
+        text = text[:100]
+        self.anomalies[text] += 1
+        self.anomaly_conn.setdefault(text, conn)
 
 
 RESP_TIMEOUT = 8.0       # origin.read_timeout is 2s, connect 1s: generous under ASan
@@ -360,8 +363,11 @@ async def run_connection(plan, port, stats):
     except (TimeoutError, asyncio.TimeoutError):
         stats.outcomes["send-timeout"] += 1
     except OSError as e:
-        stats.outcomes["oserror"] += 1
-        stats.anomaly(plan.conn, "OSError %r" % e)
+        if e.errno == errno.ENOTCONN:       # shutdown() after the proxy reset us
+            stats.outcomes["send-reset"] += 1
+        else:
+            stats.outcomes["oserror"] += 1
+            stats.anomaly(plan.conn, "OSError %r" % e)
     finally:
         if not closed:
             quiet_close(s)
@@ -390,6 +396,39 @@ async def probe(port, target, timeout=10.0):
         return "%s" % (type(e).__name__ if not str(e) else e)
     finally:
         quiet_close(s)
+
+
+async def admin_call(sock_path, method, target, body, leave, timeout=15.0):
+    """One request on the admin socket.  Returns the status (int), 'left'
+    when told to leave right after sending, or a string saying what went
+    wrong."""
+    loop = asyncio.get_running_loop()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.setblocking(False)
+    head = "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n" % (method, target)
+    if body is not None:
+        head += "Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+    data = head.encode() + b"\r\n" + (body or b"")
+    try:
+        async with deadline(timeout):
+            await loop.sock_connect(s, sock_path)
+            await loop.sock_sendall(s, data)
+            if leave == "fin":
+                return "left"
+            if leave == "rst":
+                reset_close(s)
+                s = None
+                return "left"
+            reader = ResponseReader(s, loop)
+            status, outcome = await reader.response(method, timeout)
+            return status if status is not None else "no response (%s)" % outcome
+    except Malformed as e:
+        return "malformed response: %s" % e
+    except (OSError, TimeoutError, asyncio.TimeoutError) as e:
+        return "%s" % (type(e).__name__ if not str(e) else e)
+    finally:
+        if s is not None:
+            quiet_close(s)
 
 
 # ---------------------------------------------------------------------------
