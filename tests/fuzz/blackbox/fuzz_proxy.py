@@ -255,7 +255,7 @@ class SeedRun:
         self.next_op = args.operator_every or float("inf")
         self.elapsed = 0.0
         self.timed_out = False
-        self.slow_conns = 0
+        self.durations = collections.Counter()     # connection time buckets
 
     def fail(self, why):
         if self.failure is None:
@@ -308,8 +308,12 @@ class SeedRun:
             finally:
                 self.in_flight.pop(key, None)
             self.recent.append((conn, plan.describe()))
-            if time.monotonic() - t0 > 20:
-                self.slow_conns += 1
+            dt = time.monotonic() - t0
+            self.durations[next(b for b in ("<0.1s", "<1s", "<3s", "<10s", ">=10s")
+                                if b == ">=10s" or dt < float(b[1:-1]))] += 1
+            if dt >= 5 and self.args.verbose:
+                print("seed %s conn %d: took %.1fs (%s)" % (self.seed, conn, dt, plan.describe()),
+                      flush=True)
             if note and self.args.verbose:
                 print("seed %s conn %d: %s" % (self.seed, conn, note), flush=True)
 
@@ -555,6 +559,7 @@ def main(argv=None):
             print("  statuses: %s" % dict(sorted(st.statuses.items())))
             print("  origin: %d requests; plans %s" % (run.origin.requests,
                                                        dict(run.origin.plans.most_common())))
+            print("  connection times: %s" % dict(sorted(run.durations.items())))
             print("  operator: %s" % dict(run.ops.most_common()))
             print("  liveness probes: %d%s" % (run.probes, (", notes %s" % dict(run.probe_notes))
                                                 if run.probe_notes else ""))
@@ -584,13 +589,13 @@ def st_anomalies(run):
 
 def report_failure(args, run, n):
     d = run.daemon
-    rel = os.path.relpath(os.path.join(HERE, "fuzz_proxy.py"))
+    rel = os.path.relpath(os.path.join(HERE, "fuzz_proxy.py"), REPO)
     print()
     print("=" * 72)
     print("FAILURE, seed %s, after %d exchanges (%.1fs): %s" % (run.seed, run.exchanges,
                                                                run.elapsed, run.failure))
     print("--- freshcached output (%s) ---" % d.log_path)
-    print(d.report())
+    print(d.report() or "(none)")
     inflight = getattr(run, "failed_in_flight", [])
     if inflight:
         print("--- connections in flight at the failure (oldest first) ---")
@@ -604,7 +609,7 @@ def report_failure(args, run, n):
             print("  " + desc)
     # the suspects: what was in flight and what had just finished
     conns = sorted({c for (c, _), _ in inflight[-24:]} | {c for c, _ in recent[-16:]})
-    print("--- reproduce ---")
+    print("--- reproduce (from the source root) ---")
     print("  python3 %s --daemon %s --seed %s --exchanges %d" % (rel, d.path, run.seed, n))
     if conns:
         print("  python3 %s --daemon %s --seed %s --replay %s --repeat 20" % (

@@ -94,6 +94,7 @@ class ResponseReader:
         self.slow = slow
         self.received = 0
         self.budget = None
+        self.last_close = None      # status of a response that said Connection: close
 
     async def fill(self, timeout):
         if self.eof:
@@ -108,6 +109,8 @@ class ResponseReader:
         try:
             async with deadline(timeout):
                 data = await self.loop.sock_recv(self.s, n)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise                   # an OSError subclass: not an EOF
         except (ConnectionResetError, BrokenPipeError):
             self.eof = self.reset = True
             return False
@@ -169,6 +172,8 @@ class ResponseReader:
                 break
             if status == 101:
                 return status, "upgrade"
+            if b"close" in b",".join(hs.get("connection", [])).lower():
+                self.last_close = status
             te = b",".join(hs.get("transfer-encoding", [])).lower()
             cls = hs.get("content-length", [])
             if te and cls:
@@ -233,6 +238,25 @@ class ClientStats:
 
 
 RESP_TIMEOUT = 8.0       # origin.read_timeout is 2s, connect 1s: generous under ASan
+CLOSE_GRACE = 5.0        # after a response with Connection: close (client_timeout is 2s)
+
+
+async def wait_closed(reader, t):
+    """Read (and drop) until the proxy closes; False if it has not within t
+    seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + t
+    reader.budget = None
+    try:
+        while True:
+            left = end - loop.time()
+            if left <= 0:
+                return False
+            if not await reader.fill(left):
+                return True
+            reader.buf.clear()
+    except (TimeoutError, asyncio.TimeoutError):
+        return False
 
 
 async def _send(loop, s, data, timeout=10.0):
@@ -303,11 +327,13 @@ async def run_connection(plan, port, stats):
                     closed = True
                 elif how == "shut-wr":
                     s.shutdown(socket.SHUT_WR)
-                    while await reader.fill(RESP_TIMEOUT):
-                        reader.buf.clear()
+                    if not await wait_closed(reader, RESP_TIMEOUT + CLOSE_GRACE):
+                        stats.anomaly(plan.conn, "not closed %.0fs after a truncated request "
+                                      "and a half-close" % (RESP_TIMEOUT + CLOSE_GRACE))
                 else:                                   # wait: the proxy times us out
-                    while await reader.fill(3.0):
-                        reader.buf.clear()
+                    if not await wait_closed(reader, CLOSE_GRACE):
+                        stats.anomaly(plan.conn, "a truncated request was not timed out within "
+                                      "%.0fs (client_timeout is 2s)" % CLOSE_GRACE)
                 stats.outcomes["truncated-request"] += 1
                 return None
             if plan.mode == "slow" or (len(reqs) == 1 and reqs[0].expect100):
@@ -327,7 +353,10 @@ async def run_connection(plan, port, stats):
                 if end == "shut-wr":
                     s.shutdown(socket.SHUT_WR)
                 if end == "rst-after-head":
-                    while b"\r\n\r\n" not in reader.buf and await reader.fill(RESP_TIMEOUT):
+                    try:
+                        while b"\r\n\r\n" not in reader.buf and await reader.fill(RESP_TIMEOUT):
+                            pass
+                    except (TimeoutError, asyncio.TimeoutError):
                         pass
                     reset_close(s)
                     closed = True
@@ -348,13 +377,25 @@ async def run_connection(plan, port, stats):
                     break
             if not ok:
                 break
+            if reader.last_close is not None:
+                # the proxy said Connection: close: it must close, soon
+                if not await wait_closed(reader, CLOSE_GRACE):
+                    stats.anomaly(plan.conn, "still open %.0fs after a response with "
+                                  "Connection: close (status %d)" % (CLOSE_GRACE, reader.last_close))
+                break
+            if last and end == "shut-wr":
+                # all answered after our half-close: the proxy closes now
+                if not await wait_closed(reader, CLOSE_GRACE):
+                    stats.anomaly(plan.conn, "still open %.0fs after answering a half-closed "
+                                  "connection" % CLOSE_GRACE)
         if end == "rst-mid-response":
             reset_close(s)
             closed = True
-        elif end == "idle":
+        elif end == "idle" and not reader.eof:
             # stay connected and silent: the proxy's client_timeout ends it
-            while await reader.fill(3.0):
-                reader.buf.clear()
+            if not await wait_closed(reader, CLOSE_GRACE):
+                stats.anomaly(plan.conn, "an idle keep-alive connection was not closed within "
+                              "%.0fs (client_timeout is 2s)" % CLOSE_GRACE)
     except Malformed as e:
         stats.outcomes["malformed"] += 1
         stats.anomaly(plan.conn, str(e))
