@@ -53,7 +53,7 @@ REPORT_RE = re.compile(r"ERROR: AddressSanitizer|AddressSanitizer:DEADLYSIGNAL|r
 DRAIN = 2.0          # limits.drain_timeout in the config below
 
 
-def config_yaml(port, origin_port, tmp, log_level):
+def config_yaml(port, origin_port, tmp, log_level, variant):
     return """\
 # written by tests/fuzz/blackbox/fuzz_proxy.py
 listen:
@@ -61,11 +61,15 @@ listen:
 workers: 2
 origin:
   url: http://127.0.0.1:{oport}
+  host_header: {host_header}
   connect_timeout: 1s
   read_timeout: 2s
 cache:
   memory: 8MiB
   max_object_size: 256KiB
+  etag: {etag}
+  coalesce: {coalesce}
+  after_purge: {after_purge}
 admin:
   socket: {tmp}/admin.sock
 state_dir: {tmp}/state
@@ -93,7 +97,7 @@ policies:
     response_cache_control: "no-cache"
   - name: default
     ttl: origin
-""".format(port=port, oport=origin_port, tmp=tmp, level=log_level, drain=int(DRAIN))
+""".format(port=port, oport=origin_port, tmp=tmp, level=log_level, drain=int(DRAIN), **variant)
 
 
 def free_port():
@@ -105,13 +109,14 @@ def free_port():
 class Daemon:
     """freshcached with its output (stdout and stderr) in tmp/freshcached.log."""
 
-    def __init__(self, path, tmp, origin_port, log_level):
+    def __init__(self, path, tmp, origin_port, log_level, variant=None):
         self.path = path
         self.tmp = tmp
         self.log_path = os.path.join(tmp, "freshcached.log")
         self.config_path = os.path.join(tmp, "freshcache.yaml")
         self.origin_port = origin_port
         self.log_level = log_level
+        self.variant = variant or gen.config_variant(1)
         self.proc = None
         self.scan_pos = 0
         self.report_at = None       # byte offset of the first sanitizer report
@@ -121,12 +126,16 @@ class Daemon:
         env = dict(os.environ)
         env.pop("NOTIFY_SOCKET", None)
         env.pop("JOURNAL_STREAM", None)
-        env.setdefault("ASAN_OPTIONS", "halt_on_error=1:abort_on_error=1:detect_leaks=1")
+        # handle_abort=1: an abort() (ours or libevent's) or a SIGABRT from
+        # outside gets a stack in the log instead of a silent death
+        env.setdefault("ASAN_OPTIONS",
+                       "halt_on_error=1:abort_on_error=1:detect_leaks=1:handle_abort=1")
         env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
         for attempt in range(3):    # a free port can be taken before the daemon binds it
             self.port = free_port()
             with open(self.config_path, "w") as f:
-                f.write(config_yaml(self.port, self.origin_port, self.tmp, self.log_level))
+                f.write(config_yaml(self.port, self.origin_port, self.tmp, self.log_level,
+                                    self.variant))
             logf = open(self.log_path, "ab")
             self.proc = subprocess.Popen([self.path, "-c", self.config_path], stdout=logf,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -190,8 +199,9 @@ class Daemon:
             return self.tail(n)
         with open(self.log_path, "rb") as f:
             data = f.read().decode("latin-1")
-        lines = data[:self.report_at].splitlines()[-3:]
-        for ln in data[self.report_at:].splitlines():
+        start = data.rfind("\n", 0, self.report_at) + 1      # the report's line
+        lines = data[:start].splitlines()[-3:]
+        for ln in data[start:].splitlines():
             if ln.startswith("Shadow bytes around"):    # ASan's shadow map: noise here
                 lines.append("[... shadow map and the rest: see the log]")
                 break
@@ -252,7 +262,9 @@ class SeedRun:
         self.ops = collections.Counter()          # operator actions -> outcome
         self.n_ops = 0
         self.ops_running = 0
-        self.next_op = args.operator_every or float("inf")
+        self.ops_in_flight = {}                   # k -> description
+        self.ops_recent = collections.deque(maxlen=8)
+        self.next_op = (args.operator_every or float("inf")) if not args.replay else float("inf")
         self.elapsed = 0.0
         self.timed_out = False
         self.durations = collections.Counter()     # connection time buckets
@@ -262,12 +274,16 @@ class SeedRun:
             self.failure = why
             self.failed_in_flight = list(self.in_flight.items())
             self.failed_recent = list(self.recent)
+            self.failed_ops = list(self.ops_in_flight.items()) + list(self.ops_recent)
         self.stop = True
 
     def conns(self):
         """The connection indexes to run, in order (None: 0, 1, 2, ...)."""
         if self.args.replay:
             for _ in range(self.args.repeat):
+                for k in self.args.replay_ops:      # the round's operator actions
+                    self.ops_running += 1
+                    asyncio.get_running_loop().create_task(self.operator(k))
                 for c in self.args.replay:
                     yield c
         else:
@@ -287,6 +303,8 @@ class SeedRun:
                 conn = next(it)
             except StopIteration:
                 return
+            if not self.daemon.alive():
+                return              # the monitor reports it
             plan = gen.conn_plan(self.seed, conn, port)
             self.exchanges += len(plan.requests)
             if self.exchanges >= self.next_probe and self.probe_task is None:
@@ -342,8 +360,10 @@ class SeedRun:
         """The k-th operator action (gen.operator_action): admin socket calls
         and signals during the traffic.  Their answers are counted, not
         checked: the daemon staying up is what matters."""
+        act = gen.operator_action(self.seed, k)
+        desc = describe_op(act)
+        self.ops_in_flight[k] = desc
         try:
-            act = gen.operator_action(self.seed, k)
             if act[0] == "signal":
                 if self.daemon.alive():
                     self.daemon.proc.send_signal(getattr(signal, act[1]))
@@ -356,6 +376,8 @@ class SeedRun:
                                       len(str(st)) < 40 else "error")] += 1
         finally:
             self.ops_running -= 1
+            self.ops_in_flight.pop(k, None)
+            self.ops_recent.append((k, desc))
 
     async def monitor(self):
         n = 0
@@ -364,7 +386,10 @@ class SeedRun:
             n += 1
             if not self.daemon.alive():
                 self.daemon.scan()
-                self.fail("freshcached died (%s)" % self.daemon.status_text())
+                why = "freshcached died (%s)" % self.daemon.status_text()
+                if self.daemon.proc.returncode == 0 and "received SIGTERM" in self.daemon.tail(5):
+                    why += ": a SIGTERM from outside the fuzzer"
+                self.fail(why)
                 return
             if n % 5 == 0 and self.daemon.scan():
                 self.fail("freshcached wrote a sanitizer/assertion report")
@@ -388,6 +413,9 @@ class SeedRun:
         self.elapsed = time.monotonic() - t_start
         if self.probe_task is not None:
             await asyncio.gather(self.probe_task, return_exceptions=True)
+        t_ops = time.monotonic() + 20
+        while self.ops_running and not self.stop and time.monotonic() < t_ops:
+            await asyncio.sleep(0.05)           # operator actions still running
         if not self.stop:
             # the end: the daemon must still answer
             await asyncio.sleep(0.2)
@@ -402,7 +430,8 @@ class SeedRun:
     def run(self):
         self.tmp = tempfile.mkdtemp(prefix="fc-fuzz-%s-" % self.seed)
         self.origin = wire.Origin(self.seed)
-        self.daemon = Daemon(self.args.daemon, self.tmp, self.origin.port, self.args.log_level)
+        self.daemon = Daemon(self.args.daemon, self.tmp, self.origin.port, self.args.log_level,
+                             gen.config_variant(self.seed))
         _live_daemons.append(self.daemon)
         _tmpdirs.append(self.tmp)
         try:
@@ -434,6 +463,14 @@ def _on_signal(signum, frame):
         shutil.rmtree(t, ignore_errors=True)
     sys.stderr.write("fuzz_proxy: terminated by signal %d\n" % signum)
     os._exit(128 + signum)
+
+
+def describe_op(act):
+    if act[0] == "signal":
+        return act[1]
+    _, method, target, body, leave = act
+    return "%s %s %s%s" % (method, target, (body or b"")[:80].decode("latin-1"),
+                           "" if leave == "no" else " (then leaves: %s)" % leave)
 
 
 def parse_ints(s):
@@ -503,10 +540,13 @@ def main(argv=None):
                          "SIGHUP) every N exchanges; 0: none (default 150)")
     ap.add_argument("--replay", default="",
                     help="run only these connection indexes (comma list / ranges) of the seed")
+    ap.add_argument("--replay-ops", default="", metavar="OPS",
+                    help="with --replay: also these operator actions (indexes), each round")
     ap.add_argument("--repeat", type=int, default=1, help="with --replay: run them N times")
     ap.add_argument("--show", type=int, default=None, metavar="CONN",
                     help="print connection CONN's bytes and the origin's answers, and exit")
-    ap.add_argument("--log-level", default="warn", choices=("error", "warn", "info", "debug"))
+    ap.add_argument("--log-level", default="info", choices=("error", "warn", "info", "debug"),
+                    help="the daemon's log.level (default info: a few lines per run)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
     ap.add_argument("--verbose", "-v", action="store_true")
     args = ap.parse_args(argv)
@@ -519,6 +559,9 @@ def main(argv=None):
             show(s, args.show)
         return 0
     args.replay = parse_ints(args.replay)
+    args.replay_ops = parse_ints(args.replay_ops)
+    if args.replay_ops and not args.replay:
+        ap.error("--replay-ops goes with --replay")
     if args.replay and len(seeds) != 1:
         ap.error("--replay needs exactly one seed")
     if not os.access(args.daemon, os.X_OK):
@@ -554,6 +597,7 @@ def main(argv=None):
         print(line, flush=True)
         if args.verbose or run.failure:
             st = run.stats
+            print("  config: %s" % " ".join("%s=%s" % kv for kv in run.daemon.variant.items()))
             print("  client outcomes: %s" % dict(st.outcomes.most_common()))
             print("  client ends: %s" % dict(st.ends.most_common()))
             print("  statuses: %s" % dict(sorted(st.statuses.items())))
@@ -608,12 +652,18 @@ def report_failure(args, run, n):
         for _, desc in recent[-16:]:
             print("  " + desc)
     # the suspects: what was in flight and what had just finished
+    ops = getattr(run, "failed_ops", [])
+    if ops:
+        print("--- operator actions in flight or just done ---")
+        for k, desc in ops:
+            print("  op %d: %s" % (k, desc))
     conns = sorted({c for (c, _), _ in inflight[-24:]} | {c for c, _ in recent[-16:]})
     print("--- reproduce (from the source root) ---")
     print("  python3 %s --daemon %s --seed %s --exchanges %d" % (rel, d.path, run.seed, n))
     if conns:
-        print("  python3 %s --daemon %s --seed %s --replay %s --repeat 20" % (
-            rel, d.path, run.seed, ",".join(str(c) for c in conns)))
+        print("  python3 %s --daemon %s --seed %s --replay %s%s --repeat 20" % (
+            rel, d.path, run.seed, ",".join(str(c) for c in conns),
+            " --replay-ops %s" % ",".join(str(k) for k, _ in ops) if ops else ""))
         print("  python3 %s --seed %s --show CONN     # the bytes of one connection"
               % (rel, run.seed))
     print("  (kept %s)" % run.tmp)

@@ -818,6 +818,18 @@ def operator_action(seed, k):
     return ("admin", "POST", r.choice(("/purge", "/verify", "/purge/generation")), body, leave)
 
 
+def config_variant(seed):
+    """Settings other than the limits, drawn per seed so that several seeds
+    cover both sides of each switch."""
+    r = rng(seed, "cfg")
+    return {
+        "etag": wchoice(r, [(70, "content-hash"), (30, "origin")]),
+        "coalesce": wchoice(r, [(75, "true"), (25, "false")]),
+        "after_purge": wchoice(r, [(60, "refetch"), (40, "revalidate")]),
+        "host_header": wchoice(r, [(70, "preserve"), (30, "origin")]),
+    }
+
+
 def live_response():
     body = b"alive\n"
     return (b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Type: text/plain\r\n"
