@@ -407,6 +407,9 @@ class SeedRun:
         pending = set(workers)
         while pending and not self.stop:
             done, pending = await asyncio.wait(pending, timeout=0.2)
+            if time.monotonic() > t_end + 1.0:
+                self.timed_out = True
+                break               # the time is up: cut what is in flight short
         for t in workers:
             t.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
