@@ -249,7 +249,6 @@ class SeedRun:
         self.target = exchanges
         self.budget = time_budget
         self.exchanges = 0
-        self.next_conn = 0
         self.failure = None
         self.stop = False
         self.in_flight = collections.OrderedDict()   # conn -> describe()
