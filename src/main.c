@@ -3,11 +3,14 @@
  *
  *   freshcached [-c FILE] [-t] [--version] [--help]
  */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -16,6 +19,7 @@
 #include "build_config.h"
 #include "freshcache/server/access_log.h"
 #include "freshcache/admin/admin.h"
+#include "freshcache/base/lockfile.h"
 #include "freshcache/config/config.h"
 #include "freshcache/base/log.h"
 #include "freshcache/server/server.h"
@@ -29,6 +33,9 @@
 
 /* How often purged generations' memory is swept (store_sweep). */
 #define SWEEP_INTERVAL_MS 100
+
+/* In state_dir: held (flock) for the daemon's lifetime, see lock_state_dir. */
+#define STATE_LOCK_NAME "freshcached.lock"
 
 static void usage(FILE *out)
 {
@@ -48,6 +55,38 @@ static void print_errors(const struct config_errors *errs)
 {
     for (size_t i = 0; i < errs->n; i++)
         fprintf(stderr, "%s\n", errs->lines[i]);
+}
+
+/* Two daemons on one state_dir would both write the generation file, and
+ * the one that bumps last would make the other's next start go backwards:
+ * hold an exclusive lock on it for our lifetime (lockfile.h).  state_dir
+ * is created here, because the lock must be held before the generation is
+ * read.  The descriptor to keep open, or -1 (logged). */
+static int lock_state_dir(const char *state_dir)
+{
+    if (mkdir(state_dir, 0750) != 0 && errno != EEXIST) {
+        log_error("cannot create state_dir %s: %s", state_dir, strerror(errno));
+        return -1;
+    }
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/" STATE_LOCK_NAME, state_dir) >= sizeof path) {
+        log_error("state_dir %s: path too long", state_dir);
+        return -1;
+    }
+    char err[PATH_MAX + 64];
+    pid_t holder;
+    int fd = lockfile_acquire(path, &holder, err, sizeof err);
+    if (fd >= 0)
+        return fd;
+    if (errno != EWOULDBLOCK)
+        log_error("state_dir %s: %s", state_dir, err);
+    else if (holder > 0)
+        log_error("state_dir %s is in use by another freshcached (pid %ld, holding %s); "
+                  "two daemons must not share a state_dir", state_dir, (long)holder, path);
+    else
+        log_error("state_dir %s is in use by another freshcached (holding %s); two daemons "
+                  "must not share a state_dir", state_dir, path);
+    return -1;
 }
 
 struct main_ctx {
@@ -154,6 +193,12 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (evthread_use_pthreads() != 0) {
         log_error("libevent has no pthreads support");
+        config_free(cfg);
+        return 1;
+    }
+    int lock_fd = lock_state_dir(cfg->state_dir);
+    if (lock_fd < 0) {
+        config_free(cfg);
         return 1;
     }
 
@@ -161,6 +206,8 @@ int main(int argc, char **argv)
     m.base = event_base_new();
     if (m.base == NULL) {
         log_error("cannot create the event loop");
+        config_free(cfg);
+        lockfile_release(lock_fd);
         return 1;
     }
     /* From here the server owns cfg (and every config a reload brings). */
@@ -168,6 +215,7 @@ int main(int argc, char **argv)
         server_stop(&m.srv, 0);
         server_free(&m.srv);
         event_base_free(m.base);
+        lockfile_release(lock_fd);
         return 1;
     }
     char err[512];
@@ -177,6 +225,7 @@ int main(int argc, char **argv)
         server_stop(&m.srv, 0);
         server_free(&m.srv);
         event_base_free(m.base);
+        lockfile_release(lock_fd);
         return 1;
     }
     struct event *sweep = event_new(m.base, -1, EV_PERSIST, on_sweep, &m);
@@ -208,6 +257,8 @@ int main(int argc, char **argv)
     event_free(sig_usr1);
     event_base_free(m.base);
     libevent_global_shutdown();
+    /* Last: the state is written and nothing of ours touches it any more. */
+    lockfile_release(lock_fd);
     log_info("stopped");
     return 0;
 }
