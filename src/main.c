@@ -20,7 +20,9 @@
 #include "freshcache/server/access_log.h"
 #include "freshcache/admin/admin.h"
 #include "freshcache/base/lockfile.h"
+#include "freshcache/cache/generation.h"
 #include "freshcache/config/config.h"
+#include "freshcache/config/config_check.h"
 #include "freshcache/base/log.h"
 #include "freshcache/server/server.h"
 
@@ -55,6 +57,25 @@ static void print_errors(const struct config_errors *errs)
 {
     for (size_t i = 0; i < errs->n; i++)
         fprintf(stderr, "%s\n", errs->lines[i]);
+}
+
+/* Everything that would make a start with `cfg` fail and can be known
+ * without starting, so that -t refuses what the start would: settings
+ * this version cannot serve, missing directories, an unreadable state
+ * file.  Not tried: binding the addresses and taking the state_dir lock,
+ * which a daemon already running with this config holds (-t runs before
+ * every reload).  Returns how many problems were appended to errs. */
+static size_t preflight(const struct fc_config *cfg, struct config_errors *errs)
+{
+    size_t before = errs->n;
+    size_t n = config_check_supported(cfg, errs) + config_check_paths(cfg, errs);
+    char err[PATH_MAX + 128];
+    if (generation_file_check(cfg->state_dir, err, sizeof err) != 0) {
+        config_error_at(cfg, "state_dir", errs, "state_dir: %s", err);
+        n++;
+    }
+    config_errors_sort(errs, before, cfg->path);
+    return n;
 }
 
 /* Two daemons on one state_dir would both write the generation file, and
@@ -171,17 +192,13 @@ int main(int argc, char **argv)
 
     struct config_errors errs = { 0 };
     struct fc_config *cfg = config_load(config_path, &errs);
+    if (cfg != NULL && preflight(cfg, &errs) != 0) {
+        config_free(cfg);
+        cfg = NULL;
+    }
     if (cfg == NULL) {
         print_errors(&errs);
         config_errors_free(&errs);
-        return 1;
-    }
-    /* Valid syntax, not built yet: refuse rather than speak plain HTTP to a
-     * TLS port and fail at every request, far from the cause. */
-    if (cfg->origin.https) {
-        fprintf(stderr, "%s: origin.url: https:// origins are not supported yet "
-                        "(TLS to the origin is the next milestone)\n", config_path);
-        config_free(cfg);
         return 1;
     }
     if (check_only) {

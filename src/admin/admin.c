@@ -1114,6 +1114,31 @@ static int clear_stale_socket(const char *path, const struct sockaddr_un *sun, c
     return 0;
 }
 
+/* The socket's directory, created (0750, like systemd's RuntimeDirectory=)
+ * when it is missing, so a start by hand needs no preparation and -t can
+ * tell in advance whether it will work: only a missing parent fails. */
+static int make_socket_dir(const char *path, char *err, size_t errlen)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL || slash == path)
+        return 0;                   /* the working directory, or "/" */
+    char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (mkdir(dir, 0750) == 0) {
+        log_info("admin: created directory %s for the socket", dir);
+        return 0;
+    }
+    if (errno == EEXIST)
+        return 0;
+    if (errno == ENOENT)
+        snprintf(err, errlen, "cannot create %s, the admin socket's directory: its parent does "
+                 "not exist", dir);
+    else
+        snprintf(err, errlen, "cannot create %s, the admin socket's directory: %s", dir,
+                 strerror(errno));
+    return -1;
+}
+
 struct admin *admin_start(struct server *srv, struct event_base *base, char *err, size_t errlen)
 {
     CHECK_OBJ_NOTNULL(srv, SERVER_MAGIC);
@@ -1134,7 +1159,7 @@ struct admin *admin_start(struct server *srv, struct event_base *base, char *err
     }
     memcpy(sun.sun_path, path, strlen(path));
 
-    if (clear_stale_socket(path, &sun, err, errlen) != 0)
+    if (make_socket_dir(path, err, errlen) != 0 || clear_stale_socket(path, &sun, err, errlen) != 0)
         return NULL;
 
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

@@ -20,6 +20,11 @@
 
 #include "freshcache/base/assert.h"
 #include "freshcache/cache/generation.h"
+#include "freshcache/config/config.h"
+
+/* The config refuses what the state could not hold. */
+_Static_assert(GEN_MAX_POLICIES >= CONFIG_MAX_POLICIES, "GEN_MAX_POLICIES");
+_Static_assert(GEN_POLICY_NAME_MAX > CONFIG_POLICY_NAME_MAX, "GEN_POLICY_NAME_MAX");
 
 struct generations {
 #define GENS_MAGIC 0x6e4e0000u
@@ -154,6 +159,17 @@ int generation_file_backend(const char *state_dir, struct generation_backend *ou
     out->close = file_close;
     out->ctx = fb;
     return 0;
+}
+
+int generation_file_check(const char *state_dir, char *err, size_t errlen)
+{
+    struct file_backend fb;
+    struct gen_state st;
+
+    snprintf(fb.path, sizeof fb.path, "%s/generation", state_dir);
+    if (access(fb.path, R_OK) != 0)
+        return 0;       /* none yet, or not ours to read: the start will tell */
+    return file_load(&fb, &st, err, errlen);
 }
 
 /* ---- generations -------------------------------------------------------- */

@@ -13,6 +13,7 @@
 
 #include "freshcache/base/assert.h"
 #include "freshcache/base/log.h"
+#include "freshcache/config/config_check.h"
 #include "freshcache/cache/cache_store.h"
 #include "freshcache/cache/etag.h"
 #include "freshcache/cache/generation.h"
@@ -229,6 +230,10 @@ int server_reload(struct server *srv, char *err, size_t errlen)
     struct fc_config *old = srv->cfg;
     struct config_errors errs = { 0 };
     struct fc_config *cfg = config_load(old->path, &errs);
+    if (cfg != NULL && config_check_supported(cfg, &errs) != 0) {
+        config_free(cfg);
+        cfg = NULL;
+    }
     if (cfg == NULL) {
         for (size_t i = 0; i < errs.n; i++)
             log_error("reload refused: %s", errs.lines[i]);

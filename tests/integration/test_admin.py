@@ -724,10 +724,20 @@ class AdminLifecycleTest(AdminBase):
             self.assertEqual(f.read(), "precious\n", "the file must be left alone")
 
     def test_missing_directory_reported(self):
-        status, out = self.run_second(os.path.join(self.tmp, "no-such-dir", "admin.sock"))
+        status, out = self.run_second(os.path.join(self.tmp, "no-such-dir", "run", "admin.sock"))
         self.assertIsNotNone(status)
         self.assertNotEqual(status, 0, out)
-        self.assertIn("does not exist", out)
+        self.assertRegex(out, r"its parent \S+/no-such-dir does not exist")
+
+    def test_missing_directory_created(self):
+        # like systemd's RuntimeDirectory=: the socket's directory is made
+        # (0750) when its parent exists
+        d = os.path.join(self.tmp, "run-" + self.uniq())
+        status, out = self.run_second(os.path.join(d, "admin.sock"))
+        self.assertIsNone(status, "the second daemon should be serving: %s" % out)
+        mode = stat.S_IMODE(os.stat(d).st_mode)
+        self.assertEqual(mode & 0o700, 0o700, oct(mode))
+        self.assertEqual(mode & 0o027, 0, "never group-writable or open to others: %s" % oct(mode))
 
 
 class MetricsListenTest(H.ProxyTestCase):

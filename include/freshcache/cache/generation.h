@@ -46,6 +46,10 @@ struct generation_backend {
 /* The state-file backend: STATE_DIR/generation. */
 int generation_file_backend(const char *state_dir, struct generation_backend *out, char *err,
                             size_t errlen);
+/* Would the file backend's load succeed?  Reads STATE_DIR/generation when
+ * it exists and we may read it, creates nothing (freshcached -t).  0, or
+ * -1 with the reason in err. */
+int generation_file_check(const char *state_dir, char *err, size_t errlen);
 
 struct generations;
 

@@ -28,6 +28,26 @@ struct config_errors {
     size_t n;
 };
 void config_errors_free(struct config_errors *errs);
+/* Put lines[from..] in file order, as a compiler would list them (all of
+ * them about the file `name`). */
+void config_errors_sort(struct config_errors *errs, size_t from, const char *name);
+
+/* Limits the generation store (cache/generation.h) is sized for: more
+ * policies, or a longer name, could not be given a generation each. */
+#define CONFIG_MAX_POLICIES 64
+#define CONFIG_POLICY_NAME_MAX 63
+
+/* A place in the file, 1-based, for errors found after loading. */
+struct fc_mark {
+    unsigned line, column;
+};
+
+/* Where one key was written: "origin.url", "listen[1].tls".  The mark is
+ * the value's for a single value, the key's for a mapping or a list. */
+struct fc_where {
+    char *path;
+    struct fc_mark at;
+};
 
 struct fc_listen {
     char *address;                  /* as written, e.g. "127.0.0.1:8080", "[::1]:80" */
@@ -117,6 +137,12 @@ struct fc_config {
 
     struct fc_policy *policies;     /* in file order; first match wins */
     size_t n_policies;
+
+    /* Where each key was written, and where the document ends (the place
+     * to add a key it lacks): for config_error_at(). */
+    struct fc_where *where;
+    size_t n_where;
+    struct fc_mark end;
 };
 
 /* Read and validate `path`.  NULL on any error (all of them in `errs`). */
@@ -125,6 +151,16 @@ struct fc_config *config_load(const char *path, struct config_errors *errs);
 struct fc_config *config_load_string(const char *name, const char *yaml, size_t len,
                                      struct config_errors *errs);
 void config_free(struct fc_config *cfg);
+
+/* Append "FILE:LINE:COLUMN: message" for a problem with `path` ("state_dir",
+ * "listen[0].tls") found after loading (config_check.h).  The position is
+ * where `path` was written; for a key left out (its default applies), the
+ * nearest enclosing key that was written, else the end of the document,
+ * where the key would be added. */
+void config_error_at(const struct fc_config *cfg, const char *path, struct config_errors *errs,
+                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Was `path` written in the file (rather than left to its default)? */
+bool config_written(const struct fc_config *cfg, const char *path);
 
 /* Value syntaxes shared with the admin API.  0 on success, -1 if invalid. */
 int config_parse_size(const char *s, uint64_t *bytes);        /* "512", "16KiB", "256MiB", "1GiB" */
