@@ -1218,8 +1218,9 @@ static int cmd_verify(const struct opts *o, struct args *a)
         const json_t *stale = json_object_get(e, "stale");
         const json_t *stored = json_object_get(e, "stored");
         const json_t *err = json_object_get(e, "error");
-        uint64_t ostatus = 0;
+        uint64_t ostatus = 0, pstatus = 0;
         bool have_ostatus = get_u64(e, "origin_status", &ostatus);
+        bool have_pstatus = get_u64(e, "proxy_status", &pstatus) && pstatus > 0;
         char ps[64] = "", os[64] = "";
         if (ph && *ph)
             short_hash(ph, ps, sizeof ps);
@@ -1228,11 +1229,18 @@ static int cmd_verify(const struct opts *o, struct args *a)
 
         if (json_is_true(stale)) {
             l->word = "STALE";
-            int k = snprintf(l->detail, sizeof l->detail, "proxy %s origin %s",
-                             ps[0] ? ps : "?", os[0] ? os : "?");
-            if (have_ostatus && ostatus != 200 && k > 0 && (size_t)k < sizeof l->detail)
-                snprintf(l->detail + k, sizeof l->detail - (size_t)k,
-                         "  (origin answered %" PRIu64 ")", ostatus);
+            /* The statuses when they differ (a stored 404 the origin now
+             * serves), else the bodies' hashes say it. */
+            if (have_pstatus && have_ostatus && pstatus != ostatus)
+                snprintf(l->detail, sizeof l->detail,
+                         "proxy %" PRIu64 " %s origin %" PRIu64 " %s", pstatus,
+                         ps[0] ? ps : "?", ostatus, os[0] ? os : "?");
+            else if (have_ostatus && ostatus != 200)
+                snprintf(l->detail, sizeof l->detail, "proxy %s origin %s  (origin answered "
+                         "%" PRIu64 ")", ps[0] ? ps : "?", os[0] ? os : "?", ostatus);
+            else
+                snprintf(l->detail, sizeof l->detail, "proxy %s origin %s", ps[0] ? ps : "?",
+                         os[0] ? os : "?");
             any_stale = true;
         } else if (json_is_false(stored) || !ph || !*ph) {
             l->word = "missing";
@@ -1250,7 +1258,10 @@ static int cmd_verify(const struct opts *o, struct args *a)
             any_error = true;
         } else {
             l->word = "fresh";
-            snprintf(l->detail, sizeof l->detail, "%s", ps);
+            if (have_pstatus && pstatus != 200)
+                snprintf(l->detail, sizeof l->detail, "%" PRIu64 " %s", pstatus, ps);
+            else
+                snprintf(l->detail, sizeof l->detail, "%s", ps);
         }
         if (strlen(l->path) > pathw)
             pathw = strlen(l->path);

@@ -639,6 +639,7 @@ static void verify_done(void *arg, struct verify_result *results, size_t n)
         json_object_set_new(e, "url", json_stringn(vr->path, strnlen(vr->path, sizeof vr->path)));
         json_object_set_new(e, "proxy_sha256", json_string(vr->proxy_sha256));
         json_object_set_new(e, "origin_sha256", json_string(vr->origin_sha256));
+        json_object_set_new(e, "proxy_status", json_integer(vr->proxy_status));
         json_object_set_new(e, "origin_status", json_integer(vr->origin_status));
         json_object_set_new(e, "stored", json_boolean(vr->proxy_sha256[0] != '\0'));
         json_object_set_new(e, "stale", json_boolean(vr->stale));

@@ -435,6 +435,39 @@ class AdminApiTest(AdminBase):
         # verify itself must not have touched the cache
         self.assertHit(self.get(t))
 
+    def test_verify_compares_status(self):
+        # an error page stored under the html policy, then the page appears
+        # with the very same bytes: the stored 404 is stale all the same
+        key = self.uniq()
+        t = url("/t/mutable", key=key, ct="text/html")
+        self.origin.set(key, "page", status=404)
+        r = self.get(t)
+        self.assertEqual(r.status, 404, r)
+        r = self.get(t)
+        self.assertEqual(r.status, 404, r)
+        self.assertHit(r)
+        # content-hash validators are for 2xx bodies only
+        self.assertIsNone(r.header("ETag"), r)
+        self.assertIsNone(r.header("Last-Modified"), r)
+        doc = self.admin_ok("POST", "/verify", {"urls": [t]})
+        r0 = doc["results"][0]
+        self.assertEqual((r0["proxy_status"], r0["origin_status"]), (404, 404), r0)
+        self.assertIs(r0["stale"], False, r0)
+        self.origin.set(key, "page", status=200)
+        doc = self.admin_ok("POST", "/verify", {"urls": [t]})
+        r0 = doc["results"][0]
+        self.assertEqual(r0["proxy_sha256"], r0["origin_sha256"], r0)
+        self.assertEqual((r0["proxy_status"], r0["origin_status"]), (404, 200), r0)
+        self.assertIs(r0["stale"], True, r0)
+        self.assertEqual(doc["stale"], 1, doc)
+        # and a 200 has them
+        self.admin_ok("POST", "/purge", {"url": t})
+        r = self.get(t)
+        r = self.get(t)
+        self.assertEqual(r.status, 200, r)
+        self.assertRegex(r.header("ETag") or "", r'^"[0-9a-f]{64}"$', r)
+        self.assertIsNotNone(r.header("Last-Modified"), r)
+
     def test_verify_bad_requests(self):
         for body in (None, {}, {"urls": []}, {"urls": "/"}, {"urls": [1]}, {"urls": ["relative"]},
                      {"urls": ["/"], "x": 1}, {"urls": ["/" + "a" * 2000]}):

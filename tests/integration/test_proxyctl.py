@@ -499,6 +499,14 @@ class ProxyctlTest(unittest.TestCase):
             elif u == "/gone":
                 out.append({"url": u, "proxy_sha256": HEX_A, "origin_sha256": HEX_B,
                             "origin_status": 404, "stored": True, "stale": True})
+            elif u == "/was-404":
+                out.append({"url": u, "proxy_sha256": HEX_A, "origin_sha256": HEX_A,
+                            "proxy_status": 404, "origin_status": 200, "stored": True,
+                            "stale": True})
+            elif u == "/still-404":
+                out.append({"url": u, "proxy_sha256": HEX_A, "origin_sha256": HEX_A,
+                            "proxy_status": 404, "origin_status": 404, "stored": True,
+                            "stale": False})
             elif u == "/down":
                 out.append({"url": u, "proxy_sha256": HEX_A, "origin_sha256": "",
                             "origin_status": 0, "stale": False})
@@ -535,6 +543,18 @@ class ProxyctlTest(unittest.TestCase):
         self.assertExit(r, 1)
         self.assertRegex(r.out, r"^STALE\s+/gone\s+proxy sha256:abababab.*\(origin answered 404\)$")
         self.assertIn("stale content", r.err)
+
+    def test_verify_status_differs(self):
+        # a stored 404 the origin now serves: the statuses say why
+        self.admin.route("POST", "/verify", self.verify_answer)
+        r = self.run_ctl("verify", "/was-404")
+        self.assertExit(r, 1)
+        self.assertRegex(r.out, r"^STALE\s+/was-404\s+proxy 404 sha256:abababab" + ELLIPSIS +
+                         r" origin 200 sha256:abababab" + ELLIPSIS + "$")
+        # a stored 404 that is still the origin's answer is fresh, and says 404
+        r = self.run_ctl("verify", "/still-404")
+        self.assertExit(r, 0)
+        self.assertRegex(r.out, r"^fresh\s+/still-404\s+404 sha256:abababab" + ELLIPSIS + "$")
 
     def test_verify_origin_down(self):
         self.admin.route("POST", "/verify", self.verify_answer)

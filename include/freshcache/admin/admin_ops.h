@@ -44,16 +44,22 @@ void ops_stats(struct server *srv, struct ops_stats *out);
 
 /* POST /reload — 0, or -1 with the first "FILE:LINE:COL: message" in err. */
 int ops_reload(struct server *srv, char *err, size_t errlen);
+/* The settings of the config in force that differ from the one the daemon
+ * started with and wait for a restart (config_restart_keys): their dotted
+ * names into keys[], at most `max`; returns how many. */
+size_t ops_restart_pending(struct server *srv, const char **keys, size_t max);
 
-/* POST /verify — for each path, the stored body's SHA-256 (hex, or empty
- * when nothing is stored) and the origin's, fetched now without the cache.
- * Asynchronous: `done` is called once on `base`'s thread with the results. */
+/* POST /verify — for each path, the stored response's status and body
+ * SHA-256 (hex, or empty when nothing is stored) and the origin's, fetched
+ * now without the cache.  Asynchronous: `done` is called once on `base`'s
+ * thread with the results. */
 struct verify_result {
     char path[1024];
     char proxy_sha256[65];          /* "" when not stored */
     char origin_sha256[65];         /* "" when the origin failed */
+    int proxy_status;               /* 0 when not stored */
     int origin_status;              /* 0 when the origin could not be reached */
-    bool stale;                     /* stored and differs from the origin */
+    bool stale;                     /* stored, and the origin answers another status or body */
 };
 typedef void (*verify_done_cb)(void *arg, struct verify_result *results, size_t n);
 int ops_verify(struct server *srv, struct event_base *base, const char *const *paths, size_t n,
