@@ -809,8 +809,18 @@ static int cmd_reload(const struct opts *o, struct args *a)
             report_failure(&r);
         }
         rc = EXIT_FAIL;
-    } else if (!o->json) {
-        printf("reload OK\n");
+    } else {
+        if (!o->json)
+            printf("reload OK\n");
+        /* Applied except these: a warning each, still a success (exit 0),
+         * so a deploy does not believe a restart-only change is in force. */
+        const json_t *pending = json_object_get(r.json, "restart_required");
+        size_t i;
+        const json_t *v;
+        json_array_foreach(pending, i, v) {
+            if (json_is_string(v))
+                errmsg("warning: %s changed; takes effect on restart", json_string_value(v));
+        }
     }
     response_free(&r);
     return rc;

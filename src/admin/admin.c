@@ -44,6 +44,7 @@
 #include "freshcache/admin/admin.h"
 #include "freshcache/admin/admin_ops.h"
 #include "freshcache/base/assert.h"
+#include "freshcache/config/config_check.h"
 #include "freshcache/http/http_parse.h"
 #include "freshcache/base/log.h"
 #include "freshcache/server/server.h"
@@ -600,7 +601,19 @@ static void do_reload(struct admin_conn *c)
         return;
     }
     log_info("admin: config reloaded [%s]", c->who);
+    /* Applied, except what only a restart can change: name it, so the
+     * operator is not told "OK" about a setting still not in force. */
+    const char *restart[CONFIG_RESTART_KEYS_MAX];
+    size_t n = ops_restart_pending(c->a->srv, restart, FC_ARRAY_LEN(restart));
     json_object_set_new(r, "ok", json_true());
+    /* Only when there is something to say: the answer stays the spec's
+     * {"ok": true} otherwise. */
+    if (n > 0) {
+        json_t *pending = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(pending, json_string(restart[i]));
+        json_object_set_new(r, "restart_required", pending);
+    }
     reply_json(c, 200, r, NULL);
 }
 

@@ -11,6 +11,7 @@
 #include "freshcache/base/assert.h"
 #include "freshcache/cache/cache_store.h"
 #include "freshcache/cache/generation.h"
+#include "freshcache/config/config_check.h"
 
 int ops_purge_generation(struct server *srv, const char *policy, uint64_t *now, uint64_t *prev,
                          char *err, size_t errlen)
@@ -90,4 +91,12 @@ void ops_stats(struct server *srv, struct ops_stats *out)
 int ops_reload(struct server *srv, char *err, size_t errlen)
 {
     return server_reload(srv, err, errlen);
+}
+
+size_t ops_restart_pending(struct server *srv, const char **keys, size_t max)
+{
+    /* A reload keeps every replaced config until exit, the first one being
+     * the config the daemon started with (server.h). */
+    const struct fc_config *started = srv->n_old_cfgs ? srv->old_cfgs[0] : srv->cfg;
+    return config_restart_keys(started, srv->cfg, keys, max);
 }

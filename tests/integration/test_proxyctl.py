@@ -464,6 +464,27 @@ class ProxyctlTest(unittest.TestCase):
         self.assertEqual(r.out, "reload OK\n")
         self.assertEqual((self.last()["method"], self.last()["path"]), ("POST", "/reload"))
 
+    def test_reload_restart_required(self):
+        # applied, except what needs a restart: a warning line each, exit 0
+        self.admin.route("POST", "/reload", {"ok": True,
+                                             "restart_required": ["workers", "cache.memory"]})
+        r = self.run_ctl("reload")
+        self.assertExit(r, 0)
+        self.assertEqual(r.out, "reload OK\n")
+        self.assertEqual(r.err, "proxyctl: warning: workers changed; takes effect on restart\n"
+                                "proxyctl: warning: cache.memory changed; takes effect on "
+                                "restart\n")
+        self.admin.route("POST", "/reload", {"ok": True, "restart_required": []})
+        r = self.run_ctl("reload")
+        self.assertExit(r, 0)
+        self.assertEqual((r.out, r.err), ("reload OK\n", ""))
+        # with --json the answer, and still the warnings on stderr
+        self.admin.route("POST", "/reload", {"ok": True, "restart_required": ["workers"]})
+        r = self.run_ctl("--json", "reload")
+        self.assertExit(r, 0)
+        self.assertEqual(json.loads(r.out), {"ok": True, "restart_required": ["workers"]})
+        self.assertIn("warning: workers changed", r.err)
+
     def test_reload_rejected(self):
         line = "/etc/freshcache/freshcache.yaml:12:5: unknown key 'tll'"
         for status in (200, 400, 409):
