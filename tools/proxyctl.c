@@ -77,7 +77,7 @@ static const char usage_text[] =
     "                      purge every URL whose path starts with PREFIX\n"
     "  purge [--soft] --tag TAG\n"
     "                      purge every response tagged TAG (Surrogate-Key, Cache-Tag)\n"
-    "  generation          print the current generation\n"
+    "  generation          print the generations: global and each policy's\n"
     "  stats               print the counters\n"
     "  reload              reload the configuration (like SIGHUP)\n"
     "  verify PATH...      compare the cached bodies with the origin's;\n"
@@ -570,7 +570,15 @@ static bool show_generation(struct response *r)
         unexpected(r, "no \"generation\"");
         return false;
     }
-    printf("%" PRIu64 "\n", g);
+    printf("generation %" PRIu64 "\n", g);
+    json_t *policies = json_object_get(r->json, "policies");
+    const char *name;
+    json_t *v;
+    json_object_foreach(policies, name, v) {
+        uint64_t pg;
+        if (get_u64(policies, name, &pg))
+            printf("policy %s generation %" PRIu64 "\n", name, pg);
+    }
     return true;
 }
 

@@ -341,11 +341,20 @@ static void do_purge_generation(struct admin_conn *c)
     reply_json(c, 200, r, NULL);
 }
 
-/* GET /generation */
+/* GET /generation  {"generation": N, "policies": {"html": N, ...}} */
 static void do_generation(struct admin_conn *c)
 {
+    struct gen_state *st = malloc(sizeof *st);    /* 8 KiB: not on the stack */
+    AN(st);
+    ops_generation(c->a->srv, st);
     json_t *r = json_object();
-    json_object_set_new(r, "generation", json_integer((json_int_t)ops_generation(c->a->srv)));
+    json_t *policies = json_object();
+    json_object_set_new(r, "generation", json_integer((json_int_t)st->global));
+    for (size_t i = 0; i < st->n_policies; i++)
+        json_object_set_new(policies, st->policies[i].name,
+                            json_integer((json_int_t)st->policies[i].gen));
+    json_object_set_new(r, "policies", policies);
+    free(st);
     reply_json(c, 200, r, NULL);
 }
 

@@ -23,7 +23,10 @@ int ops_purge_generation(struct server *srv, const char *policy, uint64_t *now, 
     return 0;
 }
 
-uint64_t ops_generation(struct server *srv) { return generation_global(srv->gens); }
+void ops_generation(struct server *srv, struct gen_state *out)
+{
+    generation_snapshot(srv->gens, out);
+}
 
 /* The path+query part of an object's key (the key is host then path). */
 static const char *obj_path(const struct cache_obj *o)

@@ -243,6 +243,21 @@ void generations_reindex(struct generations *g, const char *const *names, size_t
     pthread_mutex_unlock(&g->mu);
 }
 
+void generation_snapshot(struct generations *g, struct gen_state *out)
+{
+    CHECK_OBJ_NOTNULL(g, GENS_MAGIC);
+    memset(out, 0, sizeof *out);
+    /* Under the bump lock: no number changes while they are copied. */
+    pthread_mutex_lock(&g->mu);
+    out->global = atomic_load(&g->global);
+    out->n_policies = atomic_load(&g->n_indexed);
+    for (size_t i = 0; i < out->n_policies; i++) {
+        memcpy(out->policies[i].name, g->names[i], GEN_POLICY_NAME_MAX);
+        out->policies[i].gen = atomic_load(&g->by_index[i]);
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
 uint64_t generation_layout(const struct generations *g)
 {
     return atomic_load_explicit(&((struct generations *)g)->layout, memory_order_acquire);

@@ -148,6 +148,19 @@ class AdminApiTest(AdminBase):
         self.assertEqual((doc["generation"], doc["previous"]), (g + 2, g + 1))
         self.assertEqual(self.generation(), g + 2)
 
+    def test_generation_per_policy(self):
+        doc = self.admin_ok("GET", "/generation")
+        names = [p["name"] for p in POLICIES]
+        self.assertEqual(list(doc["policies"]), names, "every policy, in config order")
+        before = doc["policies"]["html"]
+        self.admin_ok("POST", "/purge/generation", {"policy": "html"})
+        after = self.admin_ok("GET", "/generation")
+        self.assertEqual(after["policies"]["html"], before + 1, after)
+        self.assertEqual(after["generation"], doc["generation"], after)
+        for name in names:
+            if name != "html":
+                self.assertEqual(after["policies"][name], doc["policies"][name], after)
+
     def test_generation_bump_refetches_without_validators(self):
         seed = self.uniq()
         t = url("/t/body", size=500, seed=seed, cc="max-age=60", etag=1, lm="now")
@@ -539,13 +552,13 @@ class AdminApiTest(AdminBase):
             r3 = c.read_response()
             r4 = c.read_response("HEAD")
             r5 = c.read_response()
-            self.assertEqual(json.loads(r1.body), {"generation": g})
+            self.assertEqual(json.loads(r1.body)["generation"], g)
             self.assertEqual(json.loads(r2.body), {"purged": 0})
             self.assertEqual(r3.status, 404)
             self.assertEqual(r4.status, 200)
             self.assertEqual(r4.body, b"")
             self.assertGreater(int(r4.header("Content-Length")), 0)
-            self.assertEqual(json.loads(r5.body), {"generation": g})
+            self.assertEqual(json.loads(r5.body)["generation"], g)
             self.assertTrue(c.wait_closed(5), "Connection: close must close")
 
     def test_pipelined_then_half_close(self):
@@ -660,7 +673,7 @@ class AdminApiTest(AdminBase):
         out = subprocess.run([curl, "-sS", "--unix-socket", self.sock_path, "http://localhost/generation"],
                              capture_output=True, timeout=10)
         self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertEqual(json.loads(out.stdout), {"generation": self.generation()})
+        self.assertEqual(json.loads(out.stdout)["generation"], self.generation())
         out = subprocess.run([curl, "-sS", "--unix-socket", self.sock_path, "-X", "POST",
                               "http://localhost/purge", "-d", '{"prefix": "/nothing/"}'],
                              capture_output=True, timeout=10)

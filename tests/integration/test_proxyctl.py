@@ -386,8 +386,27 @@ class ProxyctlTest(unittest.TestCase):
         self.admin.route("GET", "/generation", {"generation": 42})
         r = self.run_ctl("generation")
         self.assertExit(r, 0)
-        self.assertEqual(r.out, "42\n")
+        self.assertEqual(r.out, "generation 42\n")
         self.assertEqual(r.err, "")
+
+    def test_generation_policies(self):
+        answer = {"generation": 42, "policies": {"hashed-assets": 1, "html": 7, "default": 2}}
+        self.admin.route("GET", "/generation", answer)
+        r = self.run_ctl("generation")
+        self.assertExit(r, 0)
+        self.assertEqual(r.out, "generation 42\n"
+                                "policy hashed-assets generation 1\n"
+                                "policy html generation 7\n"
+                                "policy default generation 2\n")
+        self.assertEqual(r.err, "")
+        r = self.run_ctl("--json", "generation")
+        self.assertExit(r, 0)
+        self.assertEqual(json.loads(r.out), answer)
+        # members it does not understand are skipped, not fatal
+        self.admin.route("GET", "/generation", {"generation": 3, "policies": {"a": "x", "b": 2}})
+        r = self.run_ctl("generation")
+        self.assertExit(r, 0)
+        self.assertEqual(r.out, "generation 3\npolicy b generation 2\n")
 
     def test_generation_json(self):
         self.admin.route("GET", "/generation", {"generation": 42})
@@ -671,7 +690,7 @@ class ProxyctlTest(unittest.TestCase):
                 self.admin.route("GET", "/generation", {"generation": 77}, mode=mode)
                 r = self.run_ctl("generation")
                 self.assertExit(r, 0)
-                self.assertEqual(r.out, "77\n")
+                self.assertEqual(r.out, "generation 77\n")
 
     def test_truncated_answer(self):
         self.admin.route("GET", "/stats", self.STATS, mode="truncate")
@@ -715,7 +734,7 @@ class ProxyctlTest(unittest.TestCase):
         r = self.run_ctl("-s", self.sock, "generation", sock=False,
                          env={"FRESHCACHE_ADMIN": bogus})
         self.assertExit(r, 0)
-        self.assertEqual(r.out, "5\n")
+        self.assertEqual(r.out, "generation 5\n")
         for form in (["--socket", self.sock], ["--socket=" + self.sock], ["-s" + self.sock]):
             r = self.run_ctl(*form, "generation", sock=False, env={"FRESHCACHE_ADMIN": bogus})
             self.assertExit(r, 0)
@@ -727,7 +746,7 @@ class ProxyctlTest(unittest.TestCase):
         self.admin.route("GET", "/generation", {"generation": 6})
         r = self.run_ctl("generation", sock=False, env={"FRESHCACHE_ADMIN": self.sock})
         self.assertExit(r, 0)
-        self.assertEqual(r.out, "6\n")
+        self.assertEqual(r.out, "generation 6\n")
         bogus = os.path.join(self.dir, "nope.sock")
         r = self.run_ctl("generation", sock=False, env={"FRESHCACHE_ADMIN": bogus})
         self.assertExit(r, 3)

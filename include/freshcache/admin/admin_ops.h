@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "freshcache/cache/generation.h"
 #include "freshcache/server/server.h"
 
 struct event_base;
@@ -18,8 +19,8 @@ struct event_base;
 /* POST /purge/generation — policy NULL bumps the global generation. */
 int ops_purge_generation(struct server *srv, const char *policy, uint64_t *now, uint64_t *prev,
                          char *err, size_t errlen);
-/* GET /generation */
-uint64_t ops_generation(struct server *srv);
+/* GET /generation: the global number and each policy's (generation.h). */
+void ops_generation(struct server *srv, struct gen_state *out);
 
 enum purge_kind { PURGE_URL = 0, PURGE_PREFIX, PURGE_TAG };
 /* POST /purge — URL: "/path?query" (any host) or "http://host/path";

@@ -64,6 +64,11 @@ uint64_t generation_global(const struct generations *g);
 /* Policy by index in the config's policies (index < n_names), else 0. */
 uint64_t generation_policy(const struct generations *g, unsigned policy_index);
 
+/* The numbers in force: the global one, and each configured policy's by
+ * name in config order (the policies of the config in force, not every
+ * name the state file remembers).  One consistent snapshot. */
+void generation_snapshot(struct generations *g, struct gen_state *out);
+
 /* A reload changed the policies list: index them anew.  Objects stored
  * under the old indexing stop being current (their policy index may now
  * name another policy). */
