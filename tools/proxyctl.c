@@ -421,18 +421,19 @@ out:
 /* ------------------------------------------------------------------ */
 /* Output helpers                                                       */
 
+/* JSON we compose ourselves (the answers to several purges), on one line
+ * like the daemon's own answers. */
 static void print_json(const json_t *j)
 {
-    json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
+    json_dumpf(j, stdout, JSON_INDENT(0) | JSON_ENCODE_ANY);
     fputc('\n', stdout);
 }
 
-/* --json: the daemon's body as-is, pretty when it is JSON. */
+/* --json: the daemon's answer byte for byte, so a script sees exactly
+ * what the API sent (only a missing final newline is added). */
 static void print_body(const struct response *r)
 {
-    if (r->json) {
-        print_json(r->json);
-    } else if (r->body_len > 0) {
+    if (r->body_len > 0) {
         fwrite(r->body, 1, r->body_len, stdout);
         if (r->body[r->body_len - 1] != '\n')
             fputc('\n', stdout);
@@ -563,6 +564,8 @@ static int simple_get(const struct opts *o, struct args *a, const char *cmd, con
     return rc;
 }
 
+/* "generation 8", then "policy html generation 3" for each policy, the
+ * form purge --generation prints. */
 static bool show_generation(struct response *r)
 {
     uint64_t g;
@@ -619,7 +622,9 @@ static int purge_generation(const struct opts *o, const char *policy)
     return rc;
 }
 
-/* One POST /purge.  *count gets "purged"; *body_out (--json) the answer. */
+/* One POST /purge.  *count gets "purged".  With --json the answer is
+ * printed as it came, or with body_out (several purges, one array) handed
+ * back instead. */
 static int purge_one(const struct opts *o, const char *kind, const char *arg, bool soft,
                      uint64_t *count, json_t **body_out, bool *failed)
 {
@@ -634,6 +639,8 @@ static int purge_one(const struct opts *o, const char *kind, const char *arg, bo
     *failed = false;
     if (body_out)
         *body_out = r.json ? json_incref(r.json) : json_string(r.body);
+    else if (o->json)
+        print_body(&r);
     if (report_failure(&r)) {
         *failed = true;
     } else if (!get_u64(r.json, "purged", count)) {
@@ -724,19 +731,15 @@ static int cmd_purge(const struct opts *o, struct args *a)
 
     if (prefix || tag) {
         uint64_t count = 0;
-        json_t *body = NULL;
         bool failed;
-        rc = purge_one(o, prefix ? "prefix" : "tag", prefix ? prefix : tag, soft, &count,
-                       o->json ? &body : NULL, &failed);
+        rc = purge_one(o, prefix ? "prefix" : "tag", prefix ? prefix : tag, soft, &count, NULL,
+                       &failed);
         if (rc == EXIT_OK) {
-            if (o->json && body)
-                print_json(body);
-            else if (!o->json && !failed)
+            if (!o->json && !failed)
                 printf("purged %" PRIu64 "\n", count);
             if (failed)
                 rc = EXIT_FAIL;
         }
-        json_decref(body);
         goto out;
     }
 
@@ -749,7 +752,8 @@ static int cmd_purge(const struct opts *o, struct args *a)
             uint64_t count = 0;
             json_t *body = NULL;
             bool failed;
-            rc = purge_one(o, "url", paths[i], soft, &count, o->json ? &body : NULL, &failed);
+            rc = purge_one(o, "url", paths[i], soft, &count,
+                           o->json && n_paths > 1 ? &body : NULL, &failed);
             if (rc != EXIT_OK) {
                 /* cannot talk to the daemon: what was printed so far stays
                  * valid, the rest was not purged */
@@ -757,7 +761,8 @@ static int cmd_purge(const struct opts *o, struct args *a)
                 goto out;
             }
             if (o->json) {
-                json_array_append_new(all, body ? body : json_null());
+                if (n_paths > 1)
+                    json_array_append_new(all, body ? body : json_null());
             } else if (!failed) {
                 if (n_paths == 1)
                     printf("purged %" PRIu64 "\n", count);
@@ -772,9 +777,9 @@ static int cmd_purge(const struct opts *o, struct args *a)
             }
             total += count;
         }
-        if (o->json)
-            print_json(n_paths == 1 ? json_array_get(all, 0) : all);
-        else if (n_paths > 1)
+        if (o->json && n_paths > 1)
+            print_json(all);
+        else if (!o->json && n_paths > 1)
             printf("purged %" PRIu64 "  in total\n", total);
         json_decref(all);
         rc = any_failed ? EXIT_FAIL : EXIT_OK;

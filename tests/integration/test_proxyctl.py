@@ -273,7 +273,32 @@ class ProxyctlTest(unittest.TestCase):
         r = self.run_ctl("--json", "purge", "--generation")
         self.assertExit(r, 0)
         self.assertEqual(json.loads(r.out), answer)
-        self.assertIn("\n  ", r.out, "pretty-printed")
+        self.assertEqual(r.out, json.dumps(answer) + "\n", "the daemon's bytes, unchanged")
+
+    def test_json_passes_the_answer_through(self):
+        # whatever the daemon's spacing and key order, --json prints its
+        # bytes as they came (a newline added only when missing)
+        raw = '{ "previous":7,\n  "generation" : 8 }'
+        self.admin.route("POST", "/purge/generation", raw)
+        r = self.run_ctl("--json", "purge", "--generation")
+        self.assertExit(r, 0)
+        self.assertEqual(r.out, raw + "\n")
+        self.admin.route("GET", "/stats", '{"hits":1,"misses":2}\n')
+        r = self.run_ctl("stats", "--json")
+        self.assertEqual(r.out, '{"hits":1,"misses":2}\n')
+        self.admin.route("POST", "/purge", '{"purged":3}')
+        r = self.run_ctl("--json", "purge", "--prefix", "/s/")
+        self.assertEqual(r.out, '{"purged":3}\n')
+        r = self.run_ctl("--json", "purge", "/a")
+        self.assertEqual(r.out, '{"purged":3}\n')
+        # several purges: their answers in one array, on one line
+        r = self.run_ctl("--json", "purge", "/a", "/b")
+        self.assertEqual(r.out, '[{"purged": 3}, {"purged": 3}]\n')
+        # failures too
+        self.admin.route("POST", "/reload", '{"ok":false,"error":"f:1:1: x"}', status=422)
+        r = self.run_ctl("--json", "reload")
+        self.assertExit(r, 1)
+        self.assertEqual(r.out, '{"ok":false,"error":"f:1:1: x"}\n')
 
     # -- purge URLs, prefix, tag --
 
