@@ -23,7 +23,6 @@ Needs FRESHCACHED, TEST_ORIGIN and PROXYCTL (see harness.py)."""
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
