@@ -3,11 +3,14 @@
  *
  *   freshcached [-c FILE] [-t] [--version] [--help]
  */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -16,7 +19,10 @@
 #include "build_config.h"
 #include "freshcache/server/access_log.h"
 #include "freshcache/admin/admin.h"
+#include "freshcache/base/lockfile.h"
+#include "freshcache/cache/generation.h"
 #include "freshcache/config/config.h"
+#include "freshcache/config/config_check.h"
 #include "freshcache/base/log.h"
 #include "freshcache/server/server.h"
 #include "freshcache/server/tls.h"
@@ -30,6 +36,9 @@
 
 /* How often purged generations' memory is swept (store_sweep). */
 #define SWEEP_INTERVAL_MS 100
+
+/* In state_dir: held (flock) for the daemon's lifetime, see lock_state_dir. */
+#define STATE_LOCK_NAME "freshcached.lock"
 
 static void usage(FILE *out)
 {
@@ -49,6 +58,59 @@ static void print_errors(const struct config_errors *errs)
 {
     for (size_t i = 0; i < errs->n; i++)
         fprintf(stderr, "%s\n", errs->lines[i]);
+}
+
+/* Everything that would make a start with `cfg` fail and can be known
+ * without starting, so that -t refuses what the start would: settings
+ * this version cannot serve, missing directories, an unreadable state
+ * file.  Not tried: binding the addresses and taking the state_dir lock,
+ * which a daemon already running with this config holds (-t runs before
+ * every reload).  Returns how many problems were appended to errs. */
+static size_t preflight(const struct fc_config *cfg, struct config_errors *errs)
+{
+    size_t before = errs->n;
+    size_t n = config_check_supported(cfg, errs) + config_check_paths(cfg, errs);
+    if (server_check_config(cfg, errs) != 0)    /* certificates, keys, CA files */
+        n++;
+    char err[PATH_MAX + 128];
+    if (generation_file_check(cfg->state_dir, err, sizeof err) != 0) {
+        config_error_at(cfg, "state_dir", errs, "state_dir: %s", err);
+        n++;
+    }
+    config_errors_sort(errs, before, cfg->path);
+    return n;
+}
+
+/* Two daemons on one state_dir would both write the generation file, and
+ * the one that bumps last would make the other's next start go backwards:
+ * hold an exclusive lock on it for our lifetime (lockfile.h).  state_dir
+ * is created here, because the lock must be held before the generation is
+ * read.  The descriptor to keep open, or -1 (logged). */
+static int lock_state_dir(const char *state_dir)
+{
+    if (mkdir(state_dir, 0750) != 0 && errno != EEXIST) {
+        log_error("cannot create state_dir %s: %s", state_dir, strerror(errno));
+        return -1;
+    }
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/" STATE_LOCK_NAME, state_dir) >= sizeof path) {
+        log_error("state_dir %s: path too long", state_dir);
+        return -1;
+    }
+    char err[PATH_MAX + 64];
+    pid_t holder;
+    int fd = lockfile_acquire(path, &holder, err, sizeof err);
+    if (fd >= 0)
+        return fd;
+    if (errno != EWOULDBLOCK)
+        log_error("state_dir %s: %s", state_dir, err);
+    else if (holder > 0)
+        log_error("state_dir %s is in use by another freshcached (pid %ld, holding %s); "
+                  "two daemons must not share a state_dir", state_dir, (long)holder, path);
+    else
+        log_error("state_dir %s is in use by another freshcached (holding %s); two daemons "
+                  "must not share a state_dir", state_dir, path);
+    return -1;
 }
 
 struct main_ctx {
@@ -144,17 +206,13 @@ int main(int argc, char **argv)
 
     struct config_errors errs = { 0 };
     struct fc_config *cfg = config_load(config_path, &errs);
+    if (cfg != NULL && preflight(cfg, &errs) != 0) {
+        config_free(cfg);
+        cfg = NULL;
+    }
     if (cfg == NULL) {
         print_errors(&errs);
         config_errors_free(&errs);
-        return 1;
-    }
-    /* What the start would refuse beyond the syntax (certificates, keys,
-     * CA files) is refused here too, with positions. */
-    if (check_only && server_check_config(cfg, &errs) != 0) {
-        print_errors(&errs);
-        config_errors_free(&errs);
-        config_free(cfg);
         return 1;
     }
     if (check_only) {
@@ -166,6 +224,12 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (evthread_use_pthreads() != 0) {
         log_error("libevent has no pthreads support");
+        config_free(cfg);
+        return 1;
+    }
+    int lock_fd = lock_state_dir(cfg->state_dir);
+    if (lock_fd < 0) {
+        config_free(cfg);
         return 1;
     }
 
@@ -173,6 +237,8 @@ int main(int argc, char **argv)
     m.base = event_base_new();
     if (m.base == NULL) {
         log_error("cannot create the event loop");
+        config_free(cfg);
+        lockfile_release(lock_fd);
         return 1;
     }
     /* From here the server owns cfg (and every config a reload brings). */
@@ -180,6 +246,7 @@ int main(int argc, char **argv)
         server_stop(&m.srv, 0);
         server_free(&m.srv);
         event_base_free(m.base);
+        lockfile_release(lock_fd);
         return 1;
     }
     char err[512];
@@ -189,6 +256,7 @@ int main(int argc, char **argv)
         server_stop(&m.srv, 0);
         server_free(&m.srv);
         event_base_free(m.base);
+        lockfile_release(lock_fd);
         return 1;
     }
     struct event *sweep = event_new(m.base, -1, EV_PERSIST, on_sweep, &m);
@@ -224,6 +292,8 @@ int main(int argc, char **argv)
     event_free(sig_usr1);
     event_base_free(m.base);
     libevent_global_shutdown();
+    /* Last: the state is written and nothing of ours touches it any more. */
+    lockfile_release(lock_fd);
     log_info("stopped");
     return 0;
 }

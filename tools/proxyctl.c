@@ -77,7 +77,7 @@ static const char usage_text[] =
     "                      purge every URL whose path starts with PREFIX\n"
     "  purge [--soft] --tag TAG\n"
     "                      purge every response tagged TAG (Surrogate-Key, Cache-Tag)\n"
-    "  generation          print the current generation\n"
+    "  generation          print the generations: global and each policy's\n"
     "  stats               print the counters\n"
     "  reload              reload the configuration (like SIGHUP)\n"
     "  verify PATH...      compare the cached bodies with the origin's;\n"
@@ -421,18 +421,19 @@ out:
 /* ------------------------------------------------------------------ */
 /* Output helpers                                                       */
 
+/* JSON we compose ourselves (the answers to several purges), on one line
+ * like the daemon's own answers. */
 static void print_json(const json_t *j)
 {
-    json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
+    json_dumpf(j, stdout, JSON_INDENT(0) | JSON_ENCODE_ANY);
     fputc('\n', stdout);
 }
 
-/* --json: the daemon's body as-is, pretty when it is JSON. */
+/* --json: the daemon's answer byte for byte, so a script sees exactly
+ * what the API sent (only a missing final newline is added). */
 static void print_body(const struct response *r)
 {
-    if (r->json) {
-        print_json(r->json);
-    } else if (r->body_len > 0) {
+    if (r->body_len > 0) {
         fwrite(r->body, 1, r->body_len, stdout);
         if (r->body[r->body_len - 1] != '\n')
             fputc('\n', stdout);
@@ -563,6 +564,8 @@ static int simple_get(const struct opts *o, struct args *a, const char *cmd, con
     return rc;
 }
 
+/* "generation 8", then "policy html generation 3" for each policy, the
+ * form purge --generation prints. */
 static bool show_generation(struct response *r)
 {
     uint64_t g;
@@ -570,7 +573,15 @@ static bool show_generation(struct response *r)
         unexpected(r, "no \"generation\"");
         return false;
     }
-    printf("%" PRIu64 "\n", g);
+    printf("generation %" PRIu64 "\n", g);
+    json_t *policies = json_object_get(r->json, "policies");
+    const char *name;
+    json_t *v;
+    json_object_foreach(policies, name, v) {
+        uint64_t pg;
+        if (get_u64(policies, name, &pg))
+            printf("policy %s generation %" PRIu64 "\n", name, pg);
+    }
     return true;
 }
 
@@ -611,7 +622,9 @@ static int purge_generation(const struct opts *o, const char *policy)
     return rc;
 }
 
-/* One POST /purge.  *count gets "purged"; *body_out (--json) the answer. */
+/* One POST /purge.  *count gets "purged".  With --json the answer is
+ * printed as it came, or with body_out (several purges, one array) handed
+ * back instead. */
 static int purge_one(const struct opts *o, const char *kind, const char *arg, bool soft,
                      uint64_t *count, json_t **body_out, bool *failed)
 {
@@ -626,6 +639,8 @@ static int purge_one(const struct opts *o, const char *kind, const char *arg, bo
     *failed = false;
     if (body_out)
         *body_out = r.json ? json_incref(r.json) : json_string(r.body);
+    else if (o->json)
+        print_body(&r);
     if (report_failure(&r)) {
         *failed = true;
     } else if (!get_u64(r.json, "purged", count)) {
@@ -716,19 +731,15 @@ static int cmd_purge(const struct opts *o, struct args *a)
 
     if (prefix || tag) {
         uint64_t count = 0;
-        json_t *body = NULL;
         bool failed;
-        rc = purge_one(o, prefix ? "prefix" : "tag", prefix ? prefix : tag, soft, &count,
-                       o->json ? &body : NULL, &failed);
+        rc = purge_one(o, prefix ? "prefix" : "tag", prefix ? prefix : tag, soft, &count, NULL,
+                       &failed);
         if (rc == EXIT_OK) {
-            if (o->json && body)
-                print_json(body);
-            else if (!o->json && !failed)
+            if (!o->json && !failed)
                 printf("purged %" PRIu64 "\n", count);
             if (failed)
                 rc = EXIT_FAIL;
         }
-        json_decref(body);
         goto out;
     }
 
@@ -741,7 +752,8 @@ static int cmd_purge(const struct opts *o, struct args *a)
             uint64_t count = 0;
             json_t *body = NULL;
             bool failed;
-            rc = purge_one(o, "url", paths[i], soft, &count, o->json ? &body : NULL, &failed);
+            rc = purge_one(o, "url", paths[i], soft, &count,
+                           o->json && n_paths > 1 ? &body : NULL, &failed);
             if (rc != EXIT_OK) {
                 /* cannot talk to the daemon: what was printed so far stays
                  * valid, the rest was not purged */
@@ -749,7 +761,8 @@ static int cmd_purge(const struct opts *o, struct args *a)
                 goto out;
             }
             if (o->json) {
-                json_array_append_new(all, body ? body : json_null());
+                if (n_paths > 1)
+                    json_array_append_new(all, body ? body : json_null());
             } else if (!failed) {
                 if (n_paths == 1)
                     printf("purged %" PRIu64 "\n", count);
@@ -764,9 +777,9 @@ static int cmd_purge(const struct opts *o, struct args *a)
             }
             total += count;
         }
-        if (o->json)
-            print_json(n_paths == 1 ? json_array_get(all, 0) : all);
-        else if (n_paths > 1)
+        if (o->json && n_paths > 1)
+            print_json(all);
+        else if (!o->json && n_paths > 1)
             printf("purged %" PRIu64 "  in total\n", total);
         json_decref(all);
         rc = any_failed ? EXIT_FAIL : EXIT_OK;
@@ -809,8 +822,18 @@ static int cmd_reload(const struct opts *o, struct args *a)
             report_failure(&r);
         }
         rc = EXIT_FAIL;
-    } else if (!o->json) {
-        printf("reload OK\n");
+    } else {
+        if (!o->json)
+            printf("reload OK\n");
+        /* Applied except these: a warning each, still a success (exit 0),
+         * so a deploy does not believe a restart-only change is in force. */
+        const json_t *pending = json_object_get(r.json, "restart_required");
+        size_t i;
+        const json_t *v;
+        json_array_foreach(pending, i, v) {
+            if (json_is_string(v))
+                errmsg("warning: %s changed; takes effect on restart", json_string_value(v));
+        }
     }
     response_free(&r);
     return rc;
@@ -1218,8 +1241,9 @@ static int cmd_verify(const struct opts *o, struct args *a)
         const json_t *stale = json_object_get(e, "stale");
         const json_t *stored = json_object_get(e, "stored");
         const json_t *err = json_object_get(e, "error");
-        uint64_t ostatus = 0;
+        uint64_t ostatus = 0, pstatus = 0;
         bool have_ostatus = get_u64(e, "origin_status", &ostatus);
+        bool have_pstatus = get_u64(e, "proxy_status", &pstatus) && pstatus > 0;
         char ps[64] = "", os[64] = "";
         if (ph && *ph)
             short_hash(ph, ps, sizeof ps);
@@ -1228,11 +1252,18 @@ static int cmd_verify(const struct opts *o, struct args *a)
 
         if (json_is_true(stale)) {
             l->word = "STALE";
-            int k = snprintf(l->detail, sizeof l->detail, "proxy %s origin %s",
-                             ps[0] ? ps : "?", os[0] ? os : "?");
-            if (have_ostatus && ostatus != 200 && k > 0 && (size_t)k < sizeof l->detail)
-                snprintf(l->detail + k, sizeof l->detail - (size_t)k,
-                         "  (origin answered %" PRIu64 ")", ostatus);
+            /* The statuses when they differ (a stored 404 the origin now
+             * serves), else the bodies' hashes say it. */
+            if (have_pstatus && have_ostatus && pstatus != ostatus)
+                snprintf(l->detail, sizeof l->detail,
+                         "proxy %" PRIu64 " %s origin %" PRIu64 " %s", pstatus,
+                         ps[0] ? ps : "?", ostatus, os[0] ? os : "?");
+            else if (have_ostatus && ostatus != 200)
+                snprintf(l->detail, sizeof l->detail, "proxy %s origin %s  (origin answered "
+                         "%" PRIu64 ")", ps[0] ? ps : "?", os[0] ? os : "?", ostatus);
+            else
+                snprintf(l->detail, sizeof l->detail, "proxy %s origin %s", ps[0] ? ps : "?",
+                         os[0] ? os : "?");
             any_stale = true;
         } else if (json_is_false(stored) || !ph || !*ph) {
             l->word = "missing";
@@ -1250,7 +1281,10 @@ static int cmd_verify(const struct opts *o, struct args *a)
             any_error = true;
         } else {
             l->word = "fresh";
-            snprintf(l->detail, sizeof l->detail, "%s", ps);
+            if (have_pstatus && pstatus != 200)
+                snprintf(l->detail, sizeof l->detail, "%" PRIu64 " %s", pstatus, ps);
+            else
+                snprintf(l->detail, sizeof l->detail, "%s", ps);
         }
         if (strlen(l->path) > pathw)
             pathw = strlen(l->path);

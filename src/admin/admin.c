@@ -43,7 +43,9 @@
 #include "build_config.h"
 #include "freshcache/admin/admin.h"
 #include "freshcache/admin/admin_ops.h"
+#include "freshcache/server/tls.h"
 #include "freshcache/base/assert.h"
+#include "freshcache/config/config_check.h"
 #include "freshcache/http/http_parse.h"
 #include "freshcache/base/log.h"
 #include "freshcache/server/server.h"
@@ -340,11 +342,20 @@ static void do_purge_generation(struct admin_conn *c)
     reply_json(c, 200, r, NULL);
 }
 
-/* GET /generation */
+/* GET /generation  {"generation": N, "policies": {"html": N, ...}} */
 static void do_generation(struct admin_conn *c)
 {
+    struct gen_state *st = malloc(sizeof *st);    /* 8 KiB: not on the stack */
+    AN(st);
+    ops_generation(c->a->srv, st);
     json_t *r = json_object();
-    json_object_set_new(r, "generation", json_integer((json_int_t)ops_generation(c->a->srv)));
+    json_t *policies = json_object();
+    json_object_set_new(r, "generation", json_integer((json_int_t)st->global));
+    for (size_t i = 0; i < st->n_policies; i++)
+        json_object_set_new(policies, st->policies[i].name,
+                            json_integer((json_int_t)st->policies[i].gen));
+    json_object_set_new(r, "policies", policies);
+    free(st);
     reply_json(c, 200, r, NULL);
 }
 
@@ -462,6 +473,10 @@ static const struct counter_meta {
     /* "connections" in /stats is the number open now (a gauge). */
     { "connections", "connections_accepted", "freshcache_connections_accepted_total",
       "Client connections accepted." },
+    { "tls_handshakes", "tls_handshakes", "freshcache_tls_handshakes_total",
+      "TLS handshakes completed with clients." },
+    { "tls_handshake_failures", "tls_handshake_failures", "freshcache_tls_handshake_failures_total",
+      "TLS handshakes with clients that failed or timed out." },
 };
 
 static const struct counter_meta *meta_for(const char *counter)
@@ -566,6 +581,16 @@ static void do_metrics(struct admin_conn *c)
                            "freshcache_origin_latency_seconds_sum %.3f\n"
                            "freshcache_origin_latency_seconds_count %" PRIu64 "\n",
                         cum, (double)st.counters.origin_latency_sum_ms / 1000.0, cum);
+    const struct tls_cert_info *certs;
+    size_t n_certs = ops_tls_certs(c->a->srv, &certs);
+    /* The family is announced even without TLS listeners, so a dashboard
+     * or an alert rule finds it. */
+    evbuffer_add_printf(b, "# HELP freshcache_tls_certificate_expiry_timestamp_seconds When "
+                               "each listener certificate expires (Unix time).\n"
+                               "# TYPE freshcache_tls_certificate_expiry_timestamp_seconds gauge\n");
+    for (size_t i = 0; i < n_certs; i++)
+        evbuffer_add_printf(b, "freshcache_tls_certificate_expiry_timestamp_seconds{name=\"%s\"} "
+                               "%lld\n", certs[i].name, (long long)certs[i].not_after);
     evbuffer_add_printf(b,
                         "# HELP freshcache_build_info The running version.\n"
                         "# TYPE freshcache_build_info gauge\n"
@@ -600,7 +625,19 @@ static void do_reload(struct admin_conn *c)
         return;
     }
     log_info("admin: config reloaded [%s]", c->who);
+    /* Applied, except what only a restart can change: name it, so the
+     * operator is not told "OK" about a setting still not in force. */
+    const char *restart[CONFIG_RESTART_KEYS_MAX];
+    size_t n = ops_restart_pending(c->a->srv, restart, FC_ARRAY_LEN(restart));
     json_object_set_new(r, "ok", json_true());
+    /* Only when there is something to say: the answer stays the spec's
+     * {"ok": true} otherwise. */
+    if (n > 0) {
+        json_t *pending = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(pending, json_string(restart[i]));
+        json_object_set_new(r, "restart_required", pending);
+    }
     reply_json(c, 200, r, NULL);
 }
 
@@ -639,6 +676,7 @@ static void verify_done(void *arg, struct verify_result *results, size_t n)
         json_object_set_new(e, "url", json_stringn(vr->path, strnlen(vr->path, sizeof vr->path)));
         json_object_set_new(e, "proxy_sha256", json_string(vr->proxy_sha256));
         json_object_set_new(e, "origin_sha256", json_string(vr->origin_sha256));
+        json_object_set_new(e, "proxy_status", json_integer(vr->proxy_status));
         json_object_set_new(e, "origin_status", json_integer(vr->origin_status));
         json_object_set_new(e, "stored", json_boolean(vr->proxy_sha256[0] != '\0'));
         json_object_set_new(e, "stale", json_boolean(vr->stale));
@@ -1122,6 +1160,31 @@ static int clear_stale_socket(const char *path, const struct sockaddr_un *sun, c
     return 0;
 }
 
+/* The socket's directory, created (0750, like systemd's RuntimeDirectory=)
+ * when it is missing, so a start by hand needs no preparation and -t can
+ * tell in advance whether it will work: only a missing parent fails. */
+static int make_socket_dir(const char *path, char *err, size_t errlen)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL || slash == path)
+        return 0;                   /* the working directory, or "/" */
+    char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (mkdir(dir, 0750) == 0) {
+        log_info("admin: created directory %s for the socket", dir);
+        return 0;
+    }
+    if (errno == EEXIST)
+        return 0;
+    if (errno == ENOENT)
+        snprintf(err, errlen, "cannot create %s, the admin socket's directory: its parent does "
+                 "not exist", dir);
+    else
+        snprintf(err, errlen, "cannot create %s, the admin socket's directory: %s", dir,
+                 strerror(errno));
+    return -1;
+}
+
 struct admin *admin_start(struct server *srv, struct event_base *base, char *err, size_t errlen)
 {
     CHECK_OBJ_NOTNULL(srv, SERVER_MAGIC);
@@ -1142,7 +1205,7 @@ struct admin *admin_start(struct server *srv, struct event_base *base, char *err
     }
     memcpy(sun.sun_path, path, strlen(path));
 
-    if (clear_stale_socket(path, &sun, err, errlen) != 0)
+    if (make_socket_dir(path, err, errlen) != 0 || clear_stale_socket(path, &sun, err, errlen) != 0)
         return NULL;
 
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

@@ -8,9 +8,11 @@
 #include <time.h>
 
 #include "freshcache/admin/admin_ops.h"
+#include "freshcache/server/tls.h"
 #include "freshcache/base/assert.h"
 #include "freshcache/cache/cache_store.h"
 #include "freshcache/cache/generation.h"
+#include "freshcache/config/config_check.h"
 
 int ops_purge_generation(struct server *srv, const char *policy, uint64_t *now, uint64_t *prev,
                          char *err, size_t errlen)
@@ -22,7 +24,10 @@ int ops_purge_generation(struct server *srv, const char *policy, uint64_t *now, 
     return 0;
 }
 
-uint64_t ops_generation(struct server *srv) { return generation_global(srv->gens); }
+void ops_generation(struct server *srv, struct gen_state *out)
+{
+    generation_snapshot(srv->gens, out);
+}
 
 /* The path+query part of an object's key (the key is host then path). */
 static const char *obj_path(const struct cache_obj *o)
@@ -87,7 +92,20 @@ void ops_stats(struct server *srv, struct ops_stats *out)
     out->connections = atomic_load(&srv->n_clients);
 }
 
+size_t ops_tls_certs(struct server *srv, const struct tls_cert_info **out)
+{
+    return tls_config_certs(srv->tls, out);
+}
+
 int ops_reload(struct server *srv, char *err, size_t errlen)
 {
     return server_reload(srv, err, errlen);
+}
+
+size_t ops_restart_pending(struct server *srv, const char **keys, size_t max)
+{
+    /* A reload keeps every replaced config until exit, the first one being
+     * the config the daemon started with (server.h). */
+    const struct fc_config *started = srv->n_old_cfgs ? srv->old_cfgs[0] : srv->cfg;
+    return config_restart_keys(started, srv->cfg, keys, max);
 }

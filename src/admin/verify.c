@@ -1,6 +1,8 @@
 /*
  * verify.c — POST /verify: compare what the cache holds with what the
- * origin serves now, by SHA-256 of the bodies.
+ * origin serves now, by status and SHA-256 of the bodies.  The status
+ * counts as much as the bytes: a stored 404 for a page the origin now
+ * serves is what a client would wrongly get, even if no body differs.
  *
  * Runs on the admin thread's event loop: one plain GET per path straight to
  * the origin (no cache, no validators), all in parallel, each parsed with
@@ -105,8 +107,10 @@ static void item_finish(struct verify_item *it, bool ok)
         hex_encode(h, 32, it->res->origin_sha256);
         it->res->origin_status = it->resp.status;
     }
-    it->res->stale = it->res->proxy_sha256[0] && it->res->origin_sha256[0] &&
-                     strcmp(it->res->proxy_sha256, it->res->origin_sha256) != 0;
+    struct verify_result *r = it->res;
+    r->stale = r->proxy_sha256[0] && r->origin_sha256[0] &&
+               (r->proxy_status != r->origin_status ||
+                strcmp(r->proxy_sha256, r->origin_sha256) != 0);
     if (it->bev) {
         bufferevent_free(it->bev);
         it->bev = NULL;
@@ -175,6 +179,7 @@ int ops_verify(struct server *srv, struct event_base *base, const char *const *p
         struct cache_obj *o = store_find(srv->store, match_path, &ma);
         if (o) {
             stored_hash(o, r->proxy_sha256);
+            r->proxy_status = o->status;
             const char *slash = memchr(o->key, '/', o->key_len);
             if (cfg->origin.host_header == HOST_HEADER_PRESERVE && slash && slash > o->key)
                 snprintf(host, sizeof host, "%.*s", (int)(slash - o->key), o->key);

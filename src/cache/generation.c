@@ -20,6 +20,11 @@
 
 #include "freshcache/base/assert.h"
 #include "freshcache/cache/generation.h"
+#include "freshcache/config/config.h"
+
+/* The config refuses what the state could not hold. */
+_Static_assert(GEN_MAX_POLICIES >= CONFIG_MAX_POLICIES, "GEN_MAX_POLICIES");
+_Static_assert(GEN_POLICY_NAME_MAX > CONFIG_POLICY_NAME_MAX, "GEN_POLICY_NAME_MAX");
 
 struct generations {
 #define GENS_MAGIC 0x6e4e0000u
@@ -156,6 +161,17 @@ int generation_file_backend(const char *state_dir, struct generation_backend *ou
     return 0;
 }
 
+int generation_file_check(const char *state_dir, char *err, size_t errlen)
+{
+    struct file_backend fb;
+    struct gen_state st;
+
+    snprintf(fb.path, sizeof fb.path, "%s/generation", state_dir);
+    if (access(fb.path, R_OK) != 0)
+        return 0;       /* none yet, or not ours to read: the start will tell */
+    return file_load(&fb, &st, err, errlen);
+}
+
 /* ---- generations -------------------------------------------------------- */
 
 
@@ -224,6 +240,21 @@ void generations_reindex(struct generations *g, const char *const *names, size_t
     atomic_store(&g->n_indexed, n_names);
     atomic_fetch_add(&g->layout, 1);
     atomic_fetch_add(&g->epoch, 1);
+    pthread_mutex_unlock(&g->mu);
+}
+
+void generation_snapshot(struct generations *g, struct gen_state *out)
+{
+    CHECK_OBJ_NOTNULL(g, GENS_MAGIC);
+    memset(out, 0, sizeof *out);
+    /* Under the bump lock: no number changes while they are copied. */
+    pthread_mutex_lock(&g->mu);
+    out->global = atomic_load(&g->global);
+    out->n_policies = atomic_load(&g->n_indexed);
+    for (size_t i = 0; i < out->n_policies; i++) {
+        memcpy(out->policies[i].name, g->names[i], GEN_POLICY_NAME_MAX);
+        out->policies[i].gen = atomic_load(&g->by_index[i]);
+    }
     pthread_mutex_unlock(&g->mu);
 }
 

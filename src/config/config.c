@@ -155,32 +155,43 @@ struct text {
     char s[96];
 };
 
-/* A user-supplied value for a message: quoted, control bytes escaped, long
- * values cut, so a bad line can neither garble nor flood the log. */
-static struct text quoted(const char *v)
+/* A user-supplied value for a message between `quote` characters, control
+ * bytes escaped and a long value cut, so a bad line can neither garble nor
+ * flood the log.  '"' escapes quotes and backslashes with a backslash, as
+ * in a C or YAML double-quoted string; '\'' doubles quotes and leaves
+ * backslashes alone, as in a YAML single-quoted string. */
+static void quote_into(char *out, size_t size, const char *v, char quote)
 {
-    struct text t;
-    const size_t limit = sizeof t.s - 5;     /* room for `..."` and NUL */
+    const size_t limit = size - 5;          /* room for `...'` and NUL */
     size_t o = 0;
 
-    t.s[o++] = '"';
+    out[o++] = quote;
     for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
         if (o + 4 > limit) {
-            memcpy(t.s + o, "...", 3);
+            memcpy(out + o, "...", 3);
             o += 3;
             break;
         }
-        if (*p == '"' || *p == '\\') {
-            t.s[o++] = '\\';
-            t.s[o++] = (char)*p;
+        if (*p == (unsigned char)quote) {
+            out[o++] = quote == '"' ? '\\' : quote;
+            out[o++] = (char)*p;
+        } else if (*p == '\\' && quote == '"') {
+            out[o++] = '\\';
+            out[o++] = '\\';
         } else if (*p < 0x20 || *p == 0x7f) {
-            o += (size_t)snprintf(t.s + o, 5, "\\x%02x", *p);
+            o += (size_t)snprintf(out + o, 5, "\\x%02x", *p);
         } else {
-            t.s[o++] = (char)*p;
+            out[o++] = (char)*p;
         }
     }
-    t.s[o++] = '"';
-    t.s[o] = '\0';
+    out[o++] = quote;
+    out[o] = '\0';
+}
+
+static struct text quoted(const char *v)
+{
+    struct text t;
+    quote_into(t.s, sizeof t.s, v, '"');
     return t;
 }
 
@@ -219,6 +230,33 @@ void config_errors_free(struct config_errors *errs)
     errs->n = 0;
 }
 
+/* "NAME:LINE:COLUMN: ..." -> LINE * 2^32 + COLUMN, for sorting. */
+static uint64_t error_position(const char *text, size_t name_len)
+{
+    unsigned long line = 0, column = 0;
+
+    if (strlen(text) > name_len)
+        sscanf(text + name_len, ":%lu:%lu:", &line, &column);
+    return ((uint64_t)line << 32) | (column & 0xffffffffu);
+}
+
+static int by_position(const void *a, const void *b, void *arg)
+{
+    size_t name_len = *(const size_t *)arg;
+    uint64_t pa = error_position(*(char *const *)a, name_len);
+    uint64_t pb = error_position(*(char *const *)b, name_len);
+
+    return pa < pb ? -1 : pa > pb;
+}
+
+void config_errors_sort(struct config_errors *errs, size_t from, const char *name)
+{
+    size_t name_len = strlen(name);
+
+    if (errs != NULL && from < errs->n)
+        qsort_r(errs->lines + from, errs->n - from, sizeof *errs->lines, by_position, &name_len);
+}
+
 static void errors_append(struct config_errors *errs, const char *name, size_t line,
                           size_t column, const char *fmt, va_list ap)
 {
@@ -234,16 +272,6 @@ static void errors_append(struct config_errors *errs, const char *name, size_t l
     errs->lines[errs->n++] = text;
 }
 
-void config_errors_add(struct config_errors *errs, const char *file, struct fc_pos pos,
-                       const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    errors_append(errs, file, pos.line ? pos.line : 1, pos.column ? pos.column : 1, fmt, ap);
-    va_end(ap);
-}
-
 /* State of one load.  Lives on config_load_string()'s stack. */
 struct policy_nodes;
 
@@ -255,8 +283,7 @@ struct loader {
     struct fc_config *cfg;
 
     const yaml_node_t *key;         /* key of the value being handled */
-    const yaml_node_t *origin_tls;  /* origin.tls, for positions of later TLS errors */
-    const yaml_node_t *origin_url_node;
+    const yaml_node_t *origin_tls;  /* origin.tls, where a lone certificate or key is reported */
 
     /* Remembered for the checks that run after the walk. */
     const yaml_node_t *origin_key;
@@ -724,11 +751,6 @@ static void field_listen_address(struct loader *ld, const struct field *f, const
  * which reports at the positions kept here), versions, ciphers.
  */
 
-static struct fc_pos pos_of(const yaml_node_t *n)
-{
-    return (struct fc_pos){ (unsigned)n->start_mark.line + 1, (unsigned)n->start_mark.column + 1 };
-}
-
 /* A path as written, made absolute against the config file's directory:
  * `certificate: site.pem` next to freshcache.yaml means that file, whatever
  * the daemon's working directory. */
@@ -760,21 +782,9 @@ static void field_path(struct loader *ld, const struct field *f, const char *pat
     *target = resolve_path(ld, s);
 }
 
-/* certificate + key of one fc_tls_cert, with their positions. */
-static void field_cert_path(struct loader *ld, const struct field *f, const char *path,
-                            const yaml_node_t *val, void *obj)
-{
-    struct fc_tls_cert *c = obj;
-    field_path(ld, f, path, val, obj);
-    if (f->off == offsetof(struct fc_tls_cert, certificate))
-        c->pos = pos_of(val);
-    else
-        c->key_pos = pos_of(val);
-}
-
 static const struct field tls_cert_fields[] = {
-    { .key = "certificate", .fn = field_cert_path, .off = offsetof(struct fc_tls_cert, certificate) },
-    { .key = "key",         .fn = field_cert_path, .off = offsetof(struct fc_tls_cert, key) },
+    { .key = "certificate", .fn = field_path, .off = offsetof(struct fc_tls_cert, certificate) },
+    { .key = "key",         .fn = field_path, .off = offsetof(struct fc_tls_cert, key) },
 };
 
 static bool cert_complete(struct loader *ld, const char *path, const yaml_node_t *node,
@@ -806,8 +816,7 @@ static void free_listen_tls(struct fc_listen_tls *t)
 static void field_tls_certificates(struct loader *ld, const struct field *f, const char *path,
                                    const yaml_node_t *val, void *obj)
 {
-    struct fc_listen_tls *t = obj;
-    (void)f;
+    struct fc_listen_tls *t = TARGET(obj, f, struct fc_listen_tls);
     if (val->type != YAML_SEQUENCE_NODE || val->data.sequence.items.top ==
                                                val->data.sequence.items.start) {
         error_at(ld, val, "%s: expected a list of { certificate: FILE, key: FILE }, got %s",
@@ -837,8 +846,7 @@ static const struct choice tls_version_choices[] = {
 static void field_tls_protocols(struct loader *ld, const struct field *f, const char *path,
                                 const yaml_node_t *val, void *obj)
 {
-    struct fc_listen_tls *t = obj;
-    (void)f;
+    struct fc_listen_tls *t = TARGET(obj, f, struct fc_listen_tls);
     if (val->type != YAML_SEQUENCE_NODE || val->data.sequence.items.top ==
                                                val->data.sequence.items.start) {
         error_at(ld, val, "%s: expected a list such as [TLSv1.2, TLSv1.3], got %s", path,
@@ -872,80 +880,66 @@ static void field_tls_protocols(struct loader *ld, const struct field *f, const 
     t->max_version = hi;
 }
 
-/* The single-certificate form (certificate/key directly under tls) is read
- * into a one-element certs array; the list form (certificates) fills it
- * whole.  Both at once is an error. */
+/* What a tls section holds while it is read: the single-certificate form
+ * (certificate and key directly under tls) or the list (certificates),
+ * plus the settings.  Both forms at once is an error. */
+struct tls_section {
+    struct fc_tls_cert single;
+    struct fc_listen_tls t;
+};
+
+static const struct field listen_tls_fields[] = {
+    { .key = "certificate",  .fn = field_path,
+      .off = offsetof(struct tls_section, single.certificate) },
+    { .key = "key",          .fn = field_path, .off = offsetof(struct tls_section, single.key) },
+    { .key = "certificates", .fn = field_tls_certificates, .off = offsetof(struct tls_section, t) },
+    { .key = "protocols",    .fn = field_tls_protocols, .off = offsetof(struct tls_section, t) },
+    { .key = "ciphers",      .fn = field_string, .off = offsetof(struct tls_section, t.ciphers) },
+};
+
 static void field_listen_tls(struct loader *ld, const struct field *f, const char *path,
                              const yaml_node_t *val, void *obj)
 {
     struct fc_listen *l = obj;
     size_t before = ld->n_errors;
+    struct tls_section sec = { .t = { .min_version = FC_TLS_1_2, .max_version = FC_TLS_1_3 } };
+
     (void)f;
-    if (val->type != YAML_MAPPING_NODE) {
-        error_at(ld, val, "%s: expected { certificate: FILE, key: FILE } or "
-                 "{ certificates: [...] }, got %s", path, describe(val).s);
-        return;
+    if (is_null(val) || !walk_mapping(ld, path, val, listen_tls_fields,
+                                      FC_ARRAY_LEN(listen_tls_fields), &sec)) {
+        if (is_null(val))
+            error_at(ld, val, "%s: a certificate is required: { certificate: FILE, key: FILE }",
+                     path);
+        goto drop;
     }
-    struct fc_listen_tls *t = xcalloc(1, sizeof *t);
-    t->min_version = FC_TLS_1_2;
-    t->max_version = FC_TLS_1_3;
-    t->pos = pos_of(val);
-    free_listen_tls(l->tls);
-    l->tls = t;
-    /* Split the mapping: the single-certificate keys go to `single`. */
-    struct fc_tls_cert single = { 0 };
-    static const struct field rest_fields[] = {
-        { .key = "certificates", .fn = field_tls_certificates },
-        { .key = "protocols",    .fn = field_tls_protocols },
-        { .key = "ciphers",      .fn = field_string, .off = offsetof(struct fc_listen_tls, ciphers) },
-    };
-    for (const yaml_node_pair_t *p = val->data.mapping.pairs.start;
-         p < val->data.mapping.pairs.top; p++) {
-        const yaml_node_t *k = node_at(ld, p->key), *v = node_at(ld, p->value);
-        const char *name = k->type == YAML_SCALAR_NODE ? scalar_text(k) : "";
-        char kpath[128];
-        snprintf(kpath, sizeof kpath, "%s.%s", path, name);
-        const struct field *hit = NULL;
-        for (size_t i = 0; i < FC_ARRAY_LEN(tls_cert_fields) && !hit; i++)
-            if (strcmp(tls_cert_fields[i].key, name) == 0)
-                hit = &tls_cert_fields[i];
-        if (hit) {
-            ld->key = k;
-            hit->fn(ld, hit, kpath, v, &single);
-            continue;
-        }
-        for (size_t i = 0; i < FC_ARRAY_LEN(rest_fields) && !hit; i++)
-            if (strcmp(rest_fields[i].key, name) == 0)
-                hit = &rest_fields[i];
-        if (hit) {
-            ld->key = k;
-            hit->fn(ld, hit, kpath, v, t);
-            continue;
-        }
-        error_at(ld, k, "%s: unknown key %s (expected certificate, key, certificates, "
-                 "protocols or ciphers)", path, quoted(name).s);
-    }
-    if (ld->n_errors != before) {
-        free_cert(&single);
-        return;
-    }
-    bool has_single = single.certificate != NULL || single.key != NULL;
-    if (has_single && t->n_certs > 0) {
+    if (ld->n_errors != before)
+        goto drop;
+    bool has_single = sec.single.certificate != NULL || sec.single.key != NULL;
+    if (has_single && sec.t.n_certs > 0) {
         error_at(ld, val, "%s: give either certificate and key, or certificates, not both", path);
-        free_cert(&single);
-        return;
+        goto drop;
     }
     if (has_single) {
-        if (!cert_complete(ld, path, val, &single)) {
-            free_cert(&single);
-            return;
-        }
-        t->certs = xcalloc(1, sizeof *t->certs);
-        t->certs[0] = single;
-        t->n_certs = 1;
-    } else if (t->n_certs == 0) {
+        if (!cert_complete(ld, path, val, &sec.single))
+            goto drop;
+        sec.t.certs = xcalloc(1, sizeof *sec.t.certs);
+        sec.t.certs[0] = sec.single;
+        sec.t.n_certs = 1;
+        sec.single = (struct fc_tls_cert){ 0 };
+    } else if (sec.t.n_certs == 0) {
         error_at(ld, val, "%s: a certificate is required: { certificate: FILE, key: FILE }", path);
+        goto drop;
     }
+    free_listen_tls(l->tls);
+    l->tls = xcalloc(1, sizeof *l->tls);
+    *l->tls = sec.t;
+    return;
+drop:
+    free_cert(&sec.single);
+    for (size_t i = 0; i < sec.t.n_certs; i++)
+        free_cert(&sec.t.certs[i]);
+    free(sec.t.certs);
+    free(sec.t.ciphers);
 }
 
 static const struct field listen_fields[] = {
@@ -1112,7 +1106,6 @@ static void field_origin_url(struct loader *ld, const struct field *f, const cha
     const char *why;
 
     ld->origin_url_seen = true;
-    ld->origin_url_node = val;
     if (s == NULL)
         return;
     set_string(&o->url, s);
@@ -1135,23 +1128,12 @@ static const struct choice host_header_choices[] = {
     { "preserve", HOST_HEADER_PRESERVE }, { "origin", HOST_HEADER_ORIGIN }, { NULL, 0 },
 };
 
-static void field_origin_client_cert(struct loader *ld, const struct field *f, const char *path,
-                                     const yaml_node_t *val, void *obj)
-{
-    struct fc_config *cfg = obj;
-    struct field cf = *f;
-    cf.off = f->off == CFG(origin.tls_client.certificate) ? offsetof(struct fc_tls_cert, certificate)
-                                                         : offsetof(struct fc_tls_cert, key);
-    field_cert_path(ld, &cf, path, val, &cfg->origin.tls_client);
-}
-
 static const struct field origin_tls_fields[] = {
     { .key = "verify",      .fn = field_bool,     .off = CFG(origin.tls_verify) },
     { .key = "ca_file",     .fn = field_path,     .off = CFG(origin.tls_ca_file) },
     { .key = "server_name", .fn = field_hostname, .off = CFG(origin.tls_server_name) },
-    { .key = "certificate", .fn = field_origin_client_cert,
-      .off = CFG(origin.tls_client.certificate) },
-    { .key = "key",         .fn = field_origin_client_cert, .off = CFG(origin.tls_client.key) },
+    { .key = "certificate", .fn = field_path,     .off = CFG(origin.tls_client.certificate) },
+    { .key = "key",         .fn = field_path,     .off = CFG(origin.tls_client.key) },
 };
 
 static void field_origin_tls(struct loader *ld, const struct field *f, const char *path,
@@ -1309,8 +1291,72 @@ static void field_policy_name(struct loader *ld, const struct field *f, const ch
             return;
         }
     }
+    if (strlen(s) > CONFIG_POLICY_NAME_MAX) {
+        error_at(ld, val, "%s: policy name is %zu characters long; at most %d", path, strlen(s),
+                 CONFIG_POLICY_NAME_MAX);
+        return;
+    }
     set_string(&p->name, s);
     ld->policy->name = val;
+}
+
+/* A pattern shown as the operator writes it in YAML single quotes, where
+ * a backslash is just a backslash ('\.js$'; quoted() would double it).
+ * Longer than a struct text: patterns are. */
+struct pattern_text {
+    char s[160];
+};
+
+static struct pattern_text as_pattern(const char *v)
+{
+    struct pattern_text t;
+    quote_into(t.s, sizeof t.s, v, '\'');
+    return t;
+}
+
+/* The regular expression a glob such as `*.js` or `img-*.png` stands for:
+ * `\.js$`, `^img-.*\.png$`.  Empty when `glob` has no wildcard, or the
+ * result would match everything or not compile either. */
+static void glob_to_regex(const char *glob, char *out, size_t len)
+{
+    char re[256];
+    size_t o = 0;
+    regex_t check;
+
+    out[0] = '\0';
+    if (strpbrk(glob, "*?") == NULL || len == 0)
+        return;
+    re[o++] = '^';
+    for (const char *g = glob; *g && o + 4 < sizeof re; g++) {
+        if (*g == '*') {
+            while (g[1] == '*')
+                g++;            /* "**" (any directories) is "*" here */
+            re[o++] = '.';
+            re[o++] = '*';
+        } else if (*g == '?') {
+            re[o++] = '.';
+        } else if (*g == '\\' && g[1] != '\0') {
+            re[o++] = '\\';
+            re[o++] = *++g;
+        } else {
+            if (strchr(".+(){}|^$\\", *g) != NULL)
+                re[o++] = '\\';
+            re[o++] = *g;
+        }
+    }
+    re[o++] = '$';
+    re[o] = '\0';
+    /* A search, not a full match: "^.*" and ".*$" add nothing. */
+    char *start = re, *end = re + o;
+    if (start[0] == '^' && start[1] == '.' && start[2] == '*')
+        start += 3;
+    if (end - start >= 3 && strcmp(end - 3, ".*$") == 0 && (end - 4 < start || end[-4] != '\\'))
+        *(end -= 3) = '\0';
+    if (*start == '\0' || strcmp(start, "$") == 0 ||
+        regcomp(&check, start, REG_EXTENDED | REG_NOSUB) != 0)
+        return;
+    regfree(&check);
+    snprintf(out, len, "%s", start);
 }
 
 static void field_policy_path(struct loader *ld, const struct field *f, const char *path,
@@ -1325,10 +1371,18 @@ static void field_policy_path(struct loader *ld, const struct field *f, const ch
         return;
     rc = regcomp(&p->path_re, s, REG_EXTENDED | REG_NOSUB);
     if (rc != 0) {
-        char msg[256];
+        char msg[256], re[256];
         /* glibc frees a failed compilation itself; no regfree here. */
         regerror(rc, &p->path_re, msg, sizeof msg);
-        error_at(ld, val, "%s: invalid regular expression %s: %s", path, quoted(s).s, msg);
+        /* `*.js` is the usual slip: a glob where a regex is expected. */
+        glob_to_regex(s, re, sizeof re);
+        if (re[0] != '\0')
+            error_at(ld, val, "%s: invalid regular expression %s: %s; the value is a POSIX "
+                     "extended regular expression, not a glob: for %s write %s", path,
+                     as_pattern(s).s, msg, s, as_pattern(re).s);
+        else
+            error_at(ld, val, "%s: invalid regular expression %s: %s; the value is a POSIX "
+                     "extended regular expression (see regex(7))", path, as_pattern(s).s, msg);
         return;
     }
     /* path_pattern != NULL is what tells config_free to regfree. */
@@ -1560,6 +1614,10 @@ static void field_policies(struct loader *ld, const struct field *f, const char 
     n = (size_t)(val->data.sequence.items.top - items);
     if (n == 0)
         return;
+    if (n > CONFIG_MAX_POLICIES) {
+        error_at(ld, val, "%s: %zu policies; at most %d", path, n, CONFIG_MAX_POLICIES);
+        return;
+    }
     cfg->policies = xcalloc(n, sizeof *cfg->policies);
     cfg->n_policies = n;
     pn = xcalloc(n, sizeof *pn);
@@ -1617,6 +1675,18 @@ static void report_unknown_key(struct loader *ld, const char *path, const yaml_n
                  quoted(scalar_text(key)).s, path, valid);
 }
 
+/* Remember where `path` was written, for config_error_at(). */
+static void record_where(struct loader *ld, const char *path, const yaml_node_t *at)
+{
+    struct fc_config *cfg = ld->cfg;
+
+    cfg->where = xrealloc(cfg->where, (cfg->n_where + 1) * sizeof *cfg->where);
+    cfg->where[cfg->n_where].path = xstrdup(path);
+    cfg->where[cfg->n_where].at.line = (unsigned)at->start_mark.line + 1;
+    cfg->where[cfg->n_where].at.column = (unsigned)at->start_mark.column + 1;
+    cfg->n_where++;
+}
+
 /* Check that `node` is a mapping and hand each known key to its handler.
  * A null value (`cache:` with nothing under it) is an empty mapping: all
  * defaults.  false if `node` is not a mapping at all. */
@@ -1669,6 +1739,7 @@ static bool walk_mapping(struct loader *ld, const char *path, const yaml_node_t 
 
         char child[128];
         snprintf(child, sizeof child, "%s%s%s", path, path[0] ? "." : "", f->key);
+        record_where(ld, child, val->type == YAML_SCALAR_NODE ? val : key);
         ld->key = key;
         f->fn(ld, f, child, val, obj);
     }
@@ -1704,15 +1775,16 @@ static void finish(struct loader *ld)
 {
     struct fc_config *cfg = ld->cfg;
 
-    if (!ld->origin_url_seen)
+    /* At the origin section that lacks it, or where the document ends,
+     * which is where the section would be added; not at 1:1, which in a
+     * file that starts with comments points at a comment. */
+    if (!ld->origin_url_seen && ld->origin_key != NULL)
         error_at(ld, ld->origin_key, "origin.url is required: the origin server's address, "
                  "e.g. http://127.0.0.1:8000");
-    /* Where origin TLS problems found later (a CA file that does not load)
-     * are reported. */
-    if (ld->origin_tls)
-        cfg->origin.tls_pos = pos_of(ld->origin_tls);
-    else if (ld->origin_url_node)
-        cfg->origin.tls_pos = pos_of(ld->origin_url_node);
+    else if (!ld->origin_url_seen)
+        error_at_mark(ld, cfg->end.line - 1, cfg->end.column - 1,
+                      "origin.url is required: the file has no origin section; add one with "
+                      "the origin server's address, e.g. origin: { url: http://127.0.0.1:8000 }");
     if (cfg->origin.tls_client.certificate && !cfg->origin.tls_client.key)
         error_at(ld, ld->origin_tls, "origin.tls: certificate needs its key");
     if (cfg->origin.tls_client.key && !cfg->origin.tls_client.certificate)
@@ -1811,6 +1883,11 @@ struct fc_config *config_load_string(const char *name, const char *yaml, size_t 
         yaml_document_t next;
 
         ld.doc = &doc;
+        /* An empty document (nothing, or only comments) has no root: the
+         * reader's position is then the end of the input. */
+        const yaml_mark_t *end = root ? &root->end_mark : &parser.mark;
+        cfg->end.line = (unsigned)end->line + 1;
+        cfg->end.column = (unsigned)end->column + 1;
         /* Not a mapping at all (a list, a lone word): that one error says
          * it; "origin.url is required" and the like would only add noise. */
         if (root == NULL || walk_mapping(&ld, "", root, top_fields, FC_ARRAY_LEN(top_fields), cfg))
@@ -1905,5 +1982,48 @@ void config_free(struct fc_config *cfg)
         free(p->response_cache_control);
     }
     free(cfg->policies);
+    for (size_t i = 0; i < cfg->n_where; i++)
+        free(cfg->where[i].path);
+    free(cfg->where);
     free(cfg);
+}
+
+/* The entry for `path`, or NULL when it was not written. */
+static const struct fc_where *where_of(const struct fc_config *cfg, const char *path, size_t len)
+{
+    for (size_t i = 0; i < cfg->n_where; i++)
+        if (strlen(cfg->where[i].path) == len && memcmp(cfg->where[i].path, path, len) == 0)
+            return &cfg->where[i];
+    return NULL;
+}
+
+bool config_written(const struct fc_config *cfg, const char *path)
+{
+    return where_of(cfg, path, strlen(path)) != NULL;
+}
+
+void config_error_at(const struct fc_config *cfg, const char *path, struct config_errors *errs,
+                     const char *fmt, ...)
+{
+    struct fc_mark at = cfg->end;
+    size_t len = strlen(path);
+    va_list ap;
+
+    /* "listen[0].tls" -> "listen[0]" -> "listen": the nearest written. */
+    while (len > 0) {
+        const struct fc_where *w = where_of(cfg, path, len);
+        if (w != NULL) {
+            at = w->at;
+            break;
+        }
+        while (len > 0 && path[len - 1] != '.' && path[len - 1] != '[')
+            len--;
+        if (len > 0)
+            len--;
+    }
+    if (at.line == 0)
+        at = (struct fc_mark){ 1, 1 };
+    va_start(ap, fmt);
+    errors_append(errs, cfg->path, at.line, at.column, fmt, ap);
+    va_end(ap);
 }

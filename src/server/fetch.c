@@ -495,7 +495,7 @@ static void on_resp_body(void *owner, const char *data, size_t len)
 static void handle_done(struct fetch *f)
 {
     struct cache_obj *o = f->ph;
-    if (f->filling && f->hasher) {
+    if (f->filling && f->hasher && obj_content_etag_applies(o)) {
         etag_hasher_final(f->hasher, o->chash);
         bool changed = false;
         o->chash_first_seen = etag_history_note(f->w->srv->etag_hist,

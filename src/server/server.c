@@ -13,6 +13,7 @@
 
 #include "freshcache/base/assert.h"
 #include "freshcache/base/log.h"
+#include "freshcache/config/config_check.h"
 #include "freshcache/cache/cache_store.h"
 #include "freshcache/cache/etag.h"
 #include "freshcache/cache/generation.h"
@@ -292,6 +293,10 @@ int server_reload(struct server *srv, char *err, size_t errlen)
     struct fc_config *old = srv->cfg;
     struct config_errors errs = { 0 };
     struct fc_config *cfg = config_load(old->path, &errs);
+    if (cfg != NULL && config_check_supported(cfg, &errs) != 0) {
+        config_free(cfg);
+        cfg = NULL;
+    }
     if (cfg == NULL) {
         for (size_t i = 0; i < errs.n; i++)
             log_error("reload refused: %s", errs.lines[i]);
@@ -325,18 +330,15 @@ int server_reload(struct server *srv, char *err, size_t errlen)
         config_free(cfg);
         return -1;
     }
-    /* What threads or memory already allocated depend on stays until a
-     * restart; say so rather than pretend. */
-    if (cfg->workers != old->workers)
-        log_warn("reload: workers changed; takes effect on restart");
-    if (cfg->cache.memory != old->cache.memory)
-        log_warn("reload: cache.memory changed; takes effect on restart");
-    if (strcmp(cfg->state_dir, old->state_dir) != 0)
-        log_warn("reload: state_dir changed; takes effect on restart");
-    if (strcmp(cfg->log.access, old->log.access) != 0)
-        log_warn("reload: log.access changed; takes effect on restart");
-    if (strcmp(cfg->admin.socket, old->admin.socket) != 0)
-        log_warn("reload: admin.socket changed; takes effect on restart");
+    /* What threads, memory or sockets set up at start depend on stays
+     * until a restart; say so rather than pretend.  Compared with the
+     * config the daemon started with (the first one kept), so a setting
+     * changed two reloads ago is still reported. */
+    const char *keys[CONFIG_RESTART_KEYS_MAX];
+    size_t n_keys = config_restart_keys(srv->n_old_cfgs ? srv->old_cfgs[0] : old, cfg, keys,
+                                        FC_ARRAY_LEN(keys));
+    for (size_t i = 0; i < n_keys; i++)
+        log_warn("reload: %s changed; takes effect on restart", keys[i]);
     if (!policies_same(cfg, old)) {
         const char **names = policy_names(cfg);
         generations_reindex(srv->gens, names, cfg->n_policies);

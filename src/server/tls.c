@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -185,12 +187,13 @@ const char *tls_error_text(const SSL *ssl, char *buf, size_t len)
     return buf;
 }
 
-static void pos_error(struct config_errors *errs, const struct fc_config *cfg, struct fc_pos pos,
-                      const char *what, const char *file)
+/* A problem with the file at config key `path`, with OpenSSL's reason. */
+static void file_error(struct config_errors *errs, const struct fc_config *cfg, const char *path,
+                       const char *what, const char *file)
 {
     char why[256];
     tls_error_text(NULL, why, sizeof why);
-    config_errors_add(errs, cfg->path, pos, "%s %s: %s", what, file, why);
+    config_error_at(cfg, path, errs, "%s: %s %s: %s", path, what, file, why);
 }
 
 /* The versions and suites shared by every server context. */
@@ -276,33 +279,54 @@ static void add_cert_info(struct tls_config *tc, X509 *cert, const char *file)
 }
 
 /* Load a certificate chain and its key into `ctx`, checking they match.
- * Errors are reported at the config positions. */
+ * `where` is the config path holding them ("listen[1].tls",
+ * "listen[1].tls.certificates[2]", "origin.tls"): errors are reported at
+ * their keys. */
 static bool load_pair(SSL_CTX *ctx, const struct fc_config *cfg, const struct fc_tls_cert *c,
-                      struct config_errors *errs)
+                      const char *where, struct config_errors *errs)
 {
+    char cpath[160], kpath[160];
+    snprintf(cpath, sizeof cpath, "%s.certificate", where);
+    snprintf(kpath, sizeof kpath, "%s.key", where);
+    /* Say "No such file or directory", not OpenSSL's "system lib". */
+    if (access(c->certificate, R_OK) != 0) {
+        config_error_at(cfg, cpath, errs, "%s: cannot read certificate %s: %s", cpath,
+                        c->certificate, strerror(errno));
+        return false;
+    }
+    if (access(c->key, R_OK) != 0) {
+        config_error_at(cfg, kpath, errs, "%s: cannot read key %s: %s", kpath, c->key,
+                        strerror(errno));
+        return false;
+    }
     ERR_clear_error();
     if (SSL_CTX_use_certificate_chain_file(ctx, c->certificate) != 1) {
-        pos_error(errs, cfg, c->pos, "cannot load certificate", c->certificate);
+        file_error(errs, cfg, cpath, "cannot load certificate", c->certificate);
         return false;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, c->key, SSL_FILETYPE_PEM) != 1) {
-        pos_error(errs, cfg, c->key_pos, "cannot load key", c->key);
+        file_error(errs, cfg, kpath, "cannot load key", c->key);
         return false;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
         ERR_clear_error();
-        config_errors_add(errs, cfg->path, c->key_pos, "key %s does not match certificate %s",
-                          c->key, c->certificate);
+        config_error_at(cfg, kpath, errs, "%s: key %s does not match certificate %s", kpath,
+                        c->key, c->certificate);
         return false;
     }
     return true;
 }
 
 static bool build_listener(struct tls_config *tc, struct tls_tickets *tk,
-                           const struct fc_config *cfg, const struct fc_listen *fl,
+                           const struct fc_config *cfg, size_t li,
                            struct tls_listener *l, struct config_errors *errs)
 {
+    const struct fc_listen *fl = &cfg->listen[li];
     const struct fc_listen_tls *t = fl->tls;
+    char tpath[64], lpath[96];
+    snprintf(tpath, sizeof tpath, "listen[%zu].tls", li);
+    snprintf(lpath, sizeof lpath, "%s.certificates", tpath);
+    bool listed = config_written(cfg, lpath);
     l->address = strdup(fl->address);
     AN(l->address);
     l->ctxs = calloc(t->n_certs, sizeof *l->ctxs);
@@ -321,12 +345,19 @@ static bool build_listener(struct tls_config *tc, struct tls_tickets *tk,
         l->ctxs[l->n++] = ctx;
         if (!configure_server_ctx(ctx, t)) {
             char why[256];
-            config_errors_add(errs, cfg->path, t->pos, "invalid TLS settings (ciphers?): %s",
-                              tls_error_text(NULL, why, sizeof why));
+            char cpath[96];
+            snprintf(cpath, sizeof cpath, "%s.ciphers", tpath);
+            config_error_at(cfg, cpath, errs, "%s: invalid TLS settings: %s", tpath,
+                            tls_error_text(NULL, why, sizeof why));
             ok = false;
             break;
         }
-        if (!load_pair(ctx, cfg, &t->certs[i], errs)) {
+        char where[128];
+        if (listed)
+            snprintf(where, sizeof where, "%s[%zu]", lpath, i);
+        else
+            snprintf(where, sizeof where, "%s", tpath);
+        if (!load_pair(ctx, cfg, &t->certs[i], where, errs)) {
             ok = false;
             continue;
         }
@@ -374,15 +405,20 @@ static bool build_origin(struct tls_config *tc, const struct fc_config *cfg,
         ERR_clear_error();
         int rc = o->tls_ca_file ? SSL_CTX_load_verify_locations(ctx, o->tls_ca_file, NULL)
                                 : SSL_CTX_set_default_verify_paths(ctx);
+        if (o->tls_ca_file && access(o->tls_ca_file, R_OK) != 0) {
+            config_error_at(cfg, "origin.tls.ca_file", errs, "origin.tls.ca_file: cannot read "
+                            "CA file %s: %s", o->tls_ca_file, strerror(errno));
+            return false;
+        }
         if (rc != 1) {
-            pos_error(errs, cfg, o->tls_pos, "cannot load CA file",
-                      o->tls_ca_file ? o->tls_ca_file : "(system default)");
+            file_error(errs, cfg, "origin.tls.ca_file", "cannot load CA file",
+                       o->tls_ca_file ? o->tls_ca_file : "(system default)");
             return false;
         }
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }
-    if (o->tls_client.certificate && !load_pair(ctx, cfg, &o->tls_client, errs))
+    if (o->tls_client.certificate && !load_pair(ctx, cfg, &o->tls_client, "origin.tls", errs))
         return false;
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
@@ -411,7 +447,7 @@ struct tls_config *tls_config_new(const struct fc_config *cfg, struct tls_ticket
     for (size_t i = 0; i < cfg->n_listen; i++) {
         if (cfg->listen[i].tls == NULL)
             continue;
-        if (!build_listener(tc, tk, cfg, &cfg->listen[i], &tc->ls[tc->n_ls++], errs))
+        if (!build_listener(tc, tk, cfg, i, &tc->ls[tc->n_ls++], errs))
             ok = false;
     }
     if (cfg->origin.https && !build_origin(tc, cfg, errs))

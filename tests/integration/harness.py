@@ -5,6 +5,7 @@ Python 3 standard library only.  Used by every tests/integration/test_*.py.
 Environment (set by meson, see meson.build here):
   FRESHCACHED   path of the daemon under test
   TEST_ORIGIN   path of tests/origin's test-origin
+  PROXYCTL      path of proxyctl (for the tests that use run_proxyctl)
 Optional:
   FRESHCACHE_TEST_KEEP=1    keep the temporary directories (configs, logs)
   FRESHCACHE_TEST_DIRECT=1  harness self-check: do not start freshcached and
@@ -39,6 +40,9 @@ import urllib.parse
 
 FRESHCACHED = os.environ.get("FRESHCACHED")
 TEST_ORIGIN = os.environ.get("TEST_ORIGIN")
+PROXYCTL = os.environ.get("PROXYCTL")
+if PROXYCTL:
+    PROXYCTL = os.path.abspath(PROXYCTL)     # tests may run the daemon elsewhere
 DIRECT = os.environ.get("FRESHCACHE_TEST_DIRECT") == "1"
 KEEP = os.environ.get("FRESHCACHE_TEST_KEEP") == "1"
 
@@ -789,6 +793,18 @@ class Proxy:
             return status, rest.decode("utf-8", "replace")
 
 
+def run_proxyctl(testcase, sock, *args, expect=0):
+    """`proxyctl -s SOCK ARGS...`; fails `testcase` unless it exits with
+    `expect` (None: any status).  Returns the CompletedProcess (text)."""
+    p = subprocess.run([PROXYCTL, "-s", sock] + list(args), capture_output=True, text=True,
+                       timeout=30, stdin=subprocess.DEVNULL)
+    if expect is not None:
+        testcase.assertEqual(p.returncode, expect, "proxyctl %s: exit %d, expected %d\n"
+                             "stdout: %r\nstderr: %r" % (" ".join(args), p.returncode, expect,
+                                                         p.stdout, p.stderr))
+    return p
+
+
 # ---------------------------------------------------------------------------
 # the base test case
 
@@ -892,6 +908,16 @@ class ProxyTestCase(unittest.TestCase):
         self.assertFalse(cs.get("hit"), "expected no cache hit, Cache-Status: %r"
                          % resp.header("Cache-Status"))
         self.assertIn("fwd", cs, "Cache-Status lacks fwd=: %r" % resp.header("Cache-Status"))
+
+    def proxyctl(self, *args, expect=0):
+        """proxyctl on this class's daemon (run_proxyctl)."""
+        return run_proxyctl(self, self.proxy.config["admin"]["socket"], *args, expect=expect)
+
+    def admin_json(self, method, path, body=None):
+        """An admin API call that must answer 200; its JSON."""
+        status, doc = self.proxy.admin(method, path, body)
+        self.assertEqual(status, 200, "%s %s: %s %r" % (method, path, status, doc))
+        return doc
 
     def assertOriginCount(self, target, n):
         got = self.origin.count(target)

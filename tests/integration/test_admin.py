@@ -148,6 +148,19 @@ class AdminApiTest(AdminBase):
         self.assertEqual((doc["generation"], doc["previous"]), (g + 2, g + 1))
         self.assertEqual(self.generation(), g + 2)
 
+    def test_generation_per_policy(self):
+        doc = self.admin_ok("GET", "/generation")
+        names = [p["name"] for p in POLICIES]
+        self.assertEqual(list(doc["policies"]), names, "every policy, in config order")
+        before = doc["policies"]["html"]
+        self.admin_ok("POST", "/purge/generation", {"policy": "html"})
+        after = self.admin_ok("GET", "/generation")
+        self.assertEqual(after["policies"]["html"], before + 1, after)
+        self.assertEqual(after["generation"], doc["generation"], after)
+        for name in names:
+            if name != "html":
+                self.assertEqual(after["policies"][name], doc["policies"][name], after)
+
     def test_generation_bump_refetches_without_validators(self):
         seed = self.uniq()
         t = url("/t/body", size=500, seed=seed, cc="max-age=60", etag=1, lm="now")
@@ -435,6 +448,39 @@ class AdminApiTest(AdminBase):
         # verify itself must not have touched the cache
         self.assertHit(self.get(t))
 
+    def test_verify_compares_status(self):
+        # an error page stored under the html policy, then the page appears
+        # with the very same bytes: the stored 404 is stale all the same
+        key = self.uniq()
+        t = url("/t/mutable", key=key, ct="text/html")
+        self.origin.set(key, "page", status=404)
+        r = self.get(t)
+        self.assertEqual(r.status, 404, r)
+        r = self.get(t)
+        self.assertEqual(r.status, 404, r)
+        self.assertHit(r)
+        # content-hash validators are for 2xx bodies only
+        self.assertIsNone(r.header("ETag"), r)
+        self.assertIsNone(r.header("Last-Modified"), r)
+        doc = self.admin_ok("POST", "/verify", {"urls": [t]})
+        r0 = doc["results"][0]
+        self.assertEqual((r0["proxy_status"], r0["origin_status"]), (404, 404), r0)
+        self.assertIs(r0["stale"], False, r0)
+        self.origin.set(key, "page", status=200)
+        doc = self.admin_ok("POST", "/verify", {"urls": [t]})
+        r0 = doc["results"][0]
+        self.assertEqual(r0["proxy_sha256"], r0["origin_sha256"], r0)
+        self.assertEqual((r0["proxy_status"], r0["origin_status"]), (404, 200), r0)
+        self.assertIs(r0["stale"], True, r0)
+        self.assertEqual(doc["stale"], 1, doc)
+        # and a 200 has them
+        self.admin_ok("POST", "/purge", {"url": t})
+        r = self.get(t)
+        r = self.get(t)
+        self.assertEqual(r.status, 200, r)
+        self.assertRegex(r.header("ETag") or "", r'^"[0-9a-f]{64}"$', r)
+        self.assertIsNotNone(r.header("Last-Modified"), r)
+
     def test_verify_bad_requests(self):
         for body in (None, {}, {"urls": []}, {"urls": "/"}, {"urls": [1]}, {"urls": ["relative"]},
                      {"urls": ["/"], "x": 1}, {"urls": ["/" + "a" * 2000]}):
@@ -506,13 +552,13 @@ class AdminApiTest(AdminBase):
             r3 = c.read_response()
             r4 = c.read_response("HEAD")
             r5 = c.read_response()
-            self.assertEqual(json.loads(r1.body), {"generation": g})
+            self.assertEqual(json.loads(r1.body)["generation"], g)
             self.assertEqual(json.loads(r2.body), {"purged": 0})
             self.assertEqual(r3.status, 404)
             self.assertEqual(r4.status, 200)
             self.assertEqual(r4.body, b"")
             self.assertGreater(int(r4.header("Content-Length")), 0)
-            self.assertEqual(json.loads(r5.body), {"generation": g})
+            self.assertEqual(json.loads(r5.body)["generation"], g)
             self.assertTrue(c.wait_closed(5), "Connection: close must close")
 
     def test_pipelined_then_half_close(self):
@@ -627,7 +673,7 @@ class AdminApiTest(AdminBase):
         out = subprocess.run([curl, "-sS", "--unix-socket", self.sock_path, "http://localhost/generation"],
                              capture_output=True, timeout=10)
         self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertEqual(json.loads(out.stdout), {"generation": self.generation()})
+        self.assertEqual(json.loads(out.stdout)["generation"], self.generation())
         out = subprocess.run([curl, "-sS", "--unix-socket", self.sock_path, "-X", "POST",
                               "http://localhost/purge", "-d", '{"prefix": "/nothing/"}'],
                              capture_output=True, timeout=10)
@@ -724,10 +770,20 @@ class AdminLifecycleTest(AdminBase):
             self.assertEqual(f.read(), "precious\n", "the file must be left alone")
 
     def test_missing_directory_reported(self):
-        status, out = self.run_second(os.path.join(self.tmp, "no-such-dir", "admin.sock"))
+        status, out = self.run_second(os.path.join(self.tmp, "no-such-dir", "run", "admin.sock"))
         self.assertIsNotNone(status)
         self.assertNotEqual(status, 0, out)
-        self.assertIn("does not exist", out)
+        self.assertRegex(out, r"its parent \S+/no-such-dir does not exist")
+
+    def test_missing_directory_created(self):
+        # like systemd's RuntimeDirectory=: the socket's directory is made
+        # (0750) when its parent exists
+        d = os.path.join(self.tmp, "run-" + self.uniq())
+        status, out = self.run_second(os.path.join(d, "admin.sock"))
+        self.assertIsNone(status, "the second daemon should be serving: %s" % out)
+        mode = stat.S_IMODE(os.stat(d).st_mode)
+        self.assertEqual(mode & 0o700, 0o700, oct(mode))
+        self.assertEqual(mode & 0o027, 0, "never group-writable or open to others: %s" % oct(mode))
 
 
 class MetricsListenTest(H.ProxyTestCase):

@@ -105,21 +105,17 @@ class DeployBase(H.ProxyTestCase):
 
     # -- tools ----------------------------------------------------------------
 
-    def proxyctl(self, *args, expect=0):
-        """Run proxyctl on the daemon's socket; assert its exit status; return
-        the CompletedProcess (text)."""
-        p = subprocess.run([PROXYCTL, "-s", self.sock] + list(args), capture_output=True,
-                           text=True, timeout=30, stdin=subprocess.DEVNULL)
-        if expect is not None:
-            self.assertEqual(p.returncode, expect, "proxyctl %s: exit %d, expected %d\n"
-                             "stdout: %r\nstderr: %r" % (" ".join(args), p.returncode, expect,
-                                                         p.stdout, p.stderr))
-        return p
+    def generations(self):
+        """`proxyctl generation` read back: (global, {policy: generation})."""
+        out = self.proxyctl("generation").stdout
+        m = re.match(r"generation (\d+)\n((?:policy \S+ generation \d+\n)*)$", out)
+        self.assertIsNotNone(m, "proxyctl generation printed %r" % out)
+        policies = dict((name, int(n)) for name, n in
+                        re.findall(r"policy (\S+) generation (\d+)", m.group(2)))
+        return int(m.group(1)), policies
 
     def generation(self):
-        out = self.proxyctl("generation").stdout
-        self.assertRegex(out, r"^\d+\n$")
-        return int(out)
+        return self.generations()[0]
 
     def file(self, path):
         return os.path.join(self.site, "index.html" if path == "/" else path.lstrip("/"))
@@ -330,6 +326,7 @@ class PolicyPurgeTest(DeployBase):
         p = self.proxyctl("purge", "--generation", "--policy", "html")
         self.assertEqual(p.stdout, "policy html generation 2 (was 1)\n")
         self.assertEqual(self.generation(), gen, "a policy purge changed the global generation")
+        self.assertEqual(self.generations()[1], {"hashed-assets": 1, "html": 2, "default": 1})
 
         # the page: refetched from the origin, unconditionally
         r = self.get(INDEX)
@@ -531,7 +528,9 @@ class RestartTest(DeployBase):
 
         self.assertEqual(self.generation(), 3)
         status, doc = self.proxy.admin("GET", "/generation")
-        self.assertEqual((status, doc), (200, {"generation": 3}))
+        self.assertEqual((status, doc["generation"]), (200, 3))
+        # the policy's number survives the restart too
+        self.assertEqual(doc["policies"]["html"], 2, doc)
         # never decreasing: the next bumps continue from there
         self.assertEqual(self.proxyctl("purge", "--generation").stdout, "generation 4 (was 3)\n")
         self.assertEqual(self.proxyctl("purge", "--generation", "--policy", "html").stdout,

@@ -298,20 +298,6 @@ class OpsTestCase(H.ProxyTestCase):
         if not self.has_notify:
             self.skipTest("freshcached sends no sd_notify messages (built without libsystemd?)")
 
-    def proxyctl(self, *args, expect=0):
-        p = subprocess.run([PROXYCTL, "-s", self.sock] + list(args), capture_output=True,
-                           text=True, timeout=30, stdin=subprocess.DEVNULL)
-        if expect is not None:
-            self.assertEqual(p.returncode, expect, "proxyctl %s: exit %d, expected %d\n"
-                             "stdout: %r\nstderr: %r" % (" ".join(args), p.returncode, expect,
-                                                         p.stdout, p.stderr))
-        return p
-
-    def admin_json(self, method, path, body=None):
-        status, doc = self.proxy.admin(method, path, body)
-        self.assertEqual(status, 200, "%s %s: %s %r" % (method, path, status, doc))
-        return doc
-
     def generation(self):
         return self.admin_json("GET", "/generation")["generation"]
 

@@ -273,7 +273,32 @@ class ProxyctlTest(unittest.TestCase):
         r = self.run_ctl("--json", "purge", "--generation")
         self.assertExit(r, 0)
         self.assertEqual(json.loads(r.out), answer)
-        self.assertIn("\n  ", r.out, "pretty-printed")
+        self.assertEqual(r.out, json.dumps(answer) + "\n", "the daemon's bytes, unchanged")
+
+    def test_json_passes_the_answer_through(self):
+        # whatever the daemon's spacing and key order, --json prints its
+        # bytes as they came (a newline added only when missing)
+        raw = '{ "previous":7,\n  "generation" : 8 }'
+        self.admin.route("POST", "/purge/generation", raw)
+        r = self.run_ctl("--json", "purge", "--generation")
+        self.assertExit(r, 0)
+        self.assertEqual(r.out, raw + "\n")
+        self.admin.route("GET", "/stats", '{"hits":1,"misses":2}\n')
+        r = self.run_ctl("stats", "--json")
+        self.assertEqual(r.out, '{"hits":1,"misses":2}\n')
+        self.admin.route("POST", "/purge", '{"purged":3}')
+        r = self.run_ctl("--json", "purge", "--prefix", "/s/")
+        self.assertEqual(r.out, '{"purged":3}\n')
+        r = self.run_ctl("--json", "purge", "/a")
+        self.assertEqual(r.out, '{"purged":3}\n')
+        # several purges: their answers in one array, on one line
+        r = self.run_ctl("--json", "purge", "/a", "/b")
+        self.assertEqual(r.out, '[{"purged": 3}, {"purged": 3}]\n')
+        # failures too
+        self.admin.route("POST", "/reload", '{"ok":false,"error":"f:1:1: x"}', status=422)
+        r = self.run_ctl("--json", "reload")
+        self.assertExit(r, 1)
+        self.assertEqual(r.out, '{"ok":false,"error":"f:1:1: x"}\n')
 
     # -- purge URLs, prefix, tag --
 
@@ -386,8 +411,27 @@ class ProxyctlTest(unittest.TestCase):
         self.admin.route("GET", "/generation", {"generation": 42})
         r = self.run_ctl("generation")
         self.assertExit(r, 0)
-        self.assertEqual(r.out, "42\n")
+        self.assertEqual(r.out, "generation 42\n")
         self.assertEqual(r.err, "")
+
+    def test_generation_policies(self):
+        answer = {"generation": 42, "policies": {"hashed-assets": 1, "html": 7, "default": 2}}
+        self.admin.route("GET", "/generation", answer)
+        r = self.run_ctl("generation")
+        self.assertExit(r, 0)
+        self.assertEqual(r.out, "generation 42\n"
+                                "policy hashed-assets generation 1\n"
+                                "policy html generation 7\n"
+                                "policy default generation 2\n")
+        self.assertEqual(r.err, "")
+        r = self.run_ctl("--json", "generation")
+        self.assertExit(r, 0)
+        self.assertEqual(json.loads(r.out), answer)
+        # members it does not understand are skipped, not fatal
+        self.admin.route("GET", "/generation", {"generation": 3, "policies": {"a": "x", "b": 2}})
+        r = self.run_ctl("generation")
+        self.assertExit(r, 0)
+        self.assertEqual(r.out, "generation 3\npolicy b generation 2\n")
 
     def test_generation_json(self):
         self.admin.route("GET", "/generation", {"generation": 42})
@@ -464,6 +508,27 @@ class ProxyctlTest(unittest.TestCase):
         self.assertEqual(r.out, "reload OK\n")
         self.assertEqual((self.last()["method"], self.last()["path"]), ("POST", "/reload"))
 
+    def test_reload_restart_required(self):
+        # applied, except what needs a restart: a warning line each, exit 0
+        self.admin.route("POST", "/reload", {"ok": True,
+                                             "restart_required": ["workers", "cache.memory"]})
+        r = self.run_ctl("reload")
+        self.assertExit(r, 0)
+        self.assertEqual(r.out, "reload OK\n")
+        self.assertEqual(r.err, "proxyctl: warning: workers changed; takes effect on restart\n"
+                                "proxyctl: warning: cache.memory changed; takes effect on "
+                                "restart\n")
+        self.admin.route("POST", "/reload", {"ok": True, "restart_required": []})
+        r = self.run_ctl("reload")
+        self.assertExit(r, 0)
+        self.assertEqual((r.out, r.err), ("reload OK\n", ""))
+        # with --json the answer, and still the warnings on stderr
+        self.admin.route("POST", "/reload", {"ok": True, "restart_required": ["workers"]})
+        r = self.run_ctl("--json", "reload")
+        self.assertExit(r, 0)
+        self.assertEqual(json.loads(r.out), {"ok": True, "restart_required": ["workers"]})
+        self.assertIn("warning: workers changed", r.err)
+
     def test_reload_rejected(self):
         line = "/etc/freshcache/freshcache.yaml:12:5: unknown key 'tll'"
         for status in (200, 400, 409):
@@ -499,6 +564,14 @@ class ProxyctlTest(unittest.TestCase):
             elif u == "/gone":
                 out.append({"url": u, "proxy_sha256": HEX_A, "origin_sha256": HEX_B,
                             "origin_status": 404, "stored": True, "stale": True})
+            elif u == "/was-404":
+                out.append({"url": u, "proxy_sha256": HEX_A, "origin_sha256": HEX_A,
+                            "proxy_status": 404, "origin_status": 200, "stored": True,
+                            "stale": True})
+            elif u == "/still-404":
+                out.append({"url": u, "proxy_sha256": HEX_A, "origin_sha256": HEX_A,
+                            "proxy_status": 404, "origin_status": 404, "stored": True,
+                            "stale": False})
             elif u == "/down":
                 out.append({"url": u, "proxy_sha256": HEX_A, "origin_sha256": "",
                             "origin_status": 0, "stale": False})
@@ -535,6 +608,18 @@ class ProxyctlTest(unittest.TestCase):
         self.assertExit(r, 1)
         self.assertRegex(r.out, r"^STALE\s+/gone\s+proxy sha256:abababab.*\(origin answered 404\)$")
         self.assertIn("stale content", r.err)
+
+    def test_verify_status_differs(self):
+        # a stored 404 the origin now serves: the statuses say why
+        self.admin.route("POST", "/verify", self.verify_answer)
+        r = self.run_ctl("verify", "/was-404")
+        self.assertExit(r, 1)
+        self.assertRegex(r.out, r"^STALE\s+/was-404\s+proxy 404 sha256:abababab" + ELLIPSIS +
+                         r" origin 200 sha256:abababab" + ELLIPSIS + "$")
+        # a stored 404 that is still the origin's answer is fresh, and says 404
+        r = self.run_ctl("verify", "/still-404")
+        self.assertExit(r, 0)
+        self.assertRegex(r.out, r"^fresh\s+/still-404\s+404 sha256:abababab" + ELLIPSIS + "$")
 
     def test_verify_origin_down(self):
         self.admin.route("POST", "/verify", self.verify_answer)
@@ -630,7 +715,7 @@ class ProxyctlTest(unittest.TestCase):
                 self.admin.route("GET", "/generation", {"generation": 77}, mode=mode)
                 r = self.run_ctl("generation")
                 self.assertExit(r, 0)
-                self.assertEqual(r.out, "77\n")
+                self.assertEqual(r.out, "generation 77\n")
 
     def test_truncated_answer(self):
         self.admin.route("GET", "/stats", self.STATS, mode="truncate")
@@ -674,7 +759,7 @@ class ProxyctlTest(unittest.TestCase):
         r = self.run_ctl("-s", self.sock, "generation", sock=False,
                          env={"FRESHCACHE_ADMIN": bogus})
         self.assertExit(r, 0)
-        self.assertEqual(r.out, "5\n")
+        self.assertEqual(r.out, "generation 5\n")
         for form in (["--socket", self.sock], ["--socket=" + self.sock], ["-s" + self.sock]):
             r = self.run_ctl(*form, "generation", sock=False, env={"FRESHCACHE_ADMIN": bogus})
             self.assertExit(r, 0)
@@ -686,7 +771,7 @@ class ProxyctlTest(unittest.TestCase):
         self.admin.route("GET", "/generation", {"generation": 6})
         r = self.run_ctl("generation", sock=False, env={"FRESHCACHE_ADMIN": self.sock})
         self.assertExit(r, 0)
-        self.assertEqual(r.out, "6\n")
+        self.assertEqual(r.out, "generation 6\n")
         bogus = os.path.join(self.dir, "nope.sock")
         r = self.run_ctl("generation", sock=False, env={"FRESHCACHE_ADMIN": bogus})
         self.assertExit(r, 3)

@@ -697,8 +697,51 @@ END_TEST
 START_TEST(error_bad_regex)
 {
     EXPECT_ERRORS(ORIGIN "policies:\n  - name: a\n    match: { path: '(' }\n",
-        "t.yaml:5:20: policies[0].match.path: invalid regular expression \"(\": "
-        "Unmatched ( or \\(");
+        "t.yaml:5:20: policies[0].match.path: invalid regular expression '(': "
+        "Unmatched ( or \\(; the value is a POSIX extended regular expression (see regex(7))");
+    /* shown as written in YAML single quotes: a backslash is one, not two */
+    EXPECT_ERRORS(ORIGIN "policies:\n  - name: a\n    match: { path: '(\\.js$' }\n",
+        "t.yaml:5:20: policies[0].match.path: invalid regular expression '(\\.js$': "
+        "Unmatched ( or \\(; the value is a POSIX extended regular expression (see regex(7))");
+    /* a quote doubled, as YAML writes it; a control byte escaped */
+    EXPECT_ERRORS(ORIGIN "policies:\n  - name: a\n    match: { path: \"(it's\\t\" }\n",
+        "t.yaml:5:20: policies[0].match.path: invalid regular expression '(it''s\\x09': "
+        "Unmatched ( or \\(; the value is a POSIX extended regular expression (see regex(7))");
+}
+END_TEST
+
+/* The usual slip: a glob where a regular expression is expected.  Say so,
+ * with the expression to write instead. */
+START_TEST(error_glob_for_regex)
+{
+    static const struct { const char *glob, *re; } cases[] = {
+        { "*.js", "\\.js$" },
+        { "*.min.css", "\\.min\\.css$" },
+        { "**/*.png", "/.*\\.png$" },
+        { "?.txt", "^.\\.txt$" },
+        { "*/static/*", "/static/" },
+    };
+    for (size_t i = 0; i < FC_ARRAY_LEN(cases); i++) {
+        char yaml[256], want[512];
+        snprintf(yaml, sizeof yaml, ORIGIN "policies:\n  - name: a\n    match: { path: '%s' }\n",
+                 cases[i].glob);
+        snprintf(want, sizeof want, "t.yaml:5:20: policies[0].match.path: invalid regular "
+                 "expression '%s': Invalid preceding regular expression; the value is a POSIX "
+                 "extended regular expression, not a glob: for %s write '%s'", cases[i].glob,
+                 cases[i].glob, cases[i].re);
+        EXPECT_ERRORS(yaml, want);
+    }
+    /* "*" alone would become an expression that matches everything: no
+     * suggestion, only the hint */
+    EXPECT_ERRORS(ORIGIN "policies:\n  - name: a\n    match: { path: '*' }\n",
+        "t.yaml:5:20: policies[0].match.path: invalid regular expression '*': "
+        "Invalid preceding regular expression; the value is a POSIX extended regular "
+        "expression (see regex(7))");
+    /* and every suggestion compiles and means what the glob meant */
+    struct fc_config *cfg = load_ok(ORIGIN "policies:\n  - name: a\n    match: { path: '\\.js$' }\n");
+    ck_assert_int_eq(regexec(&cfg->policies[0].path_re, "/app.3f.js", 0, NULL, 0), 0);
+    ck_assert_int_ne(regexec(&cfg->policies[0].path_re, "/app.json", 0, NULL, 0), 0);
+    config_free(cfg);
 }
 END_TEST
 
@@ -815,9 +858,18 @@ END_TEST
 
 START_TEST(error_missing_origin_url)
 {
+    /* No origin section: where the document ends, where one would add it
+     * (1:1 only when the file is empty) */
     EXPECT_ERRORS("",
-        "t.yaml:1:1: origin.url is required: the origin server's address, e.g. "
-        "http://127.0.0.1:8000");
+        "t.yaml:1:1: origin.url is required: the file has no origin section; add one with "
+        "the origin server's address, e.g. origin: { url: http://127.0.0.1:8000 }");
+    EXPECT_ERRORS("# freshcache\n# comments first\nworkers: 2\ncache:\n  coalesce: false\n",
+        "t.yaml:6:1: origin.url is required: the file has no origin section; add one with "
+        "the origin server's address, e.g. origin: { url: http://127.0.0.1:8000 }");
+    EXPECT_ERRORS("# only a comment\n",
+        "t.yaml:2:1: origin.url is required: the file has no origin section; add one with "
+        "the origin server's address, e.g. origin: { url: http://127.0.0.1:8000 }");
+    /* An origin section without url: at the section */
     EXPECT_ERRORS("origin: http://127.0.0.1:8000\n",
         "t.yaml:1:9: origin: expected a mapping (key: value), got the value "
         "\"http://127.0.0.1:8000\"");
@@ -854,6 +906,75 @@ START_TEST(error_policies)
                   "    response_cache_control: \"no-cache\\r\\nX: 1\"\n",
         "t.yaml:5:29: policies[0].response_cache_control: control characters are not allowed "
         "in a header value");
+}
+END_TEST
+
+/* What the generation store can hold (CONFIG_MAX_POLICIES,
+ * CONFIG_POLICY_NAME_MAX): refused here, not at start. */
+START_TEST(error_policy_limits)
+{
+    char name[CONFIG_POLICY_NAME_MAX + 2];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    char yaml[512], want[256];
+    snprintf(yaml, sizeof yaml, ORIGIN "policies:\n  - name: %s\n", name);
+    snprintf(want, sizeof want, "t.yaml:4:11: policies[0].name: policy name is %d characters "
+             "long; at most %d", CONFIG_POLICY_NAME_MAX + 1, CONFIG_POLICY_NAME_MAX);
+    EXPECT_ERRORS(yaml, want);
+    name[CONFIG_POLICY_NAME_MAX] = '\0';
+    snprintf(yaml, sizeof yaml, ORIGIN "policies:\n  - name: %s\n", name);
+    config_free(load_ok(yaml));
+
+    /* CONFIG_MAX_POLICIES is fine, one more is not */
+    static char big[16384];
+    size_t o = (size_t)snprintf(big, sizeof big, ORIGIN "policies:\n");
+    for (int i = 0; i < CONFIG_MAX_POLICIES; i++)
+        o += (size_t)snprintf(big + o, sizeof big - o, "  - { name: p%d, match: { path: x } }\n", i);
+    struct fc_config *cfg = load_ok(big);
+    ck_assert_uint_eq(cfg->n_policies, CONFIG_MAX_POLICIES);
+    config_free(cfg);
+    snprintf(big + o, sizeof big - o, "  - { name: last }\n");
+    snprintf(want, sizeof want, "t.yaml:4:3: policies: %d policies; at most %d",
+             CONFIG_MAX_POLICIES + 1, CONFIG_MAX_POLICIES);
+    EXPECT_ERRORS(big, want);
+}
+END_TEST
+
+/* config_error_at: where a key was written (a value at the value, a
+ * section at its key), else the nearest enclosing key, else the end of
+ * the document. */
+START_TEST(error_at_positions)
+{
+    struct fc_config *cfg = load_ok("# c\n" ORIGIN "listen:\n  - address: 127.0.0.1:1\n"
+                                    "    tls: { certificate: c, key: k }\n"
+                                    "admin:\n  mode: \"0600\"\n");
+    struct config_errors errs = { 0 };
+    config_error_at(cfg, "origin.url", &errs, "a %d", 1);
+    config_error_at(cfg, "listen[0].tls", &errs, "b");
+    config_error_at(cfg, "admin.socket", &errs, "c");        /* not written: its section */
+    config_error_at(cfg, "state_dir", &errs, "d");           /* nothing: the end */
+    config_error_at(cfg, "listen[0].tls.key", &errs, "e");
+    ck_assert_uint_eq(errs.n, 5);
+    ck_assert_str_eq(errs.lines[0], "t.yaml:3:8: a 1");
+    ck_assert_str_eq(errs.lines[1], "t.yaml:6:5: b");
+    ck_assert_str_eq(errs.lines[2], "t.yaml:7:1: c");
+    ck_assert_str_eq(errs.lines[3], "t.yaml:9:1: d");
+    ck_assert_str_eq(errs.lines[4], "t.yaml:6:33: e");
+    ck_assert(config_written(cfg, "admin.mode"));
+    ck_assert(config_written(cfg, "admin"));
+    ck_assert(!config_written(cfg, "admin.socket"));
+    ck_assert(!config_written(cfg, "admin.mod"));
+    ck_assert(!config_written(cfg, "state_dir"));
+
+    /* file order, as a compiler lists them */
+    config_errors_sort(&errs, 1, "t.yaml");
+    ck_assert_str_eq(errs.lines[0], "t.yaml:3:8: a 1");
+    ck_assert_str_eq(errs.lines[1], "t.yaml:6:5: b");
+    ck_assert_str_eq(errs.lines[2], "t.yaml:6:33: e");
+    ck_assert_str_eq(errs.lines[3], "t.yaml:7:1: c");
+    ck_assert_str_eq(errs.lines[4], "t.yaml:9:1: d");
+    config_errors_free(&errs);
+    config_free(cfg);
 }
 END_TEST
 
@@ -900,8 +1021,8 @@ START_TEST(errors_collected)
         "t.yaml:9:9: cache.etag: invalid value \"weak\" (expected content-hash or origin)",
         "t.yaml:10:3: unknown key \"colour\" in cache (valid keys: memory, max_object_size, "
         "etag, coalesce, after_purge)",
-        "t.yaml:13:20: policies[0].match.path: invalid regular expression \"(\": "
-        "Unmatched ( or \\(");
+        "t.yaml:13:20: policies[0].match.path: invalid regular expression '(': "
+        "Unmatched ( or \\(; the value is a POSIX extended regular expression (see regex(7))");
 }
 END_TEST
 
@@ -977,12 +1098,15 @@ static Suite *config_suite(void)
     tcase_add_test(tc, error_bad_duration);
     tcase_add_test(tc, error_bad_enum);
     tcase_add_test(tc, error_bad_regex);
+    tcase_add_test(tc, error_glob_for_regex);
     tcase_add_test(tc, error_bad_url);
     tcase_add_test(tc, error_bad_listen_address);
     tcase_add_test(tc, error_duplicate_key);
     tcase_add_test(tc, error_yaml_syntax);
     tcase_add_test(tc, error_missing_origin_url);
     tcase_add_test(tc, error_policies);
+    tcase_add_test(tc, error_policy_limits);
+    tcase_add_test(tc, error_at_positions);
     tcase_add_test(tc, error_admin_socket_too_long);
     tcase_add_test(tc, errors_collected);
     tcase_add_test(tc, errors_appended);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "freshcache/cache/generation.h"
+#include "tmpdir.h"
 
 /* The spec's three policies, in config order. */
 static const char *const NAMES[] = { "hashed-assets", "html", "default" };
@@ -29,46 +30,9 @@ static const char *const NAMES[] = { "hashed-assets", "html", "default" };
 
 /* ------------------------------------------------------------- helpers */
 
-/* Each test case gets a base directory (made and removed in the parent
- * process, so it goes even when a test fails in its forked child), and each
- * test a fresh directory inside it. */
-static char base[256];
-static char dir[512];
-
-static void make_base(void)
-{
-    snprintf(base, sizeof base, "/tmp/fc-check-gen-XXXXXX");
-    if (mkdtemp(base) == NULL) {
-        perror("mkdtemp");
-        exit(EXIT_FAILURE);
-    }
-}
-
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
-static void remove_base(void)
-{
-    nftw(base, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void make_dir(void)
-{
-    snprintf(dir, sizeof dir, "%s/t-XXXXXX", base);
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
 static void path_in_dir(char *out, size_t len, const char *name)
 {
-    snprintf(out, len, "%s/%s", dir, name);
+    snprintf(out, len, "%s/%s", tmp_dir, name);
 }
 
 static bool exists_in_dir(const char *name)
@@ -103,12 +67,12 @@ static void write_state(const char *text)
     ck_assert_int_eq(fclose(f), 0);
 }
 
-/* Open the file backend on `dir` with `names`; fail the test on error. */
+/* Open the file backend on `tmp_dir` with `names`; fail the test on error. */
 static struct generations *open_names(const char *const *names, size_t n)
 {
     struct generation_backend be;
     char err[512] = "";
-    ck_assert_msg(generation_file_backend(dir, &be, err, sizeof err) == 0, "backend: %s", err);
+    ck_assert_msg(generation_file_backend(tmp_dir, &be, err, sizeof err) == 0, "backend: %s", err);
     struct generations *g = generations_open(&be, names, n, err, sizeof err);
     ck_assert_msg(g != NULL, "generations_open: %s", err);
     return g;
@@ -123,7 +87,7 @@ static struct generations *open_default(void)
 static struct generations *try_open(char *err, size_t errlen)
 {
     struct generation_backend be;
-    ck_assert_int_eq(generation_file_backend(dir, &be, err, errlen), 0);
+    ck_assert_int_eq(generation_file_backend(tmp_dir, &be, err, errlen), 0);
     return generations_open(&be, NAMES, N_NAMES, err, errlen);
 }
 
@@ -147,8 +111,6 @@ static void expect_numbers(struct generations *g, uint64_t global, uint64_t hash
     ck_assert_uint_eq(generation_policy(g, DEFAULT), dflt);
 }
 
-static void setup(void) { make_dir(); }
-
 /* ------------------------------------------------------------- fresh state */
 
 START_TEST(fresh_dir_starts_at_one)
@@ -167,7 +129,7 @@ END_TEST
 START_TEST(state_dir_created)
 {
     char sub[1024];
-    snprintf(sub, sizeof sub, "%s/state", dir);
+    snprintf(sub, sizeof sub, "%s/state", tmp_dir);
     struct generation_backend be;
     char err[512] = "";
     ck_assert_int_eq(generation_file_backend(sub, &be, err, sizeof err), 0);
@@ -187,7 +149,7 @@ END_TEST
 START_TEST(state_dir_parent_missing)
 {
     char sub[1024];
-    snprintf(sub, sizeof sub, "%s/no/such/dir", dir);
+    snprintf(sub, sizeof sub, "%s/no/such/dir", tmp_dir);
     struct generation_backend be;
     char err[512] = "";
     ck_assert_int_eq(generation_file_backend(sub, &be, err, sizeof err), -1);
@@ -392,7 +354,7 @@ START_TEST(state_file_replaced_atomically)
     generations_close(g);
 
     /* the directory holds the state file and nothing else */
-    DIR *d = opendir(dir);
+    DIR *d = opendir(tmp_dir);
     ck_assert_ptr_nonnull(d);
     int n = 0;
     struct dirent *e;
@@ -447,7 +409,7 @@ static void expect_open_error(const char *content, const char *want_in_err)
 START_TEST(corrupt_state_file_is_an_error)
 {
     char want[1100];
-    snprintf(want, sizeof want, "%s/generation:1: unreadable line", dir);
+    snprintf(want, sizeof want, "%s/generation:1: unreadable line", tmp_dir);
     expect_open_error("garbage\n", "unreadable line");
     {
         char err[512] = "";
@@ -493,6 +455,32 @@ START_TEST(unreadable_state_file_is_an_error)
                   g ? generation_global(g) : 0);
     ck_assert_msg(strstr(err, p) != NULL, "error \"%s\" does not name %s", err, p);
     rmdir(p);
+}
+END_TEST
+
+/* freshcached -t: the same verdict as an open, without creating anything. */
+START_TEST(file_check_reads_without_creating)
+{
+    char err[512] = "";
+    /* no file yet: fine, and still none afterwards */
+    ck_assert_int_eq(generation_file_check(tmp_dir, err, sizeof err), 0);
+    ck_assert(!exists_in_dir("generation"));
+    /* a state_dir that does not exist: nothing to read, nothing created */
+    char missing[1100];
+    snprintf(missing, sizeof missing, "%s/not-yet", tmp_dir);
+    ck_assert_int_eq(generation_file_check(missing, err, sizeof err), 0);
+    struct stat st;
+    ck_assert_int_eq(stat(missing, &st), -1);
+    /* a good file */
+    write_state("generation 7\npolicy html 3\n");
+    ck_assert_int_eq(generation_file_check(tmp_dir, err, sizeof err), 0);
+    /* a damaged one: the message an open would give */
+    write_state("generation 4\npolicy html\n");
+    ck_assert_int_eq(generation_file_check(tmp_dir, err, sizeof err), -1);
+    char want[1100];
+    snprintf(want, sizeof want, "%s/generation:2: unreadable line", tmp_dir);
+    ck_assert_str_eq(err, want);
+    ck_assert_str_eq(read_state(), "generation 4\npolicy html\n");
 }
 END_TEST
 
@@ -716,6 +704,37 @@ START_TEST(reindex_keeps_numbers_by_name)
 }
 END_TEST
 
+/* GET /generation: the configured policies by name, in config order. */
+START_TEST(snapshot_by_name)
+{
+    struct generations *g = open_default();
+    bump_ok(g, "html", 2, 1);
+    bump_ok(g, "html", 3, 2);
+    bump_ok(g, NULL, 2, 1);
+    struct gen_state st;
+    generation_snapshot(g, &st);
+    ck_assert_uint_eq(st.global, 2);
+    ck_assert_uint_eq(st.n_policies, N_NAMES);
+    for (size_t i = 0; i < N_NAMES; i++)
+        ck_assert_str_eq(st.policies[i].name, NAMES[i]);
+    ck_assert_uint_eq(st.policies[HASHED].gen, 1);
+    ck_assert_uint_eq(st.policies[HTML].gen, 3);
+    ck_assert_uint_eq(st.policies[DEFAULT].gen, 1);
+
+    /* after a reload's reindex: the new list, numbers kept by name, and
+     * not the names the state file still remembers */
+    static const char *const next[] = { "html", "api" };
+    generations_reindex(g, next, 2);
+    generation_snapshot(g, &st);
+    ck_assert_uint_eq(st.n_policies, 2);
+    ck_assert_str_eq(st.policies[0].name, "html");
+    ck_assert_uint_eq(st.policies[0].gen, 3);
+    ck_assert_str_eq(st.policies[1].name, "api");
+    ck_assert_uint_eq(st.policies[1].gen, 1);
+    generations_close(g);
+}
+END_TEST
+
 START_TEST(reindex_fewer_policies)
 {
     struct generations *g = open_default();
@@ -832,8 +851,8 @@ static Suite *generation_suite(void)
     TCase *tc;
 
     tc = tcase_create("file");
-    tcase_add_unchecked_fixture(tc, make_base, remove_base);
-    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_unchecked_fixture(tc, tmp_base_make, tmp_base_remove);
+    tcase_add_checked_fixture(tc, tmp_dir_make, NULL);
     tcase_add_test(tc, fresh_dir_starts_at_one);
     tcase_add_test(tc, state_dir_created);
     tcase_add_test(tc, state_dir_parent_missing);
@@ -851,6 +870,7 @@ static Suite *generation_suite(void)
     tcase_add_test(tc, negative_generation_is_an_error);
     tcase_add_test(tc, negative_policy_generation_is_an_error);
     tcase_add_test(tc, unreadable_state_file_is_an_error);
+    tcase_add_test(tc, file_check_reads_without_creating);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("backend");
@@ -861,16 +881,17 @@ static Suite *generation_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("epoch");
-    tcase_add_unchecked_fixture(tc, make_base, remove_base);
-    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_unchecked_fixture(tc, tmp_base_make, tmp_base_remove);
+    tcase_add_checked_fixture(tc, tmp_dir_make, NULL);
     tcase_add_test(tc, epoch_changes_on_every_bump);
     tcase_add_test(tc, reindex_keeps_numbers_by_name);
+    tcase_add_test(tc, snapshot_by_name);
     tcase_add_test(tc, reindex_fewer_policies);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("threads");
-    tcase_add_unchecked_fixture(tc, make_base, remove_base);
-    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_unchecked_fixture(tc, tmp_base_make, tmp_base_remove);
+    tcase_add_checked_fixture(tc, tmp_dir_make, NULL);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, concurrent_bumps);
     tcase_add_test(tc, concurrent_mixed_bumps);

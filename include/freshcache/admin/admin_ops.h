@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "freshcache/cache/generation.h"
 #include "freshcache/server/server.h"
 
 struct event_base;
@@ -18,8 +19,8 @@ struct event_base;
 /* POST /purge/generation — policy NULL bumps the global generation. */
 int ops_purge_generation(struct server *srv, const char *policy, uint64_t *now, uint64_t *prev,
                          char *err, size_t errlen);
-/* GET /generation */
-uint64_t ops_generation(struct server *srv);
+/* GET /generation: the global number and each policy's (generation.h). */
+void ops_generation(struct server *srv, struct gen_state *out);
 
 enum purge_kind { PURGE_URL = 0, PURGE_PREFIX, PURGE_TAG };
 /* POST /purge — URL: "/path?query" (any host) or "http://host/path";
@@ -41,19 +42,29 @@ struct ops_stats {
 };
 /* GET /stats and GET /metrics */
 void ops_stats(struct server *srv, struct ops_stats *out);
+/* The listener certificates in force, for their expiry (GET /metrics).
+ * Valid until the next reload. */
+struct tls_cert_info;
+size_t ops_tls_certs(struct server *srv, const struct tls_cert_info **out);
 
 /* POST /reload — 0, or -1 with the first "FILE:LINE:COL: message" in err. */
 int ops_reload(struct server *srv, char *err, size_t errlen);
+/* The settings of the config in force that differ from the one the daemon
+ * started with and wait for a restart (config_restart_keys): their dotted
+ * names into keys[], at most `max`; returns how many. */
+size_t ops_restart_pending(struct server *srv, const char **keys, size_t max);
 
-/* POST /verify — for each path, the stored body's SHA-256 (hex, or empty
- * when nothing is stored) and the origin's, fetched now without the cache.
- * Asynchronous: `done` is called once on `base`'s thread with the results. */
+/* POST /verify — for each path, the stored response's status and body
+ * SHA-256 (hex, or empty when nothing is stored) and the origin's, fetched
+ * now without the cache.  Asynchronous: `done` is called once on `base`'s
+ * thread with the results. */
 struct verify_result {
     char path[1024];
     char proxy_sha256[65];          /* "" when not stored */
     char origin_sha256[65];         /* "" when the origin failed */
+    int proxy_status;               /* 0 when not stored */
     int origin_status;              /* 0 when the origin could not be reached */
-    bool stale;                     /* stored and differs from the origin */
+    bool stale;                     /* stored, and the origin answers another status or body */
 };
 typedef void (*verify_done_cb)(void *arg, struct verify_result *results, size_t n);
 int ops_verify(struct server *srv, struct event_base *base, const char *const *paths, size_t n,

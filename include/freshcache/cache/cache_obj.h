@@ -129,6 +129,15 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
 /* Is the object stored under the generations now in force? */
 struct generations;
 bool obj_current(const struct cache_obj *o, const struct generations *g);
+/* Content-hash validators (cache.etag: content-hash), the ETag made from
+ * the body's hash and Last-Modified from when that hash was first seen,
+ * describe a representation of the resource, which only a 2xx carries: a
+ * stored 404 or redirect gets neither, and its hash is not remembered as
+ * the URL's.  The fetch hashes a body (has_chash) only when this holds. */
+static inline bool obj_content_etag_applies(const struct cache_obj *o)
+{
+    return o->status >= 200 && o->status < 300;
+}
 /* Hex of the content hash into out[65]. */
 void obj_chash_hex(const struct cache_obj *o, char out[65]);
 /* Response fields meant for this cache only, never sent to clients:

@@ -46,6 +46,10 @@ struct generation_backend {
 /* The state-file backend: STATE_DIR/generation. */
 int generation_file_backend(const char *state_dir, struct generation_backend *out, char *err,
                             size_t errlen);
+/* Would the file backend's load succeed?  Reads STATE_DIR/generation when
+ * it exists and we may read it, creates nothing (freshcached -t).  0, or
+ * -1 with the reason in err. */
+int generation_file_check(const char *state_dir, char *err, size_t errlen);
 
 struct generations;
 
@@ -59,6 +63,11 @@ void generations_close(struct generations *g);
 uint64_t generation_global(const struct generations *g);
 /* Policy by index in the config's policies (index < n_names), else 0. */
 uint64_t generation_policy(const struct generations *g, unsigned policy_index);
+
+/* The numbers in force: the global one, and each configured policy's by
+ * name in config order (the policies of the config in force, not every
+ * name the state file remembers).  One consistent snapshot. */
+void generation_snapshot(struct generations *g, struct gen_state *out);
 
 /* A reload changed the policies list: index them anew.  Objects stored
  * under the old indexing stop being current (their policy index may now

@@ -28,25 +28,34 @@ struct config_errors {
     size_t n;
 };
 void config_errors_free(struct config_errors *errs);
-struct fc_pos;
-/* Append "FILE:LINE:COLUMN: message" for a problem found after loading
- * (a certificate that does not load), at a position the config kept. */
-void config_errors_add(struct config_errors *errs, const char *file, struct fc_pos pos,
-                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Put lines[from..] in file order, as a compiler would list them (all of
+ * them about the file `name`). */
+void config_errors_sort(struct config_errors *errs, size_t from, const char *name);
 
-/* Where a value was written (1-based), for errors found after loading:
- * a certificate that does not load is reported at its key. */
-struct fc_pos {
+/* Limits the generation store (cache/generation.h) is sized for: more
+ * policies, or a longer name, could not be given a generation each. */
+#define CONFIG_MAX_POLICIES 64
+#define CONFIG_POLICY_NAME_MAX 63
+
+/* A place in the file, 1-based, for errors found after loading. */
+struct fc_mark {
     unsigned line, column;
 };
 
+/* Where one key was written: "origin.url", "listen[1].tls".  The mark is
+ * the value's for a single value, the key's for a mapping or a list. */
+struct fc_where {
+    char *path;
+    struct fc_mark at;
+};
+
 /* A certificate chain (PEM, leaf first) and its private key, paths
- * resolved against the config file's directory. */
+ * resolved against the config file's directory.  Loaded and checked by
+ * the server (server/tls.h), which reports problems at their keys
+ * (config_error_at). */
 struct fc_tls_cert {
     char *certificate;
     char *key;
-    struct fc_pos pos;              /* of the certificate value */
-    struct fc_pos key_pos;
 };
 
 enum fc_tls_version { FC_TLS_1_2 = 12, FC_TLS_1_3 = 13 };
@@ -56,7 +65,6 @@ struct fc_listen_tls {
     size_t n_certs;
     int min_version, max_version;   /* enum fc_tls_version; default 1.2 .. 1.3 */
     char *ciphers;                  /* TLS 1.2 cipher list, NULL: forward-secret AEAD only */
-    struct fc_pos pos;              /* of the tls key */
 };
 
 struct fc_listen {
@@ -86,7 +94,6 @@ struct fc_origin {
     char *tls_ca_file;              /* NULL = system default */
     char *tls_server_name;          /* NULL = host */
     struct fc_tls_cert tls_client;  /* client certificate for mTLS (certificate NULL: none) */
-    struct fc_pos tls_pos;          /* of origin.tls, else of origin.url */
 };
 
 struct fc_policy {
@@ -150,6 +157,12 @@ struct fc_config {
 
     struct fc_policy *policies;     /* in file order; first match wins */
     size_t n_policies;
+
+    /* Where each key was written, and where the document ends (the place
+     * to add a key it lacks): for config_error_at(). */
+    struct fc_where *where;
+    size_t n_where;
+    struct fc_mark end;
 };
 
 /* Read and validate `path`.  NULL on any error (all of them in `errs`). */
@@ -158,6 +171,16 @@ struct fc_config *config_load(const char *path, struct config_errors *errs);
 struct fc_config *config_load_string(const char *name, const char *yaml, size_t len,
                                      struct config_errors *errs);
 void config_free(struct fc_config *cfg);
+
+/* Append "FILE:LINE:COLUMN: message" for a problem with `path` ("state_dir",
+ * "listen[0].tls") found after loading (config_check.h).  The position is
+ * where `path` was written; for a key left out (its default applies), the
+ * nearest enclosing key that was written, else the end of the document,
+ * where the key would be added. */
+void config_error_at(const struct fc_config *cfg, const char *path, struct config_errors *errs,
+                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Was `path` written in the file (rather than left to its default)? */
+bool config_written(const struct fc_config *cfg, const char *path);
 
 /* Value syntaxes shared with the admin API.  0 on success, -1 if invalid. */
 int config_parse_size(const char *s, uint64_t *bytes);        /* "512", "16KiB", "256MiB", "1GiB" */
