@@ -69,7 +69,7 @@ static void print_errors(const struct config_errors *errs)
 static size_t preflight(const struct fc_config *cfg, struct config_errors *errs)
 {
     size_t before = errs->n;
-    size_t n = config_check_supported(cfg, errs) + config_check_paths(cfg, errs);
+    size_t n = config_check_paths(cfg, errs);
     if (server_check_config(cfg, errs) != 0)    /* certificates, keys, CA files */
         n++;
     char err[PATH_MAX + 128];

@@ -1222,6 +1222,8 @@ static const struct field limits_fields[] = {
     { .key = "drain_timeout",    .fn = field_duration, .off = CFG(limits.drain_timeout_ms) },
     { .key = "handshake_timeout", .fn = field_duration, .off = CFG(limits.handshake_timeout_ms),
       .min = 1 },
+    { .key = "max_concurrent_streams", .fn = field_unsigned,
+      .off = CFG(limits.max_concurrent_streams), .min = 1, .max = 100000 },
 };
 
 /* The metrics endpoint has no authentication: loopback only. */
@@ -1768,6 +1770,7 @@ static void set_defaults(struct fc_config *cfg)
     cfg->limits.client_timeout_ms = 30 * 1000;
     cfg->limits.drain_timeout_ms = 10 * 1000;
     cfg->limits.handshake_timeout_ms = 10 * 1000;
+    cfg->limits.max_concurrent_streams = 100;
 }
 
 /* What cannot be checked key by key. */

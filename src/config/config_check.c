@@ -13,23 +13,6 @@
 #include "freshcache/base/assert.h"
 #include "freshcache/config/config_check.h"
 
-size_t config_check_supported(const struct fc_config *cfg, struct config_errors *errs)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < cfg->n_listen; i++) {
-        if (!cfg->listen[i].http2)
-            continue;
-        char path[64];
-        snprintf(path, sizeof path, "listen[%zu].http2", i);
-        config_error_at(cfg, path, errs, "%s: HTTP/2 is not supported yet (%s); remove "
-                        "http2: true, HTTP/1.1 is served on this listener", path,
-                        cfg->listen[i].address);
-        n++;
-    }
-    return n;
-}
-
 /* The directory part of `path` ("." for a bare name) into out. */
 static void dir_of(const char *path, char *out, size_t len)
 {

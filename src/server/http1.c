@@ -489,6 +489,10 @@ void http1_serve(struct worker *w, struct conn *conn, const char *addr, const ch
     conn_set_owner(conn, &h1_conn_cb, c);
     conn_set_timeouts(conn, cfg->limits.client_timeout_ms, cfg->limits.client_timeout_ms);
     conn_read_enable(conn, true);
+    /* Bytes already read (a listener looked at them to choose us, or TLS
+     * delivered them with the handshake): parse them now. */
+    if (evbuffer_get_length(conn->in) > 0)
+        event_active(c->reap, EV_READ, 0);
 }
 
 void http1_close_idle(struct worker *w)

@@ -11,12 +11,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
 #include "freshcache/base/assert.h"
 #include "freshcache/base/log.h"
 #include "freshcache/server/conn.h"
+#include "freshcache/server/h2.h"
 #include "freshcache/server/http1.h"
 #include "freshcache/server/listener.h"
 #include "freshcache/server/tls.h"
@@ -29,12 +31,15 @@ struct listener {
     struct worker *w;
     char address[64];               /* as written in the config */
     bool tls;
+    bool h2c;                       /* cleartext HTTP/2 with prior knowledge too */
     struct evconnlistener *el;
 };
 
-/* A TLS connection whose handshake is not done: it has no front end yet
- * (ALPN will choose it).  Bounded by limits.handshake_timeout and counted
- * against max_connections like any connection. */
+/* A connection that has no front end yet: a TLS handshake (ALPN will
+ * choose the protocol), or on a cleartext listener with http2: true the
+ * first bytes, which tell the HTTP/2 preface from an HTTP/1.1 request.
+ * Bounded (limits.handshake_timeout, client_timeout) and counted against
+ * max_connections like any connection. */
 struct handshake {
 #define HANDSHAKE_MAGIC 0x4a4d5a4bu
     unsigned magic;
@@ -43,6 +48,7 @@ struct handshake {
     struct conn *conn;
     struct event *reap;
     bool done;
+    bool sniff;                     /* cleartext: waiting for the first bytes */
     char addr[INET6_ADDRSTRLEN];
 };
 
@@ -78,10 +84,16 @@ static void handshake_event(void *arg, enum conn_event ev)
     if (ev == CONN_CONNECTED) {
         COUNT(&w->counters, tls_handshakes, 1);
         struct conn *c = h->conn;
-        /* ALPN h2 goes to the HTTP/2 front end once it exists; today every
-         * TLS listener offers http/1.1 only. */
-        http1_serve(w, c, h->addr, "https");
+        SSL *ssl = transport_tls_ssl(c->t);
+        if (ssl && tls_alpn_is_h2(ssl))
+            h2_serve(w, c, h->addr, "https");
+        else
+            http1_serve(w, c, h->addr, "https");
         handshake_free(h, true);
+        return;
+    }
+    if (h->sniff) {         /* a cleartext client that never spoke */
+        event_active(h->reap, EV_WRITE, 0);
         return;
     }
     /* Garbage, plain HTTP to a TLS port, an unknown CA at the client, a
@@ -94,15 +106,49 @@ static void handshake_event(void *arg, enum conn_event ev)
     event_active(h->reap, EV_WRITE, 0);
 }
 
-static void handshake_read(void *arg)
+/* Cleartext with http2: true: the first bytes choose the front end.  The
+ * bytes stay in the conn's input for it. */
+static void sniff_read(void *arg)
 {
-    (void)arg;      /* reading starts with the front end */
+    struct handshake *h = arg;
+    CHECK_OBJ_NOTNULL(h, HANDSHAKE_MAGIC);
+    if (h->done || !h->sniff)
+        return;
+    struct evbuffer *in = h->conn->in;
+    size_t have = evbuffer_get_length(in);
+    size_t n = have < H2_PREFACE_LEN ? have : H2_PREFACE_LEN;
+    unsigned char buf[H2_PREFACE_LEN];
+    evbuffer_copyout(in, buf, n);
+    bool prefix = memcmp(buf, H2_PREFACE, n) == 0;
+    if (prefix && n < H2_PREFACE_LEN)
+        return;     /* could still be either: wait for more */
+    h->done = true;
+    if (prefix)
+        h2_serve(h->w, h->conn, h->addr, "http");
+    else
+        http1_serve(h->w, h->conn, h->addr, "http");
+    handshake_free(h, true);
 }
 
 static const struct conn_cb handshake_cb = {
-    .on_read = handshake_read,
+    .on_read = sniff_read,
     .on_event = handshake_event,
 };
+
+static struct handshake *pending_new(struct worker *w, struct conn *c, const char *addr)
+{
+    struct handshake *h = calloc(1, sizeof *h);
+    AN(h);
+    h->magic = HANDSHAKE_MAGIC;
+    h->w = w;
+    h->conn = c;
+    snprintf(h->addr, sizeof h->addr, "%s", addr);
+    h->reap = event_new(w->base, -1, 0, handshake_reap, h);
+    AN(h->reap);
+    conn_set_owner(c, &handshake_cb, h);
+    LIST_INSERT_HEAD(&w->handshakes, h, link);
+    return h;
+}
 
 static void start_handshake(struct listener *l, evutil_socket_t fd, const char *addr)
 {
@@ -113,17 +159,10 @@ static void start_handshake(struct listener *l, evutil_socket_t fd, const char *
         evutil_closesocket(fd);
         return;
     }
-    struct handshake *h = calloc(1, sizeof *h);
-    AN(h);
-    h->magic = HANDSHAKE_MAGIC;
-    h->w = w;
-    snprintf(h->addr, sizeof h->addr, "%s", addr);
-    h->reap = event_new(w->base, -1, 0, handshake_reap, h);
-    AN(h->reap);
-    h->conn = conn_new(w->base, transport_tls_new(fd, ssl), &handshake_cb, h);
+    struct handshake *h = pending_new(w, conn_new(w->base, transport_tls_new(fd, ssl), NULL, NULL),
+                                      addr);
     uint64_t t = worker_cfg(w)->limits.handshake_timeout_ms;
     conn_set_timeouts(h->conn, t, t);
-    LIST_INSERT_HEAD(&w->handshakes, h, link);
     conn_start_handshake(h->conn);
 }
 
@@ -163,6 +202,14 @@ static void accept_cb(struct evconnlistener *el, evutil_socket_t fd, struct sock
         return;
     }
     struct conn *c = conn_new(w->base, transport_tcp_new(fd), NULL, NULL);
+    if (l->h2c) {
+        struct handshake *h = pending_new(w, c, addr);
+        h->sniff = true;
+        uint64_t t = worker_cfg(w)->limits.client_timeout_ms;
+        conn_set_timeouts(c, t, t);
+        conn_read_enable(c, true);
+        return;
+    }
     http1_serve(w, c, addr, "http");
 }
 
@@ -201,6 +248,7 @@ static int listener_open(struct worker *w, const struct fc_listen *fl)
     l->magic = LISTENER_MAGIC;
     l->w = w;
     l->tls = fl->tls != NULL;
+    l->h2c = fl->http2 && !l->tls;
     snprintf(l->address, sizeof l->address, "%s", fl->address);
     /* libevent makes accepted sockets non-blocking. */
     l->el = evconnlistener_new_bind(
@@ -253,8 +301,10 @@ void listeners_sync(struct worker *w)
         bool kept = false;
         for (size_t j = 0; j < cfg->n_listen && !kept; j++) {
             kept = strcmp(w->listeners[i]->address, cfg->listen[j].address) == 0;
-            if (kept)   /* the same address may turn TLS on or off */
+            if (kept) {     /* the same address may turn TLS or HTTP/2 on or off */
                 w->listeners[i]->tls = cfg->listen[j].tls != NULL;
+                w->listeners[i]->h2c = cfg->listen[j].http2 && !w->listeners[i]->tls;
+            }
         }
         if (kept) {
             i++;

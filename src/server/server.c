@@ -19,6 +19,7 @@
 #include "freshcache/cache/generation.h"
 #include "freshcache/server/access_log.h"
 #include "freshcache/server/fetch.h"
+#include "freshcache/server/h2.h"
 #include "freshcache/server/http1.h"
 #include "freshcache/server/listener.h"
 #include "freshcache/server/server.h"
@@ -53,6 +54,7 @@ static void free_worker(struct worker *w)
     listeners_close(w);
     listeners_free_handshakes(w);
     http1_free_all(w);
+    h2_free_all(w);
     fetch_free_all(w);
     upstream_close_idle(w);
     access_log_detach(w);
@@ -180,6 +182,7 @@ static void stop_accepting_cb(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     listeners_close(w);
     http1_close_idle(w);
+    h2_goaway_all(w);
     upstream_close_idle(w);
 }
 
@@ -276,6 +279,9 @@ static void sync_listeners_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     listeners_sync(arg);
     upstream_close_idle(arg);
+    /* HTTP/2 clients reconnect and meet the new settings and certificates
+     * (the streams under way finish first). */
+    h2_goaway_all(arg);
 }
 
 static bool policies_same(const struct fc_config *a, const struct fc_config *b)
@@ -293,10 +299,6 @@ int server_reload(struct server *srv, char *err, size_t errlen)
     struct fc_config *old = srv->cfg;
     struct config_errors errs = { 0 };
     struct fc_config *cfg = config_load(old->path, &errs);
-    if (cfg != NULL && config_check_supported(cfg, &errs) != 0) {
-        config_free(cfg);
-        cfg = NULL;
-    }
     if (cfg == NULL) {
         for (size_t i = 0; i < errs.n; i++)
             log_error("reload refused: %s", errs.lines[i]);

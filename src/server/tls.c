@@ -26,8 +26,9 @@
 /* TLS 1.2 suites by default: forward secrecy (ECDHE) and AEAD only.  TLS
  * 1.3's are all both. */
 #define DEFAULT_CIPHERS_12 "ECDHE+AESGCM:ECDHE+CHACHA20"
-/* Offer HTTP/2 by ALPN.  Off until the HTTP/2 front end exists. */
-#define OFFER_H2 false
+/* Offer HTTP/2 by ALPN, preferred over http/1.1 (spec: TLS listeners
+ * offer h2 and http/1.1). */
+#define OFFER_H2 true
 
 /* ---- session-ticket keys ---------------------------------------------- */
 

@@ -52,6 +52,7 @@ int worker_init(struct worker *w, struct server *srv, unsigned id)
         return -1;
     LIST_INIT(&w->handshakes);
     LIST_INIT(&w->h1_conns);
+    LIST_INIT(&w->h2_conns);
     LIST_INIT(&w->fetches);
     TAILQ_INIT(&w->idle_upstreams);
     return 0;
@@ -69,7 +70,7 @@ void worker_free(struct worker *w)
 {
     if (w->magic != WORKER_MAGIC)
         return;
-    FC_ASSERT(LIST_EMPTY(&w->h1_conns) && LIST_EMPTY(&w->fetches) &&
+    FC_ASSERT(LIST_EMPTY(&w->h1_conns) && LIST_EMPTY(&w->h2_conns) && LIST_EMPTY(&w->fetches) &&
               LIST_EMPTY(&w->handshakes));
     tls_session_slot_clear(&w->origin_tls);
     FC_ASSERT(w->n_listeners == 0 && w->access_buf == NULL);

@@ -234,13 +234,6 @@ class CheckConfigTest(unittest.TestCase):
             "@F@:5:19: origin.tls.ca_file: cannot read CA file @D@/ca.pem: "
             "No such file or directory")
 
-    def test_http2_listener(self):
-        self.assertRefused(
-            self.base().replace("address: 127.0.0.1:@PORT@", "address: 127.0.0.1:19\n"
-                                "    http2: true"),
-            "@F@:3:12: listen[0].http2: HTTP/2 is not supported yet (127.0.0.1:19); "
-            "remove http2: true, HTTP/1.1 is served on this listener")
-
     def test_missing_directories(self):
         self.assertRefused(
             self.base().replace("@D@/run/", "@D@/no/run/").replace("@D@/state", "@D@/no/state")
@@ -346,11 +339,7 @@ class ReloadTest(OperatorCase):
         t = url("/t/body", size=10, seed=seed, cc="max-age=60")
         self.assertOk(self.get(t), H.expected_body(10, seed))
         listen = self.proxy.config["listen"][0]["address"]
-        self.write_config({"listen": [{"address": listen, "http2": True}]})
-        p = self.proxyctl("reload", expect=1)
-        self.assertRegex(p.stderr, r"^\S+:\d+:\d+: listen\[0\]\.http2: HTTP/2 is not "
-                                   r"supported yet")
-        # a TLS listener whose certificate cannot be read is refused too
+        # a TLS listener whose certificate cannot be read is refused
         self.write_config({"listen": [{"address": listen,
                                        "tls": {"certificate": "c.pem", "key": "k.pem"}}]})
         p = self.proxyctl("reload", expect=1)

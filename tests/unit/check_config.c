@@ -583,7 +583,8 @@ START_TEST(error_unknown_key)
         "origin, cache, admin, state_dir, log, limits, metrics, policies)");
     EXPECT_ERRORS(ORIGIN "limits:\n  drain_time: 10s\n",
         "t.yaml:4:3: unknown key \"drain_time\" in limits (valid keys: max_header_bytes, "
-        "max_connections, client_timeout, drain_timeout, handshake_timeout)");
+        "max_connections, client_timeout, drain_timeout, handshake_timeout, "
+        "max_concurrent_streams)");
     EXPECT_ERRORS(ORIGIN "metrics:\n  listen: 0.0.0.0:9101\n",
         "t.yaml:4:11: metrics.listen: \"0.0.0.0:9101\" is not a loopback address: the metrics "
         "endpoint has no authentication (use 127.0.0.1:PORT or [::1]:PORT, or the admin "

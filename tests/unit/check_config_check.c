@@ -90,37 +90,6 @@ static void expect_paths(const struct fc_config *cfg, const char *const *want, s
     } while (0)
 #define EXPECT_PATHS_OK(cfg) expect_paths(cfg, NULL, 0)
 
-/* ------------------------------------------------------------ supported */
-
-START_TEST(tls_listener_and_https_origin_supported_http2_refused)
-{
-    struct fc_config *cfg = load_ok("listen:\n"
-                                    "  - address: 127.0.0.1:8080\n"
-                                    "    http2: true\n"
-                                    "  - address: 127.0.0.1:8443\n"
-                                    "    tls: { certificate: c.pem, key: k.pem }\n"
-                                    "origin:\n"
-                                    "  url: https://127.0.0.1:8000\n");
-    struct config_errors errs = { 0 };
-    ck_assert_uint_eq(config_check_supported(cfg, &errs), 1);
-    ck_assert_uint_eq(errs.n, 1);
-    ck_assert_str_eq(errs.lines[0], "t.yaml:3:12: listen[0].http2: HTTP/2 is not supported yet "
-                     "(127.0.0.1:8080); remove http2: true, HTTP/1.1 is served on this listener");
-    config_errors_free(&errs);
-    config_free(cfg);
-}
-END_TEST
-
-START_TEST(plain_config_supported)
-{
-    struct fc_config *cfg = load_ok(ORIGIN "listen:\n  - address: 127.0.0.1:8080\n");
-    struct config_errors errs = { 0 };
-    ck_assert_uint_eq(config_check_supported(cfg, &errs), 0);
-    ck_assert_uint_eq(errs.n, 0);
-    config_free(cfg);
-}
-END_TEST
-
 /* ---------------------------------------------------------------- paths */
 
 START_TEST(paths_that_exist_or_can_be_created)
@@ -247,12 +216,7 @@ END_TEST
 static Suite *config_check_suite(void)
 {
     Suite *s = suite_create("config_check");
-    TCase *tc = tcase_create("supported");
-    tcase_add_test(tc, tls_listener_and_https_origin_supported_http2_refused);
-    tcase_add_test(tc, plain_config_supported);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("paths");
+    TCase *tc = tcase_create("paths");
     tcase_add_unchecked_fixture(tc, tmp_base_make, tmp_base_remove);
     tcase_add_checked_fixture(tc, tmp_dir_make, NULL);
     tcase_add_test(tc, paths_that_exist_or_can_be_created);

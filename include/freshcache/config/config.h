@@ -147,6 +147,7 @@ struct fc_config {
         uint64_t client_timeout_ms; /* default 30s */
         uint64_t drain_timeout_ms;  /* default 10s: how long SIGTERM waits for in-flight responses */
         uint64_t handshake_timeout_ms;  /* default 10s: a TLS handshake must finish within this */
+        unsigned max_concurrent_streams;    /* default 100: HTTP/2 streams per connection */
     } limits;
 
     struct {

@@ -15,10 +15,6 @@
 
 #include "freshcache/config/config.h"
 
-/* Settings that parse but that this version cannot serve: `http2: true`
- * (HTTP/2 lands later).  Refused by -t, at start and on reload. */
-size_t config_check_supported(const struct fc_config *cfg, struct config_errors *errs);
-
 /* The directories and files a start needs, as far as they can be judged
  * without starting: state_dir and the admin socket's directory exist or
  * can be created (their parent exists), the admin socket's path is not

@@ -28,6 +28,7 @@ struct event;
 struct listener;
 
 LIST_HEAD(h1_list, h1_conn);
+LIST_HEAD(h2_list, h2_conn);
 LIST_HEAD(handshake_list, handshake);
 LIST_HEAD(fetch_list, fetch);
 TAILQ_HEAD(upstream_list, upstream_conn);
@@ -43,6 +44,7 @@ struct worker {
     size_t n_listeners, cap_listeners;
     struct handshake_list handshakes;   /* TLS connections not up yet (listener.c) */
     struct h1_list h1_conns;        /* HTTP/1.1 client connections (http1.h) */
+    struct h2_list h2_conns;        /* HTTP/2 client connections (h2.h) */
     unsigned n_clients;             /* client connections on this worker */
     struct fetch_list fetches;      /* in progress, including detached ones */
     struct upstream_list idle_upstreams;

@@ -1,0 +1,760 @@
+/*
+ * h2.c — the HTTP/2 front end.  See include/freshcache/server/h2.h.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <llhttp.h>
+#include <nghttp2/nghttp2.h>
+
+#include "freshcache/base/assert.h"
+#include "freshcache/base/log.h"
+#include "freshcache/http/http_msg.h"
+#include "freshcache/server/conn.h"
+#include "freshcache/server/exchange.h"
+#include "freshcache/server/h2.h"
+#include "freshcache/server/worker.h"
+
+/* Frames queued for a client beyond which nghttp2 is told to wait (the
+ * socket is slower than the streams). */
+#define OUT_HIGH (1024 * 1024)
+#define OUT_LOW (256 * 1024)
+/* Window the client may send request bodies into, per stream and in all;
+ * bytes are acknowledged (WINDOW_UPDATE) as the origin takes them. */
+#define UPLOAD_WINDOW (256 * 1024)
+#define CONN_WINDOW (1024 * 1024)
+/* Streams the client resets: a burst, then this many a second (rapid
+ * reset, CVE-2023-44487).  Beyond: GOAWAY. */
+#define RESET_BURST 200
+#define RESET_RATE 33
+/* CONTINUATION frames after one HEADERS (flood). */
+#define MAX_CONTINUATIONS 8
+/* PING, SETTINGS, PRIORITY, empty DATA and WINDOW_UPDATE frames: a
+ * burst, then this many a second; beyond, ENHANCE_YOUR_CALM. */
+#define CONTROL_BURST 500
+#define CONTROL_RATE 100
+/* Queued acknowledgements (SETTINGS/PING ACKs) a client that does not
+ * read may cause before the session ends. */
+#define MAX_OUTBOUND_ACK 1000
+/* Per-field overhead counted against limits.max_header_bytes (RFC 9113
+ * §6.5.2's 32 octets). */
+#define FIELD_OVERHEAD 32
+
+LIST_HEAD(h2_stream_list, h2_stream);
+
+struct h2_conn {
+#define H2_CONN_MAGIC 0x4802c011u
+    unsigned magic;
+    LIST_ENTRY(h2_conn) link;
+    struct worker *w;
+    struct conn *conn;
+    char addr[INET6_ADDRSTRLEN];
+    const char *scheme;
+    nghttp2_session *sess;
+    struct event *flush_ev;         /* deferred nghttp2_session_send */
+    struct event *reap;             /* deferred free */
+    struct event *tick;             /* once a second: streams that stall */
+    struct h2_stream_list streams;
+    unsigned n_streams;
+    bool goaway;                    /* no new streams; close when the last ends */
+    bool dead;                      /* being freed: no more sends */
+    double control_tokens;          /* control-frame bucket */
+    uint64_t control_ms;
+};
+
+struct h2_stream {
+#define H2_STREAM_MAGIC 0x48025773u
+    unsigned magic;
+    LIST_ENTRY(h2_stream) link;
+    struct h2_conn *c;
+    int32_t id;
+    struct http_msg req;
+    struct exchange x;
+    size_t header_bytes;
+    bool started;                   /* the exchange has the request */
+    bool req_done;                  /* END_STREAM from the client */
+    bool deferred;                  /* the data provider waits for the body */
+    bool upload_paused;
+    bool responded;
+    size_t unconsumed;              /* upload bytes not yet acknowledged */
+    struct evbuffer *staged;        /* body bytes for the DATA frame in flight (references) */
+    bool inline_only;               /* staged holds a body the proxy made: all of it */
+    uint64_t progress_ms;           /* last DATA sent, or the response head */
+};
+
+static void h2_close(struct h2_conn *c);
+
+static void schedule_flush(struct h2_conn *c)
+{
+    if (!c->dead)
+        event_active(c->flush_ev, EV_WRITE, 0);
+}
+
+/* ---- streams ------------------------------------------------------------ */
+
+static const struct exchange_fe h2_fe;
+
+static struct h2_stream *stream_new(struct h2_conn *c, int32_t id)
+{
+    struct h2_stream *st = calloc(1, sizeof *st);
+    AN(st);
+    st->magic = H2_STREAM_MAGIC;
+    st->c = c;
+    st->id = id;
+    http_msg_init(&st->req);
+    st->req.http_major = 2;
+    st->req.http_minor = 0;
+    st->req.method = -1;
+    st->staged = evbuffer_new();
+    AN(st->staged);
+    exchange_init(&st->x, c->w, &h2_fe, st);
+    LIST_INSERT_HEAD(&c->streams, st, link);
+    c->n_streams++;
+    return st;
+}
+
+static void stream_free(struct h2_stream *st)
+{
+    CHECK_OBJ_NOTNULL(st, H2_STREAM_MAGIC);
+    exchange_fini(&st->x);
+    http_msg_free(&st->req);
+    evbuffer_free(st->staged);
+    LIST_REMOVE(st, link);
+    st->c->n_streams--;
+    st->magic = 0;
+    free(st);
+}
+
+static struct h2_stream *stream_of(nghttp2_session *s, int32_t id)
+{
+    struct h2_stream *st = nghttp2_session_get_stream_user_data(s, id);
+    if (st)
+        CHECK_OBJ(st, H2_STREAM_MAGIC);
+    return st;
+}
+
+/* llhttp's method number for a method name (the exchange and the origin
+ * request speak llhttp's numbers).  -1: unknown. */
+static int method_number(const char *m, size_t len)
+{
+#define XX(num, name, string)                                         \
+    if (len == sizeof(#string) - 1 && memcmp(m, #string, len) == 0)    \
+        return num;
+    HTTP_METHOD_MAP(XX)
+#undef XX
+    return -1;
+}
+
+/* ---- the response, from the exchange ------------------------------------ */
+
+static ssize_t data_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length,
+                         uint32_t *flags, nghttp2_data_source *source, void *user)
+{
+    (void)s;
+    (void)id;
+    (void)buf;
+    (void)user;
+    struct h2_stream *st = source->ptr;
+    CHECK_OBJ_NOTNULL(st, H2_STREAM_MAGIC);
+    if (st->inline_only) {          /* a short body the proxy made */
+        size_t staged = evbuffer_get_length(st->staged);
+        size_t n = staged < length ? staged : length;
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+        if (n == staged)
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+        return (ssize_t)n;
+    }
+    FC_ASSERT(evbuffer_get_length(st->staged) == 0);
+    size_t n = 0;
+    enum body_read r = exchange_body_read(&st->x, st->staged, length, &n);
+    switch (r) {
+    case BODY_READ_END:
+        *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_COPY;
+        return (ssize_t)n;
+    case BODY_READ_FAILED:
+        /* The origin failed mid-body: the stream is reset, never presented
+         * as complete. */
+        evbuffer_drain(st->staged, evbuffer_get_length(st->staged));
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    case BODY_READ_MORE:
+        if (n == 0) {
+            st->deferred = true;    /* fe_body_ready resumes */
+            return NGHTTP2_ERR_DEFERRED;
+        }
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+        return (ssize_t)n;
+    }
+    WRONG("body_read");
+}
+
+static int send_data(nghttp2_session *s, nghttp2_frame *frame, const uint8_t *framehd,
+                     size_t length, nghttp2_data_source *source, void *user)
+{
+    (void)s;
+    struct h2_conn *c = user;
+    struct h2_stream *st = source->ptr;
+    CHECK_OBJ_NOTNULL(st, H2_STREAM_MAGIC);
+    if (conn_pending(c->conn) >= OUT_HIGH)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    FC_ASSERT(frame->data.padlen == 0);
+    evbuffer_add(c->conn->out, framehd, 9);
+    /* The body's bytes move by reference: no copy, whatever the size. */
+    AN(evbuffer_remove_buffer(st->staged, c->conn->out, length) == (int)length);
+    st->progress_ms = worker_now_ms(c->w);
+    return 0;
+}
+
+/* Lower-case names (HTTP/2 requires them) and the values, one nv each. */
+struct nv_list {
+    nghttp2_nv nv[128];
+    size_t n;
+    char buf[16384];                /* lower-cased names */
+    size_t used;
+};
+
+static void nv_add(struct nv_list *l, const char *name, size_t nlen, const char *value,
+                   size_t vlen)
+{
+    if (l->n == FC_ARRAY_LEN(l->nv) || l->used + nlen > sizeof l->buf)
+        return;     /* a head this large was cut; the stored ones never are */
+    char *ln = l->buf + l->used;
+    for (size_t i = 0; i < nlen; i++)
+        ln[i] = (char)tolower((unsigned char)name[i]);
+    l->used += nlen;
+    /* nghttp2 copies both: the head's buffers do not outlive this call. */
+    l->nv[l->n++] = (nghttp2_nv){ (uint8_t *)ln, (uint8_t *)value, nlen, vlen,
+                                  NGHTTP2_NV_FLAG_NONE };
+}
+
+/* "Name: value\r\n" lines, as the cache stores heads. */
+static void nv_add_lines(struct nv_list *l, const char *p, size_t len)
+{
+    const char *end = p + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+        if (eol == NULL)
+            eol = end;
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        if (colon) {
+            const char *v = colon + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            /* Connection-specific fields have no place in HTTP/2 (RFC 9113
+             * §8.2.2); a stored head has none, an origin's pass-through
+             * head had them removed as hop-by-hop. */
+            nv_add(l, p, (size_t)(colon - p), v, (size_t)(eol - v));
+        }
+        p = eol + 2;
+    }
+}
+
+static void fe_send_head(struct exchange *x, const struct resp_head *h)
+{
+    struct h2_stream *st = x->fe_ctx;
+    CHECK_OBJ_NOTNULL(st, H2_STREAM_MAGIC);
+    struct h2_conn *c = st->c;
+    struct nv_list *l = malloc(sizeof *l);
+    AN(l);
+    l->n = l->used = 0;
+    char status[4], clen[24];
+    snprintf(status, sizeof status, "%03d", h->status);
+    nv_add(l, ":status", 7, status, 3);
+    if (h->stored)
+        nv_add_lines(l, h->stored + h->fields_off, h->stored_len - h->fields_off);
+    nv_add_lines(l, h->extra, h->extra_len);
+    bool bodyless = h->status == 304 || h->status == 204 || h->status < 200;
+    if (!bodyless && h->content_length != UINT64_MAX) {
+        int n = snprintf(clen, sizeof clen, "%llu", (unsigned long long)h->content_length);
+        nv_add(l, "content-length", 14, clen, (size_t)n);
+    }
+    nghttp2_data_provider prd = { .source.ptr = st, .read_callback = data_read };
+    bool body = h->body || h->inline_len > 0;
+    if (h->inline_len > 0) {
+        /* The exchange's buffer is on its stack: keep a copy to send. */
+        evbuffer_add(st->staged, h->inline_body, h->inline_len);
+        st->inline_only = true;
+    }
+    st->responded = true;
+    st->progress_ms = worker_now_ms(c->w);
+    int rv = nghttp2_submit_response(c->sess, st->id, l->nv, l->n, body ? &prd : NULL);
+    free(l);
+    if (rv != 0)
+        log_debug("h2 %s: stream %d: cannot submit the response: %s", c->addr, st->id,
+                  nghttp2_strerror(rv));
+    schedule_flush(c);
+}
+
+static void fe_body_ready(struct exchange *x)
+{
+    struct h2_stream *st = x->fe_ctx;
+    CHECK_OBJ_NOTNULL(st, H2_STREAM_MAGIC);
+    if (!st->deferred)
+        return;
+    st->deferred = false;
+    nghttp2_session_resume_data(st->c->sess, st->id);
+    schedule_flush(st->c);
+}
+
+static void fe_upload_pause(struct exchange *x, bool pause)
+{
+    struct h2_stream *st = x->fe_ctx;
+    CHECK_OBJ_NOTNULL(st, H2_STREAM_MAGIC);
+    st->upload_paused = pause;
+    if (!pause && st->unconsumed > 0) {
+        /* The origin caught up: open the window for what we held back. */
+        nghttp2_session_consume(st->c->sess, st->id, st->unconsumed);
+        st->unconsumed = 0;
+        schedule_flush(st->c);
+    }
+}
+
+static const struct exchange_fe h2_fe = {
+    .send_head = fe_send_head,
+    .body_ready = fe_body_ready,
+    .upload_pause = fe_upload_pause,
+};
+
+/* ---- requests: nghttp2's callbacks ---------------------------------------- */
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+    struct h2_conn *c = user;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    struct h2_stream *st = stream_new(c, frame->hd.stream_id);
+    nghttp2_session_set_stream_user_data(s, frame->hd.stream_id, st);
+    return 0;
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user)
+{
+    (void)flags;
+    struct h2_conn *c = user;
+    struct h2_stream *st = stream_of(s, frame->hd.stream_id);
+    if (st == NULL || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;   /* trailers: not forwarded */
+    /* The decoded size counts, not the compressed one: an HPACK bomb
+     * (tiny frames that expand) meets the same bound as plain headers. */
+    st->header_bytes += namelen + valuelen + FIELD_OVERHEAD;
+    if (st->header_bytes > worker_cfg(c->w)->limits.max_header_bytes) {
+        log_debug("h2 %s: stream %d: header list over limits.max_header_bytes", c->addr, st->id);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* RST_STREAM */
+    }
+    const char *n = (const char *)name, *v = (const char *)value;
+    struct http_msg *m = &st->req;
+    if (namelen > 0 && n[0] == ':') {
+        if (namelen == 7 && memcmp(n, ":method", 7) == 0) {
+            m->method = method_number(v, valuelen);
+        } else if (namelen == 5 && memcmp(n, ":path", 5) == 0) {
+            m->url_off = http_msg_append(m, v, valuelen);
+            m->url_len = (uint32_t)valuelen;
+        } else if (namelen == 10 && memcmp(n, ":authority", 10) == 0) {
+            if (!http_msg_has(m, "Host"))
+                http_msg_add(m, "Host", 4, v, valuelen);
+        }
+        return 0;   /* :scheme: the connection's is what we know */
+    }
+    if (namelen == 4 && memcmp(n, "host", 4) == 0 && http_msg_has(m, "Host"))
+        return 0;   /* :authority wins (RFC 9113 §8.3.1) */
+    if (namelen == 6 && memcmp(n, "cookie", 6) == 0) {
+        /* HTTP/2 splits cookies into several fields; an HTTP/1.1 origin
+         * must get one (RFC 9113 §8.2.3). */
+        uint32_t it = 0;
+        const struct http_field *f = http_msg_next(m, "Cookie", &it);
+        if (f) {
+            size_t ol = f->value_len;
+            char *joined = malloc(ol + 2 + valuelen);
+            AN(joined);
+            memcpy(joined, http_field_value(m, f), ol);
+            memcpy(joined + ol, "; ", 2);
+            memcpy(joined + ol + 2, v, valuelen);
+            http_msg_remove(m, "Cookie");
+            http_msg_add(m, "Cookie", 6, joined, ol + 2 + valuelen);
+            free(joined);
+            return 0;
+        }
+    }
+    http_msg_add(m, n, namelen, v, valuelen);
+    return 0;
+}
+
+/* The request head is complete: the exchange takes it. */
+static void start_exchange(struct h2_conn *c, struct h2_stream *st, bool end_stream)
+{
+    struct http_msg *m = &st->req;
+    st->started = true;
+    st->req_done = end_stream;
+    http_msg_fields_done(m);
+    size_t cl = 0;
+    const char *clv = http_msg_get(m, "Content-Length", &cl);
+    uint64_t body_length = UINT64_MAX;
+    if (clv) {
+        char tmp[24];
+        snprintf(tmp, sizeof tmp, "%.*s", (int)(cl < 23 ? cl : 23), clv);
+        body_length = strtoull(tmp, NULL, 10);
+    }
+    struct exchange_request info = {
+        .client_addr = c->addr,
+        .scheme = c->scheme,
+        .has_body = !end_stream,
+        .body_length = body_length,
+    };
+    if (m->method < 0 || m->method == HTTP_CONNECT) {
+        COUNT(&c->w->counters, requests, 1);
+        st->x.req = m;
+        exchange_respond(&st->x, 501, NULL,
+                         m->method < 0 ? "unknown method" : "CONNECT is not supported", false);
+        return;
+    }
+    exchange_start(&st->x, m, &info);
+}
+
+static bool control_frame_allowed(struct h2_conn *c)
+{
+    uint64_t now = worker_now_ms(c->w);
+    c->control_tokens += (double)(now - c->control_ms) * CONTROL_RATE / 1000.0;
+    if (c->control_tokens > CONTROL_BURST)
+        c->control_tokens = CONTROL_BURST;
+    c->control_ms = now;
+    if (c->control_tokens < 1)
+        return false;
+    c->control_tokens -= 1;
+    return true;
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+    struct h2_conn *c = user;
+    switch (frame->hd.type) {
+    case NGHTTP2_HEADERS: {
+        struct h2_stream *st = stream_of(s, frame->hd.stream_id);
+        if (st == NULL)
+            return 0;
+        bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+        if (!st->started && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+            start_exchange(c, st, end);
+        } else if (end && !st->req_done) {      /* trailers end the body */
+            st->req_done = true;
+            exchange_upload_end(&st->x);
+        }
+        return 0;
+    }
+    case NGHTTP2_DATA: {
+        struct h2_stream *st = stream_of(s, frame->hd.stream_id);
+        if (frame->hd.length == 0 && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+            !control_frame_allowed(c))
+            goto flood;
+        if (st && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && !st->req_done) {
+            st->req_done = true;
+            exchange_upload_end(&st->x);
+        }
+        return 0;
+    }
+    case NGHTTP2_PING:
+    case NGHTTP2_SETTINGS:
+    case NGHTTP2_PRIORITY:
+    case NGHTTP2_WINDOW_UPDATE:
+        if (!control_frame_allowed(c))
+            goto flood;
+        return 0;
+    default:
+        return 0;
+    }
+flood:
+    log_debug("h2 %s: control frame flood: GOAWAY", c->addr);
+    nghttp2_session_terminate_session(s, NGHTTP2_ENHANCE_YOUR_CALM);
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *user)
+{
+    (void)flags;
+    (void)user;
+    struct h2_stream *st = stream_of(s, id);
+    if (st == NULL || !st->started) {
+        nghttp2_session_consume(s, id, len);    /* nobody wants it: keep windows open */
+        return 0;
+    }
+    exchange_upload(&st->x, (const char *)data, len);
+    if (st->upload_paused)
+        st->unconsumed += len;      /* acknowledged when the origin catches up */
+    else
+        nghttp2_session_consume(s, id, len);
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error_code, void *user)
+{
+    (void)error_code;
+    struct h2_conn *c = user;
+    struct h2_stream *st = stream_of(s, id);
+    if (st == NULL)
+        return 0;
+    nghttp2_session_set_stream_user_data(s, id, NULL);
+    stream_free(st);    /* the exchange ends: its access-log line */
+    if (c->goaway && c->n_streams == 0)
+        schedule_flush(c);          /* may close now */
+    return 0;
+}
+
+static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *user)
+{
+    (void)s;
+    (void)flags;
+    struct h2_conn *c = user;
+    if (conn_pending(c->conn) >= OUT_HIGH)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    evbuffer_add(c->conn->out, data, len);
+    return (ssize_t)len;
+}
+
+/* ---- the connection ------------------------------------------------------ */
+
+/* Let nghttp2 write what it has, hand it to the socket, and close when the
+ * session has nothing more to do. */
+static void h2_send(struct h2_conn *c)
+{
+    if (c->dead)
+        return;
+    for (;;) {
+        int rv = nghttp2_session_send(c->sess);
+        if (rv != 0) {
+            log_debug("h2 %s: send: %s", c->addr, nghttp2_strerror(rv));
+            h2_close(c);
+            return;
+        }
+        if (conn_flush(c->conn) != 0) {
+            h2_close(c);
+            return;
+        }
+        /* nghttp2 stopped at OUT_HIGH (WOULDBLOCK) but the socket took it
+         * all: go on now.  If the socket pushed back, on_drain will. */
+        if (conn_pending(c->conn) > 0 || !nghttp2_session_want_write(c->sess))
+            break;
+    }
+    bool done = !nghttp2_session_want_read(c->sess) && !nghttp2_session_want_write(c->sess);
+    if ((done || (c->goaway && c->n_streams == 0)) && conn_pending(c->conn) == 0)
+        h2_close(c);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct h2_conn *c = arg;
+    CHECK_OBJ_NOTNULL(c, H2_CONN_MAGIC);
+    h2_send(c);
+}
+
+static void h2_free(struct h2_conn *c)
+{
+    CHECK_OBJ_NOTNULL(c, H2_CONN_MAGIC);
+    c->dead = true;
+    struct h2_stream *st;
+    while ((st = LIST_FIRST(&c->streams)) != NULL) {
+        nghttp2_session_set_stream_user_data(c->sess, st->id, NULL);
+        stream_free(st);
+    }
+    nghttp2_session_del(c->sess);
+    event_free(c->flush_ev);
+    event_free(c->reap);
+    event_free(c->tick);
+    conn_free(c->conn);
+    LIST_REMOVE(c, link);
+    c->w->n_clients--;
+    atomic_fetch_sub(&c->w->srv->n_clients, 1);
+    c->magic = 0;
+    free(c);
+}
+
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    h2_free(arg);
+}
+
+/* The connection is over: free it from its own event. */
+static void h2_close(struct h2_conn *c)
+{
+    if (c->dead)
+        return;
+    c->dead = true;
+    conn_read_enable(c->conn, false);
+    event_active(c->reap, EV_WRITE, 0);
+}
+
+static void on_read(void *arg)
+{
+    struct h2_conn *c = arg;
+    CHECK_OBJ_NOTNULL(c, H2_CONN_MAGIC);
+    struct evbuffer *in = c->conn->in;
+    while (evbuffer_get_length(in) > 0 && !c->dead) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        ssize_t n = nghttp2_session_mem_recv(c->sess, v.iov_base, v.iov_len);
+        if (n < 0) {
+            log_debug("h2 %s: %s", c->addr, nghttp2_strerror((int)n));
+            /* nghttp2 queued a GOAWAY for protocol errors: send it, then go. */
+            nghttp2_session_send(c->sess);
+            conn_flush(c->conn);
+            h2_close(c);
+            return;
+        }
+        evbuffer_drain(in, (size_t)n);
+    }
+    h2_send(c);
+}
+
+static void on_drain(void *arg)
+{
+    struct h2_conn *c = arg;
+    CHECK_OBJ_NOTNULL(c, H2_CONN_MAGIC);
+    h2_send(c);     /* nghttp2 had to wait: go on */
+}
+
+static void on_event(void *arg, enum conn_event ev)
+{
+    struct h2_conn *c = arg;
+    CHECK_OBJ_NOTNULL(c, H2_CONN_MAGIC);
+    if (ev == CONN_READ_TIMEOUT && c->n_streams > 0)
+        return;     /* streams are under way; tick_cb watches them */
+    if (ev == CONN_READ_TIMEOUT && !c->goaway) {
+        /* Idle for client_timeout: say goodbye properly. */
+        c->goaway = true;
+        nghttp2_session_terminate_session(c->sess, NGHTTP2_NO_ERROR);
+        h2_send(c);
+        return;
+    }
+    conn_discard_output(c->conn);
+    h2_close(c);
+}
+
+static const struct conn_cb h2_conn_cb = {
+    .on_read = on_read,
+    .on_drain = on_drain,
+    .on_event = on_event,
+};
+
+/* A stream whose response makes no progress for client_timeout (the
+ * client never opens its window) is reset: its body waits in the cache,
+ * but the stream must not hold a slot forever. */
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct h2_conn *c = arg;
+    CHECK_OBJ_NOTNULL(c, H2_CONN_MAGIC);
+    uint64_t now = worker_now_ms(c->w), limit = worker_cfg(c->w)->limits.client_timeout_ms;
+    bool any = false;
+    for (struct h2_stream *st = LIST_FIRST(&c->streams); st; st = LIST_NEXT(st, link)) {
+        if (st->responded && now - st->progress_ms > limit &&
+            nghttp2_session_get_stream_remote_window_size(c->sess, st->id) <= 0) {
+            log_debug("h2 %s: stream %d stalled for client_timeout: reset", c->addr, st->id);
+            nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+            st->progress_ms = now;
+            any = true;
+        }
+    }
+    if (any)
+        h2_send(c);
+}
+
+static nghttp2_session_callbacks *callbacks(void)
+{
+    /* Built once per connection: nghttp2 copies it into the session. */
+    nghttp2_session_callbacks *cb;
+    AZ(nghttp2_session_callbacks_new(&cb));
+    nghttp2_session_callbacks_set_send_callback(cb, send_cb);
+    nghttp2_session_callbacks_set_send_data_callback(cb, send_data);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    return cb;
+}
+
+void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char *scheme)
+{
+    const struct fc_config *cfg = worker_cfg(w);
+    struct h2_conn *c = calloc(1, sizeof *c);
+    AN(c);
+    c->magic = H2_CONN_MAGIC;
+    c->w = w;
+    c->conn = conn;
+    c->scheme = scheme;
+    snprintf(c->addr, sizeof c->addr, "%s", addr);
+    LIST_INIT(&c->streams);
+    c->flush_ev = event_new(w->base, -1, 0, flush_cb, c);
+    c->reap = event_new(w->base, -1, 0, reap_cb, c);
+    c->tick = event_new(w->base, -1, EV_PERSIST, tick_cb, c);
+    AN(c->flush_ev);
+    AN(c->reap);
+    AN(c->tick);
+    c->control_tokens = CONTROL_BURST;
+    c->control_ms = worker_now_ms(w);
+
+    nghttp2_session_callbacks *cb = callbacks();
+    nghttp2_option *opt;
+    AZ(nghttp2_option_new(&opt));
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_max_outbound_ack(opt, MAX_OUTBOUND_ACK);
+    nghttp2_option_set_stream_reset_rate_limit(opt, RESET_BURST, RESET_RATE);
+    nghttp2_option_set_max_continuations(opt, MAX_CONTINUATIONS);
+    AZ(nghttp2_session_server_new2(&c->sess, cb, c, opt));
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cb);
+
+    nghttp2_settings_entry settings[] = {
+        { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->limits.max_concurrent_streams },
+        { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->limits.max_header_bytes },
+        { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, UPLOAD_WINDOW },
+        { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+    };
+    AZ(nghttp2_submit_settings(c->sess, NGHTTP2_FLAG_NONE, settings, FC_ARRAY_LEN(settings)));
+    AZ(nghttp2_session_set_local_window_size(c->sess, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW));
+
+    LIST_INSERT_HEAD(&w->h2_conns, c, link);
+    w->n_clients++;
+    conn->write_low = OUT_LOW;
+    conn_set_owner(conn, &h2_conn_cb, c);
+    conn_set_timeouts(conn, cfg->limits.client_timeout_ms, cfg->limits.client_timeout_ms);
+    conn_read_enable(conn, true);
+    struct timeval one = { 1, 0 };
+    AZ(event_add(c->tick, &one));
+    /* The preface may already be buffered (a cleartext listener peeked
+     * at it): parse it now, and send our SETTINGS. */
+    on_read(c);
+}
+
+void h2_goaway_all(struct worker *w)
+{
+    for (struct h2_conn *c = LIST_FIRST(&w->h2_conns); c; c = LIST_NEXT(c, link)) {
+        if (c->goaway || c->dead)
+            continue;
+        c->goaway = true;
+        /* The last stream we took: those below finish, no new ones. */
+        nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(c->sess), NGHTTP2_NO_ERROR,
+                              NULL, 0);
+        schedule_flush(c);
+    }
+}
+
+void h2_free_all(struct worker *w)
+{
+    struct h2_conn *c;
+    while ((c = LIST_FIRST(&w->h2_conns)) != NULL)
+        h2_free(c);
+}
