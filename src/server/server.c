@@ -3,6 +3,7 @@
  * include/freshcache/server/server.h.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,6 +35,8 @@
 #define ETAG_HISTORY_SLOTS (256 * 1024)
 /* Objects examined per sweep call (every SWEEP_INTERVAL in main.c). */
 #define SWEEP_BUDGET 50000
+/* The store shrinking by this much makes the sweep give memory back. */
+#define TRIM_MIN (32ull * 1024 * 1024)
 
 static const char **policy_names(const struct fc_config *cfg)
 {
@@ -259,15 +262,40 @@ void server_sum_counters(struct server *srv, struct counters *out)
         counters_add(out, &srv->workers[i].counters);
 }
 
+/* Memory the store gave back (a sweep after a bump, a purge): hand it to
+ * the system.  glibc keeps freed memory in its arenas, and after a deploy
+ * freed a full cache an operator would see no change in RSS.  Once the
+ * store has shrunk by TRIM_MIN bytes and nothing is left to sweep,
+ * malloc_trim() releases the free pages of every arena (madvise), which
+ * the hit path never calls into. */
+static void trim_if_shrunk(struct server *srv)
+{
+    struct store_stats st;
+    store_get_stats(srv->store, &st);
+    if (st.bytes > srv->trim_mark) {
+        srv->trim_mark = st.bytes;          /* growing: remember the high mark */
+        return;
+    }
+    if (srv->trim_mark - st.bytes < TRIM_MIN)
+        return;
+    malloc_trim(0);
+    log_debug("released freed memory to the system (the store shrank by %llu MiB)",
+              (unsigned long long)((srv->trim_mark - st.bytes) >> 20));
+    srv->trim_mark = st.bytes;
+}
+
 void server_sweep(struct server *srv)
 {
     /* With after_purge: revalidate, older generations are what the next
      * request revalidates against: they leave by LRU, not by sweep. */
-    if (srv->cfg->cache.after_purge != AFTER_PURGE_REFETCH)
-        return;
-    size_t n = store_sweep(srv->store, srv->gens, SWEEP_BUDGET);
-    if (n)
-        log_debug("sweep: reclaimed %zu objects of older generations", n);
+    size_t n = 0;
+    if (srv->cfg->cache.after_purge == AFTER_PURGE_REFETCH) {
+        n = store_sweep(srv->store, srv->gens, SWEEP_BUDGET);
+        if (n)
+            log_debug("sweep: reclaimed %zu objects of older generations", n);
+    }
+    if (n < SWEEP_BUDGET)
+        trim_if_shrunk(srv);
 }
 
 /* On each worker's thread: its listeners follow the new config, and idle

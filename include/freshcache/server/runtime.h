@@ -56,6 +56,7 @@ struct server {
     time_t started;
     _Atomic bool stopping;
     int access_fd;                  /* log.access destination, -1: off */
+    uint64_t trim_mark;             /* store bytes at the last memory trim (server_sweep) */
 };
 
 #endif
