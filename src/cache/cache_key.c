@@ -2,9 +2,12 @@
  * cache_key.c — see include/freshcache/cache_key.h.
  */
 #include <ctype.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "freshcache/base/assert.h"
 #include "freshcache/cache/cache_key.h"
 
 /* FNV-1a: short keys, good enough spread, no state. */
@@ -22,8 +25,9 @@ uint64_t cache_key_hash(const char *s, size_t len)
     return h;
 }
 
-int cache_key_build(struct cache_key *k, const char *host, size_t host_len,
-                    const char *target, size_t target_len)
+/* Build into k, whose buf holds `cap` bytes. */
+static int build(struct cache_key *k, size_t cap, const char *host, size_t host_len,
+                 const char *target, size_t target_len)
 {
     /* absolute-form: scheme://authority/path */
     if (target_len > 7 && (strncasecmp(target, "http://", 7) == 0 ||
@@ -39,7 +43,7 @@ int cache_key_build(struct cache_key *k, const char *host, size_t host_len,
         target = slash;
         if (target_len == 0 || target[0] == '?') {
             /* RFC 9112 §3.2.1: an empty path is "/" ("http://h?q" is "/?q") */
-            if (host_len + 1 + target_len + 1 > sizeof k->buf)
+            if (host_len + 1 + target_len + 1 > cap)
                 return -1;
             for (size_t i = 0; i < host_len; i++)
                 k->buf[i] = (char)tolower((unsigned char)host[i]);
@@ -54,10 +58,13 @@ int cache_key_build(struct cache_key *k, const char *host, size_t host_len,
     } else if (target_len == 0 || target[0] != '/') {
         return -1;
     }
-    /* strip a default port */
+    /* strip a default port: one cache for a site's HTTP and HTTPS
+     * listeners, whatever port the client writes */
     if (host_len > 3 && memcmp(host + host_len - 3, ":80", 3) == 0)
         host_len -= 3;
-    if (host_len + target_len + 1 > sizeof k->buf)
+    else if (host_len > 4 && memcmp(host + host_len - 4, ":443", 4) == 0)
+        host_len -= 4;
+    if (host_len + target_len + 1 > cap)
         return -1;
     for (size_t i = 0; i < host_len; i++)
         k->buf[i] = (char)tolower((unsigned char)host[i]);
@@ -67,4 +74,35 @@ int cache_key_build(struct cache_key *k, const char *host, size_t host_len,
     k->buf[k->len] = '\0';
     k->hash = cache_key_hash(k->buf, k->len);
     return 0;
+}
+
+int cache_key_build(struct cache_key *k, const char *host, size_t host_len,
+                    const char *target, size_t target_len)
+{
+    return build(k, sizeof k->buf, host, host_len, target, target_len);
+}
+
+struct cache_key *cache_key_make(const char *host, size_t host_len, const char *target,
+                                 size_t target_len)
+{
+    /* host + "/" + target + NUL bounds every form */
+    size_t cap = host_len + target_len + 2;
+    if (cap > CACHE_KEY_MAX)
+        return NULL;
+    struct cache_key *k = malloc(offsetof(struct cache_key, buf) + cap);
+    AN(k);
+    if (build(k, cap, host, host_len, target, target_len) != 0) {
+        free(k);
+        return NULL;
+    }
+    return k;
+}
+
+struct cache_key *cache_key_dup(const struct cache_key *k)
+{
+    size_t size = offsetof(struct cache_key, buf) + k->len + 1;
+    struct cache_key *d = malloc(size);
+    AN(d);
+    memcpy(d, k, size);
+    return d;
 }

@@ -113,6 +113,7 @@ void exchange_end(struct exchange *x)
     drop_fetch(x);
     event_del(x->wake);
     event_del(x->upload_ev);
+    free(x->key);
     /* The per-request state, in one step. */
     memset(&x->state, 0, sizeof *x - offsetof(struct exchange, state));
 }
@@ -155,7 +156,7 @@ static void start_fetch(struct exchange *x, enum fetch_kind kind, struct cache_o
     if (ph)
         obj_ref(ph);
     else
-        ph = obj_new(kind == FETCH_PASS ? NULL : &x->key);
+        ph = obj_new(kind == FETCH_PASS ? NULL : x->key);
     if (stale) {
         obj_ref(stale);
         x->stale = stale;
@@ -163,7 +164,7 @@ static void start_fetch(struct exchange *x, enum fetch_kind kind, struct cache_o
     struct fetch_params p = {
         .kind = kind,
         .req = x->req,
-        .key = kind == FETCH_PASS ? NULL : &x->key,
+        .key = kind == FETCH_PASS ? NULL : x->key,
         .ph = ph,
         .ph_busy = busy != NULL,
         .stale = stale,
@@ -407,11 +408,11 @@ static void handle_found(struct exchange *x, struct cache_obj *o)
         COUNT(&x->w->counters, hits, 1);
         COUNT(&x->w->counters, stale, 1);
         if (!atomic_exchange(&o->revalidating, true)) {
-            struct cache_obj *ph = obj_new(&x->key);
+            struct cache_obj *ph = obj_new(x->key);
             struct fetch_params p = {
                 .kind = FETCH_REVALIDATE,
                 .req = x->req,
-                .key = &x->key,
+                .key = x->key,
                 .ph = ph,
                 .stale = o,
                 .client_addr = x->info.client_addr,
@@ -441,7 +442,8 @@ static void handle_cacheable(struct exchange *x)
     const struct fc_config *cfg = worker_cfg(x->w);
     size_t hl = 0;
     const char *host = http_msg_get(x->req, "Host", &hl);
-    if (cache_key_build(&x->key, host ? host : "", hl, http_msg_url(x->req), x->req->url_len) != 0) {
+    x->key = cache_key_make(host ? host : "", hl, http_msg_url(x->req), x->req->url_len);
+    if (x->key == NULL) {
         exchange_respond(x, 400, NULL, "bad request target", true);
         return;
     }
@@ -457,7 +459,7 @@ static void handle_cacheable(struct exchange *x)
     }
     bool coalesce = cfg->cache.coalesce && !(x->req_cc.flags & CC_NO_CACHE) && !only_cached;
     struct cache_obj *o = NULL;
-    enum lookup_result r = store_lookup(x->w->srv->store, &x->key, x->req, coalesce,
+    enum lookup_result r = store_lookup(x->w->srv->store, x->key, x->req, coalesce,
                                         worker_now_ms(x->w), x->w->srv->gens,
                                         cfg->cache.after_purge == AFTER_PURGE_REFETCH, &o);
     switch (r) {

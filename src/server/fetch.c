@@ -58,8 +58,7 @@ struct fetch {
     struct event *reap;             /* deferred release of its own reference (fetch_end) */
 
     struct http_msg req;            /* the client's request, copied */
-    struct cache_key key;
-    bool has_key;
+    struct cache_key *key;          /* NULL for a PASS */
     struct cache_obj *ph;           /* the placeholder (ref) */
     bool ph_busy;                   /* linked as BUSY in the store */
     bool filling;                   /* ph's body takes the response body */
@@ -128,6 +127,7 @@ static void fetch_free(struct fetch *f)
     evbuffer_free(f->body_out);
     http_msg_free(&f->req);
     http_msg_free(&f->resp);
+    free(f->key);
     event_free(f->reap);
     event_free(f->drain_ev);
     f->magic = 0;
@@ -289,7 +289,7 @@ static void invalidate_unsafe(struct fetch *f)
 static bool response_cacheable(struct fetch *f, const struct cache_control *resp_cc,
                                const struct resp_timing *t)
 {
-    if (!f->store_allowed || !f->has_key)
+    if (!f->store_allowed || f->key == NULL)
         return false;
     const struct fc_config *cfg = worker_cfg(f->w);
     struct cache_control req_cc;
@@ -362,7 +362,7 @@ static void head_store(struct fetch *f, const struct resp_timing *t, const struc
     const struct http_msg *r = &f->resp;
     struct cache_obj *o = f->ph;
     size_t plen, ctl = 0;
-    const char *path = cache_key_path(&f->key, &plen);
+    const char *path = cache_key_path(f->key, &plen);
     const char *ct = http_msg_get(r, "Content-Type", &ctl);
     int pi = policy_match(cfg, path, plen, ct, ctl);
     struct head_rewrite rw;
@@ -662,10 +662,8 @@ struct fetch *fetch_start(struct worker *w, const struct fetch_params *p)
     http_msg_init(&f->req);
     http_msg_init(&f->resp);
     http_msg_copy(&f->req, p->req);
-    if (p->key) {
-        f->key = *p->key;
-        f->has_key = true;
-    }
+    if (p->key)
+        f->key = cache_key_dup(p->key);
     obj_ref(p->ph);
     f->ph = p->ph;
     f->ph_busy = p->ph_busy;

@@ -70,7 +70,9 @@ START_TEST(default_port_stripped)
     ck_assert_str_eq(key("Example.com:80", "/p"), "example.com/p");
     /* other ports are part of the key */
     ck_assert_str_eq(key("example.com:8080", "/p"), "example.com:8080/p");
-    ck_assert_str_eq(key("example.com:443", "/p"), "example.com:443/p");
+    /* :443 too: a site's HTTP and HTTPS listeners share one cache */
+    ck_assert_str_eq(key("example.com:443", "/p"), "example.com/p");
+    ck_assert_str_eq(key("example.com:4430", "/p"), "example.com:4430/p");
     ck_assert_str_eq(key("example.com:180", "/p"), "example.com:180/p");
     ck_assert_str_eq(key("example.com:800", "/p"), "example.com:800/p");
     ck_assert_str_eq(key("[::1]:80", "/p"), "[::1]/p");
@@ -84,6 +86,36 @@ START_TEST(default_port_stripped)
     ck_assert_uint_eq(a.host_len, b.host_len);
     ck_assert_int_eq(memcmp(a.buf, b.buf, a.len), 0);
     ck_assert_uint_eq(a.hash, b.hash);
+}
+END_TEST
+
+/* Keys that outlive a request are allocated to their size. */
+START_TEST(made_and_duplicated)
+{
+    struct cache_key *k = cache_key_make("Example.com:443", 15, "/a?b", 4);
+    ck_assert_ptr_nonnull(k);
+    ck_assert_str_eq(k->buf, "example.com/a?b");
+    ck_assert_uint_eq(k->len, 15);
+    ck_assert_uint_eq(k->host_len, 11);
+    ck_assert_uint_eq(k->hash, cache_key_hash("example.com/a?b", 15));
+    struct cache_key *d = cache_key_dup(k);
+    ck_assert_str_eq(d->buf, k->buf);
+    ck_assert_uint_eq(d->len, k->len);
+    ck_assert_uint_eq(d->host_len, k->host_len);
+    ck_assert_uint_eq(d->hash, k->hash);
+    free(k);
+    free(d);
+    /* absolute-form with an empty path needs the "/" the bound allows */
+    k = cache_key_make("", 0, "http://h?q", 10);
+    ck_assert_ptr_nonnull(k);
+    ck_assert_str_eq(k->buf, "h/?q");
+    free(k);
+    /* invalid and too long: NULL, nothing allocated */
+    ck_assert_ptr_null(cache_key_make("h", 1, "p", 1));
+    static char huge[CACHE_KEY_MAX];
+    memset(huge, 'a', sizeof huge);
+    huge[0] = '/';
+    ck_assert_ptr_null(cache_key_make("h", 1, huge, sizeof huge));
 }
 END_TEST
 
@@ -213,6 +245,7 @@ static Suite *cache_key_suite(void)
     tcase_add_test(t, host_lower_cased);
     tcase_add_test(t, default_port_stripped);
     tcase_add_test(t, query_kept);
+    tcase_add_test(t, made_and_duplicated);
     tcase_add_test(t, absolute_form);
     tcase_add_test(t, invalid_targets);
     tcase_add_test(t, too_long);

@@ -111,7 +111,7 @@ struct exchange {
     const struct http_msg *req;         /* the front end's, valid until exchange_end */
     struct exchange_request info;
     bool head_req;
-    struct cache_key key;
+    struct cache_key *key;              /* allocated to size; NULL when not cacheable */
     struct cache_control req_cc;
     struct cache_obj *obj;              /* served or waited on (ref) */
     bool obj_ours;                      /* obj is our fetch's placeholder */
