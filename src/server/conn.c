@@ -391,7 +391,9 @@ static void finish_connect(struct conn *c)
     }
     if (c->t->ops->handshake) {
         /* TLS to the origin: the connect timeout also bounds the
-         * handshake (the write event's timer goes on). */
+         * handshake, on whichever event it waits for (the write event's
+         * timer goes on; the read event's would be none). */
+        c->read_timeout = c->write_timeout;
         c->handshaking = true;
         do_handshake(c);
         return;
