@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -151,7 +152,7 @@ def check_ports_free(ports):
              "--port-base (or BENCH_PORT_BASE)" % ", ".join(map(str, busy)))
 
 
-def wait_http(port, proc, what, path="/", timeout=20.0):
+def wait_http(port, proc, what, path="/", timeout=20.0, tls=False):
     """Wait until 127.0.0.1:port answers an HTTP request (any status)."""
     deadline = time.monotonic() + timeout
     last = None
@@ -160,7 +161,7 @@ def wait_http(port, proc, what, path="/", timeout=20.0):
             fail("%s exited with status %s while starting; its log:\n%s"
                  % (what, proc.returncode, tail(proc.bench_log)))
         try:
-            status, _, _ = http_get(port, path, timeout=2)
+            status, _, _ = http_get(port, path, timeout=2, tls=tls)
             return status
         except OSError as e:
             last = e
@@ -169,8 +170,21 @@ def wait_http(port, proc, what, path="/", timeout=20.0):
          % (what, port, timeout, last, tail(proc.bench_log) if proc else ""))
 
 
-def http_get(port, path, headers=None, timeout=10):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def _insecure_context():
+    # The bench's own self-signed certificate: encryption is what is
+    # measured, not verification.
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def http_get(port, path, headers=None, timeout=10, tls=False):
+    if tls:
+        c = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout,
+                                        context=_insecure_context())
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         c.request("GET", path, headers=headers or {})
         r = c.getresponse()
@@ -378,24 +392,29 @@ def parse_wrk(out):
     return r
 
 
-def wrk_argv(port, path, conns, duration, script=None, cpus=None, timeout="5s"):
+def wrk_argv(port, path, conns, duration, script=None, cpus=None, timeout="5s", tls=False,
+             headers=None):
     threads = 1 if conns == 1 else 2
     argv = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % max(1, round(float(duration))),
             "--latency", "--timeout", timeout]
+    for h in headers or []:
+        argv += ["-H", h]
     if script:
         argv += ["-s", script]
-    argv.append("http://127.0.0.1:%d%s" % (port, path))
+    argv.append("%s://127.0.0.1:%d%s" % ("https" if tls else "http", port, path))
     if cpus:
         argv = ["taskset", "-c", cpus] + argv
     return argv, threads
 
 
 def run_wrk(port, path, conns, duration, script=None, env=None, cpus=None,
-            stop_when=None, poll=0.25):
+            stop_when=None, poll=0.25, tls=False, headers=None):
     """Run wrk; returns the parsed figures plus 'raw'.  stop_when(): if given,
     polled while wrk runs; when it returns True wrk is stopped with SIGINT
-    (wrk then prints its figures as usual).  -d is the upper bound."""
-    argv, threads = wrk_argv(port, path, conns, duration, script, cpus)
+    (wrk then prints its figures as usual).  -d is the upper bound.  tls:
+    https:// (wrk's OpenSSL: TLS 1.2 at most, no verification)."""
+    argv, threads = wrk_argv(port, path, conns, duration, script, cpus, tls=tls,
+                             headers=headers)
     e = dict(os.environ)
     e["BENCH_THREADS"] = str(threads)
     if env:
@@ -540,6 +559,7 @@ def start_freshcached(name, exe, workdir, values, cpus=None):
     os.makedirs(os.path.join(d, "state"), exist_ok=True)
     vals = dict(values)
     vals.setdefault("DIR", d)
+    vals.setdefault("TLS_LISTEN", "")
     conf = fill_template("freshcache.yaml", os.path.join(d, "freshcache.yaml"), vals)
     t = subprocess.run([exe, "-t", "-c", conf], capture_output=True, text=True)
     if t.returncode != 0:
@@ -547,6 +567,126 @@ def start_freshcached(name, exe, workdir, values, cpus=None):
     p = PROCS.start(name, [exe, "-c", conf], os.path.join(d, "stderr.log"), cpus=cpus)
     p.admin_sock = os.path.join(d, "admin.sock")
     return p, d
+
+
+# ---------------------------------------------------------------------- TLS
+
+def make_certificate(workdir):
+    """One self-signed ECDSA P-256 certificate (and key) for every TLS
+    server of the run, valid for 30 days (no expiry warning); (cert path,
+    key path)."""
+    d = os.path.join(workdir, "tls")
+    os.makedirs(d, exist_ok=True)
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "30", "-subj", "/CN=bench.test",
+                        "-addext", "subjectAltName=DNS:bench.test,IP:127.0.0.1"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        fail("openssl req (the bench certificate) failed:\n%s" % r.stderr)
+    os.chmod(key, 0o644)        # nginx's workers and freshcached read it
+    return cert, key
+
+
+def wrk_full_handshake_env(workdir):
+    """An OpenSSL config for wrk that turns session tickets off.  wrk keeps
+    its SSL objects across reconnects (SSL_clear keeps the session), so
+    with `Connection: close` it resumes every session by ticket; without
+    the ticket extension, and with no session cache at either server,
+    every connection is a full handshake."""
+    path = os.path.join(workdir, "tls", "wrk-openssl.cnf")
+    with open(path, "w") as f:
+        f.write("openssl_conf = openssl_init\n"
+                "[openssl_init]\nssl_conf = ssl_sect\n"
+                "[ssl_sect]\nsystem_default = system_default_sect\n"
+                "[system_default_sect]\nOptions = -SessionTicket\n")
+    return {"OPENSSL_CONF": path}
+
+
+def resumption_check(port):
+    """What a client gets when it offers a saved session the way wrk does
+    under wrk_full_handshake_env (TLS 1.2, no ticket extension): 'New' is
+    a full handshake (also when the server gave no session ID, so there
+    was nothing to offer), 'Reused' a resumption.  None if s_client
+    failed."""
+    with tempfile.TemporaryDirectory() as d:
+        sess = os.path.join(d, "sess.pem")
+        got = []
+        for arg in ("-sess_out", "-sess_in"):
+            if arg == "-sess_in" and not os.path.exists(sess):
+                return "New"    # no session ID, no ticket: nothing to resume
+            r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                                "-tls1_2", "-no_ticket", arg, sess],
+                               input=b"", capture_output=True, timeout=10)
+            m = re.search(rb"^(New|Reused), ", r.stdout, re.M)
+            if not m:
+                return None
+            got.append(m.group(1).decode())
+        return got[1]
+
+
+def idle_connections(port, n, tls, path, timeout=10):
+    """Open `n` keep-alive connections, one request each (the whole
+    response read), and return them open."""
+    ctx = _insecure_context() if tls else None
+    req = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (path, port)).encode()
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+            if ctx:
+                s = ctx.wrap_socket(s)
+            socks.append(s)
+            s.sendall(req)
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = s.recv(65536)
+                if not d:
+                    fail("127.0.0.1:%d closed a connection before answering" % port)
+                buf += d
+            head, _, body = buf.partition(b"\r\n\r\n")
+            m = re.search(rb"\r\ncontent-length: *(\d+)", head, re.I)
+            if not head.startswith(b"HTTP/1.1 200") or not m:
+                fail("127.0.0.1:%d: unexpected answer %r" % (port, head[:200]))
+            while len(body) < int(m.group(1)):
+                d = s.recv(65536)
+                if not d:
+                    fail("127.0.0.1:%d closed a connection mid-body" % port)
+                body += d
+    except BaseException:
+        close_all(socks)
+        raise
+    return socks
+
+
+def close_all(socks):
+    for s in socks:
+        try:
+            s.close()
+        except OSError:
+            pass
+
+
+def admin_text(sock, path, timeout=30):
+    """GET `path` on an admin socket: the body as text (e.g. /metrics)."""
+    c = UnixHTTPConnection(sock, timeout=timeout)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        data = r.read()
+        if r.status != 200:
+            fail("admin GET %s: HTTP %d: %s" % (path, r.status, data[:200]))
+        return data.decode("utf-8", "replace")
+    finally:
+        c.close()
+
+
+def metric_value(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
 
 
 def tail(path, n=20):
@@ -564,7 +704,7 @@ def need_tools(tools):
 
 
 def install_deps(skip):
-    missing = need_tools(["wrk", "nginx", "varnishd", "taskset", "meson", "ninja"])
+    missing = need_tools(["wrk", "nginx", "varnishd", "taskset", "meson", "ninja", "openssl"])
     if skip:
         if missing:
             fail("missing tools %s (and --skip-deps given)" % ", ".join(missing))
@@ -577,7 +717,7 @@ def install_deps(skip):
                        stdout=sys.stderr)
     if r.returncode != 0:
         fail("installing packages failed (scripts/install-deps --bench, status %d)" % r.returncode)
-    missing = need_tools(["wrk", "nginx", "varnishd", "taskset", "meson", "ninja"])
+    missing = need_tools(["wrk", "nginx", "varnishd", "taskset", "meson", "ninja", "openssl"])
     if missing:
         fail("still missing after install: %s" % ", ".join(missing))
 
