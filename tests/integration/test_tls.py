@@ -894,6 +894,23 @@ class BadFilesTest(H.ProxyTestCase):
             % (len("        - { certificate: %s, key: " % pki.rsa.cert) + 1, pki.wild.key,
                pki.rsa.cert))
 
+    def test_bad_settings(self):
+        pair = "      certificate: %s\n      key: %s\n" % (pki.ecdsa.cert, pki.ecdsa.key)
+        self.assertRefused(
+            pair + '      ciphers: "NOTHING-MATCHES"\n',
+            "@F@:7:16: listen[1].tls: invalid TLS settings: no cipher match")
+        self.assertRefused(
+            pair + "      protocols: [TLSv1.1, TLSv1.2]\n",
+            "@F@:7:19: listen[1].tls.protocols: \"TLSv1.1\" is deprecated and not supported "
+            "(RFC 8996) (expected TLSv1.2 or TLSv1.3)")
+        self.assertRefused(
+            pair + "      protocols: [TLSv1.4]\n",
+            "@F@:7:19: listen[1].tls.protocols: \"TLSv1.4\" is not a TLS version "
+            "(expected TLSv1.2 or TLSv1.3)")
+        # the order of the list does not matter
+        d, path = self.write_config(pair + "      protocols: [TLSv1.3, TLSv1.2]\n")
+        self.assertEqual(check_config(path), (0, "OK\n", ""))
+
     def test_relative_paths(self):
         """Relative to the config file's directory, not to the working
         directory."""
