@@ -498,6 +498,16 @@ class ListenerTest(TLSCase):
             p = s_client(self.tls_port, "-tls1_2", "-cipher", suite, "-servername", "rsa.test")
             self.assertEqual(session_line(p.out), ("New", "TLSv1.2", suite), p.out + p.err)
 
+    def test_no_renegotiation(self):
+        """TLS 1.2 renegotiation ("R" to s_client) is refused with an alert;
+        the daemon goes on."""
+        p = run([OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % self.tls_port, "-tls1_2",
+                 "-servername", "default.test"], b"R\n")
+        self.assertEqual(session_line(p.out)[:2], ("New", "TLSv1.2"), p.out)
+        self.assertIn("RENEGOTIATING", p.out + p.err)
+        self.assertIn(":no renegotiation:", p.err)
+        self.assertStillServes()
+
     def resumed(self, version_flag, n=12):
         """A full handshake saving its session, then `n` connections
         resuming it: what each reported, and the sessions' responses."""
@@ -779,6 +789,22 @@ class SettingsTest(H.ProxyTestCase):
         self.assertEqual((r.rc, r.status, r.version), (0, 200, "TLSv1.2"), r)
         s = s_client(p.tls_port, "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0")
         self.assertIn("alert protocol version", s.err)
+
+    def test_failures_logged_at_debug_only(self):
+        for level, logged in (("debug", True), ("info", False)):
+            p = start_proxy(self, {}, single(pki.ecdsa), log_level=level)
+            with H.RawConn(p.tls_port) as c:
+                c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertTrue(c.wait_closed(5))
+            r = s_client(p.tls_port, "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0")
+            self.assertIn("alert protocol version", r.err)
+            self.assertEqual(wait_metric(p, "freshcache_tls_handshake_failures_total", 2), 2)
+            lines = [ln.split(": ", 1)[1] for ln in log_text(p).splitlines()
+                     if "TLS handshake with" in ln]
+            self.assertEqual(lines, ["TLS handshake with 127.0.0.1 failed: http request",
+                                     "TLS handshake with 127.0.0.1 failed: unsupported protocol"]
+                             if logged else [], level)
+            p.stop()
 
     def test_ciphers(self):
         p = start_proxy(self, {}, dict(single(pki.ecdsa), ciphers="ECDHE-ECDSA-CHACHA20-POLY1305"))
