@@ -13,7 +13,8 @@ Listeners (clients: curl, `openssl s_client`, Python's ssl):
   work; `tls.protocols` limits the versions and `tls.ciphers` the TLS 1.2
   suites; by default no suite without forward secrecy or without AEAD.
 - SNI chooses the certificate (ECDSA, RSA, a wildcard name); an unknown
-  name or no SNI gets the first one; ALPN answers http/1.1.
+  name or no SNI gets the first one; ALPN chooses h2 first, then
+  http/1.1, and no protocol in common is HTTP/1.1; no renegotiation.
 - Sessions resume by ticket on either worker, and after a reload.
 - SIGHUP swaps the certificate for new connections while an open
   keep-alive connection goes on with the old one; a key that does not
@@ -27,8 +28,8 @@ Listeners (clients: curl, `openssl s_client`, Python's ssl):
   a warning at start.
 - `-t` reports an unreadable file, a key that does not match and a file
   that is not PEM at FILE:LINE:COLUMN, and a start says the same.
-- X-Forwarded-Proto: https reaches the origin for TLS clients, and the
-  HTTP and HTTPS listeners share one cache.
+- X-Forwarded-Proto: https reaches the origin for TLS clients (HTTP/1.1
+  and HTTP/2), and the HTTP and HTTPS listeners share one cache.
 
 Origins over HTTPS (TLSOrigin below: Python's ssl and http.server, which
 sees SNI, client certificates and resumed sessions):
@@ -461,11 +462,14 @@ class ListenerTest(TLSCase):
         self.assertIn("Verification error: hostname mismatch", p.out)
 
     def test_alpn(self):
+        """h2 first, then http/1.1 (HTTP/2 over TLS is chosen by ALPN)."""
         r = curl(self.tls_port, "/t/body?size=1")
+        self.assertEqual((r.rc, r.status, r.alpn), (0, 200, "h2"), r)
+        r = curl(self.tls_port, "/t/body?size=1", "--http1.1")
         self.assertEqual((r.rc, r.status, r.alpn), (0, 200, "http/1.1"), r)
-        self.assertIn("ALPN: offers h2,http/1.1", r.err)
-        for offer, want in (("http/1.1", "http/1.1"), ("h2,http/1.1", "http/1.1"),
-                            ("h2", None), ("spdy/3,http/1.1", "http/1.1")):
+        for offer, want in (("http/1.1", "http/1.1"), ("h2,http/1.1", "h2"),
+                            ("http/1.1,h2", "h2"), ("h2", "h2"),
+                            ("spdy/3,http/1.1", "http/1.1"), ("spdy/3", None)):
             p = s_client(self.tls_port, "-servername", "default.test", "-alpn", offer)
             self.assertEqual(p.returncode, 0, p.err)
             if want is None:
@@ -473,7 +477,12 @@ class ListenerTest(TLSCase):
             else:
                 self.assertIn("ALPN protocol: %s\n" % want, p.out, offer)
         # no protocol in common is not an error: HTTP/1.1 is served
-        p = s_client(self.tls_port, "-servername", "default.test", "-alpn", "h2",
+        p = s_client(self.tls_port, "-servername", "default.test", "-alpn", "spdy/3",
+                     send=http_request("/t/body?size=5"))
+        self.assertIn("No ALPN negotiated", p.out)
+        self.assertIn("HTTP/1.1 200 OK\r\n", p.out)
+        # nor is no ALPN at all
+        p = s_client(self.tls_port, "-servername", "default.test",
                      send=http_request("/t/body?size=5"))
         self.assertIn("No ALPN negotiated", p.out)
         self.assertIn("HTTP/1.1 200 OK\r\n", p.out)
@@ -652,9 +661,15 @@ class ListenerTest(TLSCase):
         t2 = url("/t/body", size=10, seed=seed + "-plain")
         r = self.get(t2, {"X-Forwarded-Proto": "https"})
         self.assertOk(r, expected_body(10, seed + "-plain"))
-        (tls_req,), (plain_req,) = self.origin.log(t), self.origin.log(t2)
+        # HTTP/2 over TLS (curl's default)
+        t3 = url("/t/body", size=10, seed=seed + "-h2")
+        r = curl(self.tls_port, t3, "-H", "X-Forwarded-Proto: http")
+        self.assertEqual((r.rc, r.status, r.alpn), (0, 200, "h2"), r)
+        (tls_req,), (plain_req,), (h2_req,) = (self.origin.log(t), self.origin.log(t2),
+                                               self.origin.log(t3))
         self.assertEqual(H.req_header(tls_req, "X-Forwarded-Proto"), "https")
         self.assertEqual(H.req_header(plain_req, "X-Forwarded-Proto"), "http")
+        self.assertEqual(H.req_header(h2_req, "X-Forwarded-Proto"), "https")
 
     def test_one_cache_for_both_listeners(self):
         seed = self.uniq()
