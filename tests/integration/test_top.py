@@ -421,7 +421,10 @@ class TopFakeAdminTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out)
         rows = frame_lines(out.stdout)
         self.assertEqual(rows["latency"], "p50 -   p90 -   p99 -")
-        self.assertEqual(rows["requests"], "10.0/s   hit ratio 100.0 %")
+        # 10 more requests an answer, over about a second (slower under ASan)
+        m = re.fullmatch(r"([0-9.]+)/s   hit ratio 100\.0 %", rows["requests"])
+        self.assertIsNotNone(m, rows["requests"])
+        self.assertTrue(5 <= float(m.group(1)) <= 10.5, rows["requests"])
         self.assertRegex(out.stdout, r"(?m)^freshcache fake on ")
         self.assertRegex(out.stdout, r"(?m)^generation 5, never bumped$")
 
