@@ -37,7 +37,6 @@ ALERTS_TEST = os.path.join(H.REPO, "contrib", "prometheus", "alerts_test.yml")
 # Metrics that the dashboards or alerts use before the daemon has them:
 # name -> the issue that adds it.  Keep it short; empty it as they land.
 PLANNED = {
-    "freshcache_tls_certificate_expiry_timestamp_seconds": "issue 10 (TLS)",
     "freshcache_cluster_connected": "issue 12 (cluster through Redis)",
 }
 # Labels Prometheus attaches to every scraped series.
