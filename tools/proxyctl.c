@@ -36,6 +36,8 @@
 #include "freshcache/base/assert.h"
 #include "freshcache/http/http_msg.h"
 #include "freshcache/http/http_parse.h"
+#include "human.h"
+#include "proxyctl.h"
 
 #if __has_include("build_config.h")
 #include "build_config.h"
@@ -48,19 +50,6 @@
 #define DEFAULT_TIMEOUT_S 30.0
 #define MAX_HEAD_BYTES (64u * 1024)
 #define MAX_BODY_BYTES (64u * 1024 * 1024)
-
-enum {
-    EXIT_OK = 0,
-    EXIT_FAIL = 1,
-    EXIT_USAGE = 2,
-    EXIT_CONNECT = 3,
-};
-
-struct opts {
-    const char *socket;
-    bool json;
-    double timeout_s;
-};
 
 static const char usage_text[] =
     "Usage: proxyctl [-s SOCKET] [--json] COMMAND [ARGS...]\n"
@@ -82,6 +71,8 @@ static const char usage_text[] =
     "  reload              reload the configuration (like SIGHUP)\n"
     "  verify PATH...      compare the cached bodies with the origin's;\n"
     "                      exit 1 if any is stale\n"
+    "  top [--once]        a live view, refreshed every second (q quits);\n"
+    "                      --once prints one frame without the screen\n"
     "\n"
     "Options:\n"
     "  -s, --socket SOCKET  admin socket (default: $FRESHCACHE_ADMIN, else\n"
@@ -95,8 +86,7 @@ static const char usage_text[] =
     "Exit status: 0 ok, 1 the daemon reported a failure (or verify found stale\n"
     "content), 2 usage error, 3 cannot connect to the daemon.\n";
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
+int usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -108,8 +98,7 @@ static int usage_error(const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-static void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void errmsg(const char *fmt, ...)
+void errmsg(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -122,16 +111,7 @@ static void errmsg(const char *fmt, ...)
 /* ------------------------------------------------------------------ */
 /* One request, one answer                                              */
 
-struct response {
-    int status;
-    char *reason;               /* NUL-terminated */
-    char *body;                 /* NUL-terminated, body_len bytes before the NUL */
-    size_t body_len;
-    bool body_too_large;
-    json_t *json;               /* NULL when the body is not JSON */
-};
-
-static void response_free(struct response *r)
+void response_free(struct response *r)
 {
     free(r->reason);
     free(r->body);
@@ -263,8 +243,8 @@ static int send_all(int fd, const char *data, size_t len, int64_t deadline)
  * into *r.  Returns EXIT_OK when an answer (any status) was read, else
  * prints why and returns EXIT_CONNECT or EXIT_FAIL.
  */
-static int admin_request(const struct opts *o, const char *method, const char *path,
-                         const json_t *body, struct response *r)
+int admin_request(const struct opts *o, const char *method, const char *path,
+                  const json_t *body, struct response *r)
 {
     memset(r, 0, sizeof *r);
     char *payload = NULL;
@@ -455,7 +435,7 @@ static const char *json_error_text(const struct response *r)
 }
 
 /* Did the daemon report a failure?  If so, say why on stderr. */
-static bool report_failure(const struct response *r)
+bool report_failure(const struct response *r)
 {
     bool ok_false = json_is_object(r->json) && json_is_false(json_object_get(r->json, "ok"));
     const char *e = json_error_text(r);
@@ -505,11 +485,6 @@ static bool get_u64(const json_t *obj, const char *key, uint64_t *out)
 
 /* ------------------------------------------------------------------ */
 /* Argument helpers                                                     */
-
-struct args {
-    int n;
-    char **v;
-};
 
 /* "--name VALUE" or "--name=VALUE" (and "-x VALUE", "-xVALUE" for a short
  * alias).  Returns 1 matched (value in *val, *i advanced), 0 not this
@@ -916,33 +891,6 @@ static bool row_u64(const struct stat_row *row, uint64_t *out)
     return false;
 }
 
-static void human_bytes(uint64_t b, char *out, size_t len)
-{
-    static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
-    if (b < 1024) {
-        snprintf(out, len, "%" PRIu64 " B", b);
-        return;
-    }
-    double v = (double)b;
-    size_t u = 0;
-    while (v >= 1024.0 && u + 1 < FC_ARRAY_LEN(units))
-        v /= 1024.0, u++;
-    snprintf(out, len, "%.1f %s", v, units[u]);
-}
-
-static void human_duration(uint64_t s, char *out, size_t len)
-{
-    uint64_t d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60, sec = s % 60;
-    if (d)
-        snprintf(out, len, "%" PRIu64 "d %" PRIu64 "h %" PRIu64 "m %" PRIu64 "s", d, h, m, sec);
-    else if (h)
-        snprintf(out, len, "%" PRIu64 "h %" PRIu64 "m %" PRIu64 "s", h, m, sec);
-    else if (m)
-        snprintf(out, len, "%" PRIu64 "m %" PRIu64 "s", m, sec);
-    else
-        snprintf(out, len, "%" PRIu64 "s", sec);
-}
-
 static bool ends_with(const char *s, const char *suffix)
 {
     size_t ls = strlen(s), lx = strlen(suffix);
@@ -1317,6 +1265,7 @@ static const struct command {
     { "stats", cmd_stats },
     { "reload", cmd_reload },
     { "verify", cmd_verify },
+    { "top", cmd_top },
 };
 
 int main(int argc, char **argv)

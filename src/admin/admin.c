@@ -510,6 +510,8 @@ static void do_stats(struct admin_conn *c)
     json_object_set_new(r, "evictions", json_integer((json_int_t)st.evictions));
     json_object_set_new(r, "purges", json_integer((json_int_t)st.purges));
     json_object_set_new(r, "generation", json_integer((json_int_t)st.generation));
+    /* Unix seconds of the last bump (global or a policy's), 0: never. */
+    json_object_set_new(r, "last_bump", json_integer((json_int_t)(st.generation_changed_ms / 1000)));
     json_object_set_new(r, "uptime", json_integer((json_int_t)st.uptime_seconds));
     json_object_set_new(r, "connections", json_integer((json_int_t)st.connections));
     reply_json(c, 200, r, NULL);
@@ -563,6 +565,11 @@ static void do_metrics(struct admin_conn *c)
     metric(b, "freshcache_bytes", "gauge", "Bytes stored in the cache.", st.bytes);
     metric(b, "freshcache_max_bytes", "gauge", "The cache's memory bound (cache.memory).", st.max_bytes);
     metric(b, "freshcache_generation", "gauge", "The global deploy generation.", st.generation);
+    evbuffer_add_printf(b, "# HELP freshcache_generation_changed_timestamp_seconds When a generation "
+                           "(global or a policy's) last changed, Unix time; 0: never.\n"
+                           "# TYPE freshcache_generation_changed_timestamp_seconds gauge\n"
+                           "freshcache_generation_changed_timestamp_seconds %.3f\n",
+                        (double)st.generation_changed_ms / 1000.0);
     metric(b, "freshcache_uptime_seconds", "gauge", "Seconds since the daemon started.",
            st.uptime_seconds);
     metric(b, "freshcache_connections", "gauge", "Client connections open now.", st.connections);

@@ -88,6 +88,7 @@ void ops_stats(struct server *srv, struct ops_stats *out)
     out->evictions = st.evictions;
     out->purges = atomic_load(&srv->purges);
     out->generation = generation_global(srv->gens);
+    out->generation_changed_ms = generation_changed_ms(srv->gens);
     out->uptime_seconds = (uint64_t)(time(NULL) - srv->started);
     out->connections = atomic_load(&srv->n_clients);
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "freshcache/base/assert.h"
@@ -34,6 +35,7 @@ struct generations {
     struct gen_state st;                /* last saved state (under mu) */
     _Atomic uint64_t global;
     _Atomic uint64_t epoch;
+    _Atomic int64_t changed_ms;         /* gen_state.changed_ms, for readers */
     _Atomic uint64_t layout;            /* policy indexing version */
     _Atomic size_t n_indexed;
     _Atomic uint64_t by_index[GEN_MAX_POLICIES];    /* config order */
@@ -71,6 +73,11 @@ static int file_load(void *ctx, struct gen_state *st, char *err, size_t errlen)
         snprintf(err, errlen, "cannot read %s: %s", fb->path, strerror(errno));
         return -1;
     }
+    /* The file is rewritten on every bump and only then, so its mtime is
+     * the time of the last one: no need to store it in the text. */
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0)
+        st->changed_ms = (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
     char line[256];
     int lineno = 0, rc = 0;
     while (fgets(line, sizeof line, f)) {
@@ -201,6 +208,7 @@ struct generations *generations_open(struct generation_backend *be, const char *
         return NULL;
     }
     atomic_store(&g->global, g->st.global);
+    atomic_store(&g->changed_ms, g->st.changed_ms);
     g->n_indexed = n_names;
     for (size_t i = 0; i < n_names; i++) {
         snprintf(g->names[i], GEN_POLICY_NAME_MAX, "%s", names[i]);
@@ -268,6 +276,18 @@ uint64_t generation_epoch(const struct generations *g)
     return atomic_load_explicit(&((struct generations *)g)->epoch, memory_order_acquire);
 }
 
+int64_t generation_changed_ms(const struct generations *g)
+{
+    return atomic_load_explicit(&((struct generations *)g)->changed_ms, memory_order_acquire);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 uint64_t generation_policy(const struct generations *g, unsigned policy_index)
 {
     if (policy_index >= g->n_indexed)
@@ -311,6 +331,7 @@ int generation_bump(struct generations *g, const char *policy, uint64_t *now, ui
         before = next.policies[at].gen;
         after = ++next.policies[at].gen;
     }
+    next.changed_ms = wall_ms();
     /* Persist first: a bump that is acknowledged survives a crash. */
     if (g->be.save(g->be.ctx, &next, err, errlen) != 0) {
         pthread_mutex_unlock(&g->mu);
@@ -322,6 +343,7 @@ int generation_bump(struct generations *g, const char *policy, uint64_t *now, ui
     else
         atomic_store_explicit(&g->by_index[idx], after, memory_order_seq_cst);
     atomic_fetch_add_explicit(&g->epoch, 1, memory_order_seq_cst);
+    atomic_store_explicit(&g->changed_ms, next.changed_ms, memory_order_release);
     pthread_mutex_unlock(&g->mu);
     *now = after;
     *prev = before;

@@ -513,6 +513,7 @@ _Static_assert(sizeof(enum host_header_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum etag_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum after_purge_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum access_log_format) == sizeof(int), "enum size");
 
 static void field_enum(struct loader *ld, const struct field *f, const char *path,
                        const yaml_node_t *val, void *obj)
@@ -1205,8 +1206,13 @@ static const struct choice log_level_choices[] = {
     { "debug", LOG_LEVEL_DEBUG }, { NULL, 0 },
 };
 
+static const struct choice log_format_choices[] = {
+    { "text", ACCESS_LOG_TEXT }, { "json", ACCESS_LOG_JSON }, { NULL, 0 },
+};
+
 static const struct field log_fields[] = {
     { .key = "access", .fn = field_string, .off = CFG(log.access) },
+    { .key = "format", .fn = field_enum,   .off = CFG(log.format), .choices = log_format_choices },
     { .key = "level",  .fn = field_enum,   .off = CFG(log.level), .choices = log_level_choices },
 };
 
@@ -1765,6 +1771,7 @@ static void set_defaults(struct fc_config *cfg)
     cfg->state_dir = xstrdup("/var/lib/freshcache");
     cfg->log.access = xstrdup("stdout");
     cfg->log.level = LOG_LEVEL_INFO;
+    cfg->log.format = ACCESS_LOG_TEXT;
     cfg->limits.max_header_bytes = 16 * KiB;
     cfg->limits.max_connections = 10000;
     cfg->limits.client_timeout_ms = 30 * 1000;

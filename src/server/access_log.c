@@ -96,14 +96,10 @@ static void add_field(struct evbuffer *b, const struct http_msg *m, const char *
     evbuffer_add(b, "\"", 1);
 }
 
-void access_log_write(struct worker *w, const struct access_entry *e)
+void access_log_format_text(const struct access_entry *e, time_t now, struct evbuffer *b)
 {
-    if (w->srv->access_fd < 0)
-        return;
-    struct evbuffer *b = w->access_buf;
     char when[40];
     struct tm tm;
-    time_t now = worker_now(w);
     gmtime_r(&now, &tm);
     strftime(when, sizeof when, "[%d/%b/%Y:%H:%M:%S +0000]", &tm);
     evbuffer_add_printf(b, "%s %s \"", e->client, when);
@@ -126,6 +122,18 @@ void access_log_write(struct worker *w, const struct access_entry *e)
     evbuffer_add_printf(b, "\" gen=%llu origin_ms=%lld total_ms=%lld\n",
                         (unsigned long long)e->generation, (long long)e->origin_ms,
                         (long long)e->total_ms);
+}
+
+void access_log_write(struct worker *w, const struct access_entry *e)
+{
+    if (w->srv->access_fd < 0)
+        return;
+    struct evbuffer *b = w->access_buf;
+    /* The config in force: the format follows reloads. */
+    if (w->srv->cfg->log.format == ACCESS_LOG_JSON)
+        access_log_format_json(e, worker_now(w), b);
+    else
+        access_log_format_text(e, worker_now(w), b);
     if (evbuffer_get_length(b) >= ACCESS_LOG_BUFFER)
         access_log_flush(w);
 }

@@ -123,6 +123,16 @@ def wait_port(port, timeout=5.0, proc=None, what="server"):
             time.sleep(0.02)
 
 
+def _unix_accepts(path):
+    """Does a Unix stream socket at `path` accept a connection?"""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(path)
+            return True
+        except OSError:
+            return False
+
+
 def _tail(path, n=40):
     try:
         with open(path, "rb") as f:
@@ -737,10 +747,12 @@ class Proxy:
         try:
             wait_port(self.port, 5.0, self.proc, "freshcached")
             # The admin socket comes up right after the listeners: wait for
-            # it too, so no test races it.
+            # it too, so no test races it.  Until it accepts, not just
+            # exists: bind() makes the file before listen() (a window that
+            # is wide under ASan).
             sock = self.config.get("admin", {}).get("socket")
             deadline = time.monotonic() + 5.0
-            while sock and not os.path.exists(sock) and time.monotonic() < deadline:
+            while sock and not _unix_accepts(sock) and time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     raise RuntimeError("freshcached exited with %s" % self.proc.returncode)
                 time.sleep(0.01)

@@ -169,6 +169,7 @@ static const char spec_example[] =
     "state_dir: /var/lib/freshcache       # the generation survives restarts here\n"
     "log:\n"
     "  access: stdout                     # path | stdout | off\n"
+    "  format: text                       # text | json (one object a line)\n"
     "  level: info\n"
     "limits:\n"
     "  max_header_bytes: 16KiB\n"
@@ -254,6 +255,7 @@ START_TEST(spec_example_loads)
     ck_assert_uint_eq(cfg->admin.mode, 0660);
     ck_assert_str_eq(cfg->state_dir, "/var/lib/freshcache");
     ck_assert_str_eq(cfg->log.access, "stdout");
+    ck_assert_int_eq(cfg->log.format, ACCESS_LOG_TEXT);
     ck_assert_int_eq(cfg->log.level, LOG_LEVEL_INFO);
     ck_assert_uint_eq(cfg->limits.max_header_bytes, 16384);
     ck_assert_uint_eq(cfg->limits.max_connections, 10000);
@@ -322,6 +324,7 @@ START_TEST(defaults)
     ck_assert_uint_eq(cfg->admin.mode, 0660);
     ck_assert_str_eq(cfg->state_dir, "/var/lib/freshcache");
     ck_assert_str_eq(cfg->log.access, "stdout");
+    ck_assert_int_eq(cfg->log.format, ACCESS_LOG_TEXT);
     ck_assert_int_eq(cfg->log.level, LOG_LEVEL_INFO);
     ck_assert_uint_eq(cfg->limits.max_header_bytes, 16384);
     ck_assert_uint_eq(cfg->limits.max_connections, 10000);
@@ -371,7 +374,7 @@ START_TEST(non_default_values)
         "  coalesce: false\n"
         "  after_purge: revalidate\n"
         "admin: { socket: ./admin.sock, mode: 0600 }\n"
-        "log: { access: off, level: debug }\n"
+        "log: { access: off, format: json, level: debug }\n"
         "limits: { max_header_bytes: 1KiB, max_connections: 1, client_timeout: 1 }\n"
         "policies:\n"
         "  - name: api.v1_x\n"
@@ -405,6 +408,7 @@ START_TEST(non_default_values)
     ck_assert_uint_eq(cfg->admin.mode, 0600);
     ck_assert_str_eq(cfg->log.access, "off");
     ck_assert_int_eq(cfg->log.level, LOG_LEVEL_DEBUG);
+    ck_assert_int_eq(cfg->log.format, ACCESS_LOG_JSON);
     ck_assert_uint_eq(cfg->limits.max_header_bytes, 1024);
     ck_assert_uint_eq(cfg->limits.max_connections, 1);
     ck_assert_uint_eq(cfg->limits.client_timeout_ms, 1000);
@@ -672,6 +676,8 @@ START_TEST(error_bad_enum)
         "t.yaml:4:9: cache.etag: invalid value \"strong\" (expected content-hash or origin)");
     EXPECT_ERRORS(ORIGIN "log:\n  level: verbose\n",
         "t.yaml:4:10: log.level: invalid value \"verbose\" (expected error, warn, info or debug)");
+    EXPECT_ERRORS(ORIGIN "log:\n  format: JSON\n",
+        "t.yaml:4:11: log.format: invalid value \"JSON\" (expected text or json)");
     EXPECT_ERRORS(ORIGIN "cache: { after_purge: Refetch }\n",
         "t.yaml:3:23: cache.after_purge: invalid value \"Refetch\" (expected refetch or "
         "revalidate)");

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "freshcache/cache/generation.h"
@@ -843,6 +844,66 @@ START_TEST(concurrent_mixed_bumps)
 }
 END_TEST
 
+/* ------------------------------------------------------- last change time */
+
+static int64_t wall_ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Never bumped: 0.  Each bump, global or per policy, stamps the wall clock,
+ * and a reopen finds the stamp again in the state file's mtime. */
+START_TEST(changed_time_follows_bumps)
+{
+    struct generations *g = open_default();
+    ck_assert_int_eq(generation_changed_ms(g), 0);
+
+    int64_t before = wall_ms_now();
+    bump_ok(g, NULL, 2, 1);
+    int64_t t1 = generation_changed_ms(g);
+    ck_assert_int_ge(t1, before);
+    ck_assert_int_le(t1, wall_ms_now());
+
+    /* a read or a reindex is not a change */
+    (void)generation_global(g);
+    generations_reindex(g, NAMES, N_NAMES);
+    ck_assert_int_eq(generation_changed_ms(g), t1);
+
+    usleep(20 * 1000);
+    bump_ok(g, "html", 2, 1);
+    int64_t t2 = generation_changed_ms(g);
+    ck_assert_int_gt(t2, t1);
+    generations_close(g);
+
+    /* the mtime is kept to the second at least, whatever the file system */
+    g = open_default();
+    ck_assert_int_le(generation_changed_ms(g), wall_ms_now());
+    ck_assert_int_ge(generation_changed_ms(g), t2 / 1000 * 1000 - 1000);
+    generations_close(g);
+}
+END_TEST
+
+/* A failed save changes nothing, the time included. */
+START_TEST(changed_time_not_moved_by_failed_save)
+{
+    struct fake_backend fb = { .st = { .global = 3, .changed_ms = 1700000000123 },
+                               .fail_from = 1 };
+    struct generations *g = open_fake(&fb);
+    ck_assert_int_eq(generation_changed_ms(g), 1700000000123);
+    uint64_t now, prev;
+    char err[256];
+    ck_assert_int_eq(generation_bump(g, NULL, &now, &prev, err, sizeof err), -1);
+    ck_assert_int_eq(generation_changed_ms(g), 1700000000123);
+    fb.fail_from = 0;
+    bump_ok(g, NULL, 4, 3);
+    ck_assert_int_gt(generation_changed_ms(g), 1700000000123);
+    ck_assert_int_eq(fb.saved.changed_ms, generation_changed_ms(g));
+    generations_close(g);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ suite */
 
 static Suite *generation_suite(void)
@@ -878,6 +939,7 @@ static Suite *generation_suite(void)
     tcase_add_test(tc, save_failure_first_policy_bump);
     tcase_add_test(tc, load_failure_closes_backend);
     tcase_add_test(tc, too_many_policies_refused);
+    tcase_add_test(tc, changed_time_not_moved_by_failed_save);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("epoch");
@@ -887,6 +949,7 @@ static Suite *generation_suite(void)
     tcase_add_test(tc, reindex_keeps_numbers_by_name);
     tcase_add_test(tc, snapshot_by_name);
     tcase_add_test(tc, reindex_fewer_policies);
+    tcase_add_test(tc, changed_time_follows_bumps);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("threads");

@@ -37,6 +37,7 @@ struct ops_stats {
     uint64_t evictions;
     uint64_t purges;
     uint64_t generation;
+    int64_t generation_changed_ms;  /* last bump, Unix ms; 0: never */
     uint64_t uptime_seconds;
     unsigned connections;           /* open client connections now */
 };

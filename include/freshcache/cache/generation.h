@@ -25,6 +25,10 @@
 
 struct gen_state {
     uint64_t global;
+    /* When a number (global or a policy's) last changed, Unix time in ms;
+     * 0: never (or the backend cannot tell).  Operators read it as "the
+     * last deploy" (GET /stats last_bump, proxyctl top, dashboards). */
+    int64_t changed_ms;
     size_t n_policies;
     struct {
         char name[GEN_POLICY_NAME_MAX];
@@ -78,6 +82,11 @@ uint64_t generation_layout(const struct generations *g);
 /* Changes on every bump, global or per policy: a coalescing placeholder
  * made before a bump must not gather requests made after it. */
 uint64_t generation_epoch(const struct generations *g);
+
+/* When the last bump (global or per policy) happened, Unix time in ms; 0
+ * when none ever did.  Survives restarts: the file backend takes it from
+ * the state file's modification time. */
+int64_t generation_changed_ms(const struct generations *g);
 
 /* Bump the global generation (policy == NULL) or one policy's.  Persists
  * first; on success *now and *prev are the new and previous numbers of what

@@ -78,6 +78,7 @@ struct fc_listen {
 enum host_header_mode { HOST_HEADER_PRESERVE = 0, HOST_HEADER_ORIGIN };
 enum etag_mode { ETAG_CONTENT_HASH = 0, ETAG_ORIGIN };
 enum after_purge_mode { AFTER_PURGE_REFETCH = 0, AFTER_PURGE_REVALIDATE };
+enum access_log_format { ACCESS_LOG_TEXT = 0, ACCESS_LOG_JSON };
 
 struct fc_origin {
     char *url;                      /* as written */
@@ -139,6 +140,7 @@ struct fc_config {
     struct {
         char *access;               /* path, "stdout" or "off"; default stdout */
         enum log_level level;       /* default info */
+        enum access_log_format format;  /* default text; json: one object a line */
     } log;
 
     struct {

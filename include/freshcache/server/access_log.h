@@ -7,14 +7,17 @@
  * Client-supplied text (request line, referer, user agent) is escaped:
  * control characters, '"' and '\' become \xNN, so no line can be forged.
  *
- * Format (space separated, like nginx's combined plus cache fields):
+ * log.format text (space separated, like nginx's combined plus cache fields):
  *   CLIENT [TIME] "REQUEST LINE" STATUS BYTES "REFERER" "USER AGENT"
  *   "CACHE-STATUS" gen=N origin_ms=N total_ms=N
+ * log.format json: the same fields as one JSON object a line (see
+ * access_log_format_json), for log pipelines.
  */
 #ifndef FRESHCACHE_ACCESS_LOG_H
 #define FRESHCACHE_ACCESS_LOG_H
 
 #include <stdint.h>
+#include <time.h>
 
 #include "freshcache/server/runtime.h"
 
@@ -23,6 +26,7 @@ struct worker;
 #define ACCESS_LOG_FLUSH_MS 200
 
 struct http_msg;
+struct evbuffer;
 
 struct access_entry {
     const char *client;
@@ -45,7 +49,19 @@ void access_log_close(struct server *srv);
  * made before the worker runs, flushed and freed after it stopped. */
 void access_log_attach(struct worker *w);
 void access_log_detach(struct worker *w);
+/* Format `e` (in the configured log.format) into the worker's buffer. */
 void access_log_write(struct worker *w, const struct access_entry *e);
+
+/* One line for `e`, logged at `now`, appended to `out` with its newline.
+ * No state: callable from any thread, and from tests. */
+void access_log_format_text(const struct access_entry *e, time_t now, struct evbuffer *out);
+/* {"time":"2026-05-04T09:12:44Z","client":...,"method":...,"uri":...,
+ *  "protocol":...,"status":N,"bytes":N,"referer":...,"user_agent":...,
+ *  "cache_status":...,"generation":N,"origin_ms":N,"total_ms":N}
+ * null for what the text line writes "-" (and origin_ms when the origin
+ * was not asked); strings escaped by jansson, invalid UTF-8 bytes replaced
+ * by U+FFFD so the line is always valid JSON (access_log_json.c). */
+void access_log_format_json(const struct access_entry *e, time_t now, struct evbuffer *out);
 void access_log_flush(struct worker *w);
 
 #endif

@@ -1,0 +1,60 @@
+/*
+ * proxyctl.h — what proxyctl.c shares with the commands kept in files of
+ * their own (top.c): the options, the arguments, one admin request and its
+ * answer, and the error conventions (messages prefixed "proxyctl: " on
+ * stderr, the exit statuses below).
+ */
+#ifndef FRESHCACHE_PROXYCTL_H
+#define FRESHCACHE_PROXYCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+enum {
+    EXIT_OK = 0,
+    EXIT_FAIL = 1,
+    EXIT_USAGE = 2,
+    EXIT_CONNECT = 3,
+};
+
+struct opts {
+    const char *socket;
+    bool json;
+    double timeout_s;
+};
+
+/* A command's own arguments (after its name). */
+struct args {
+    int n;
+    char **v;
+};
+
+struct response {
+    int status;
+    char *reason;               /* NUL-terminated */
+    char *body;                 /* NUL-terminated, body_len bytes before the NUL */
+    size_t body_len;
+    bool body_too_large;
+    json_t *json;               /* NULL when the body is not JSON */
+};
+
+/* Send METHOD PATH (with an optional JSON body) to o->socket and read the
+ * whole answer into *r.  EXIT_OK when an answer (any status) was read, else
+ * it prints why and returns EXIT_CONNECT or EXIT_FAIL. */
+int admin_request(const struct opts *o, const char *method, const char *path,
+                  const json_t *body, struct response *r);
+void response_free(struct response *r);
+/* Did the daemon report a failure?  If so, say why on stderr. */
+bool report_failure(const struct response *r);
+
+/* "proxyctl: MESSAGE" and the usage on stderr; returns EXIT_USAGE. */
+int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "proxyctl: MESSAGE" on stderr. */
+void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* top.c */
+int cmd_top(const struct opts *o, struct args *a);
+
+#endif
