@@ -1,0 +1,25 @@
+/*
+ * purge.h — which stored objects a purge by URL, prefix or tag reaches,
+ * and applying it to a store.  Shared by the admin API (a purge asked of
+ * this node) and the cluster (a purge asked of another node).
+ */
+#ifndef FRESHCACHE_PURGE_H
+#define FRESHCACHE_PURGE_H
+
+#include <stdbool.h>
+
+struct cache_store;
+
+enum purge_kind {
+    PURGE_URL = 0,      /* "/path?query" (any host) or "http://host/path" */
+    PURGE_PREFIX,       /* a path prefix (any host) */
+    PURGE_TAG,          /* a Surrogate-Key / Cache-Tag value */
+    PURGE_ALL,          /* everything (arg unused): purges this node may have missed */
+};
+
+/* Hard purges remove; soft ones mark stale (revalidated on next use,
+ * still usable under stale-if-error).  Returns how many objects.  Walks
+ * the whole store, one shard lock at a time. */
+unsigned purge_apply(struct cache_store *s, enum purge_kind kind, const char *arg, bool soft);
+
+#endif
