@@ -540,12 +540,33 @@ def start_freshcached(name, exe, workdir, values, cpus=None):
     os.makedirs(os.path.join(d, "state"), exist_ok=True)
     vals = dict(values)
     vals.setdefault("DIR", d)
+    vals.setdefault("EXTRA", "")
+    vals.setdefault("AFTER_PURGE", "refetch")
     conf = fill_template("freshcache.yaml", os.path.join(d, "freshcache.yaml"), vals)
     t = subprocess.run([exe, "-t", "-c", conf], capture_output=True, text=True)
     if t.returncode != 0:
         fail("%s: freshcached -t rejected %s:\n%s%s" % (name, conf, t.stdout, t.stderr))
     p = PROCS.start(name, [exe, "-c", conf], os.path.join(d, "stderr.log"), cpus=cpus)
     p.admin_sock = os.path.join(d, "admin.sock")
+    return p, d
+
+
+def start_redis(name, workdir, port, cpus=None):
+    """A redis-server of the bench's own: loopback, no persistence, its own
+    directory (never the system's instance on 6379)."""
+    d = os.path.join(workdir, name)
+    os.makedirs(d, exist_ok=True)
+    exe = shutil.which("redis-server")
+    if exe is None:
+        fail("redis-server not found (apt-get install redis-server)")
+    argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", d, "--daemonize", "no"]
+    p = PROCS.start(name, argv, os.path.join(d, "redis.log"), cpus=cpus)
+    deadline = time.monotonic() + 10
+    while not port_busy(port):
+        if p.poll() is not None or time.monotonic() > deadline:
+            fail("%s did not start; its log:\n%s" % (name, tail(p.bench_log)))
+        time.sleep(0.05)
     return p, d
 
 
