@@ -54,10 +54,55 @@ static bool match_all(const struct cache_obj *o, const void *arg)
     return true;
 }
 
+static const store_match_fn matchers[] = { match_url, match_prefix, match_tag, match_all };
+
 unsigned purge_apply(struct cache_store *s, enum purge_kind kind, const char *arg, bool soft)
 {
-    static const store_match_fn fns[] = { match_url, match_prefix, match_tag, match_all };
-    FC_ASSERT((unsigned)kind < FC_ARRAY_LEN(fns));
+    FC_ASSERT((unsigned)kind < FC_ARRAY_LEN(matchers));
     FC_ASSERT(kind == PURGE_ALL || arg != NULL);
-    return store_purge(s, fns[kind], arg, soft);
+    return store_purge(s, matchers[kind], arg, soft);
+}
+
+struct batch {
+    struct purge_item *items;
+    size_t n;
+    bool soft;                  /* which of the items this walk applies */
+};
+
+/* Does any item of this walk's kind (hard or soft) reach `o`?  Counts
+ * every one that does (a placeholder still filling is purged, not
+ * counted, as store_purge does).  Called by store_purge on the calling thread only,
+ * so counting here needs no lock. */
+static bool match_batch(const struct cache_obj *o, const void *arg)
+{
+    const struct batch *b = arg;
+    bool hit = false;
+    for (size_t i = 0; i < b->n; i++) {
+        struct purge_item *it = &b->items[i];
+        if (it->soft == b->soft && matchers[it->kind](o, it->arg)) {
+            if (obj_ready(o))       /* as store_purge counts */
+                it->count++;
+            hit = true;
+        }
+    }
+    return hit;
+}
+
+void purge_apply_batch(struct cache_store *s, struct purge_item *items, size_t n)
+{
+    bool any_hard = false, any_soft = false;
+    for (size_t i = 0; i < n; i++) {
+        FC_ASSERT(items[i].kind == PURGE_URL || items[i].kind == PURGE_PREFIX ||
+                  items[i].kind == PURGE_TAG);
+        AN(items[i].arg);
+        items[i].count = 0;
+        any_hard = any_hard || !items[i].soft;
+        any_soft = any_soft || items[i].soft;
+    }
+    /* Hard first: what they remove, soft items need not mark. */
+    struct batch hard = { items, n, false }, soft = { items, n, true };
+    if (any_hard)
+        store_purge(s, match_batch, &hard, false);
+    if (any_soft)
+        store_purge(s, match_batch, &soft, true);
 }

@@ -19,6 +19,7 @@
 #include "freshcache/base/assert.h"
 #include "freshcache/base/log.h"
 #include "freshcache/cache/generation.h"
+#include "freshcache/cache/purge.h"
 #include "freshcache/server/runtime.h"
 #include "cluster_int.h"
 
@@ -114,44 +115,108 @@ static void describe(char kind, const char *arg, bool soft, uint64_t gen, uint64
     }
 }
 
-static void apply_event(struct cluster *cl, const struct redisReply *entry)
-{
-    const char *id_s;
+/* One event of a batch, read; its strings point into the reply. */
+struct event {
     struct stream_id id;
+    const char *id_s, *origin, *arg;
+    char kind;                  /* g p u x t */
+    bool soft;
+    uint64_t gen, sent;
+    size_t item;                /* u x t: its place in the batch's purge items */
+};
+
+/* false (logged) when the entry is skipped: unreadable, or from a newer
+ * version (not applied, so not acknowledged either: its origin names us). */
+static bool read_event(struct cluster *cl, const struct redisReply *entry, struct event *ev)
+{
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
-        !reply_string(entry->element[0], &id_s) || stream_id_parse(id_s, &id) != 0 ||
+        !reply_string(entry->element[0], &ev->id_s) || stream_id_parse(ev->id_s, &ev->id) != 0 ||
         entry->element[1]->type != REDIS_REPLY_ARRAY)
-        return;
+        return false;
+    cl->ev_last = ev->id;
     const struct redisReply *f = entry->element[1];
-    const char *origin = field(f, "o"), *kind = field(f, "k"), *arg = field(f, "a");
-    const char *soft = field(f, "s"), *gen_s = field(f, "g"), *sent_s = field(f, "t");
-    cl->ev_last = id;
-    if (origin == NULL || kind == NULL || arg == NULL || strlen(kind) != 1) {
-        log_warn("cluster: unreadable event %s in the stream, skipped", id_s);
-        return;
+    const char *kind = field(f, "k"), *soft = field(f, "s"), *gen = field(f, "g");
+    const char *sent = field(f, "t");
+    ev->origin = field(f, "o");
+    ev->arg = field(f, "a");
+    if (ev->origin == NULL || kind == NULL || ev->arg == NULL || strlen(kind) != 1) {
+        log_warn("cluster: unreadable event %s in the stream, skipped", ev->id_s);
+        return false;
     }
-    uint64_t gen = gen_s ? strtoull(gen_s, NULL, 10) : 0;
-    uint64_t sent = sent_s ? strtoull(sent_s, NULL, 10) : 0;
-    bool is_soft = soft != NULL && strcmp(soft, "1") == 0;
-    bool ours = strcmp(origin, cl->cfg->node) == 0;
     if (strchr("gpuxt", kind[0]) == NULL) {
-        /* From a newer version: not applied, so not acknowledged either. */
-        log_warn("cluster: event %s from %s has an unknown kind \"%c\"; not applied", id_s,
-                 origin, kind[0]);
-        return;
+        log_warn("cluster: event %s from %s has an unknown kind \"%c\"; not applied", ev->id_s,
+                 ev->origin, kind[0]);
+        return false;
     }
-    uint64_t purged = purge_apply_local(cl, kind[0], arg, is_soft, gen);
+    ev->kind = kind[0];
+    ev->soft = soft != NULL && strcmp(soft, "1") == 0;
+    ev->gen = gen ? strtoull(gen, NULL, 10) : 0;
+    ev->sent = sent ? strtoull(sent, NULL, 10) : 0;
+    return true;
+}
+
+/* A generation from the stream: raised here (only ever up). */
+static void apply_generation(struct cluster *cl, const struct event *ev)
+{
+    bool raised = false;
+    char err[256] = "";
+    const char *policy = ev->kind == 'p' ? ev->arg : NULL;
+    if (generation_raise(cl->srv->gens, policy, ev->gen, &raised, err, sizeof err) != 0)
+        log_error("cluster: generation %" PRIu64 "%s%s applied but not saved: %s", ev->gen,
+                  policy ? " of policy " : "", policy ? policy : "", err);
+    if (raised)
+        cl->last_heartbeat_ms = 0;      /* the node table shows it at the next tick */
+}
+
+/* Applied: acknowledge (our own: to the purge waiting here), count, log. */
+static void applied(struct cluster *cl, const struct event *ev, uint64_t purged)
+{
     char what[400];
-    describe(kind[0], arg, is_soft, gen, purged, what, sizeof what);
-    if (ours) {
+    describe(ev->kind, ev->arg, ev->soft, ev->gen, purged, what, sizeof what);
+    if (strcmp(ev->origin, cl->cfg->node) == 0) {
         log_debug("cluster: %s (sent from here) applied", what);
-        purge_on_ack(cl, &id, cl->cfg->node, purged);
+        purge_on_ack(cl, &ev->id, cl->cfg->node, purged);
         return;
     }
     cl->stats.events_applied++;
-    count_lag(cl, sent);
-    send_ack(cl, origin, id_s, purged);
-    log_info("cluster: %s from %s applied", what, origin);
+    count_lag(cl, ev->sent);
+    send_ack(cl, ev->origin, ev->id_s, purged);
+    log_info("cluster: %s from %s applied", what, ev->origin);
+}
+
+/* A batch of events, in the stream's order.  Generations are raised one by
+ * one (O(1) each); the URL, prefix and tag purges of the batch share one
+ * walk of the store (two with soft ones), not one each: a node replaying
+ * hundreds of purges, or a CMS purging many tags at once, costs a walk. */
+static void apply_events(struct cluster *cl, const struct redisReply *entries)
+{
+    size_t n = entries->elements, ne = 0, ni = 0;
+    struct event *evs = calloc(n ? n : 1, sizeof *evs);
+    struct purge_item *items = calloc(n ? n : 1, sizeof *items);
+    AN(evs);
+    AN(items);
+    static const enum purge_kind kinds[] = { ['u'] = PURGE_URL, ['x'] = PURGE_PREFIX,
+                                             ['t'] = PURGE_TAG };
+    for (size_t i = 0; i < n; i++) {
+        struct event *ev = &evs[ne];
+        if (!read_event(cl, entries->element[i], ev))
+            continue;
+        if (ev->kind == 'g' || ev->kind == 'p') {
+            apply_generation(cl, ev);
+        } else {
+            items[ni] = (struct purge_item){ kinds[(unsigned char)ev->kind], ev->arg, ev->soft, 0 };
+            ev->item = ni++;
+        }
+        ne++;
+    }
+    if (ni > 0)
+        purge_apply_batch(cl->srv->store, items, ni);
+    for (size_t i = 0; i < ne; i++) {
+        bool gen = evs[i].kind == 'g' || evs[i].kind == 'p';
+        applied(cl, &evs[i], gen ? 0 : items[evs[i].item].count);
+    }
+    free(items);
+    free(evs);
 }
 
 static void read_ack(struct cluster *cl, const struct redisReply *entry)
@@ -195,13 +260,12 @@ static void on_feed(struct redis_link *l, struct redisReply *r, void *arg)
                 stream->element[1]->type != REDIS_REPLY_ARRAY)
                 continue;
             const struct redisReply *entries = stream->element[1];
-            bool events = strcmp(name, cl->key_events) == 0;
-            for (size_t i = 0; i < entries->elements; i++) {
-                if (events)
-                    apply_event(cl, entries->element[i]);
-                else
-                    read_ack(cl, entries->element[i]);
+            if (strcmp(name, cl->key_events) == 0) {
+                apply_events(cl, entries);
+                continue;
             }
+            for (size_t i = 0; i < entries->elements; i++)
+                read_ack(cl, entries->element[i]);
         }
     }
     /* A timeout (nil) means nothing is left to replay either. */

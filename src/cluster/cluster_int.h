@@ -153,8 +153,5 @@ void feed_read(struct cluster *cl);
 void purge_on_ack(struct cluster *cl, const struct stream_id *event, const char *node,
                   uint64_t purged);
 void purge_fail_all(struct cluster *cl, const char *why);
-/* Apply a purge here (ours or a peer's): objects purged, or 0. */
-uint64_t purge_apply_local(struct cluster *cl, char kind, const char *arg, bool soft,
-                           uint64_t generation);
 
 #endif

@@ -164,26 +164,6 @@ void purge_fail_all(struct cluster *cl, const char *why)
         finish(op, CLUSTER_FAILED, why);
 }
 
-uint64_t purge_apply_local(struct cluster *cl, char kind, const char *arg, bool soft,
-                           uint64_t generation)
-{
-    static const enum purge_kind kinds[] = { ['u'] = PURGE_URL, ['x'] = PURGE_PREFIX,
-                                             ['t'] = PURGE_TAG };
-    if (kind == 'g' || kind == 'p') {
-        bool raised = false;
-        char err[256] = "";
-        const char *policy = kind == 'p' ? arg : NULL;
-        if (generation_raise(cl->srv->gens, policy, generation, &raised, err, sizeof err) != 0)
-            log_error("cluster: generation %" PRIu64 "%s%s applied but not saved: %s",
-                      generation, policy ? " of policy " : "", policy ? policy : "", err);
-        if (raised)
-            cl->last_heartbeat_ms = 0;  /* the node table shows it at the next tick */
-        return 0;
-    }
-    FC_ASSERT(kind == 'u' || kind == 'x' || kind == 't');
-    return purge_apply(cl->srv->store, kinds[(unsigned char)kind], arg, soft);
-}
-
 static void on_purge_reply(struct redis_link *l, struct redisReply *r, void *arg)
 {
     (void)l;

@@ -158,6 +158,44 @@ START_TEST(purge_all)
 }
 END_TEST
 
+/* Several purges in one batch: the same outcome as one by one, counts
+ * per item, hard winning over soft for an object both reach. */
+START_TEST(purge_batch)
+{
+    struct cache_store *s = sample();
+    struct purge_item items[] = {
+        { PURGE_URL, "/", false, 99 },
+        { PURGE_PREFIX, "/static/", true, 99 },
+        { PURGE_TAG, "js", false, 99 },             /* a.example/static/app.js, hard */
+        { PURGE_TAG, "nothing", false, 99 },
+        { PURGE_URL, "/p?q=1", true, 99 },
+    };
+    purge_apply_batch(s, items, FC_ARRAY_LEN(items));
+    ck_assert_uint_eq(items[0].count, 1);
+    ck_assert_uint_eq(items[1].count, 2);           /* app.js was removed already */
+    ck_assert_uint_eq(items[2].count, 1);
+    ck_assert_uint_eq(items[3].count, 0);
+    ck_assert_uint_eq(items[4].count, 1);
+    bool soft = false;
+    ck_assert(!present(s, "a.example", "/"));
+    ck_assert(!present(s, "a.example", "/static/app.js"));
+    ck_assert(find(s, "b.example", "/static/app.js", &soft, NULL));
+    ck_assert(soft);
+    ck_assert(find(s, "a.example", "/static/app.css", &soft, NULL));
+    ck_assert(soft);
+    ck_assert(find(s, "a.example", "/p?q=1", &soft, NULL));
+    ck_assert(soft);
+    ck_assert(find(s, "a.example", "/staticx", &soft, NULL));
+    ck_assert(!soft);
+    /* only soft items: one walk, nothing removed */
+    struct purge_item only_soft[] = { { PURGE_PREFIX, "/staticx", true, 0 } };
+    purge_apply_batch(s, only_soft, 1);
+    ck_assert_uint_eq(only_soft[0].count, 1);
+    ck_assert(present(s, "a.example", "/staticx"));
+    store_free(s);
+}
+END_TEST
+
 /* ------------------------------------------------------ catching up */
 
 static char dir[] = "/tmp/fc-check-purge-XXXXXX";
@@ -209,6 +247,7 @@ static Suite *purge_suite(void)
     tcase_add_test(tc, purge_tag);
     tcase_add_test(tc, purge_soft_marks_only);
     tcase_add_test(tc, purge_all);
+    tcase_add_test(tc, purge_batch);
     tcase_add_test(tc, catching_up_lookup_marks_for_revalidation);
     suite_add_tcase(s, tc);
     return s;

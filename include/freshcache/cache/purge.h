@@ -22,4 +22,16 @@ enum purge_kind {
  * the whole store, one shard lock at a time. */
 unsigned purge_apply(struct cache_store *s, enum purge_kind kind, const char *arg, bool soft);
 
+/* Several purges in at most two walks of the store (a batch of cluster
+ * events) instead of one walk each: an object any hard item matches is
+ * removed, else one a soft item matches is marked stale.  Each item's
+ * `count` is set to how many objects it reached. */
+struct purge_item {
+    enum purge_kind kind;       /* PURGE_URL, PURGE_PREFIX or PURGE_TAG */
+    const char *arg;
+    bool soft;
+    unsigned count;
+};
+void purge_apply_batch(struct cache_store *s, struct purge_item *items, size_t n);
+
 #endif
