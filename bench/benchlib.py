@@ -560,6 +560,8 @@ def start_freshcached(name, exe, workdir, values, cpus=None):
     vals = dict(values)
     vals.setdefault("DIR", d)
     vals.setdefault("TLS_LISTEN", "")
+    vals.setdefault("EXTRA", "")
+    vals.setdefault("AFTER_PURGE", "refetch")
     conf = fill_template("freshcache.yaml", os.path.join(d, "freshcache.yaml"), vals)
     t = subprocess.run([exe, "-t", "-c", conf], capture_output=True, text=True)
     if t.returncode != 0:
@@ -687,6 +689,23 @@ def metric_value(text, name):
         if line.startswith(name + " "):
             return float(line.split()[-1])
     return None
+def start_redis(name, workdir, port, cpus=None):
+    """A redis-server of the bench's own: loopback, no persistence, its own
+    directory (never the system's instance on 6379)."""
+    d = os.path.join(workdir, name)
+    os.makedirs(d, exist_ok=True)
+    exe = shutil.which("redis-server")
+    if exe is None:
+        fail("redis-server not found (apt-get install redis-server)")
+    argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", d, "--daemonize", "no"]
+    p = PROCS.start(name, argv, os.path.join(d, "redis.log"), cpus=cpus)
+    deadline = time.monotonic() + 10
+    while not port_busy(port):
+        if p.poll() is not None or time.monotonic() > deadline:
+            fail("%s did not start; its log:\n%s" % (name, tail(p.bench_log)))
+        time.sleep(0.05)
+    return p, d
 
 
 def tail(path, n=20):

@@ -21,6 +21,7 @@
 #include "freshcache/admin/admin.h"
 #include "freshcache/base/lockfile.h"
 #include "freshcache/cache/generation.h"
+#include "freshcache/cluster/cluster.h"
 #include "freshcache/config/config.h"
 #include "freshcache/config/config_check.h"
 #include "freshcache/base/log.h"
@@ -117,6 +118,7 @@ struct main_ctx {
     struct server srv;
     struct event_base *base;
     struct admin *admin;
+    struct cluster *cluster;        /* cluster: in the config, else NULL */
 };
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
@@ -259,6 +261,20 @@ int main(int argc, char **argv)
         lockfile_release(lock_fd);
         return 1;
     }
+    if (cfg->cluster.enabled) {
+        /* On the admin socket's loop: purges go through it. */
+        m.cluster = cluster_start(&m.srv, m.base, err, sizeof err);
+        if (m.cluster == NULL) {
+            log_error("cluster: %s", err);
+            admin_stop(m.admin);
+            server_stop(&m.srv, 0);
+            server_free(&m.srv);
+            event_base_free(m.base);
+            lockfile_release(lock_fd);
+            return 1;
+        }
+        admin_set_cluster(m.admin, m.cluster);
+    }
     struct event *sweep = event_new(m.base, -1, EV_PERSIST, on_sweep, &m);
     struct timeval sweep_tv = { 0, SWEEP_INTERVAL_MS * 1000 };
     event_add(sweep, &sweep_tv);
@@ -282,6 +298,7 @@ int main(int argc, char **argv)
     event_base_dispatch(m.base);
 
     admin_stop(m.admin);
+    cluster_stop(m.cluster);
     event_free(sweep);
     event_free(tickets);
     server_stop(&m.srv, m.srv.cfg->limits.drain_timeout_ms);

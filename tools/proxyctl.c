@@ -11,8 +11,9 @@
  * jansson.
  *
  * Exit status: 0 ok; 1 the daemon reported a failure (non-2xx, "ok": false,
- * verify found stale content) or the answer never came; 2 usage error;
- * 3 cannot connect to the socket.
+ * verify found stale content, a cluster node did not acknowledge a purge)
+ * or the answer never came; 2 usage error; 3 cannot connect to the socket,
+ * or (503) the daemon cannot reach the cluster's Redis: nothing was purged.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -71,6 +72,7 @@ static const char usage_text[] =
     "  reload              reload the configuration (like SIGHUP)\n"
     "  verify PATH...      compare the cached bodies with the origin's;\n"
     "                      exit 1 if any is stale\n"
+    "  nodes               the cluster's nodes, their generations, when last heard from\n"
     "  top [--once]        a live view, refreshed every second (q quits);\n"
     "                      --once prints one frame without the screen\n"
     "\n"
@@ -84,7 +86,9 @@ static const char usage_text[] =
     "      --version        show the version\n"
     "\n"
     "Exit status: 0 ok, 1 the daemon reported a failure (or verify found stale\n"
-    "content), 2 usage error, 3 cannot connect to the daemon.\n";
+    "content, or a cluster node did not acknowledge a purge in time), 2 usage\n"
+    "error, 3 cannot connect to the daemon, or it cannot reach the cluster's\n"
+    "Redis (nothing was purged).\n";
 
 int usage_error(const char *fmt, ...)
 {
@@ -483,6 +487,53 @@ static bool get_u64(const json_t *obj, const char *key, uint64_t *out)
     return false;
 }
 
+/* 503: the daemon is in a cluster and cannot reach its Redis, so nothing
+ * was done anywhere; like not reaching the daemon at all. */
+static int failure_status(const struct response *r)
+{
+    return r->status == 503 ? EXIT_CONNECT : EXIT_FAIL;
+}
+
+/* A cluster purge's "nodes": {"live": N, "acked": N, "missing": [...]}. */
+struct nodes_ack {
+    bool present;
+    uint64_t live, acked;
+    char missing[512];              /* "edge-3, edge-4", or "" */
+};
+
+static void read_nodes_ack(const json_t *root, struct nodes_ack *out)
+{
+    memset(out, 0, sizeof *out);
+    const json_t *n = json_is_object(root) ? json_object_get(root, "nodes") : NULL;
+    if (!json_is_object(n) || !get_u64(n, "live", &out->live) || !get_u64(n, "acked", &out->acked))
+        return;
+    out->present = true;
+    const json_t *m = json_object_get(n, "missing");
+    size_t i, o = 0;
+    const json_t *v;
+    json_array_foreach(m, i, v) {
+        if (json_is_string(v) && o < sizeof out->missing)
+            o += (size_t)snprintf(out->missing + o, sizeof out->missing - o, "%s%s",
+                                  o ? ", " : "", json_string_value(v));
+    }
+}
+
+/* ", 3/3 nodes" for a purge's line; false when a live node did not
+ * acknowledge in time (say so with report_missing, after the line). */
+static bool nodes_ok(const struct nodes_ack *n, char *suffix, size_t len)
+{
+    suffix[0] = '\0';
+    if (n->present)
+        snprintf(suffix, len, ", %" PRIu64 "/%" PRIu64 " nodes", n->acked, n->live);
+    return !n->present || n->missing[0] == '\0';
+}
+
+static void report_missing(const struct nodes_ack *n)
+{
+    if (n->present && n->missing[0])
+        errmsg("not acknowledged within cluster.ack_timeout by: %s", n->missing);
+}
+
 /* ------------------------------------------------------------------ */
 /* Argument helpers                                                     */
 
@@ -577,31 +628,40 @@ static int purge_generation(const struct opts *o, const char *policy)
         return rc;
     if (o->json)
         print_body(&r);
+    struct nodes_ack na;
+    char suffix[64];
+    read_nodes_ack(r.json, &na);
     if (report_failure(&r)) {
-        rc = EXIT_FAIL;
+        rc = failure_status(&r);
     } else if (!o->json) {
         uint64_t g, prev;
         if (!get_u64(r.json, "generation", &g)) {
             unexpected(&r, "no \"generation\"");
             rc = EXIT_FAIL;
         } else {
+            bool all = nodes_ok(&na, suffix, sizeof suffix);
             if (policy)
                 printf("policy %s ", policy);
             if (get_u64(r.json, "previous", &prev))
-                printf("generation %" PRIu64 " (was %" PRIu64 ")\n", g, prev);
+                printf("generation %" PRIu64 " (was %" PRIu64 ")%s\n", g, prev, suffix);
             else
-                printf("generation %" PRIu64 "\n", g);
+                printf("generation %" PRIu64 "%s\n", g, suffix);
+            if (!all)
+                rc = EXIT_FAIL;
         }
+    } else if (!nodes_ok(&na, suffix, sizeof suffix)) {
+        rc = EXIT_FAIL;
     }
+    report_missing(&na);
     response_free(&r);
     return rc;
 }
 
-/* One POST /purge.  *count gets "purged".  With --json the answer is
- * printed as it came, or with body_out (several purges, one array) handed
- * back instead. */
+/* One POST /purge.  *count gets "purged", *na the cluster's nodes.  With
+ * --json the answer is printed as it came, or with body_out (several
+ * purges, one array) handed back instead. */
 static int purge_one(const struct opts *o, const char *kind, const char *arg, bool soft,
-                     uint64_t *count, json_t **body_out, bool *failed)
+                     uint64_t *count, struct nodes_ack *na, json_t **body_out, bool *failed)
 {
     json_t *body = json_pack("{s:s}", kind, arg);
     if (soft)
@@ -616,8 +676,16 @@ static int purge_one(const struct opts *o, const char *kind, const char *arg, bo
         *body_out = r.json ? json_incref(r.json) : json_string(r.body);
     else if (o->json)
         print_body(&r);
+    read_nodes_ack(r.json, na);
     if (report_failure(&r)) {
         *failed = true;
+        if (failure_status(&r) == EXIT_CONNECT) {
+            /* Redis unreachable: the next paths would fail alike. */
+            if (body_out)
+                json_decref(*body_out), *body_out = NULL;
+            response_free(&r);
+            return EXIT_CONNECT;
+        }
     } else if (!get_u64(r.json, "purged", count)) {
         if (!o->json) {
             unexpected(&r, "no \"purged\"");
@@ -707,11 +775,18 @@ static int cmd_purge(const struct opts *o, struct args *a)
     if (prefix || tag) {
         uint64_t count = 0;
         bool failed;
-        rc = purge_one(o, prefix ? "prefix" : "tag", prefix ? prefix : tag, soft, &count, NULL,
-                       &failed);
+        struct nodes_ack na;
+        char suffix[64];
+        rc = purge_one(o, prefix ? "prefix" : "tag", prefix ? prefix : tag, soft, &count, &na,
+                       NULL, &failed);
         if (rc == EXIT_OK) {
+            bool acked = failed || nodes_ok(&na, suffix, sizeof suffix);
             if (!o->json && !failed)
-                printf("purged %" PRIu64 "\n", count);
+                printf("purged %" PRIu64 "%s\n", count, suffix);
+            if (!acked) {
+                report_missing(&na);
+                failed = true;
+            }
             if (failed)
                 rc = EXIT_FAIL;
         }
@@ -727,7 +802,9 @@ static int cmd_purge(const struct opts *o, struct args *a)
             uint64_t count = 0;
             json_t *body = NULL;
             bool failed;
-            rc = purge_one(o, "url", paths[i], soft, &count,
+            struct nodes_ack na;
+            char suffix[64] = "";
+            rc = purge_one(o, "url", paths[i], soft, &count, &na,
                            o->json && n_paths > 1 ? &body : NULL, &failed);
             if (rc != EXIT_OK) {
                 /* cannot talk to the daemon: what was printed so far stays
@@ -735,15 +812,20 @@ static int cmd_purge(const struct opts *o, struct args *a)
                 json_decref(all);
                 goto out;
             }
+            bool acked = failed || nodes_ok(&na, suffix, sizeof suffix);
             if (o->json) {
                 if (n_paths > 1)
                     json_array_append_new(all, body ? body : json_null());
             } else if (!failed) {
                 if (n_paths == 1)
-                    printf("purged %" PRIu64 "\n", count);
+                    printf("purged %" PRIu64 "%s\n", count, suffix);
                 else
-                    printf("purged %" PRIu64 "  %s\n", count, paths[i]);
+                    printf("purged %" PRIu64 "  %s%s\n", count, paths[i], suffix);
                 fflush(stdout);
+            }
+            if (!acked) {
+                report_missing(&na);
+                any_failed = true;
             }
             if (failed) {
                 if (n_paths > 1)
@@ -1254,6 +1336,46 @@ static int cmd_verify(const struct opts *o, struct args *a)
     return (any_stale || any_error) ? EXIT_FAIL : EXIT_OK;
 }
 
+/* nodes: the cluster's nodes, as GET /nodes lists them. */
+static int cmd_nodes(const struct opts *o, struct args *a)
+{
+    if (a->n > 0)
+        return usage_error("nodes takes no arguments (got '%s')", a->v[0]);
+    struct response r;
+    int rc = admin_request(o, "GET", "/nodes", NULL, &r);
+    if (rc != EXIT_OK)
+        return rc;
+    if (o->json)
+        print_body(&r);
+    const json_t *nodes = json_is_object(r.json) ? json_object_get(r.json, "nodes") : NULL;
+    if (report_failure(&r)) {
+        rc = failure_status(&r);
+    } else if (!json_is_array(nodes)) {
+        unexpected(&r, "no \"nodes\"");
+        rc = EXIT_FAIL;
+    } else if (!o->json) {
+        const json_t *name = json_object_get(r.json, "cluster");
+        const json_t *self = json_object_get(r.json, "node");
+        printf("cluster %s, this node %s\n", json_is_string(name) ? json_string_value(name) : "?",
+               json_is_string(self) ? json_string_value(self) : "?");
+        printf("%-24s %12s %12s  %s\n", "NODE", "GENERATION", "LAST SEEN", "STATE");
+        size_t i;
+        const json_t *n;
+        json_array_foreach(nodes, i, n) {
+            const json_t *nn = json_object_get(n, "node");
+            uint64_t gen = 0, ms = 0;
+            get_u64(n, "generation", &gen);
+            get_u64(n, "last_seen_ms", &ms);
+            char seen[32];
+            snprintf(seen, sizeof seen, "%.1f s ago", (double)ms / 1000.0);
+            printf("%-24s %12" PRIu64 " %12s  %s\n", json_is_string(nn) ? json_string_value(nn) : "?",
+                   gen, seen, json_is_true(json_object_get(n, "live")) ? "live" : "not live");
+        }
+    }
+    response_free(&r);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ */
 
 static const struct command {
@@ -1265,6 +1387,7 @@ static const struct command {
     { "stats", cmd_stats },
     { "reload", cmd_reload },
     { "verify", cmd_verify },
+    { "nodes", cmd_nodes },
     { "top", cmd_top },
 };
 

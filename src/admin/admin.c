@@ -48,6 +48,7 @@
 #include "freshcache/config/config_check.h"
 #include "freshcache/http/http_parse.h"
 #include "freshcache/base/log.h"
+#include "freshcache/cluster/cluster.h"
 #include "freshcache/server/server.h"
 
 #define ADMIN_MAX_HEAD (16 * 1024)
@@ -61,6 +62,17 @@
 #define ADMIN_TIMEOUT_MS_DEFAULT 30000
 
 struct admin_conn;
+
+/* A purge sent to the cluster, waiting for the nodes' acknowledgements.
+ * Like verify_pending, it outlives its connection if the client leaves. */
+struct cluster_pending {
+#define CLUSTER_PENDING_MAGIC 0x7e21f0a2u
+    unsigned magic;
+    struct admin_conn *conn;        /* NULL once the connection is gone */
+    bool generation;
+    char *policy;                   /* the policy bumped, or NULL */
+    char *what;                     /* for the log line */
+};
 
 struct verify_pending {
 #define VERIFY_PENDING_MAGIC 0x7e21f0a1u
@@ -80,6 +92,7 @@ struct admin_conn {
     struct http_msg req;
     struct evbuffer *body;          /* the current request's body */
     struct verify_pending *pending; /* a /verify in progress */
+    struct cluster_pending *cpending;   /* a purge waiting for the cluster */
     char who[48];                   /* "pid N, uid N" of the peer, for the log */
     bool body_overflow;
     bool head_req;                  /* the current request is a HEAD */
@@ -97,6 +110,7 @@ struct admin {
     struct event_base *base;
     struct evconnlistener *listener;
     struct evconnlistener *metrics_listener;    /* metrics.listen (loopback TCP), or NULL */
+    struct cluster *cluster;        /* with cluster: in the config, else NULL */
     struct event *accept_retry;     /* re-enable accepting after EMFILE & co */
     char *path;
     dev_t dev;                      /* of the socket we created, so admin_stop */
@@ -126,6 +140,7 @@ static const char *reason_phrase(int status)
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
     default: return "Unknown";
     }
 }
@@ -263,32 +278,104 @@ static bool only_keys(struct admin_conn *c, json_t *o, const char *const *allowe
 
 /* ---- endpoints ---------------------------------------------------------- */
 
-/* A client-supplied string made safe for one log line: control bytes and
- * quotes escaped, cut to fit `out`. */
-static const char *loggable(const char *s, char *out, size_t outlen)
-{
-    size_t o = 0;
-    for (; *s && o + 5 < outlen; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\')
-            o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", ch);
-        else
-            out[o++] = (char)ch;
-    }
-    if (*s && o + 4 <= outlen) {
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o] = '\0';
-    return out;
-}
-
 static bool policy_exists(const struct fc_config *cfg, const char *name)
 {
     for (size_t i = 0; i < cfg->n_policies; i++)
         if (strcmp(cfg->policies[i].name, name) == 0)
             return true;
     return false;
+}
+
+/* ---- purges through the cluster ----------------------------------------- */
+
+static void cluster_pending_free(struct cluster_pending *cp)
+{
+    CHECK_OBJ_NOTNULL(cp, CLUSTER_PENDING_MAGIC);
+    free(cp->policy);
+    free(cp->what);
+    cp->magic = 0;
+    free(cp);
+}
+
+static json_t *nodes_summary(const struct cluster_result *r)
+{
+    json_t *missing = json_array();
+    for (size_t i = 0; i < r->n_missing; i++)
+        json_array_append_new(missing, json_string(r->missing[i]));
+    return json_pack("{s:I, s:I, s:o}", "live", (json_int_t)r->live, "acked", (json_int_t)r->acked,
+                     "missing", missing);
+}
+
+/* Called once by the cluster, on our loop, possibly from inside
+ * ops_cluster_purge() itself. */
+static void cluster_purge_done(void *arg, const struct cluster_result *r)
+{
+    struct cluster_pending *cp = arg;
+    CHECK_OBJ_NOTNULL(cp, CLUSTER_PENDING_MAGIC);
+    struct admin_conn *c = cp->conn;
+    const char *who = c ? c->who : "client gone";
+    char missing[512] = "";
+    for (size_t i = 0, o = 0; i < r->n_missing && o < sizeof missing; i++)
+        o += (size_t)snprintf(missing + o, sizeof missing - o, "%s%s", i ? ", " : "; missing: ",
+                              r->missing[i]);
+    if (r->status != CLUSTER_OK)
+        log_error("admin: %s not done: %s [%s]", cp->what, r->error, who);
+    else if (cp->generation)
+        log_info("admin: %s bumped %" PRIu64 " -> %" PRIu64 ", %u/%u nodes%s [%s]", cp->what,
+                 r->previous, r->generation, r->acked, r->live, missing, who);
+    else
+        log_info("admin: %s: %" PRIu64 " object%s, %u/%u nodes%s [%s]", cp->what, r->purged,
+                 r->purged == 1 ? "" : "s", r->acked, r->live, missing, who);
+    if (c == NULL) {
+        cluster_pending_free(cp);
+        return;
+    }
+    CHECK_OBJ_NOTNULL(c, ADMIN_CONN_MAGIC);
+    FC_ASSERT(c->cpending == cp);
+    c->cpending = NULL;
+    cp->conn = NULL;
+    struct timeval *t = &c->a->timeout;
+    bufferevent_set_timeouts(c->bev, t, t);
+    if (r->status == CLUSTER_UNREACHABLE) {
+        reply_error(c, 503, NULL, "%s", r->error);
+    } else if (r->status != CLUSTER_OK) {
+        reply_error(c, 500, NULL, "%s", r->error);
+    } else {
+        json_t *o = json_object();
+        if (cp->generation) {
+            json_object_set_new(o, "generation", json_integer((json_int_t)r->generation));
+            json_object_set_new(o, "previous", json_integer((json_int_t)r->previous));
+            if (cp->policy)
+                json_object_set_new(o, "policy", json_string(cp->policy));
+        } else {
+            json_object_set_new(o, "purged", json_integer((json_int_t)r->purged));
+        }
+        json_object_set_new(o, "nodes", nodes_summary(r));
+        reply_json(c, 200, o, NULL);
+    }
+    cluster_pending_free(cp);
+    event_active(c->kick, EV_WRITE, 0);
+}
+
+/* Hand the purge to the cluster; the answer comes from cluster_purge_done. */
+static void cluster_purge_start(struct admin_conn *c, const struct cluster_purge *p,
+                                const char *what)
+{
+    struct cluster_pending *cp = calloc(1, sizeof *cp);
+    AN(cp);
+    cp->magic = CLUSTER_PENDING_MAGIC;
+    cp->conn = c;
+    cp->generation = p->what == CLUSTER_GENERATION;
+    if (p->policy) {
+        cp->policy = strdup(p->policy);
+        AN(cp->policy);
+    }
+    cp->what = strdup(what);
+    AN(cp->what);
+    /* No idle timeout while the nodes answer (ack_timeout bounds it). */
+    bufferevent_set_timeouts(c->bev, NULL, &c->a->timeout);
+    c->cpending = cp;
+    ops_cluster_purge(c->a->srv, c->a->cluster, p, cluster_purge_done, cp);
 }
 
 /* POST /purge/generation  [{"policy": "html"}] */
@@ -317,6 +404,16 @@ static void do_purge_generation(struct admin_conn *c)
             json_decref(o);
             return;
         }
+    }
+    if (c->a->cluster) {
+        struct cluster_purge p = { .what = CLUSTER_GENERATION, .policy = policy };
+        char what[200];
+        snprintf(what, sizeof what, "generation%s%s%s of cluster %s", policy ? " of policy \"" : "",
+                 policy ? policy : "", policy ? "\"" : " (all policies)",
+                 cluster_name(c->a->cluster));
+        cluster_purge_start(c, &p, what);
+        json_decref(o);
+        return;
     }
     uint64_t now = 0, prev = 0;
     char err[512] = "";
@@ -423,10 +520,19 @@ static void do_purge(struct admin_conn *c)
         }
         soft = json_is_true(sv);
     }
-    unsigned purged = ops_purge(c->a->srv, kind, arg, soft);
     char safe[256];
+    if (c->a->cluster) {
+        struct cluster_purge p = { .what = CLUSTER_PURGE, .kind = kind, .arg = arg, .soft = soft };
+        char what[400];
+        snprintf(what, sizeof what, "%s purge of %s \"%s\" in cluster %s", soft ? "soft" : "hard",
+                 key, log_escape(arg, safe, sizeof safe), cluster_name(c->a->cluster));
+        cluster_purge_start(c, &p, what);
+        json_decref(o);
+        return;
+    }
+    unsigned purged = ops_purge(c->a->srv, kind, arg, soft);
     log_info("admin: %s purge of %s \"%s\": %u object%s [%s]", soft ? "soft" : "hard", key,
-             loggable(arg, safe, sizeof safe), purged, purged == 1 ? "" : "s", c->who);
+             log_escape(arg, safe, sizeof safe), purged, purged == 1 ? "" : "s", c->who);
     json_t *r = json_object();
     json_object_set_new(r, "purged", json_integer((json_int_t)purged));
     json_decref(o);
@@ -524,6 +630,39 @@ static void metric(struct evbuffer *out, const char *name, const char *type, con
                         name, value);
 }
 
+/* The cluster's part of /metrics (cluster: in the config). */
+static void cluster_metrics(struct evbuffer *b, struct cluster *cl)
+{
+    struct cluster_stats cs;
+    cluster_get_stats(cl, &cs);
+    metric(b, "freshcache_cluster_connected", "gauge",
+           "1 when this node is in touch with the cluster's Redis and caught up.", cs.connected);
+    metric(b, "freshcache_cluster_catching_up", "gauge",
+           "1 while every stored response is revalidated (out of touch past max_disconnect).",
+           cs.catching_up);
+    metric(b, "freshcache_cluster_nodes_live", "gauge",
+           "Nodes of the cluster heard from within the liveness window.", cs.live_nodes);
+    metric(b, "freshcache_cluster_events_applied_total", "counter",
+           "Purges and generation bumps from other nodes applied here.", cs.events_applied);
+    metric(b, "freshcache_cluster_disconnects_total", "counter",
+           "Times the connection to the cluster's Redis was lost.", cs.disconnects);
+    static const uint64_t bounds[CLUSTER_LAG_N_BUCKETS] = CLUSTER_LAG_BUCKETS_MS;
+    evbuffer_add_printf(b, "# HELP freshcache_cluster_purge_lag_seconds Time from a purge sent "
+                           "by another node to its application here.\n"
+                           "# TYPE freshcache_cluster_purge_lag_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < CLUSTER_LAG_N_BUCKETS; i++) {
+        cum += cs.lag_bucket[i];
+        evbuffer_add_printf(b, "freshcache_cluster_purge_lag_seconds_bucket{le=\"%g\"} %" PRIu64
+                               "\n", (double)bounds[i] / 1000.0, cum);
+    }
+    cum += cs.lag_bucket[CLUSTER_LAG_N_BUCKETS];
+    evbuffer_add_printf(b, "freshcache_cluster_purge_lag_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+                           "freshcache_cluster_purge_lag_seconds_sum %.3f\n"
+                           "freshcache_cluster_purge_lag_seconds_count %" PRIu64 "\n",
+                        cum, (double)cs.lag_sum_ms / 1000.0, cs.lag_count);
+}
+
 /* GET /metrics — Prometheus text exposition format 0.0.4. */
 static void do_metrics(struct admin_conn *c)
 {
@@ -598,6 +737,8 @@ static void do_metrics(struct admin_conn *c)
     for (size_t i = 0; i < n_certs; i++)
         evbuffer_add_printf(b, "freshcache_tls_certificate_expiry_timestamp_seconds{name=\"%s\"} "
                                "%lld\n", certs[i].name, (long long)certs[i].not_after);
+    if (c->a->cluster)
+        cluster_metrics(b, c->a->cluster);
     evbuffer_add_printf(b,
                         "# HELP freshcache_build_info The running version.\n"
                         "# TYPE freshcache_build_info gauge\n"
@@ -770,6 +911,38 @@ static void do_verify(struct admin_conn *c)
     }
 }
 
+/* GET /nodes */
+static void do_nodes(struct admin_conn *c)
+{
+    struct cluster *cl = c->a->cluster;
+    if (cl == NULL) {
+        reply_error(c, 404, NULL, "this node is not in a cluster (no cluster: in its config)");
+        return;
+    }
+    const struct cluster_node *nodes;
+    size_t n;
+    char err[512];
+    if (ops_nodes(cl, &nodes, &n, err, sizeof err) != 0) {
+        reply_error(c, 503, NULL, "%s", err);
+        return;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *pol = json_object();
+        for (size_t j = 0; j < nodes[i].gens.n_policies; j++)
+            json_object_set_new(pol, nodes[i].gens.policies[j].name,
+                                json_integer((json_int_t)nodes[i].gens.policies[j].gen));
+        json_array_append_new(list, json_pack("{s:s, s:I, s:I, s:b, s:b, s:o}", "node",
+                                              nodes[i].name, "generation",
+                                              (json_int_t)nodes[i].gens.global, "last_seen_ms",
+                                              (json_int_t)nodes[i].last_seen_ms, "live",
+                                              nodes[i].live, "self", nodes[i].self, "policies",
+                                              pol));
+    }
+    reply_json(c, 200, json_pack("{s:s, s:s, s:o}", "cluster", cluster_name(cl), "node",
+                                 cluster_node_name(cl), "nodes", list), NULL);
+}
+
 /* ---- routing ------------------------------------------------------------ */
 
 enum route_methods { R_GET, R_POST };
@@ -786,6 +959,7 @@ static const struct route {
     { "/metrics", R_GET, do_metrics },
     { "/reload", R_POST, do_reload },
     { "/verify", R_POST, do_verify },
+    { "/nodes", R_GET, do_nodes },
 };
 
 static void on_request(struct admin_conn *c)
@@ -884,7 +1058,7 @@ static void conn_process(struct admin_conn *c)
 {
     CHECK_OBJ_NOTNULL(c, ADMIN_CONN_MAGIC);
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    while (!c->closing && c->pending == NULL) {
+    while (!c->closing && c->pending == NULL && c->cpending == NULL) {
         enum http_parse_event ev = feed(c, in);
         if (c->body_overflow) {
             reply_fatal(c, 413, "request body larger than 1 MiB");
@@ -925,6 +1099,11 @@ static void conn_free(struct admin_conn *c)
         CHECK_OBJ_NOTNULL(c->pending, VERIFY_PENDING_MAGIC);
         c->pending->conn = NULL;
         c->pending = NULL;
+    }
+    if (c->cpending) {
+        CHECK_OBJ_NOTNULL(c->cpending, CLUSTER_PENDING_MAGIC);
+        c->cpending->conn = NULL;
+        c->cpending = NULL;
     }
     event_free(c->kick);
     bufferevent_free(c->bev);
@@ -1020,9 +1199,9 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
         conn_process(c);        /* answer complete requests still buffered */
         if (c->closing)
             return;
-        if (c->pending) {
+        if (c->pending || c->cpending) {
             if (peer_hung_up(c)) {
-                log_debug("admin: client left during a verify [%s]", c->who);
+                log_debug("admin: client left while its request was pending [%s]", c->who);
                 conn_abort(c);
             }
             return;             /* half-closed: answer, then close */
@@ -1285,6 +1464,12 @@ struct admin *admin_start(struct server *srv, struct event_base *base, char *err
         log_info("metrics: GET /metrics on http://%s", cfg->metrics.listen);
     }
     return a;
+}
+
+void admin_set_cluster(struct admin *a, struct cluster *cl)
+{
+    CHECK_OBJ_NOTNULL(a, ADMIN_MAGIC);
+    a->cluster = cl;
 }
 
 void admin_stop(struct admin *a)

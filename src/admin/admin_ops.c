@@ -13,6 +13,7 @@
 #include "freshcache/cache/cache_store.h"
 #include "freshcache/cache/generation.h"
 #include "freshcache/config/config_check.h"
+#include "freshcache/cache/purge.h"
 
 int ops_purge_generation(struct server *srv, const char *policy, uint64_t *now, uint64_t *prev,
                          char *err, size_t errlen)
@@ -29,51 +30,24 @@ void ops_generation(struct server *srv, struct gen_state *out)
     generation_snapshot(srv->gens, out);
 }
 
-/* The path+query part of an object's key (the key is host then path). */
-static const char *obj_path(const struct cache_obj *o)
-{
-    const char *slash = memchr(o->key, '/', o->key_len);
-    return slash ? slash : o->key + o->key_len;
-}
-
-static bool match_url(const struct cache_obj *o, const void *arg)
-{
-    const char *url = arg;
-    if (url[0] == '/')
-        return strcmp(obj_path(o), url) == 0;
-    /* absolute: http://host/path — compare host and path */
-    const char *auth = strstr(url, "://");
-    if (auth == NULL)
-        return false;
-    auth += 3;
-    size_t hl = strcspn(auth, "/");
-    const char *path = auth[hl] ? auth + hl : "/";
-    size_t ohl = (size_t)(obj_path(o) - o->key);
-    return ohl == hl && strncasecmp(o->key, auth, hl) == 0 && strcmp(obj_path(o), path) == 0;
-}
-
-static bool match_prefix(const struct cache_obj *o, const void *arg)
-{
-    const char *prefix = arg;
-    return strncmp(obj_path(o), prefix, strlen(prefix)) == 0;
-}
-
-static bool match_tag(const struct cache_obj *o, const void *arg)
-{
-    const char *tag = arg;
-    for (const char *t = o->tags; t && t < o->tags + o->tags_len; t += strlen(t) + 1)
-        if (strcmp(t, tag) == 0)
-            return true;
-    return false;
-}
-
 unsigned ops_purge(struct server *srv, enum purge_kind kind, const char *arg, bool soft)
 {
-    static const store_match_fn fns[] = { match_url, match_prefix, match_tag };
-    FC_ASSERT((unsigned)kind < FC_ARRAY_LEN(fns));
-    unsigned n = store_purge(srv->store, fns[kind], arg, soft);
+    unsigned n = purge_apply(srv->store, kind, arg, soft);
     atomic_fetch_add(&srv->purges, 1);
     return n;
+}
+
+void ops_cluster_purge(struct server *srv, struct cluster *cl, const struct cluster_purge *p,
+                       cluster_done_fn done, void *arg)
+{
+    atomic_fetch_add(&srv->purges, 1);
+    cluster_purge(cl, p, done, arg);
+}
+
+int ops_nodes(struct cluster *cl, const struct cluster_node **nodes, size_t *n, char *err,
+              size_t errlen)
+{
+    return cluster_nodes(cl, nodes, n, err, errlen);
 }
 
 void ops_stats(struct server *srv, struct ops_stats *out)

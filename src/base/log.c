@@ -49,3 +49,21 @@ void log_msg(enum log_level level, const char *fmt, ...)
     line[len++] = '\n';
     fwrite(line, 1, len, stderr);
 }
+
+const char *log_escape(const char *s, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (; *s && o + 5 < outlen; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\')
+            o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", ch);
+        else
+            out[o++] = (char)ch;
+    }
+    if (*s && o + 4 <= outlen) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    return out;
+}

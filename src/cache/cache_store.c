@@ -211,6 +211,11 @@ enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k
         o = next;
     }
     if (found) {
+        /* Catching up (generation.h): this node may have missed purges, so
+         * what it finds is revalidated before it is served, as after a soft
+         * purge; the lookup path already treats soft-purged objects so. */
+        if (gens && generation_catching_up(gens))
+            atomic_store(&found->soft_purged, true);
         found->last_used = now_ms;
         TAILQ_REMOVE(&sh->lru, found, lru);
         TAILQ_INSERT_HEAD(&sh->lru, found, lru);

@@ -36,6 +36,7 @@ struct generations {
     _Atomic uint64_t global;
     _Atomic uint64_t epoch;
     _Atomic int64_t changed_ms;         /* gen_state.changed_ms, for readers */
+    _Atomic bool catching_up;           /* see generation_set_catching_up() */
     _Atomic uint64_t layout;            /* policy indexing version */
     _Atomic size_t n_indexed;
     _Atomic uint64_t by_index[GEN_MAX_POLICIES];    /* config order */
@@ -190,6 +191,21 @@ static int state_find(const struct gen_state *st, const char *name)
     return -1;
 }
 
+/* The state's entry for `policy`, added (at 1) when missing; -1 when the
+ * state is full. */
+static int state_entry(struct gen_state *st, const char *policy)
+{
+    int at = state_find(st, policy);
+    if (at >= 0)
+        return at;
+    if (st->n_policies == GEN_MAX_POLICIES)
+        return -1;
+    at = (int)st->n_policies++;
+    snprintf(st->policies[at].name, GEN_POLICY_NAME_MAX, "%s", policy);
+    st->policies[at].gen = 1;
+    return at;
+}
+
 struct generations *generations_open(struct generation_backend *be, const char *const *names,
                                      size_t n_names, char *err, size_t errlen)
 {
@@ -317,16 +333,11 @@ int generation_bump(struct generations *g, const char *policy, uint64_t *now, ui
         before = next.global;
         after = ++next.global;
     } else {
-        int at = state_find(&next, policy);
+        int at = state_entry(&next, policy);
         if (at < 0) {
-            if (next.n_policies == GEN_MAX_POLICIES) {
-                pthread_mutex_unlock(&g->mu);
-                snprintf(err, errlen, "too many policies in the state");
-                return -1;
-            }
-            at = (int)next.n_policies++;
-            snprintf(next.policies[at].name, GEN_POLICY_NAME_MAX, "%s", policy);
-            next.policies[at].gen = 1;
+            pthread_mutex_unlock(&g->mu);
+            snprintf(err, errlen, "too many policies in the state");
+            return -1;
         }
         before = next.policies[at].gen;
         after = ++next.policies[at].gen;
@@ -348,4 +359,60 @@ int generation_bump(struct generations *g, const char *policy, uint64_t *now, ui
     *now = after;
     *prev = before;
     return 0;
+}
+
+int generation_raise(struct generations *g, const char *policy, uint64_t value, bool *raised,
+                     char *err, size_t errlen)
+{
+    CHECK_OBJ_NOTNULL(g, GENS_MAGIC);
+    *raised = false;
+    pthread_mutex_lock(&g->mu);
+    struct gen_state next = g->st;
+    uint64_t *slot = &next.global;
+    if (policy != NULL) {
+        int at = state_entry(&next, policy);
+        if (at < 0) {
+            pthread_mutex_unlock(&g->mu);
+            snprintf(err, errlen, "too many policies in the state");
+            return -1;
+        }
+        slot = &next.policies[at].gen;
+    }
+    if (value <= *slot) {
+        pthread_mutex_unlock(&g->mu);
+        return 0;
+    }
+    *slot = value;
+    int rc = g->be.save(g->be.ctx, &next, err, errlen);
+    g->st = next;
+    if (policy == NULL) {
+        atomic_store_explicit(&g->global, value, memory_order_seq_cst);
+    } else {
+        for (size_t i = 0; i < g->n_indexed; i++)
+            if (strcmp(g->names[i], policy) == 0)
+                atomic_store_explicit(&g->by_index[i], value, memory_order_seq_cst);
+    }
+    atomic_fetch_add_explicit(&g->epoch, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&g->mu);
+    *raised = true;
+    return rc;
+}
+
+void generation_saved_state(struct generations *g, struct gen_state *out)
+{
+    CHECK_OBJ_NOTNULL(g, GENS_MAGIC);
+    pthread_mutex_lock(&g->mu);
+    *out = g->st;
+    pthread_mutex_unlock(&g->mu);
+}
+
+void generation_set_catching_up(struct generations *g, bool on)
+{
+    CHECK_OBJ_NOTNULL(g, GENS_MAGIC);
+    atomic_store_explicit(&g->catching_up, on, memory_order_seq_cst);
+}
+
+bool generation_catching_up(const struct generations *g)
+{
+    return atomic_load_explicit(&((struct generations *)g)->catching_up, memory_order_acquire);
 }

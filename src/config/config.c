@@ -30,6 +30,7 @@
 
 #include "freshcache/base/assert.h"
 #include "freshcache/config/config.h"
+#include "freshcache/config/hostname.h"
 
 #define KiB (UINT64_C(1) << 10)
 #define MiB (UINT64_C(1) << 20)
@@ -292,6 +293,8 @@ struct loader {
     const yaml_node_t *max_object_size_node;
     bool cache_ok;                  /* cache section read without error */
     struct policy_nodes *policy;    /* the policy being read */
+    char *cluster_file_password;    /* read from cluster.password_file (owned) */
+    const yaml_node_t *cluster_password_file_node;
 };
 
 static void error_at_mark(struct loader *ld, size_t line0, size_t column0, const char *fmt, ...)
@@ -514,6 +517,7 @@ _Static_assert(sizeof(enum etag_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum after_purge_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum access_log_format) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum on_disconnect_mode) == sizeof(int), "enum size");
 
 static void field_enum(struct loader *ld, const struct field *f, const char *path,
                        const yaml_node_t *val, void *obj)
@@ -560,21 +564,6 @@ static void field_section(struct loader *ld, const struct field *f, const char *
     walk_mapping(ld, path, val, f->sub, f->n_sub, obj);
 }
 
-/* A host name as it may appear in a URL or in TLS SNI.  Letters, digits,
- * '-', '.' and '_' (common in internal names) only. */
-static bool valid_hostname(const char *s, size_t len)
-{
-    if (len == 0 || len > 253)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.' || c == '_'))
-            return false;
-    }
-    return true;
-}
-
 static void field_hostname(struct loader *ld, const struct field *f, const char *path,
                            const yaml_node_t *val, void *obj)
 {
@@ -582,7 +571,7 @@ static void field_hostname(struct loader *ld, const struct field *f, const char 
 
     if (s == NULL)
         return;
-    if (!valid_hostname(s, strlen(s)))
+    if (!hostname_valid(s, strlen(s)))
         error_at(ld, val, "%s: invalid host name %s", path, quoted(s).s);
     else
         set_string(TARGET(obj, f, char *), s);
@@ -1059,7 +1048,7 @@ static const char *parse_origin_url(const char *url, struct fc_origin *o, char *
         tmp[hlen] = '\0';
         if (inet_pton(AF_INET6, tmp, &a) != 1)
             return "invalid IPv6 address";
-    } else if (!valid_hostname(h, hlen)) {
+    } else if (!hostname_valid(h, hlen)) {
         return "invalid host name";
     }
     if (*tail == '?' || *tail == '#')
@@ -1268,6 +1257,148 @@ static void field_metrics_listen(struct loader *ld, const struct field *f, const
 static const struct field metrics_fields[] = {
     { .key = "listen", .fn = field_metrics_listen },
 };
+
+/* ------------------------------------------------------------------------
+ * cluster
+ */
+
+/* Cluster and node names go into Redis key names, JSON and log lines: keep
+ * them to characters that need no quoting anywhere (no '{' or '}' either,
+ * which would break the keys' hash tag). */
+static bool valid_cluster_word(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '.'))
+            return false;
+    return true;
+}
+
+static void field_cluster_word(struct loader *ld, const struct field *f, const char *path,
+                               const yaml_node_t *val, void *obj)
+{
+    const char *s = get_scalar(ld, path, val);
+
+    if (s == NULL)
+        return;
+    if (!valid_cluster_word(s))
+        error_at(ld, val, "%s: invalid name %s (use up to 64 letters, digits, '-', '_' and '.')",
+                 path, quoted(s).s);
+    else
+        set_string(TARGET(obj, f, char *), s);
+}
+
+/* The address may hold a password: messages never quote it. */
+static void field_cluster_redis(struct loader *ld, const struct field *f, const char *path,
+                                const yaml_node_t *val, void *obj)
+{
+    struct fc_cluster *c = TARGET(obj, f, struct fc_cluster);
+    const char *s = get_scalar(ld, path, val);
+    char buf[128];
+
+    if (s == NULL)
+        return;
+    set_string(&c->redis, s);
+    const char *why = redis_url_parse(s, &c->url, buf, sizeof buf);
+    if (why != NULL)
+        error_at(ld, val, "%s: invalid Redis address: %s (use e.g. redis://127.0.0.1:6379/0 "
+                 "or unix:///run/redis/redis.sock)", path, why);
+}
+
+/* The password on the file's first line; a final newline is not part of it. */
+static void field_cluster_password_file(struct loader *ld, const struct field *f,
+                                        const char *path, const yaml_node_t *val, void *obj)
+{
+    const char *s = get_scalar(ld, path, val);
+    char buf[1024];
+
+    if (s == NULL)
+        return;
+    set_string(TARGET(obj, f, char *), s);
+    ld->cluster_password_file_node = val;
+    FILE *fp = fopen(s, "re");
+    if (fp == NULL) {
+        error_at(ld, val, "%s: cannot read %s: %s", path, quoted(s).s, strerror(errno));
+        return;
+    }
+    size_t n = fread(buf, 1, sizeof buf, fp);
+    bool too_long = n == sizeof buf, failed = ferror(fp);
+    fclose(fp);
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    if (failed)
+        error_at(ld, val, "%s: cannot read %s", path, quoted(s).s);
+    else if (too_long)
+        error_at(ld, val, "%s: %s is too long for a password file", path, quoted(s).s);
+    else if (n == 0)
+        error_at(ld, val, "%s: %s is empty", path, quoted(s).s);
+    else if (memchr(buf, '\n', n) != NULL || memchr(buf, '\0', n) != NULL)
+        error_at(ld, val, "%s: %s must hold the password alone on one line", path, quoted(s).s);
+    else {
+        free(ld->cluster_file_password);
+        ld->cluster_file_password = xcalloc(1, n + 1);
+        memcpy(ld->cluster_file_password, buf, n);
+    }
+    explicit_bzero(buf, sizeof buf);
+}
+
+static const struct choice on_disconnect_choices[] = {
+    { "revalidate", ON_DISCONNECT_REVALIDATE }, { "serve", ON_DISCONNECT_SERVE }, { NULL, 0 },
+};
+
+static const struct field cluster_fields[] = {
+    { .key = "redis",          .fn = field_cluster_redis,         .off = CFG(cluster) },
+    { .key = "password_file",  .fn = field_cluster_password_file,
+      .off = CFG(cluster.password_file) },
+    { .key = "name",           .fn = field_cluster_word,    .off = CFG(cluster.name) },
+    { .key = "node",           .fn = field_cluster_word,    .off = CFG(cluster.node) },
+    { .key = "ack_timeout",    .fn = field_duration,        .off = CFG(cluster.ack_timeout_ms),
+      .min = 1 },
+    { .key = "max_disconnect", .fn = field_duration,        .off = CFG(cluster.max_disconnect_ms) },
+    { .key = "on_disconnect",  .fn = field_enum,            .off = CFG(cluster.on_disconnect),
+      .choices = on_disconnect_choices },
+};
+
+/* What needs the whole section: the address is required, the password is
+ * given once, the node name defaults to the host's. */
+static void field_cluster(struct loader *ld, const struct field *f, const char *path,
+                          const yaml_node_t *val, void *obj)
+{
+    struct fc_cluster *c = &((struct fc_config *)obj)->cluster;
+    size_t before = ld->n_errors;
+
+    c->enabled = true;
+    if (!walk_mapping(ld, path, val, f->sub, f->n_sub, obj) || ld->n_errors != before)
+        return;
+    if (c->redis == NULL) {
+        error_at(ld, val, "%s.redis is required: the Redis address, e.g. "
+                 "redis://127.0.0.1:6379/0", path);
+        return;
+    }
+    if (ld->cluster_file_password != NULL) {
+        if (c->url.password != NULL) {
+            error_at(ld, ld->cluster_password_file_node, "%s.password_file: the password is "
+                     "also in %s.redis; give it in one place", path, path);
+            return;
+        }
+        c->url.password = ld->cluster_file_password;
+        ld->cluster_file_password = NULL;
+    }
+    c->redis_display = redis_url_display(&c->url);
+    if (c->node == NULL) {
+        char host[256] = "";
+        if (gethostname(host, sizeof host - 1) != 0 || !valid_cluster_word(host))
+            error_at(ld, ld->key, "%s.node: the host name %s is not usable as a node name; "
+                     "set %s.node", path, quoted(host).s, path);
+        else
+            c->node = xstrdup(host);
+    }
+}
 
 /* ------------------------------------------------------------------------
  * policies
@@ -1663,6 +1794,7 @@ static const struct field top_fields[] = {
     { .key = "log",       .fn = field_section, SECTION(log_fields) },
     { .key = "limits",    .fn = field_section, SECTION(limits_fields) },
     { .key = "metrics",   .fn = field_section, SECTION(metrics_fields) },
+    { .key = "cluster",   .fn = field_cluster, SECTION(cluster_fields) },
     { .key = "policies",  .fn = field_policies },
 };
 
@@ -1778,6 +1910,10 @@ static void set_defaults(struct fc_config *cfg)
     cfg->limits.drain_timeout_ms = 10 * 1000;
     cfg->limits.handshake_timeout_ms = 10 * 1000;
     cfg->limits.max_concurrent_streams = 100;
+    cfg->cluster.name = xstrdup("freshcache");
+    cfg->cluster.ack_timeout_ms = 2 * 1000;
+    cfg->cluster.max_disconnect_ms = 10 * 1000;
+    cfg->cluster.on_disconnect = ON_DISCONNECT_REVALIDATE;
 }
 
 /* What cannot be checked key by key. */
@@ -1916,6 +2052,10 @@ struct fc_config *config_load_string(const char *name, const char *yaml, size_t 
         }
     }
     yaml_parser_delete(&parser);
+    if (ld.cluster_file_password != NULL) {
+        explicit_bzero(ld.cluster_file_password, strlen(ld.cluster_file_password));
+        free(ld.cluster_file_password);
+    }
 
     if (ld.n_errors != 0) {
         config_free(cfg);
@@ -1979,6 +2119,12 @@ void config_free(struct fc_config *cfg)
     free(cfg->state_dir);
     free(cfg->metrics.listen);
     free(cfg->log.access);
+    free(cfg->cluster.redis);
+    redis_url_free(&cfg->cluster.url);
+    free(cfg->cluster.redis_display);
+    free(cfg->cluster.password_file);
+    free(cfg->cluster.name);
+    free(cfg->cluster.node);
     for (size_t i = 0; i < cfg->n_policies; i++) {
         struct fc_policy *p = &cfg->policies[i];
         free(p->name);

@@ -8,7 +8,8 @@ The layers, lowest first, and what each may include (src/meson.build):
     config  base config
     cache   base http config cache
     server  base http config cache server
-    admin   base http config cache server admin
+    cluster base http config cache server cluster
+    admin   base http config cache server cluster admin
     main.c  everything
     tools/  base http (proxyctl talks to the daemon over the admin socket)
 
@@ -31,7 +32,8 @@ ALLOWED = {
     "config": {"base", "config"},
     "cache": {"base", "http", "config", "cache"},
     "server": {"base", "http", "config", "cache", "server"},
-    "admin": {"base", "http", "config", "cache", "server", "admin"},
+    "cluster": {"base", "http", "config", "cache", "server", "cluster"},
+    "admin": {"base", "http", "config", "cache", "server", "cluster", "admin"},
     "tools": {"base", "http"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"freshcache/([a-z0-9_]+)/[^"]+"')

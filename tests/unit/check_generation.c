@@ -906,6 +906,112 @@ END_TEST
 
 /* ------------------------------------------------------------------ suite */
 
+
+/* ---------------------------------------------------------- cluster raise */
+
+static void raise_ok(struct generations *g, const char *policy, uint64_t value, bool want_raised)
+{
+    bool raised = !want_raised;
+    char err[256] = "";
+    ck_assert_msg(generation_raise(g, policy, value, &raised, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(raised, want_raised);
+}
+
+/* A number decided elsewhere only ever moves a generation up, persists, and
+ * changes the epoch (a placeholder from before must not gather requests). */
+START_TEST(raise_only_up_and_persists)
+{
+    struct generations *g = open_default();
+    uint64_t epoch = generation_epoch(g);
+    raise_ok(g, NULL, 7, true);
+    expect_numbers(g, 7, 1, 1, 1);
+    ck_assert_uint_gt(generation_epoch(g), epoch);
+    epoch = generation_epoch(g);
+    raise_ok(g, NULL, 5, false);            /* lower: nothing */
+    raise_ok(g, NULL, 7, false);            /* equal: nothing */
+    ck_assert_uint_eq(generation_epoch(g), epoch);
+    raise_ok(g, "html", 4, true);
+    expect_numbers(g, 7, 1, 4, 1);
+    ck_assert_str_eq(read_state(), "generation 7\npolicy html 4\n");
+    /* a bump after a raise continues from the raised number */
+    bump_ok(g, NULL, 8, 7);
+    generations_close(g);
+    g = open_default();
+    expect_numbers(g, 8, 1, 4, 1);
+    generations_close(g);
+}
+END_TEST
+
+/* A policy this node does not have (another node's config) is kept in the
+ * state, and a reload that adds it starts from that number. */
+START_TEST(raise_unknown_policy_recorded)
+{
+    struct generations *g = open_default();
+    raise_ok(g, "api", 3, true);
+    expect_numbers(g, 1, 1, 1, 1);
+    struct gen_state st;
+    generation_saved_state(g, &st);
+    ck_assert_uint_eq(st.global, 1);
+    ck_assert_uint_eq(st.n_policies, 1);
+    ck_assert_str_eq(st.policies[0].name, "api");
+    ck_assert_uint_eq(st.policies[0].gen, 3);
+    static const char *const more[] = { "api", "default" };
+    generations_reindex(g, more, 2);
+    ck_assert_uint_eq(generation_policy(g, 0), 3);
+    ck_assert_uint_eq(generation_policy(g, 1), 1);
+    generations_close(g);
+}
+END_TEST
+
+/* Persisting fails: the number is published all the same, and the error
+ * reported (serving the old release would be worse). */
+START_TEST(raise_save_failure_still_publishes)
+{
+    struct fake_backend fb = { .st = { .global = 3 }, .fail_from = 1 };
+    struct generations *g = open_fake(&fb);
+    bool raised = false;
+    char err[256] = "";
+    ck_assert_int_eq(generation_raise(g, NULL, 9, &raised, err, sizeof err), -1);
+    ck_assert(raised);
+    ck_assert_str_eq(err, "disk full");
+    expect_numbers(g, 9, 1, 1, 1);
+    fb.fail_from = 0;
+    bump_ok(g, NULL, 10, 9);
+    ck_assert_uint_eq(fb.saved.global, 10);
+    generations_close(g);
+}
+END_TEST
+
+START_TEST(raise_state_full)
+{
+    struct fake_backend fb = { .st = { .global = 1, .n_policies = GEN_MAX_POLICIES } };
+    for (size_t i = 0; i < GEN_MAX_POLICIES; i++) {
+        snprintf(fb.st.policies[i].name, GEN_POLICY_NAME_MAX, "p%zu", i);
+        fb.st.policies[i].gen = 1;
+    }
+    struct generations *g = open_fake(&fb);
+    bool raised = true;
+    char err[256] = "";
+    ck_assert_int_eq(generation_raise(g, "one-too-many", 2, &raised, err, sizeof err), -1);
+    ck_assert(!raised);
+    ck_assert_str_eq(err, "too many policies in the state");
+    raise_ok(g, "p3", 2, true);
+    generations_close(g);
+}
+END_TEST
+
+START_TEST(catching_up_flag)
+{
+    struct generations *g = open_default();
+    ck_assert(!generation_catching_up(g));
+    generation_set_catching_up(g, true);
+    ck_assert(generation_catching_up(g));
+    generation_set_catching_up(g, false);
+    ck_assert(!generation_catching_up(g));
+    generations_close(g);
+}
+END_TEST
+
 static Suite *generation_suite(void)
 {
     Suite *s = suite_create("generation");
@@ -950,6 +1056,16 @@ static Suite *generation_suite(void)
     tcase_add_test(tc, snapshot_by_name);
     tcase_add_test(tc, reindex_fewer_policies);
     tcase_add_test(tc, changed_time_follows_bumps);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("raise");
+    tcase_add_unchecked_fixture(tc, tmp_base_make, tmp_base_remove);
+    tcase_add_checked_fixture(tc, tmp_dir_make, NULL);
+    tcase_add_test(tc, raise_only_up_and_persists);
+    tcase_add_test(tc, raise_unknown_policy_recorded);
+    tcase_add_test(tc, raise_save_failure_still_publishes);
+    tcase_add_test(tc, raise_state_full);
+    tcase_add_test(tc, catching_up_flag);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("threads");

@@ -15,8 +15,11 @@
 struct event_base;
 struct server;
 struct admin;
+struct cluster;
 
 struct admin *admin_start(struct server *srv, struct event_base *base, char *err, size_t errlen);
 void admin_stop(struct admin *a);
+/* With `cluster:`: purges go to the cluster, and GET /nodes answers. */
+void admin_set_cluster(struct admin *a, struct cluster *cl);
 
 #endif

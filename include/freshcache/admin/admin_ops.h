@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "freshcache/cache/generation.h"
+#include "freshcache/cache/purge.h"
+#include "freshcache/cluster/cluster.h"
 #include "freshcache/server/server.h"
 
 struct event_base;
@@ -22,12 +24,21 @@ int ops_purge_generation(struct server *srv, const char *policy, uint64_t *now, 
 /* GET /generation: the global number and each policy's (generation.h). */
 void ops_generation(struct server *srv, struct gen_state *out);
 
-enum purge_kind { PURGE_URL = 0, PURGE_PREFIX, PURGE_TAG };
 /* POST /purge — URL: "/path?query" (any host) or "http://host/path";
  * PREFIX: path prefix (any host); TAG: a Surrogate-Key / Cache-Tag value.
  * Hard purges remove; soft ones mark stale (revalidate on next use, still
  * usable under stale-if-error).  Returns how many objects. */
 unsigned ops_purge(struct server *srv, enum purge_kind kind, const char *arg, bool soft);
+
+/* With `cluster:` the purges above go to every node instead, through the
+ * cluster (cluster.h): applied here and by every live node, answered by
+ * `done` on the admin loop once they acknowledged or ack_timeout passed
+ * (possibly before this returns, e.g. when Redis cannot be reached). */
+void ops_cluster_purge(struct server *srv, struct cluster *cl, const struct cluster_purge *p,
+                       cluster_done_fn done, void *arg);
+/* GET /nodes: 0, or -1 with a message naming Redis. */
+int ops_nodes(struct cluster *cl, const struct cluster_node **nodes, size_t *n, char *err,
+              size_t errlen);
 
 struct ops_stats {
     struct counters counters;       /* summed over workers */

@@ -16,6 +16,11 @@ enum log_level log_get_level(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* `s` (from a client or a peer) made safe for one log line: control
+ * bytes, quotes and backslashes escaped as \xNN, cut with "..." to fit
+ * out[outlen].  Returns out. */
+const char *log_escape(const char *s, char *out, size_t outlen);
+
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_LEVEL_INFO, __VA_ARGS__)

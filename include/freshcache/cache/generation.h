@@ -9,14 +9,16 @@
  * then publishes them with one atomic store each, so every worker's next
  * lookup sees them — before the bump is acknowledged.
  *
- * Where the numbers live is behind struct generation_backend: today a state
- * file (write temp, fsync, rename, fsync dir); a fleet can share them
- * through Redis by providing another backend with the same two calls.
+ * Where the numbers live is behind struct generation_backend: a state file
+ * (write temp, fsync, rename, fsync dir).  In a cluster (src/cluster/) the
+ * next number is decided by Redis, not by +1 here: the cluster hands it to
+ * generation_raise(), and the state file stays this node's floor.
  */
 #ifndef FRESHCACHE_GENERATION_H
 #define FRESHCACHE_GENERATION_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -93,5 +95,27 @@ int64_t generation_changed_ms(const struct generations *g);
  * was bumped.  -1 (nothing changed) on an unknown policy or a failed save. */
 int generation_bump(struct generations *g, const char *policy, uint64_t *now, uint64_t *prev,
                     char *err, size_t errlen);
+
+/* Raise the global generation (policy == NULL) or a policy's, by name, to
+ * `value` if it is higher (a number decided elsewhere: a cluster's).  A
+ * policy this node does not index is recorded in the state all the same,
+ * for a later reload that adds it.  *raised tells whether anything
+ * changed.  The new number is published even when it cannot be persisted
+ * (-1, message in err): serving the previous release is worse than a floor
+ * left too low in the state file, which the cluster raises again. */
+int generation_raise(struct generations *g, const char *policy, uint64_t value, bool *raised,
+                     char *err, size_t errlen);
+
+/* A copy of the saved state: the global number and every policy's the
+ * state file remembers, configured here or not (a cluster node's floors). */
+void generation_saved_state(struct generations *g, struct gen_state *out);
+
+/* "Catching up": this node may have missed purges (a cluster node cut off
+ * from the others, or not yet in touch after it started).  While set,
+ * store_lookup() marks every object it finds soft-purged, so it is
+ * revalidated with the origin before it is served; nothing is dropped.
+ * Set and cleared by the cluster on the main thread; read by workers. */
+void generation_set_catching_up(struct generations *g, bool on);
+bool generation_catching_up(const struct generations *g);
 
 #endif

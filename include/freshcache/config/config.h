@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 #include "freshcache/base/log.h"
+#include "freshcache/config/redis_url.h"
 
 struct config_errors {
     char **lines;       /* each "FILE:LINE:COLUMN: message", malloc'd */
@@ -79,6 +80,23 @@ enum host_header_mode { HOST_HEADER_PRESERVE = 0, HOST_HEADER_ORIGIN };
 enum etag_mode { ETAG_CONTENT_HASH = 0, ETAG_ORIGIN };
 enum after_purge_mode { AFTER_PURGE_REFETCH = 0, AFTER_PURGE_REVALIDATE };
 enum access_log_format { ACCESS_LOG_TEXT = 0, ACCESS_LOG_JSON };
+
+enum on_disconnect_mode { ON_DISCONNECT_REVALIDATE = 0, ON_DISCONNECT_SERVE };
+
+/* cluster: nodes sharing generations and purges through Redis
+ * (docs/fleet.md).  Read at start only: a reload keeps the running one. */
+struct fc_cluster {
+    bool enabled;                   /* the config has a cluster: section */
+    char *redis;                    /* as written; may hold a password: never log it */
+    struct redis_url url;           /* parsed; url.password from the URL or password_file */
+    char *redis_display;            /* the address with the password as "***", for logs */
+    char *password_file;            /* as written, or NULL */
+    char *name;                     /* the cluster; default "freshcache" */
+    char *node;                     /* this node; default the host name */
+    uint64_t ack_timeout_ms;        /* default 2s */
+    uint64_t max_disconnect_ms;     /* default 10s */
+    enum on_disconnect_mode on_disconnect;  /* default revalidate */
+};
 
 struct fc_origin {
     char *url;                      /* as written */
@@ -158,6 +176,8 @@ struct fc_config {
         socklen_t addrlen;
     } metrics;
 
+    struct fc_cluster cluster;
+
     struct fc_policy *policies;     /* in file order; first match wins */
     size_t n_policies;
 
@@ -188,5 +208,6 @@ bool config_written(const struct fc_config *cfg, const char *path);
 /* Value syntaxes shared with the admin API.  0 on success, -1 if invalid. */
 int config_parse_size(const char *s, uint64_t *bytes);        /* "512", "16KiB", "256MiB", "1GiB" */
 int config_parse_duration(const char *s, uint64_t *ms);       /* "250ms", "2s", "5m", "1h", "365d", "0s" */
+
 
 #endif
