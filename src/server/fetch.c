@@ -97,6 +97,7 @@ struct fetch {
 };
 
 static void read_cb(void *arg);
+static void retry_or_fail(struct fetch *f, int status, const char *why);
 static void conn_event_cb(void *arg, enum conn_event ev);
 static void upload_drained_cb(void *arg);
 
@@ -204,8 +205,13 @@ static void send_request(struct fetch *f)
     conn_set_timeouts(c, o->read_timeout_ms, o->read_timeout_ms);
     conn_read_enable(c, true);
     /* Written at once: EPOLLOUT is armed only if the socket pushes back.
-     * A failure shows as an error event on the read side. */
-    conn_flush(c);
+     * A write that fails at once (the origin reset the connection: a TLS
+     * 1.3 origin refusing our client certificate after the handshake)
+     * leaves no event armed to report it: fail or retry here. */
+    if (conn_flush(c) != 0) {
+        const char *why = conn_error(c);
+        retry_or_fail(f, 502, why ? why : "origin connection reset");
+    }
 }
 
 size_t fetch_send_body(struct fetch *f, const char *data, size_t len)

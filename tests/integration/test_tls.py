@@ -1277,16 +1277,14 @@ class OriginTest(H.ProxyTestCase):
         self.assertHit(self.fetch(p, "/mtls"))
         self.assertEqual(o.failures, [])
 
-    @unittest.expectedFailure
     def test_mutual_tls_without_a_client_certificate(self):
         """Refused by the origin: a 502.
 
-        KNOWN BUG (src/server/fetch.c send_request): with TLS 1.3 the
-        client's handshake is over before the origin has checked the
-        certificate; the origin then closes, the request's write fails
-        (ECONNRESET), do_write() disarms both events and send_request()
-        ignores conn_flush()'s -1: no event, no timer, the request hangs
-        (and the daemon's drain with it).  Remove the decorator once fixed."""
+        Regression: with TLS 1.3 the client's handshake is over before the
+        origin has checked the certificate; the origin then closes, and the
+        request's write fails at once (ECONNRESET).  send_request() ignored
+        that failure and no event was left armed: the request hung (and the
+        daemon's drain with it)."""
         o = self.tls_origin(client_ca=pki.ca)
         p = self.proxy_for("https://localhost:%d" % o.port, {"ca_file": pki.ca.cert})
         got = []
