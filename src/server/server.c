@@ -105,9 +105,10 @@ int server_check_config(const struct fc_config *cfg, struct config_errors *errs)
 {
     struct tls_tickets *tk = tls_tickets_new();
     struct tls_config *tc = tls_config_new(cfg, tk, errs);
+    int rc = tc ? 0 : -1;
     tls_config_free(tc);
     tls_tickets_free(tk);
-    return tc ? 0 : -1;
+    return rc;
 }
 
 void server_rotate_tickets(struct server *srv)

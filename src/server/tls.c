@@ -279,6 +279,29 @@ static void add_cert_info(struct tls_config *tc, X509 *cert, const char *file)
     cert_info(cert, file, &tc->certs[tc->n_certs++]);
 }
 
+static int no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)arg;
+    return 0;
+}
+
+/* Does the PEM file hold an encrypted private key? */
+static bool key_is_encrypted(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    char line[256];
+    bool enc = false;
+    while (!enc && fgets(line, sizeof line, f))
+        enc = strstr(line, "ENCRYPTED") != NULL;
+    fclose(f);
+    return enc;
+}
+
 /* Load a certificate chain and its key into `ctx`, checking they match.
  * `where` is the config path holding them ("listen[1].tls",
  * "listen[1].tls.certificates[2]", "origin.tls"): errors are reported at
@@ -289,6 +312,9 @@ static bool load_pair(SSL_CTX *ctx, const struct fc_config *cfg, const struct fc
     char cpath[160], kpath[160];
     snprintf(cpath, sizeof cpath, "%s.certificate", where);
     snprintf(kpath, sizeof kpath, "%s.key", where);
+    /* An encrypted key would make OpenSSL prompt on the terminal: refuse
+     * to be asked, and say why below. */
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
     /* Say "No such file or directory", not OpenSSL's "system lib". */
     if (access(c->certificate, R_OK) != 0) {
         config_error_at(cfg, cpath, errs, "%s: cannot read certificate %s: %s", cpath,
@@ -306,7 +332,14 @@ static bool load_pair(SSL_CTX *ctx, const struct fc_config *cfg, const struct fc
         return false;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, c->key, SSL_FILETYPE_PEM) != 1) {
-        file_error(errs, cfg, kpath, "cannot load key", c->key);
+        if (key_is_encrypted(c->key)) {
+            ERR_clear_error();
+            config_error_at(cfg, kpath, errs, "%s: key %s is encrypted: freshcached reads "
+                            "unencrypted keys only (protect the file instead: mode 0600, or "
+                            "systemd LoadCredential=)", kpath, c->key);
+        } else {
+            file_error(errs, cfg, kpath, "cannot load key", c->key);
+        }
         return false;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {

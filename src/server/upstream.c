@@ -49,9 +49,14 @@ static const struct conn_cb idle_cb = {
     .on_event = idle_event,
 };
 
-static bool same_origin(const struct upstream_conn *uc, const struct fc_origin *o)
+/* A pooled connection is reused only for the origin and the TLS settings
+ * in force: after a reload that changed origin.tls (verify, a CA, a
+ * client certificate) a connection made under the old ones is closed. */
+static bool same_origin(const struct upstream_conn *uc, const struct fc_origin *o,
+                        const struct tls_config *tls)
 {
-    return uc->addrlen == o->addrlen && memcmp(&uc->addr, &o->addr, o->addrlen) == 0;
+    return uc->addrlen == o->addrlen && memcmp(&uc->addr, &o->addr, o->addrlen) == 0 &&
+           (!o->https || uc->tls == tls);
 }
 
 struct upstream_conn *upstream_acquire(struct worker *w, const struct conn_cb *cb, void *arg,
@@ -60,7 +65,8 @@ struct upstream_conn *upstream_acquire(struct worker *w, const struct conn_cb *c
     const struct fc_origin *o = &worker_cfg(w)->origin;
     struct upstream_conn *uc = TAILQ_FIRST(&w->idle_upstreams);
     /* After a reload changed the origin, pooled connections go elsewhere. */
-    while (uc && !same_origin(uc, o)) {
+    const struct tls_config *tls = w->srv->tls;
+    while (uc && !same_origin(uc, o, tls)) {
         conn_close(uc);
         uc = TAILQ_FIRST(&w->idle_upstreams);
     }
@@ -91,6 +97,7 @@ struct upstream_conn *upstream_acquire(struct worker *w, const struct conn_cb *c
     uc->conn = c;
     memcpy(&uc->addr, &o->addr, o->addrlen);
     uc->addrlen = o->addrlen;
+    uc->tls = tls;
     return uc;
 }
 

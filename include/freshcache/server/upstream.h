@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 struct conn;
+struct tls_config;
 struct conn_cb;
 struct worker;
 
@@ -27,6 +28,7 @@ struct upstream_conn {
     bool connected;
     unsigned requests;              /* responses read on this connection */
     struct sockaddr_storage addr;   /* the origin it connects to */
+    const struct tls_config *tls;   /* the TLS settings it was made under (https) */
     socklen_t addrlen;
 };
 
