@@ -100,13 +100,16 @@ class H2Client:
         return "https" if self.tls else "http"
 
 
-def over_h2(base, without=None, tls=False):
+def over_h2(base, without=None, tls=False, config=None):
     """A copy of the test class `base` whose clients speak HTTP/2.
     `without`: {method name: why it does not apply over HTTP/2}; those are
-    left out (a non-callable attribute is not collected as a test)."""
+    left out (a non-callable attribute is not collected as a test).
+    `config` is merged over the class's."""
     ns = {"tls": tls, "__module__": __name__,
           "__doc__": "%s over HTTP/2 (%s)" % (base.__name__, "TLS, ALPN h2" if tls else
                                              "cleartext, prior knowledge")}
+    if config:
+        ns["config"] = H.deep_merge(base.config, config)
     for name in (without or {}):
         if not callable(getattr(base, name, None)):
             raise AssertionError("%s has no test %s to leave out" % (base.__name__, name))
@@ -124,6 +127,9 @@ BASIC_WITHOUT = {
         "HTTP/2 forbids connection-specific fields (RFC 9113 §8.2.2); the client cannot send them",
 }
 BODIES_WITHOUT = {"test_large_body_streamed_not_buffered": RAW_BYTES + " (StreamingTest)"}
+# test-origin makes a 20 MiB body before its head goes out: slow under ASan
+# on a busy machine, where the default 2s read_timeout gave 504s.
+BODIES_CONFIG = {"origin": {"read_timeout": "10s"}}
 REQUEST_BODY_WITHOUT = {
     "test_post_chunked_request_body": "chunked request framing is HTTP/1.1's",
     "test_post_body_sent_slowly": RAW_BYTES + " (UploadTest.test_upload_trickles_in)",
@@ -137,7 +143,7 @@ FreshnessTestOverH2 = over_h2(rfc.FreshnessTest)
 NotStoredTestOverH2 = over_h2(rfc.NotStoredTest)
 VaryTestOverH2 = over_h2(rfc.VaryTest)
 ClientConditionalTestOverH2 = over_h2(rfc.ClientConditionalTest)
-BodiesTestOverH2 = over_h2(bodies.BodiesTest, BODIES_WITHOUT)
+BodiesTestOverH2 = over_h2(bodies.BodiesTest, BODIES_WITHOUT, config=BODIES_CONFIG)
 RequestBodyTestOverH2 = over_h2(bodies.RequestBodyTest, REQUEST_BODY_WITHOUT)
 DeployScenarioTestOverH2 = over_h2(deploy.DeployScenarioTest)
 LastModifiedAfterDeployTestOverH2 = over_h2(deploy.LastModifiedAfterDeployTest)
@@ -151,7 +157,8 @@ BasicTestOverH2TLS = over_h2(basic.BasicTest, dict(
     BASIC_WITHOUT, test_via_and_forwarded_headers="X-Forwarded-Proto is https over TLS "
     "(TlsAlpnTest.test_forwarded_proto_https)"), tls=True)
 ClientConditionalTestOverH2TLS = over_h2(rfc.ClientConditionalTest, tls=True)
-BodiesTestOverH2TLS = over_h2(bodies.BodiesTest, BODIES_WITHOUT, tls=True)
+BodiesTestOverH2TLS = over_h2(bodies.BodiesTest, BODIES_WITHOUT, tls=True,
+                              config=BODIES_CONFIG)
 RequestBodyTestOverH2TLS = over_h2(bodies.RequestBodyTest, REQUEST_BODY_WITHOUT, tls=True)
 
 
@@ -688,6 +695,21 @@ class ProtocolChoiceTest(H2Case):
             head = s.recv(9)
             self.assertEqual(len(head), 9, head)
             self.assertEqual(head[3], 0x4, "the server's first frame is not SETTINGS: %r" % head)
+
+    @unittest.expectedFailure
+    def test_h2c_upgrade_ignored(self):
+        """`curl --http2 http://...` asks to upgrade to h2c (RFC 7540 §3.2,
+        deprecated by RFC 9113).  Not offered, so the request should be
+        answered over HTTP/1.1 as if the Upgrade were not there (RFC 9110
+        §7.8 lets a server ignore it); the HTTP/1.1 front end answers 501
+        to any Upgrade today.  See docs/http2.md, "Known limits"."""
+        seed = self.uniq()
+        t = url("/t/body", size=10, seed=seed)
+        with H.RawConn(self.port) as c:
+            r = c.request("GET", t, [("Connection", "Upgrade, HTTP2-Settings"),
+                                     ("Upgrade", "h2c"), ("HTTP2-Settings", "AAMAAABkAAQAoAAA")])
+            self.assertOk(r, expected_body(10, seed))
+            self.assertEqual(r.version, "HTTP/1.1")
 
     def test_curl_prior_knowledge(self):
         seed = self.uniq()

@@ -611,7 +611,8 @@ class RapidResetTest(BoundsCase):
         self.assertEqual(code, INTERNAL_ERROR)
         taken = (last + 1) // 2
         self.assertGreaterEqual(taken, RESET_BURST, "GOAWAY before the burst: %d" % taken)
-        self.assertLess(taken, RESET_BURST + 20, "the bound let %d resets in" % taken)
+        # the bucket refills at 33 a second while the burst is processed
+        self.assertLess(taken, 2 * RESET_BURST, "the bound let %d resets in" % taken)
         self.assertEqual([f for f in c.frames if isinstance(f, c.F.HeadersFrame)], [],
                          "a reset stream was answered")
         seen = sum(self.origin.count(t) for t in targets)
