@@ -206,6 +206,11 @@ static void send_request(struct fetch *f)
     /* Written at once: EPOLLOUT is armed only if the socket pushes back.
      * A failure shows as an error event on the read side. */
     conn_flush(c);
+    /* A requester that paused its upload while we connected waits for
+     * on_drain, which only a write event calls: if the socket took the
+     * queued body at once, there will be none. */
+    if (evbuffer_get_length(c->out) <= c->write_low)
+        upload_drained_cb(f);
 }
 
 size_t fetch_send_body(struct fetch *f, const char *data, size_t len)
