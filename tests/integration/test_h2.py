@@ -423,6 +423,173 @@ class UploadTest(H2Case):
         self.assertEqual(seen["body_fnv"], "%016x" % H.fnv1a64(data))
 
 
+class SlowAcceptOrigin:
+    """An origin whose accept queue is full when the proxy connects: its
+    SYN is dropped and the connect completes only when the kernel sends
+    it again (after about 1s), once open() has made room.  Then it echoes
+    request bodies (Content-Length or chunked) as test-origin's
+    /t/echo?raw=1 does, one request per connection."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.fillers = []
+        self.bodies = []
+        self.thread = None
+
+    def fill(self):
+        """Connect until the accept queue is full (a connect hangs)."""
+        for _ in range(16):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", self.port))
+            self.fillers.append(s)
+            time.sleep(0.05)
+            try:
+                s.getpeername()
+            except OSError:     # not connected: the queue is full
+                return
+        raise AssertionError("could not fill the accept queue")
+
+    def open(self, after):
+        """Accept (dropping the fillers) after `after` seconds, then serve."""
+        self.thread = threading.Thread(target=self.serve, args=(after,), daemon=True)
+        self.thread.start()
+
+    def serve(self, after, window=2.5):
+        """Accept for `window` seconds, then leave the queue to fill again."""
+        time.sleep(after)
+        for s in self.fillers:
+            s.close()
+        self.fillers = []
+        deadline = time.monotonic() + window
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self.answer, args=(c,), daemon=True).start()
+
+    def join(self):
+        self.thread.join(10)
+
+    def answer(self, c):
+        with c:
+            c.settimeout(10)
+            buf = b""
+            try:
+                while b"\r\n\r\n" not in buf:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                head, _, rest = buf.partition(b"\r\n\r\n")
+                m = re.search(rb"(?im)^content-length: *(\d+)", head)
+                if m:
+                    n = int(m.group(1))
+                    while len(rest) < n:
+                        d = c.recv(1 << 20)
+                        if not d:
+                            return
+                        rest += d
+                    body = rest[:n]
+                else:       # chunked
+                    while not rest.endswith(b"0\r\n\r\n"):
+                        d = c.recv(1 << 20)
+                        if not d:
+                            return
+                        rest += d
+                    body, p = b"", 0
+                    while True:
+                        eol = rest.index(b"\r\n", p)
+                        size = int(rest[p:eol].split(b";")[0], 16)
+                        if size == 0:
+                            break
+                        body += rest[eol + 2:eol + 2 + size]
+                        p = eol + 2 + size + 2
+                self.bodies.append(len(body))
+                c.sendall(b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: %d\r\n"
+                          b"Connection: close\r\n\r\n" % len(body) + body)
+            except (OSError, ValueError):
+                return
+
+    def close(self):
+        self.sock.close()
+        for s in self.fillers:
+            s.close()
+
+
+class UploadWhileConnectingTest(H2Case):
+    """More than 1 MiB of upload arrives while the origin connection is
+    still being made: the exchange stops taking the upload (paused); once
+    connected, the queued bytes go out in one write.  The upload must
+    resume then: a write event (on_drain) is all that resumed it, and a
+    socket that takes everything at once arms none (the upload stalled
+    until origin.read_timeout: a 504)."""
+
+    config = {"origin": {"connect_timeout": "5s", "read_timeout": "3s"}}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.slow = SlowAcceptOrigin()
+        cls.origin_port = cls.slow.port
+        cls.addClassCleanup(cls.slow.close)
+        super().setUpClass()
+
+    def setUp(self):
+        self._uniq = 0          # test-origin is not the origin here: no reset
+
+    def tearDown(self):
+        self.slow.join()        # its accept window is over: the next test fills it again
+        super().tearDown()
+
+    def test_upload_resumes_after_connect(self):
+        self.slow.fill()
+        self.slow.open(0.5)
+        data = random.Random(5).randbytes(2 * H.MiB + 3)
+        t0 = time.monotonic()
+        with self.conn(timeout=20) as c:
+            r = c.request("POST", "/echo", {"content-type": "application/octet-stream"},
+                          body=data, timeout=20)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(r.status, 200, r)
+        self.assertOk(r, data)
+        self.assertIn(len(data), self.slow.bodies)
+        self.assertLess(elapsed, 2.9, "the upload waited for origin.read_timeout")
+
+    def test_http11_upload_resumes_after_connect(self):
+        """The same over HTTP/1.1 (same exchange code; there the paused
+        upload stops reading the client's socket)."""
+        self.slow.fill()
+        self.slow.open(0.5)
+        data = random.Random(6).randbytes(3 * H.MiB + 1)
+        t0 = time.monotonic()
+        with H.RawConn(self.port, timeout=20) as c:
+            sent = {}
+
+            def upload():
+                try:
+                    c.send(H.build_request("POST", "/echo",
+                                           {"Content-Type": "application/octet-stream"}, data,
+                                           host="127.0.0.1:%d" % self.port))
+                    sent["ok"] = True
+                except OSError as e:
+                    sent["error"] = e
+            th = threading.Thread(target=upload, daemon=True)
+            th.start()
+            r = c.read_response("POST", timeout=20)
+            th.join(5)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(r.status, 200, r)
+        self.assertOk(r, data)
+        self.assertEqual(sent, {"ok": True})
+        self.assertIn(len(data), self.slow.bodies)
+        self.assertLess(elapsed, 2.9, "the upload waited for origin.read_timeout")
+
+
 class RequestFieldsTest(H2Case):
 
     def echo(self, headers, c=None):
