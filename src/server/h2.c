@@ -502,6 +502,11 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error_code, 
     if (st == NULL)
         return 0;
     nghttp2_session_set_stream_user_data(s, id, NULL);
+    /* Upload bytes held back while the origin was slow (an upload can end
+     * while paused, and then nothing resumes it): the connection's window
+     * gets them back, or it shrinks for good. */
+    if (st->unconsumed > 0)
+        nghttp2_session_consume_connection(s, st->unconsumed);
     stream_free(st);    /* the exchange ends: its access-log line */
     if (c->goaway && c->n_streams == 0)
         schedule_flush(c);          /* may close now */
