@@ -453,12 +453,13 @@ class SlowAcceptOrigin:
                 return
         raise AssertionError("could not fill the accept queue")
 
-    def open(self, after):
-        """Accept (dropping the fillers) after `after` seconds, then serve."""
-        self.thread = threading.Thread(target=self.serve, args=(after,), daemon=True)
+    def open(self, after, window=2.5):
+        """Accept (dropping the fillers) after `after` seconds, then serve
+        for `window` seconds."""
+        self.thread = threading.Thread(target=self.serve, args=(after, window), daemon=True)
         self.thread.start()
 
-    def serve(self, after, window=2.5):
+    def serve(self, after, window):
         """Accept for `window` seconds, then leave the queue to fill again."""
         time.sleep(after)
         for s in self.fillers:
@@ -559,6 +560,23 @@ class UploadWhileConnectingTest(H2Case):
         self.assertOk(r, data)
         self.assertIn(len(data), self.slow.bodies)
         self.assertLess(elapsed, 2.9, "the upload waited for origin.read_timeout")
+
+    def test_uploads_ending_while_paused_keep_the_connection_window(self):
+        """An upload whose END_STREAM arrives while it is paused is never
+        resumed: the DATA held back (not acknowledged) must still go back
+        to the connection's window when the stream closes.  They did not:
+        each such upload shrank the window for good, and after six the
+        connection's uploads stalled (504s)."""
+        data = random.Random(7).randbytes(H.MiB + 120 * 1024)
+        with self.conn(timeout=20) as c:
+            for i in range(8):
+                self.slow.fill()
+                self.slow.open(0.3, window=1.6)
+                r = c.request("POST", "/echo", body=data, timeout=20)
+                self.assertEqual(r.status, 200, "upload %d: %r" % (i, r))
+                self.assertEqual(len(r.body), len(data))
+                self.slow.join()
+            self.assertIsNone(c.goaway)
 
     def test_http11_upload_resumes_after_connect(self):
         """The same over HTTP/1.1 (same exchange code; there the paused
