@@ -566,10 +566,11 @@ class UploadWhileConnectingTest(H2Case):
         resumed: the DATA held back (not acknowledged) must still go back
         to the connection's window when the stream closes.  They did not:
         each such upload shrank the window for good, and after six the
-        connection's uploads stalled (504s)."""
+        connection's uploads stalled (504s).  (exchange_upload_end now
+        resumes it; on_stream_close gives back what is left.)"""
         data = random.Random(7).randbytes(H.MiB + 120 * 1024)
         with self.conn(timeout=20) as c:
-            for i in range(8):
+            for i in range(7):
                 self.slow.fill()
                 self.slow.open(0.3, window=1.6)
                 r = c.request("POST", "/echo", body=data, timeout=20)
@@ -577,6 +578,47 @@ class UploadWhileConnectingTest(H2Case):
                 self.assertEqual(len(r.body), len(data))
                 self.slow.join()
             self.assertIsNone(c.goaway)
+
+    def test_uploads_reset_while_paused_keep_the_connection_window(self):
+        """The client resets its stream in the middle of a paused upload:
+        the DATA held back goes back to the connection's window too (it
+        did not: the final upload stalled, 504)."""
+        data = random.Random(8).randbytes(H.MiB + 120 * 1024)
+        with self.conn(timeout=20) as c:
+            for i in range(7):
+                self.slow.fill()
+                self.slow.open(0.3, window=1.6)
+                sid = c.send_request("POST", "/echo", {"content-length": str(len(data) + 1)},
+                                     end_stream=False)
+                c.send_body(sid, data, end_stream=False)      # one byte short: never ends
+                c.reset_stream(sid)
+                self.slow.join()
+            self.slow.fill()
+            self.slow.open(0.0, window=1.6)
+            r = c.request("POST", "/echo", body=data, timeout=20)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(len(r.body), len(data))
+            self.assertIsNone(c.goaway)
+
+    def test_http11_keep_alive_after_upload_ended_while_paused(self):
+        """The body's end was already read when the upload paused: the
+        connection must read the next request after the response (it
+        stopped reading for good, and no client_timeout applied)."""
+        data = random.Random(9).randbytes(H.MiB + 5000)
+        with H.RawConn(self.port, timeout=10) as c:
+            self.slow.fill()
+            self.slow.open(0.3, window=1.6)
+            th = threading.Thread(target=lambda: c.send(H.build_request(
+                "POST", "/echo", None, data, host="127.0.0.1:%d" % self.port)), daemon=True)
+            th.start()
+            r = c.read_response("POST", timeout=10)
+            th.join(5)
+            self.assertOk(r, data)
+            self.slow.join()
+            self.slow.fill()
+            self.slow.open(0.0, window=1.6)
+            r = c.request("POST", "/echo", body=b"next", timeout=5)
+            self.assertOk(r, b"next")
 
     def test_http11_upload_resumes_after_connect(self):
         """The same over HTTP/1.1 (same exchange code; there the paused
