@@ -806,3 +806,174 @@ def versions(exe):
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
+
+
+# ------------------------------------------------------------------ HTTP/2
+# (issue 11: h2-hit1k and h2-idle in bench/run)
+
+def h2_certificate(workdir):
+    """One self-signed ECDSA P-256 certificate (and key) for every HTTP/2
+    server of the run, valid 30 days; (cert path, key path)."""
+    d = os.path.join(workdir, "h2-cert")
+    os.makedirs(d, exist_ok=True)
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "30", "-subj", "/CN=bench.test",
+                        "-addext", "subjectAltName=DNS:bench.test,IP:127.0.0.1"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        fail("openssl req (the HTTP/2 bench certificate) failed:\n%s" % r.stderr)
+    os.chmod(d, 0o755)
+    os.chmod(key, 0o644)        # nginx's workers read it too
+    return cert, key
+
+
+def start_freshcached_h2(name, exe, workdir, values, cpus=None):
+    """freshcached with bench/peers/freshcache-h2.yaml (a TLS listener)."""
+    d = os.path.join(workdir, name)
+    os.makedirs(os.path.join(d, "state"), exist_ok=True)
+    vals = dict(values)
+    vals.setdefault("DIR", d)
+    conf = fill_template("freshcache-h2.yaml", os.path.join(d, "freshcache.yaml"), vals)
+    t = subprocess.run([exe, "-t", "-c", conf], capture_output=True, text=True)
+    if t.returncode != 0:
+        fail("%s: freshcached -t rejected %s:\n%s%s" % (name, conf, t.stdout, t.stderr))
+    p = PROCS.start(name, [exe, "-c", conf], os.path.join(d, "stderr.log"), cpus=cpus)
+    p.admin_sock = os.path.join(d, "admin.sock")
+    return p, d
+
+
+def https_get(port, path, timeout=10):
+    """GET over TLS, HTTP/1.1 (no ALPN): (status, {header: value}, body)."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    c = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=ctx)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+    finally:
+        c.close()
+
+
+def parse_h2load(out):
+    r = {"rps": None, "requests": 0, "succeeded": 0, "failed": 0, "errored": 0, "timeout": 0,
+         "non2xx": 0, "mean_ms": None, "max_ms": None, "protocol": None}
+    m = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    if m:
+        r["rps"] = float(m.group(1))
+    m = re.search(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", out)
+    if m:
+        r["requests"], r["succeeded"], r["failed"], r["errored"], r["timeout"] = \
+            (int(x) for x in m.groups())
+    m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    if m:
+        r["non2xx"] = sum(int(x) for x in m.groups()[1:])
+    m = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", out)
+    if m:
+        r["max_ms"] = _ms(m.group(2))
+        r["mean_ms"] = _ms(m.group(3))
+    m = re.search(r"Application protocol: (\S+)", out)
+    if m:
+        r["protocol"] = m.group(1)
+    return r
+
+
+def run_h2load(port, path, clients, streams, duration, threads=2, cpus=None):
+    """h2load over TLS (ALPN h2): `clients` connections with `streams`
+    concurrent streams each, for `duration` seconds."""
+    argv = ["h2load", "-c%d" % clients, "-m%d" % streams, "-t%d" % threads,
+            "-D%d" % max(1, round(float(duration))), "https://127.0.0.1:%d%s" % (port, path)]
+    if cpus:
+        argv = ["taskset", "-c", cpus] + argv
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, text=True)
+    _CHILD_WRK.append(p)
+    try:
+        out, _ = p.communicate(timeout=float(duration) + 60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        fail("h2load did not finish: %s" % " ".join(argv))
+    finally:
+        _CHILD_WRK.remove(p)
+    r = parse_h2load(out)
+    if p.returncode != 0 or r["rps"] is None:
+        fail("h2load failed (%s): %s\n%s" % (p.returncode, " ".join(argv), out[-3000:]))
+    if r["protocol"] != "h2":
+        fail("h2load did not negotiate h2 (%s): %s" % (r["protocol"], " ".join(argv)))
+    r["raw"] = out
+    return r
+
+
+def _h2_frame(ftype, flags, sid, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + sid.to_bytes(4, "big") + payload
+
+
+def _hpack_literal(name, value):
+    """A literal field without indexing, new name, no Huffman (RFC 7541
+    §6.2.2); names and values here are under 127 bytes."""
+    n, v = name.encode(), value.encode()
+    return b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
+
+
+def h2_idle_connections(port, n, path, timeout=10):
+    """Open `n` HTTP/2 connections over TLS (ALPN h2), one GET of `path`
+    each (the whole response read, 200 checked), and return them open.
+    A few lines of framing on the standard library: no client package."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2"])
+    block = b"".join(_hpack_literal(k, v) for k, v in (
+        (":method", "GET"), (":scheme", "https"), (":authority", "127.0.0.1:%d" % port),
+        (":path", path)))
+    hello = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _h2_frame(4, 0, 0) +
+             _h2_frame(1, 0x5, 1, block))         # SETTINGS; HEADERS END_STREAM|END_HEADERS
+    socks = []
+    try:
+        for _ in range(n):
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=timeout))
+            socks.append(s)
+            if s.selected_alpn_protocol() != "h2":
+                fail("127.0.0.1:%d: ALPN chose %r, not h2" % (port, s.selected_alpn_protocol()))
+            s.sendall(hello)
+            buf, status, done = b"", None, False
+            while not done:
+                d = s.recv(65536)
+                if not d:
+                    fail("127.0.0.1:%d closed an HTTP/2 connection before answering" % port)
+                buf += d
+                while len(buf) >= 9:
+                    length = int.from_bytes(buf[:3], "big")
+                    if len(buf) < 9 + length:
+                        break
+                    ftype, flags = buf[3], buf[4]
+                    sid = int.from_bytes(buf[5:9], "big") & 0x7fffffff
+                    payload, buf = buf[9:9 + length], buf[9 + length:]
+                    if ftype == 4 and not flags & 1:            # SETTINGS: acknowledge
+                        s.sendall(_h2_frame(4, 1, 0))
+                    elif ftype == 1 and sid == 1:               # HEADERS
+                        status = 200 if payload[:1] == b"\x88" else payload[:1]
+                        done = done or bool(flags & 1)
+                    elif ftype == 0 and sid == 1:               # DATA
+                        done = done or bool(flags & 1)
+                    elif ftype in (3, 7):                       # RST_STREAM, GOAWAY
+                        fail("127.0.0.1:%d: %s on an idle-connection request"
+                             % (port, "RST_STREAM" if ftype == 3 else "GOAWAY"))
+            if status != 200:
+                fail("127.0.0.1:%d: HTTP/2 answer not 200 (first header byte %r)" % (port, status))
+    except BaseException:
+        for s in socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+        raise
+    return socks

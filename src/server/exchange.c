@@ -357,6 +357,13 @@ void exchange_upload_end(struct exchange *x)
     x->upload_done = true;
     if (x->fetch)
         fetch_end_body(x->fetch);
+    /* The origin's drain resumes only unfinished uploads: a front end
+     * paused for this one would stay so (HTTP/1.1: reading the next
+     * request; HTTP/2: the held-back window). */
+    if (x->upload_paused) {
+        x->upload_paused = false;
+        x->fe->upload_pause(x, false);
+    }
 }
 
 static void upload_cb(evutil_socket_t fd, short what, void *arg)

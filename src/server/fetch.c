@@ -212,6 +212,11 @@ static void send_request(struct fetch *f)
         const char *why = conn_error(c);
         retry_or_fail(f, 502, why ? why : "origin connection reset");
     }
+    /* A requester that paused its upload while we connected waits for
+     * on_drain, which only a write event calls: if the socket took the
+     * queued body at once, there will be none. */
+    else if (evbuffer_get_length(c->out) <= c->write_low)
+        upload_drained_cb(f);
 }
 
 size_t fetch_send_body(struct fetch *f, const char *data, size_t len)

@@ -35,8 +35,11 @@
 #define RESET_RATE 33
 /* CONTINUATION frames after one HEADERS (flood). */
 #define MAX_CONTINUATIONS 8
-/* PING, SETTINGS, PRIORITY, empty DATA and WINDOW_UPDATE frames: a
- * burst, then this many a second; beyond, ENHANCE_YOUR_CALM. */
+/* PING, SETTINGS, PRIORITY and empty DATA frames: a burst, then this
+ * many a second; beyond, ENHANCE_YOUR_CALM.  Not WINDOW_UPDATE: a client
+ * may acknowledge every DATA frame it reads (python-h2, Go's 4 KiB
+ * refresh), one or two per 16 KiB, so a fast download would look like a
+ * flood. */
 #define CONTROL_BURST 500
 #define CONTROL_RATE 100
 /* Queued acknowledgements (SETTINGS/PING ACKs) a client that does not
@@ -461,7 +464,6 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
     case NGHTTP2_PING:
     case NGHTTP2_SETTINGS:
     case NGHTTP2_PRIORITY:
-    case NGHTTP2_WINDOW_UPDATE:
         if (!control_frame_allowed(c))
             goto flood;
         return 0;
@@ -500,6 +502,11 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error_code, 
     if (st == NULL)
         return 0;
     nghttp2_session_set_stream_user_data(s, id, NULL);
+    /* Upload bytes held back while the origin was slow (an upload can end
+     * while paused, and then nothing resumes it): the connection's window
+     * gets them back, or it shrinks for good. */
+    if (st->unconsumed > 0)
+        nghttp2_session_consume_connection(s, st->unconsumed);
     stream_free(st);    /* the exchange ends: its access-log line */
     if (c->goaway && c->n_streams == 0)
         schedule_flush(c);          /* may close now */

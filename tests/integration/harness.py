@@ -1,6 +1,8 @@
 """harness.py — run freshcached in front of test-origin and talk HTTP to it.
 
 Python 3 standard library only.  Used by every tests/integration/test_*.py.
+H2Conn, the HTTP/2 client, needs python3-h2 (Debian's, for /usr/bin/python3)
+and imports it only when used.
 
 Environment (set by meson, see meson.build here):
   FRESHCACHED   path of the daemon under test
@@ -544,6 +546,360 @@ def parallel(n, fn, timeout=60):
 
 
 # ---------------------------------------------------------------------------
+# an HTTP/2 client on python3-h2: the same request() -> Response as RawConn
+#
+# python3-h2 is Debian's package: it is installed for /usr/bin/python3, so
+# the tests that use H2Conn run under that interpreter (meson.build says
+# so).  This module itself stays standard library only: h2 is imported when
+# the first H2Conn is made.
+
+
+def h2_available():
+    """True if python3-h2 can be imported by this interpreter."""
+    try:
+        import h2.connection  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def make_cert(directory, name="localhost", curve="prime256v1"):
+    """A self-signed ECDSA certificate for `name` and 127.0.0.1, made now
+    with the openssl CLI (nothing checked in can expire).  Returns
+    (certificate path, key path)."""
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:" + curve, "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=" + name,
+                        "-addext", "subjectAltName=DNS:%s,IP:127.0.0.1" % name],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
+        raise RuntimeError("openssl req failed: %s" % p.stderr)
+    return cert, key
+
+
+def tls_client(sock, alpn=("h2", "http/1.1"), server_name="localhost"):
+    """Wrap a connected socket in TLS, no certificate check (the test's own
+    certificate), offering `alpn`."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    return ctx.wrap_socket(sock, server_hostname=server_name)
+
+
+class H2Conn:
+    """One HTTP/2 connection (cleartext with prior knowledge, or TLS with
+    ALPN h2), several streams at once.
+
+    request() is RawConn.request(): one stream, its Response.  For several
+    at once: send_request() for each, then response(stream_id).  A Response
+    here has version "HTTP/2", framing "h2", `complete` only when the
+    stream ended with END_STREAM, `reset` the RST_STREAM error code (None
+    if none) and `stream_id`.  `goaway` is (error code, last stream id)
+    once a GOAWAY arrived; `eof` once the server closed.
+
+    `settings` are sent with the preface (e.g. a small
+    INITIAL_WINDOW_SIZE); with auto_ack=False received DATA is not
+    acknowledged (no WINDOW_UPDATE), so a test plays a slow reader with
+    ack(). `h2` and `sock` are there for tests that send what a client
+    should not."""
+
+    def __init__(self, port, timeout=10.0, tls=False, settings=None, auto_ack=True,
+                 server_name="localhost", conn_window=None):
+        import h2.config
+        import h2.connection
+        import h2.events
+        import h2.exceptions
+        import h2.settings
+        self._ev = h2.events
+        self._exc = h2.exceptions
+        self._conn_state = h2.connection.ConnectionState
+        self.port = port
+        self.timeout = timeout
+        self.tls = tls
+        self.auto_ack = auto_ack
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls:
+            sock = tls_client(sock, ("h2",), server_name)
+            if sock.selected_alpn_protocol() != "h2":
+                sock.close()
+                raise AssertionError("ALPN chose %r, not h2" % sock.selected_alpn_protocol())
+        self.sock = sock
+        self.h2 = h2.connection.H2Connection(config=h2.config.H2Configuration(
+            client_side=True, header_encoding=None))
+        self.h2.initiate_connection()
+        if settings:
+            self.h2.update_settings(settings)
+        if conn_window:
+            self.h2.increment_flow_control_window(conn_window)
+        self.streams = {}           # stream id -> Response
+        self.events = []            # every h2 event, in order
+        self.goaway = None          # (error code, last stream id)
+        self.eof = False
+        self.remote_settings = {}
+        self.unacked = 0            # DATA bytes not acknowledged (auto_ack=False)
+        self.flush()
+
+    # -- plumbing --------------------------------------------------------------
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def flush(self):
+        data = self.h2.data_to_send()
+        if data:
+            try:
+                self.sock.sendall(data)
+            except (BrokenPipeError, ConnectionResetError):
+                self.eof = True
+
+    def send_raw(self, data):
+        """Bytes straight onto the connection (frames made by hand)."""
+        self.sock.sendall(data)
+
+    def pump(self, timeout=None):
+        """Read once (waiting up to `timeout`, default the connection's) and
+        handle what arrived.  False on EOF or timeout."""
+        if self.eof:
+            return False
+        self.sock.settimeout(self.timeout if timeout is None else timeout)
+        try:
+            data = self.sock.recv(1 << 18)
+        except socket.timeout:
+            return False
+        except (ConnectionResetError, BrokenPipeError, OSError):
+            data = b""
+        if not data:
+            self.eof = True
+            for r in self.streams.values():
+                r.open = False
+            return False
+        self.receive(data)
+        return True
+
+    def receive(self, data):
+        try:
+            events = self.h2.receive_data(data)
+        except self._exc.ProtocolError as e:
+            raise AssertionError("HTTP/2 protocol error from the server: %r" % e) from None
+        for ev in events:
+            self._event(ev)
+        self.flush()
+
+    def _event(self, ev):
+        E = self._ev
+        self.events.append(ev)
+        r = self.streams.get(getattr(ev, "stream_id", None) or 0)
+        if r is None and isinstance(ev, (E.InformationalResponseReceived, E.ResponseReceived,
+                                         E.TrailersReceived, E.StreamEnded)):
+            raise AssertionError("HTTP/2: %r on a stream this client never opened" % ev)
+        if isinstance(ev, E.InformationalResponseReceived):
+            r.interim.append(int(dict(ev.headers)[b":status"]))
+        elif isinstance(ev, E.ResponseReceived):
+            r.headers = []
+            for k, v in ev.headers:
+                k, v = k.decode("latin-1"), v.decode("latin-1")
+                if k == ":status":
+                    r.status = int(v)
+                else:
+                    r.headers.append((k, v))
+            r.head_at = time.monotonic()
+        elif isinstance(ev, E.TrailersReceived):
+            r.trailers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in ev.headers]
+        elif isinstance(ev, E.DataReceived):
+            if r is not None:
+                r.chunks.append(ev.data)
+                r.received += len(ev.data)
+            if self.auto_ack:
+                if ev.flow_controlled_length:
+                    self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            else:
+                self.unacked += ev.flow_controlled_length
+                if r is not None:
+                    r.unacked += ev.flow_controlled_length
+        elif isinstance(ev, E.StreamEnded):
+            r.complete = True
+            r.open = False
+        elif isinstance(ev, E.StreamReset):
+            if r is not None:
+                r.reset = ev.error_code
+                r.open = False
+        elif isinstance(ev, E.ConnectionTerminated):
+            self.goaway = (ev.error_code, ev.last_stream_id)
+            self.goaway_data = ev.additional_data
+            # h2 stops at the first GOAWAY, but RFC 9113 §6.8 lets the
+            # streams up to last_stream_id finish: keep reading them.
+            self.h2.state_machine.state = self._conn_state.CLIENT_OPEN
+        elif isinstance(ev, E.RemoteSettingsChanged):
+            for k, v in ev.changed_settings.items():
+                self.remote_settings[int(k)] = v.new_value
+
+    def ack(self, stream_id, n):
+        """WINDOW_UPDATE for `n` bytes of stream `stream_id` (and the
+        connection): the slow reader reads."""
+        self.h2.acknowledge_received_data(n, stream_id)
+        r = self.streams.get(stream_id)
+        if r is not None:
+            r.unacked -= n
+        self.unacked -= n
+        self.flush()
+
+    # -- requests --------------------------------------------------------------
+
+    def send_request(self, method, target, headers=None, body=None, host=None,
+                     end_stream=True, stream_id=None, pseudo=None):
+        """Open a stream: HEADERS (and the body, within flow control).
+        `headers` as for RawConn; Host becomes :authority; `pseudo`
+        replaces the pseudo-header fields (e.g. for CONNECT).  Returns the
+        stream id."""
+        hs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+        authority = host or "127.0.0.1:%d" % self.port
+        fields = []
+        for k, v in hs:
+            if k.lower() == "host":
+                authority = v
+            else:
+                fields.append((k.lower(), str(v)))
+        if body is not None and "content-length" not in {k for k, _ in fields}:
+            fields.append(("content-length", str(len(body))))
+        if pseudo is None:
+            pseudo = [(":method", method), (":scheme", "https" if self.tls else "http"),
+                      (":authority", authority), (":path", target)]
+        sid = stream_id or self.h2.get_next_available_stream_id()
+        r = Response()
+        r.version = "HTTP/2"
+        r.reason = ""
+        r.framing = "h2"
+        r.stream_id = sid
+        r.method = method
+        r.reset = None
+        r.trailers = []
+        r.chunks = []
+        r.received = 0
+        r.unacked = 0
+        r.open = True
+        r.sent_at = time.monotonic()
+        r.head_at = None
+        self.streams[sid] = r
+        self.h2.send_headers(sid, pseudo + fields, end_stream=end_stream and body is None)
+        self.flush()
+        if body is not None:
+            self.send_body(sid, body, end_stream)
+        return sid
+
+    def send_body(self, sid, body, end_stream=True):
+        """DATA frames for `body`, as the windows allow (waits for
+        WINDOW_UPDATEs)."""
+        view = memoryview(body)
+        deadline = time.monotonic() + self.timeout
+        while view:
+            r = self.streams[sid]
+            if not r.open:
+                return      # reset or answered early: stop uploading
+            room = min(self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size,
+                       len(view))
+            if room <= 0:
+                if not self.pump(max(0.0, deadline - time.monotonic())):
+                    if self.eof or time.monotonic() > deadline:
+                        raise AssertionError("upload stalled: no WINDOW_UPDATE for %.0fs, "
+                                             "%d bytes left" % (self.timeout, len(view)))
+                continue
+            self.h2.send_data(sid, bytes(view[:room]), end_stream=end_stream and room == len(view))
+            view = view[room:]
+            self.flush()
+            deadline = time.monotonic() + self.timeout
+        if not body and end_stream:
+            self.h2.end_stream(sid)
+            self.flush()
+
+    def reset_stream(self, sid, code=8):
+        """RST_STREAM (default CANCEL)."""
+        self.h2.reset_stream(sid, code)
+        self.streams[sid].open = False
+        self.flush()
+
+    def response(self, sid, timeout=None):
+        """Wait for stream `sid` to end (END_STREAM or RST_STREAM) or the
+        connection to close; its Response.  A stream neither finished nor
+        reset within the timeout fails the test, saying how far it got."""
+        r = self.streams[sid]
+        t = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + t
+        while r.open and not self.eof:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(
+                    "stream %d (%s): neither complete nor reset after %.1fs; status %s, "
+                    "%d body bytes, goaway %r" % (sid, r.method, t, r.status, r.received,
+                                                  self.goaway))
+            self.pump(left)
+        r.body = b"".join(r.chunks)
+        r.elapsed = time.monotonic() - r.sent_at
+        if r.status is None and not r.complete:
+            raise NoResponse("stream %d: no response (reset %s, goaway %r, eof %s)"
+                             % (sid, r.reset, self.goaway, self.eof))
+        return r
+
+    def request(self, method, target, headers=None, body=None, version=None, timeout=None,
+                host=None):
+        """RawConn.request() over one new stream (`version` is ignored)."""
+        sid = self.send_request(method, target, headers, body, host)
+        return self.response(sid, timeout)
+
+    def read_all(self, sids, timeout=None):
+        """The Responses of several streams (in the order given)."""
+        return [self.response(sid, timeout) for sid in sids]
+
+    def wait(self, predicate, timeout=5.0):
+        """Pump until predicate() is true; its value, or None at the timeout
+        or EOF."""
+        deadline = time.monotonic() + timeout
+        while True:
+            v = predicate()
+            if v:
+                return v
+            left = deadline - time.monotonic()
+            if left <= 0 or self.eof:
+                return None
+            self.pump(left)
+
+    def wait_closed(self, timeout):
+        """True if the server closes within `timeout` (what arrives meanwhile
+        is handled)."""
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.pump(left)
+        return True
+
+    def ping(self, data=b"12345678"):
+        self.h2.ping(data)
+        self.flush()
+
+
+def h2_request(port, method="GET", target="/", headers=None, body=None, timeout=10.0, tls=False):
+    """One request on a fresh HTTP/2 connection, closed after."""
+    with H2Conn(port, timeout, tls=tls) as c:
+        return c.request(method, target, headers, body)
+
+
+# ---------------------------------------------------------------------------
 # the origin
 
 
@@ -826,6 +1182,7 @@ class ProxyTestCase(unittest.TestCase):
     origin_root = None      # --root for the origin
     origin_down = False     # point freshcached at a closed port instead
     origin_port = None      # or at this port (a test's own raw origin), set before setUpClass
+    listen_options = {}     # merged into the first listener (e.g. {"http2": True})
 
     @classmethod
     def setUpClass(cls):
@@ -846,6 +1203,8 @@ class ProxyTestCase(unittest.TestCase):
         origin_url = "http://127.0.0.1:%d" % port
         for attempt in range(2):    # a free port can be taken before the daemon binds it
             cfg = deep_merge(default_config(free_port(), origin_url, cls.tmp), cls.config)
+            if cls.listen_options:
+                cfg["listen"] = [dict(cfg["listen"][0], **cls.listen_options)] + cfg["listen"][1:]
             try:
                 cls.proxy = Proxy(cfg, cls.tmp)
                 break
