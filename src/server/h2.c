@@ -66,6 +66,9 @@ struct h2_conn {
     struct h2_stream_list streams;
     unsigned n_streams;
     bool goaway;                    /* no new streams; close when the last ends */
+    bool terminated;                /* a bound ended the session: start nothing more */
+    double reset_tokens;            /* client resets bucket (rapid reset) */
+    uint64_t reset_ms;
     bool dead;                      /* being freed: no more sends */
     double control_tokens;          /* control-frame bucket */
     uint64_t control_ms;
@@ -420,17 +423,32 @@ static void start_exchange(struct h2_conn *c, struct h2_stream *st, bool end_str
     exchange_start(&st->x, m, &info);
 }
 
-static bool control_frame_allowed(struct h2_conn *c)
+/* A token bucket: `burst` at most, refilled at `rate` a second. */
+static bool take_token(struct h2_conn *c, double *tokens, uint64_t *last_ms, double rate,
+                       double burst)
 {
     uint64_t now = worker_now_ms(c->w);
-    c->control_tokens += (double)(now - c->control_ms) * CONTROL_RATE / 1000.0;
-    if (c->control_tokens > CONTROL_BURST)
-        c->control_tokens = CONTROL_BURST;
-    c->control_ms = now;
-    if (c->control_tokens < 1)
+    *tokens += (double)(now - *last_ms) * rate / 1000.0;
+    if (*tokens > burst)
+        *tokens = burst;
+    *last_ms = now;
+    if (*tokens < 1)
         return false;
-    c->control_tokens -= 1;
+    *tokens -= 1;
     return true;
+}
+
+static bool control_frame_allowed(struct h2_conn *c)
+{
+    return take_token(c, &c->control_tokens, &c->control_ms, CONTROL_RATE, CONTROL_BURST);
+}
+
+/* End the session with a GOAWAY; nothing in the rest of this read starts. */
+static void terminate(struct h2_conn *c, uint32_t code, const char *why)
+{
+    log_debug("h2 %s: %s: GOAWAY", c->addr, why);
+    c->terminated = true;
+    nghttp2_session_terminate_session(c->sess, code);
 }
 
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *user)
@@ -442,6 +460,11 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
         if (st == NULL)
             return 0;
         bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+        /* The session is ended (a rapid-reset or flood bound) but nghttp2
+         * still parses the rest of this read: the streams in it are above
+         * the GOAWAY's last-stream-id, so none may reach the origin. */
+        if (c->terminated)
+            return 0;
         if (!st->started && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
             start_exchange(c, st, end);
         } else if (end && !st->req_done) {      /* trailers end the body */
@@ -461,6 +484,13 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
         }
         return 0;
     }
+    case NGHTTP2_RST_STREAM:
+        /* Rapid reset (CVE-2023-44487): our own bucket, so that the
+         * streams after the bound are not started (nghttp2's, set higher
+         * as a backstop, only stops them once its GOAWAY is sent). */
+        if (!take_token(c, &c->reset_tokens, &c->reset_ms, RESET_RATE, RESET_BURST))
+            terminate(c, NGHTTP2_ENHANCE_YOUR_CALM, "streams reset too fast");
+        return 0;
     case NGHTTP2_PING:
     case NGHTTP2_SETTINGS:
     case NGHTTP2_PRIORITY:
@@ -471,8 +501,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
         return 0;
     }
 flood:
-    log_debug("h2 %s: control frame flood: GOAWAY", c->addr);
-    nghttp2_session_terminate_session(s, NGHTTP2_ENHANCE_YOUR_CALM);
+    terminate(c, NGHTTP2_ENHANCE_YOUR_CALM, "control frame flood");
     return 0;
 }
 
@@ -711,13 +740,15 @@ void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char 
     AN(c->tick);
     c->control_tokens = CONTROL_BURST;
     c->control_ms = worker_now_ms(w);
+    c->reset_tokens = RESET_BURST;
+    c->reset_ms = c->control_ms;
 
     nghttp2_session_callbacks *cb = callbacks();
     nghttp2_option *opt;
     AZ(nghttp2_option_new(&opt));
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_outbound_ack(opt, MAX_OUTBOUND_ACK);
-    nghttp2_option_set_stream_reset_rate_limit(opt, RESET_BURST, RESET_RATE);
+    nghttp2_option_set_stream_reset_rate_limit(opt, 5 * RESET_BURST, RESET_RATE);
     nghttp2_option_set_max_continuations(opt, MAX_CONTINUATIONS);
     AZ(nghttp2_session_server_new2(&c->sess, cb, c, opt));
     nghttp2_option_del(opt);
