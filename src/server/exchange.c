@@ -145,6 +145,17 @@ void exchange_respond(struct exchange *x, int status, const char *cache_status, 
     deliver_error(x, status, msg, close);
 }
 
+void exchange_send_interim(struct exchange *x, int status, const char *lines, size_t len)
+{
+    CHECK_OBJ_NOTNULL(x, EXCHANGE_MAGIC);
+    FC_ASSERT(status >= 100 && status < 200 && status != 101);
+    /* Only while the final answer is still awaited: after it, a 1xx would
+     * be read as the start of the next response. */
+    if (x->state != X_WAIT || x->resp_status != 0)
+        return;
+    x->fe->send_interim(x, status, lines, len);
+}
+
 /* ---- fetches ----------------------------------------------------------- */
 
 /* Start our fetch and wait on its placeholder.  `ph` is a BUSY object we

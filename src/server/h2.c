@@ -320,10 +320,34 @@ static void fe_upload_pause(struct exchange *x, bool pause)
     }
 }
 
+static void fe_send_interim(struct exchange *x, int status, const char *lines, size_t len)
+{
+    struct h2_stream *st = x->fe_ctx;
+    CHECK_OBJ_NOTNULL(st, H2_STREAM_MAGIC);
+    if (st->responded)
+        return;
+    struct nv_list *l = malloc(sizeof *l);
+    AN(l);
+    l->n = l->used = 0;
+    char code[4];
+    snprintf(code, sizeof code, "%03d", status);
+    nv_add(l, ":status", 7, code, 3);
+    nv_add_lines(l, lines, len);
+    /* A HEADERS frame without END_STREAM; nghttp2 copies the fields. */
+    int rv = nghttp2_submit_headers(st->c->sess, NGHTTP2_FLAG_NONE, st->id, NULL, l->nv, l->n,
+                                    NULL);
+    free(l);
+    if (rv != 0)
+        log_debug("h2 %s: stream %d: cannot submit a %d: %s", st->c->addr, st->id, status,
+                  nghttp2_strerror(rv));
+    schedule_flush(st->c);
+}
+
 static const struct exchange_fe h2_fe = {
     .send_head = fe_send_head,
     .body_ready = fe_body_ready,
     .upload_pause = fe_upload_pause,
+    .send_interim = fe_send_interim,
 };
 
 /* ---- requests: nghttp2's callbacks ---------------------------------------- */

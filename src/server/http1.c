@@ -225,10 +225,27 @@ static void fe_upload_pause(struct exchange *x, bool pause)
         event_active(c->reap, EV_READ, 0);     /* parse what is buffered */
 }
 
+static void fe_send_interim(struct exchange *x, int status, const char *lines, size_t len)
+{
+    struct h1_conn *c = x->fe_ctx;
+    CHECK_OBJ_NOTNULL(c, H1_MAGIC);
+    /* An HTTP/1.0 client would take a 1xx for the final response (RFC
+     * 9110 §15.2: a server must not send one to it). */
+    if (c->state != H1_EXCHANGE || c->r.head_sent || c->r.http10)
+        return;
+    struct evbuffer *out = c->conn->out;
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
+    evbuffer_add(out, lines, len);
+    ADD_LIT(out, "\r\n");
+    if (!c->in_io)
+        h1_flush(c);
+}
+
 static const struct exchange_fe h1_fe = {
     .send_head = fe_send_head,
     .body_ready = fe_body_ready,
     .upload_pause = fe_upload_pause,
+    .send_interim = fe_send_interim,
 };
 
 /* ---- requests ---------------------------------------------------------- */

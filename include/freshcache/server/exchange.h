@@ -73,6 +73,10 @@ struct exchange_fe {
     /* Stop (true) or resume (false) taking request body bytes from the
      * client: the origin is slower than the upload. */
     void (*upload_pause)(struct exchange *x, bool pause);
+    /* An interim (1xx) response before the final one: `lines` are
+     * "Name: value\r\n" field lines, valid only during the call.  A front
+     * end drops it where its client cannot take one (HTTP/1.0). */
+    void (*send_interim)(struct exchange *x, int status, const char *lines, size_t len);
 };
 
 /* What the front end tells about a request besides its head. */
@@ -145,6 +149,11 @@ void exchange_start(struct exchange *x, const struct http_msg *req,
  * be NULL then). */
 void exchange_respond(struct exchange *x, int status, const char *cache_status, const char *msg,
                       bool close);
+/* Send a 1xx interim response (RFC 9110 §15.2: 100, 102, 103; never
+ * 101) ahead of the final one: forwarded from the origin or made by the
+ * proxy (Early Hints).  Does nothing once the final head is out.  Never
+ * stored, never replayed. */
+void exchange_send_interim(struct exchange *x, int status, const char *lines, size_t len);
 /* Request body bytes.  Returns how many wait for the origin (the front
  * end's backpressure: see upload_pause). */
 size_t exchange_upload(struct exchange *x, const char *data, size_t len);
