@@ -47,22 +47,40 @@ struct h1_request {
     bool has_body;      /* a request body follows its head */
 };
 
+/* What a connection needs only while a request is on it: the parser, the
+ * request message with its buffers and the exchange with its events.  An
+ * idle keep-alive connection gives it back to its worker's pool (a few
+ * hundred bytes plus buffers that a busy connection would otherwise keep
+ * for as long as the client stays) and takes one again when bytes arrive:
+ * idle connections cost only struct h1_conn and its conn. */
+struct h1_active {
+#define H1_ACTIVE_MAGIC 0x4c1a7e11u
+    unsigned magic;
+    struct h1_active *next_free;        /* in the worker's pool */
+    struct http_parser parser;
+    struct http_msg req;
+    struct exchange x;
+};
+
+/* Pooled per worker, beyond which given-back ones are freed; a request
+ * message grown past MSG_KEEP_BYTES drops its buffers on the way in. */
+#define H1_POOL_MAX 256
+#define MSG_KEEP_BYTES 4096
+
 struct h1_conn {
 #define H1_MAGIC 0xc11e4700u
     unsigned magic;
     LIST_ENTRY(h1_conn) link;
     struct worker *w;
     struct conn *conn;
-    char addr[INET6_ADDRSTRLEN];
+    struct h1_active *a;    /* NULL while idle between requests */
     const char *scheme;     /* "http" or "https" (static) */
     enum h1_state state;
     bool peer_eof;      /* the client closed its sending side */
     bool in_io;         /* inside our own read/drain/reap handling: it flushes */
-    struct event *reap; /* deferred: free when closing, or parse on */
-    struct http_parser parser;
-    struct http_msg req;
     struct h1_request r;
-    struct exchange x;
+    struct event *reap; /* deferred: free when closing, or parse on */
+    char addr[INET6_ADDRSTRLEN];
 };
 
 static void h1_process(struct h1_conn *c);
@@ -80,6 +98,71 @@ static void set_state(struct h1_conn *c, enum h1_state to)
     };
     FC_ASSERT(legal[c->state][to]);
     c->state = to;
+}
+
+/* ---- the per-request part, pooled ------------------------------------- */
+
+static const struct exchange_fe h1_fe;
+static void on_request_body(void *owner, const char *data, size_t len);
+
+/* Bytes arrived on an idle connection: give it a parser, a message and an
+ * exchange, from the pool when it has one. */
+static void h1_activate(struct h1_conn *c)
+{
+    FC_ASSERT(c->a == NULL && c->state == H1_READ);
+    struct worker *w = c->w;
+    struct h1_active *a = w->h1_pool;
+    if (a) {
+        CHECK_OBJ(a, H1_ACTIVE_MAGIC);
+        w->h1_pool = a->next_free;
+        w->h1_pool_n--;
+        a->next_free = NULL;
+        a->x.fe_ctx = c;
+    } else {
+        a = calloc(1, sizeof *a);
+        AN(a);
+        a->magic = H1_ACTIVE_MAGIC;
+        http_msg_init(&a->req);
+        exchange_init(&a->x, w, &h1_fe, c);
+    }
+    /* A fresh parser: the next message starts here, as on a new connection. */
+    http_parser_init(&a->parser, HTTP_REQUEST, &a->req, worker_cfg(w)->limits.max_header_bytes,
+                     on_request_body, c);
+    c->a = a;
+}
+
+static void h1_active_free(struct h1_active *a)
+{
+    CHECK_OBJ_NOTNULL(a, H1_ACTIVE_MAGIC);
+    exchange_fini(&a->x);
+    http_msg_free(&a->req);
+    a->magic = 0;
+    free(a);
+}
+
+/* The connection is between requests with nothing of the next one read:
+ * give the per-request part back. */
+static void h1_deactivate(struct h1_conn *c)
+{
+    struct h1_active *a = c->a;
+    CHECK_OBJ_NOTNULL(a, H1_ACTIVE_MAGIC);
+    FC_ASSERT(a->x.state == X_IDLE);
+    c->a = NULL;
+    struct worker *w = c->w;
+    if (w->h1_pool_n >= H1_POOL_MAX) {
+        h1_active_free(a);
+        return;
+    }
+    if (a->req.cap > MSG_KEEP_BYTES) {
+        http_msg_free(&a->req);
+        http_msg_init(&a->req);
+    } else {
+        http_msg_reset(&a->req);
+    }
+    a->x.fe_ctx = NULL;
+    a->next_free = w->h1_pool;
+    w->h1_pool = a;
+    w->h1_pool_n++;
 }
 
 /* Write what is queued now; the peer being gone closes the connection. */
@@ -154,7 +237,7 @@ static void pump_body(struct h1_conn *c)
         if (c->r.chunked_out) {
             struct evbuffer *tmp = evbuffer_new();
             AN(tmp);
-            rd = exchange_body_read(&c->x, tmp, budget, &n);
+            rd = exchange_body_read(&c->a->x, tmp, budget, &n);
             if (n) {
                 evbuffer_add_printf(out, "%zx\r\n", n);
                 evbuffer_add_buffer(out, tmp);
@@ -162,7 +245,7 @@ static void pump_body(struct h1_conn *c)
             }
             evbuffer_free(tmp);
         } else {
-            rd = exchange_body_read(&c->x, out, budget, &n);
+            rd = exchange_body_read(&c->a->x, out, budget, &n);
         }
         if (rd == BODY_READ_END) {
             if (c->r.chunked_out)
@@ -253,56 +336,58 @@ static const struct exchange_fe h1_fe = {
 /* A request refused here, before or instead of its exchange. */
 static void refuse(struct h1_conn *c, int status, const char *msg)
 {
+    if (c->a == NULL)
+        h1_activate(c);
     if (c->state == H1_READ) {
         set_state(c, H1_EXCHANGE);
         c->r.keep_alive = false;
-        c->x.req = &c->req;     /* what was parsed of it, for the log */
+        c->a->x.req = &c->a->req;     /* what was parsed of it, for the log */
     }
     if (!c->r.head_sent)
-        exchange_respond(&c->x, status, "fwd=bypass", msg, true);
+        exchange_respond(&c->a->x, status, "fwd=bypass", msg, true);
 }
 
 static void on_request_head(struct h1_conn *c)
 {
-    struct http_msg *m = &c->req;
+    struct http_msg *m = &c->a->req;
     set_state(c, H1_EXCHANGE);
     memset(&c->r, 0, sizeof c->r);
     c->r.head_req = m->method == HTTP_HEAD;
     c->r.http10 = m->http_major == 1 && m->http_minor == 0;
-    c->r.keep_alive = http_parser_keep_alive(&c->parser) && !c->peer_eof &&
+    c->r.keep_alive = http_parser_keep_alive(&c->a->parser) && !c->peer_eof &&
                       !atomic_load(&c->w->srv->stopping);
-    c->r.has_body = http_parser_has_body(&c->parser);
+    c->r.has_body = http_parser_has_body(&c->a->parser);
     struct exchange_request info = {
         .client_addr = c->addr,
         .scheme = c->scheme,
         .has_body = c->r.has_body,
-        .body_length = http_parser_content_length(&c->parser),
+        .body_length = http_parser_content_length(&c->a->parser),
     };
-    if (c->parser.upgrade || m->method == HTTP_CONNECT) {
+    if (c->a->parser.upgrade || m->method == HTTP_CONNECT) {
         /* Nothing after an upgrade request is HTTP we could parse: answer
          * and close. */
         COUNT(&c->w->counters, requests, 1);
-        c->x.req = m;
-        exchange_respond(&c->x, 501, NULL, "upgrade and CONNECT are not supported", true);
+        c->a->x.req = m;
+        exchange_respond(&c->a->x, 501, NULL, "upgrade and CONNECT are not supported", true);
         h1_close(c);
         return;
     }
     if (!c->r.http10 && !http_msg_has(m, "Host")) {
         COUNT(&c->w->counters, requests, 1);
-        c->x.req = m;
-        exchange_respond(&c->x, 400, NULL, "missing Host", true);
+        c->a->x.req = m;
+        exchange_respond(&c->a->x, 400, NULL, "missing Host", true);
         return;
     }
     if (c->r.has_body && !c->r.http10 && http_msg_has_token(m, "Expect", "100-continue"))
         ADD_LIT(c->conn->out, "HTTP/1.1 100 Continue\r\n\r\n");
-    exchange_start(&c->x, m, &info);
+    exchange_start(&c->a->x, m, &info);
 }
 
 static void on_request_body(void *owner, const char *data, size_t len)
 {
     struct h1_conn *c = owner;
     if (c->state == H1_EXCHANGE)
-        exchange_upload(&c->x, data, len);
+        exchange_upload(&c->a->x, data, len);
 }
 
 /* Both the request and its response are done: ready for the next one. */
@@ -310,9 +395,9 @@ static void finish_exchange(struct h1_conn *c)
 {
     if (c->state != H1_EXCHANGE || !c->r.resp_done || !c->r.req_done)
         return;
-    exchange_end(&c->x);
+    exchange_end(&c->a->x);
     set_state(c, H1_READ);
-    http_parser_next(&c->parser);
+    http_parser_next(&c->a->parser);
     bool keep_alive = c->r.keep_alive;
     memset(&c->r, 0, sizeof c->r);
     if (!keep_alive || c->peer_eof) {
@@ -324,15 +409,24 @@ static void finish_exchange(struct h1_conn *c)
      * input bound limits what a pipelining client can queue. */
     if (evbuffer_get_length(c->conn->in) > 0)
         event_active(c->reap, EV_READ, 0);      /* the next pipelined request */
+    else
+        h1_deactivate(c);                       /* idle until bytes arrive */
 }
 
 static void h1_process(struct h1_conn *c)
 {
     struct evbuffer *in = c->conn->in;
-    while (c->state != H1_CLOSING) {
+    if (c->a == NULL) {
+        if (c->state != H1_READ || evbuffer_get_length(in) == 0)
+            return;
+        h1_activate(c);
+    }
+    /* A finished exchange with nothing more buffered gives the per-request
+     * part back (finish_exchange): then we are done. */
+    while (c->state != H1_CLOSING && c->a != NULL) {
         if (c->state == H1_EXCHANGE && c->r.req_done)
             break;      /* wait for the response before reading on */
-        enum http_parse_event ev = http_parser_feed(&c->parser, in);
+        enum http_parse_event ev = http_parser_feed(&c->a->parser, in);
         switch (ev) {
         case HTTP_PARSE_NEED_MORE:
             conn_input_consumed(c->conn);
@@ -345,12 +439,12 @@ static void h1_process(struct h1_conn *c)
                 break;
             c->r.req_done = true;
             if (c->r.has_body)
-                exchange_upload_end(&c->x);
+                exchange_upload_end(&c->a->x);
             finish_exchange(c);
             break;
         case HTTP_PARSE_ERROR:
             COUNT(&c->w->counters, client_errors, 1);
-            refuse(c, 400, http_parser_error(&c->parser));
+            refuse(c, 400, http_parser_error(&c->a->parser));
             h1_close(c);
             return;
         case HTTP_PARSE_TOO_LARGE:
@@ -368,10 +462,10 @@ static void h1_process(struct h1_conn *c)
 static void h1_free(struct h1_conn *c)
 {
     CHECK_OBJ_NOTNULL(c, H1_MAGIC);
-    exchange_fini(&c->x);
+    if (c->a)
+        h1_active_free(c->a);
     event_free(c->reap);
     conn_free(c->conn);
-    http_msg_free(&c->req);
     LIST_REMOVE(c, link);
     c->w->n_clients--;
     atomic_fetch_sub(&c->w->srv->n_clients, 1);
@@ -402,7 +496,8 @@ static void h1_close(struct h1_conn *c)
 {
     if (c->state == H1_CLOSING)
         return;
-    exchange_end(&c->x);    /* cut short: still one log line for it */
+    if (c->a)
+        exchange_end(&c->a->x);    /* cut short: still one log line for it */
     set_state(c, H1_CLOSING);
     conn_read_enable(c->conn, false);
     c->conn->write_low = 0;     /* on_drain once everything is out */
@@ -495,10 +590,6 @@ void http1_serve(struct worker *w, struct conn *conn, const char *addr, const ch
     c->scheme = scheme;
     c->reap = event_new(w->base, -1, 0, reap_cb, c);
     AN(c->reap);
-    http_msg_init(&c->req);
-    http_parser_init(&c->parser, HTTP_REQUEST, &c->req, cfg->limits.max_header_bytes,
-                     on_request_body, c);
-    exchange_init(&c->x, w, &h1_fe, c);
     LIST_INSERT_HEAD(&w->h1_conns, c, link);
     w->n_clients++;
     conn->read_high = cfg->limits.max_header_bytes + READ_AHEAD_MAX;
@@ -527,4 +618,10 @@ void http1_free_all(struct worker *w)
     struct h1_conn *c;
     while ((c = LIST_FIRST(&w->h1_conns)) != NULL)
         h1_free(c);
+    struct h1_active *a;
+    while ((a = w->h1_pool) != NULL) {
+        w->h1_pool = a->next_free;
+        w->h1_pool_n--;
+        h1_active_free(a);
+    }
 }

@@ -44,6 +44,8 @@ struct worker {
     size_t n_listeners, cap_listeners;
     struct handshake_list handshakes;   /* TLS connections not up yet (listener.c) */
     struct h1_list h1_conns;        /* HTTP/1.1 client connections (http1.h) */
+    struct h1_active *h1_pool;      /* their per-request parts, given back when idle */
+    unsigned h1_pool_n;
     struct h2_list h2_conns;        /* HTTP/2 client connections (h2.h) */
     unsigned n_clients;             /* client connections on this worker */
     struct fetch_list fetches;      /* in progress, including detached ones */
