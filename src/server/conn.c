@@ -50,6 +50,12 @@ static void arm_write(struct conn *c)
 {
     if (c->write_armed || c->failed || c->dead)
         return;
+    /* Made on first need: most connections never fill their socket
+     * buffer, and an idle one should not carry an event it never uses. */
+    if (c->ev_write == NULL) {
+        c->ev_write = event_new(c->base, c->t->fd, EV_WRITE | EV_PERSIST, write_cb, c);
+        AN(c->ev_write);
+    }
     AZ(event_add(c->ev_write, tv_or_null(&c->write_timeout)));
     c->write_armed = true;
 }
@@ -76,7 +82,8 @@ static void update_read(struct conn *c)
 static void really_free(struct conn *c)
 {
     event_free(c->ev_read);
-    event_free(c->ev_write);
+    if (c->ev_write)
+        event_free(c->ev_write);
     evbuffer_free(c->in);
     evbuffer_free(c->out);
     c->t->ops->close(c->t);
@@ -123,9 +130,7 @@ static struct conn *conn_alloc(struct event_base *base, struct transport *t,
     AN(c->in);
     AN(c->out);
     c->ev_read = event_new(base, t->fd, EV_READ | EV_PERSIST, read_cb, c);
-    c->ev_write = event_new(base, t->fd, EV_WRITE | EV_PERSIST, write_cb, c);
     AN(c->ev_read);
-    AN(c->ev_write);
     return c;
 }
 

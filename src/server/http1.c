@@ -79,7 +79,7 @@ struct h1_conn {
     bool peer_eof;      /* the client closed its sending side */
     bool in_io;         /* inside our own read/drain/reap handling: it flushes */
     struct h1_request r;
-    struct event *reap; /* deferred: free when closing, or parse on */
+    struct event *reap; /* deferred: free when closing, or parse on (made on first use) */
     char addr[INET6_ADDRSTRLEN];
 };
 
@@ -165,6 +165,19 @@ static void h1_deactivate(struct h1_conn *c)
     w->h1_pool_n++;
 }
 
+static void reap_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Run reap_cb from the loop: EV_WRITE frees a closing connection,
+ * EV_READ parses buffered input. */
+static void h1_defer(struct h1_conn *c, short what)
+{
+    if (c->reap == NULL) {
+        c->reap = event_new(c->w->base, -1, 0, reap_cb, c);
+        AN(c->reap);
+    }
+    event_active(c->reap, what, 0);
+}
+
 /* Write what is queued now; the peer being gone closes the connection. */
 static void h1_flush(struct h1_conn *c)
 {
@@ -174,7 +187,7 @@ static void h1_flush(struct h1_conn *c)
         h1_close(c);
     }
     if (c->state == H1_CLOSING && conn_pending(c->conn) == 0)
-        event_active(c->reap, EV_WRITE, 0);
+        h1_defer(c, EV_WRITE);
 }
 
 /* ---- responses ---------------------------------------------------------- */
@@ -305,7 +318,7 @@ static void fe_upload_pause(struct exchange *x, bool pause)
         return;
     conn_read_enable(c->conn, !pause);
     if (!pause && evbuffer_get_length(c->conn->in) > 0)
-        event_active(c->reap, EV_READ, 0);     /* parse what is buffered */
+        h1_defer(c, EV_READ);     /* parse what is buffered */
 }
 
 static void fe_send_interim(struct exchange *x, int status, const char *lines, size_t len)
@@ -408,7 +421,7 @@ static void finish_exchange(struct h1_conn *c)
      * epoll_ctl calls per request); the parser simply waits, and the
      * input bound limits what a pipelining client can queue. */
     if (evbuffer_get_length(c->conn->in) > 0)
-        event_active(c->reap, EV_READ, 0);      /* the next pipelined request */
+        h1_defer(c, EV_READ);      /* the next pipelined request */
     else
         h1_deactivate(c);                       /* idle until bytes arrive */
 }
@@ -464,7 +477,8 @@ static void h1_free(struct h1_conn *c)
     CHECK_OBJ_NOTNULL(c, H1_MAGIC);
     if (c->a)
         h1_active_free(c->a);
-    event_free(c->reap);
+    if (c->reap)
+        event_free(c->reap);
     conn_free(c->conn);
     LIST_REMOVE(c, link);
     c->w->n_clients--;
@@ -502,7 +516,7 @@ static void h1_close(struct h1_conn *c)
     conn_read_enable(c->conn, false);
     c->conn->write_low = 0;     /* on_drain once everything is out */
     if (conn_pending(c->conn) == 0)
-        event_active(c->reap, EV_WRITE, 0);
+        h1_defer(c, EV_WRITE);
 }
 
 /* The peer is gone or stuck: nothing queued can be delivered. */
@@ -510,7 +524,7 @@ static void h1_abort(struct h1_conn *c)
 {
     h1_close(c);
     conn_discard_output(c->conn);
-    event_active(c->reap, EV_WRITE, 0);
+    h1_defer(c, EV_WRITE);
 }
 
 static void on_read(void *arg)
@@ -529,7 +543,7 @@ static void on_drain(void *arg)
     CHECK_OBJ_NOTNULL(c, H1_MAGIC);
     if (c->state == H1_CLOSING) {
         if (conn_pending(c->conn) == 0)
-            event_active(c->reap, EV_WRITE, 0);
+            h1_defer(c, EV_WRITE);
         return;
     }
     if (c->state == H1_EXCHANGE && c->r.head_sent && !c->r.resp_done) {
@@ -588,8 +602,6 @@ void http1_serve(struct worker *w, struct conn *conn, const char *addr, const ch
     c->conn = conn;
     snprintf(c->addr, sizeof c->addr, "%s", addr);
     c->scheme = scheme;
-    c->reap = event_new(w->base, -1, 0, reap_cb, c);
-    AN(c->reap);
     LIST_INSERT_HEAD(&w->h1_conns, c, link);
     w->n_clients++;
     conn->read_high = cfg->limits.max_header_bytes + READ_AHEAD_MAX;
@@ -600,7 +612,7 @@ void http1_serve(struct worker *w, struct conn *conn, const char *addr, const ch
     /* Bytes already read (a listener looked at them to choose us, or TLS
      * delivered them with the handshake): parse them now. */
     if (evbuffer_get_length(conn->in) > 0)
-        event_active(c->reap, EV_READ, 0);
+        h1_defer(c, EV_READ);
 }
 
 void http1_close_idle(struct worker *w)
