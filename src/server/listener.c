@@ -73,6 +73,26 @@ static void handshake_reap(evutil_socket_t fd, short what, void *arg)
     handshake_free(arg, false);
 }
 
+/* One best-effort write on the raw socket: the TLS layer never started.
+ * Reading what else the request sent before closing makes the close a FIN,
+ * not an RST that could destroy the answer in flight. */
+static void answer_plain_http(int fd)
+{
+    static const char msg[] =
+        "HTTP/1.1 400 Bad Request\r\n"
+        "Content-Type: text/plain\r\n"
+        "Content-Length: 46\r\n"
+        "Connection: close\r\n"
+        "\r\n"
+        "The plain HTTP request was sent to HTTPS port\n";
+    if (send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        return;
+    shutdown(fd, SHUT_WR);
+    char sink[4096];
+    for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+        ;
+}
+
 static void handshake_event(void *arg, enum conn_event ev)
 {
     struct handshake *h = arg;
@@ -96,8 +116,12 @@ static void handshake_event(void *arg, enum conn_event ev)
         event_active(h->reap, EV_WRITE, 0);
         return;
     }
-    /* Garbage, plain HTTP to a TLS port, an unknown CA at the client, a
-     * stall: closed without a word, counted, logged for debugging. */
+    /* Plain HTTP to a TLS port: say so in plain HTTP, as nginx does (a
+     * browser shows it), then close. */
+    if (transport_tls_plain_http(h->conn->t))
+        answer_plain_http(h->conn->t->fd);
+    /* Garbage, an unknown CA at the client, a stall: closed without a
+     * word, counted, logged for debugging. */
     COUNT(&w->counters, tls_handshake_failures, 1);
     const char *why = conn_error(h->conn);
     log_debug("TLS handshake with %s failed: %s", h->addr,

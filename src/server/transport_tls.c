@@ -28,6 +28,7 @@ struct tls_transport {
     struct transport t;             /* first: the generic part */
     SSL *ssl;
     bool handshake_done;
+    bool plain_http;                /* the peer sent an HTTP request, not TLS */
     char err[200];
 };
 
@@ -60,6 +61,8 @@ static ssize_t failure(struct tls_transport *tt, int rc)
         }
         /* fall through */
     default:
+        if (ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_HTTP_REQUEST)
+            tt->plain_http = true;
         tt->t.error = tls_error_text(tt->ssl, tt->err, sizeof tt->err);
         return TRANSPORT_ERROR;
     }
@@ -190,4 +193,9 @@ struct transport *transport_tls_new(int fd, SSL *ssl)
 SSL *transport_tls_ssl(struct transport *t)
 {
     return t->ops == &tls_ops ? TT(t)->ssl : NULL;
+}
+
+bool transport_tls_plain_http(struct transport *t)
+{
+    return t->ops == &tls_ops && TT(t)->plain_http;
 }

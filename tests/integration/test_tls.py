@@ -21,8 +21,8 @@ Listeners (clients: curl, `openssl s_client`, Python's ssl):
   match is refused and the old certificate keeps serving.
 - Defence: 60 silent connections do not stop a real client and are closed
   after limits.handshake_timeout; a stalled handshake too; handshakes
-  count against max_connections; plain HTTP and garbage on the TLS port
-  are closed at once; the daemon survives all of it; failures are counted
+  count against max_connections; garbage on the TLS port is closed at
+  once, plain HTTP gets a plain 400 saying so (as from nginx); the daemon survives all of it; failures are counted
   in /metrics.
 - /metrics has each certificate's expiry; one expiring within 14 days is
   a warning at start.
@@ -609,10 +609,17 @@ class ListenerTest(TLSCase):
         return bytes(c.buf)
 
     def test_plain_http_to_the_tls_port(self):
-        got = self.closed_at_once(H.build_request("GET", "/t/body?size=10", host="x"))
-        self.assertEqual(got, b"")      # no TLS alert: the peer does not speak TLS
-        got = self.closed_at_once(b"GET / HTTP/1.0\r\n\r\n")
-        self.assertEqual(got, b"")
+        # A plain 400 saying why, as nginx answers (no TLS alert: the peer
+        # does not speak TLS), then closed.
+        for req in (H.build_request("GET", "/t/body?size=10", host="x"),
+                    b"GET / HTTP/1.0\r\n\r\n"):
+            got = self.closed_at_once(req)
+            head, _, body = got.partition(b"\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1.1 400 "), got[:100])
+            self.assertIn(b"\r\nConnection: close", head)
+            self.assertEqual(body, b"The plain HTTP request was sent to HTTPS port\n")
+            m = re.search(rb"\r\nContent-Length: (\d+)", head)
+            self.assertEqual(int(m.group(1)), len(body))
         self.assertStillServes()
 
     def test_garbage(self):

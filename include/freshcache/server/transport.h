@@ -15,6 +15,7 @@
 #ifndef FRESHCACHE_TRANSPORT_H
 #define FRESHCACHE_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -63,5 +64,8 @@ struct ssl_st;
 struct transport *transport_tls_new(int fd, struct ssl_st *ssl);
 /* The SSL of a TLS transport, NULL for another one. */
 struct ssl_st *transport_tls_ssl(struct transport *t);
+/* A TLS handshake failed because the peer sent plain HTTP (OpenSSL's
+ * SSL_R_HTTP_REQUEST): the listener answers it in plain text. */
+bool transport_tls_plain_http(struct transport *t);
 
 #endif
