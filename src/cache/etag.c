@@ -54,15 +54,22 @@ void etag_format(const unsigned char hash[32], char out[67])
 }
 
 /* Direct-mapped: slot = key hash mod slots.  A collision replaces the older
- * entry, which at worst forgets a first-seen time. */
+ * entry, which at worst forgets a first-seen time.  A slot keeps the first
+ * 16 bytes of the body hash: enough to tell changed bytes (a 2^-128
+ * chance to miss), and 32 bytes a slot instead of 56 — this table outlives
+ * every purge by design, so it is what remains in memory after a deploy
+ * freed the cache.  first_seen 0: unused. */
+#define HISTORY_HASH_BYTES 16
+
 struct history_slot {
     uint64_t key_hash;
-    unsigned char hash[32];
-    time_t first_seen;
-    bool used;
+    unsigned char hash[HISTORY_HASH_BYTES];
+    int64_t first_seen;
 };
 
 #define HISTORY_LOCKS 64
+
+_Static_assert(sizeof(struct history_slot) == 32, "a history slot is 32 bytes");
 
 struct etag_history {
     size_t n;
@@ -101,23 +108,22 @@ time_t etag_history_note(struct etag_history *h, uint64_t key_hash, const unsign
     time_t first = now;
     *changed = false;
     pthread_mutex_lock(mu);
-    if (s->used && s->key_hash == key_hash) {
-        if (memcmp(s->hash, hash, 32) == 0) {
-            first = s->first_seen;
+    if (s->first_seen != 0 && s->key_hash == key_hash) {
+        if (memcmp(s->hash, hash, HISTORY_HASH_BYTES) == 0) {
+            first = (time_t)s->first_seen;
         } else {
             /* New bytes must look newer than the old ones even within the
              * same second, or an If-Modified-Since from the old version
              * would get a wrong 304. */
             *changed = true;
-            memcpy(s->hash, hash, 32);
-            first = now > s->first_seen ? now : s->first_seen + 1;
+            memcpy(s->hash, hash, HISTORY_HASH_BYTES);
+            first = now > (time_t)s->first_seen ? now : (time_t)s->first_seen + 1;
             s->first_seen = first;
         }
     } else {
-        s->used = true;
         s->key_hash = key_hash;
-        memcpy(s->hash, hash, 32);
-        s->first_seen = now;
+        memcpy(s->hash, hash, HISTORY_HASH_BYTES);
+        s->first_seen = now > 0 ? now : 1;
     }
     pthread_mutex_unlock(mu);
     return first;

@@ -251,10 +251,11 @@ START_TEST(history_new_hash_changes)
      * If-Modified-Since from the v2 era must not validate v1 */
     ck_assert_int_eq(etag_history_note(hist, 42, v1, 4000, &changed), 4000);
     ck_assert(changed);
-    /* a hash differing only in its last byte is a different hash */
+    /* a hash differing only in the last byte the history keeps (it keeps
+     * 16 of SHA-256's 32: two bodies sharing those are a 2^-128 chance) */
     unsigned char v1b[32];
     memcpy(v1b, v1, 32);
-    v1b[31] ^= 0x80;
+    v1b[15] ^= 0x80;
     ck_assert_int_eq(etag_history_note(hist, 42, v1b, 5000, &changed), 5000);
     ck_assert(changed);
     etag_history_free(hist);
