@@ -1240,11 +1240,7 @@ START_TEST(concurrent_readers)
              * to sleep on the body, so each one is woken at least once. */
             paused = true;
             for (int spins = 0;; spins++) {
-                unsigned queued = 0;
-                pthread_mutex_lock(&sh.b->mu);
-                for (struct body_waiter *w = sh.b->waiters; w; w = w->next)
-                    queued++;
-                pthread_mutex_unlock(&sh.b->mu);
+                unsigned queued = body_waiters(sh.b);
                 if (queued == READERS)
                     break;
                 ck_assert_msg(spins < 20000, "only %u readers waiting", queued);
