@@ -85,20 +85,10 @@ struct cache_obj *revalidate_merge(const struct cache_obj *stale, const struct h
     /* The stored Via already names us (and the hops before us). */
     struct head_rewrite rw2 = rw ? *rw : (struct head_rewrite){ 0 };
     rw2.via_done = true;
-    obj_set_head(o, &merged, rbuf, response_time, &rw2);
     /* What the stored head no longer shows (content-hash mode drops the
      * origin's validators; tags are never in it) carries over. */
-    if (o->etag == NULL && stale->etag) {
-        o->etag = strdup(stale->etag);
-        AN(o->etag);
-        o->etag_len = stale->etag_len;
-    }
-    if (o->tags == NULL && stale->tags) {
-        o->tags = malloc(stale->tags_len);
-        AN(o->tags);
-        memcpy(o->tags, stale->tags, stale->tags_len);
-        o->tags_len = stale->tags_len;
-    }
+    rw2.inherit = stale;
+    obj_set_head(o, &merged, rbuf, response_time, &rw2);
     o->policy = stale->policy;
     o->has_chash = stale->has_chash;
     memcpy(o->chash, stale->chash, sizeof o->chash);
