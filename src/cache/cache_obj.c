@@ -34,6 +34,52 @@ struct cache_obj *obj_new(const struct cache_key *k)
     return o;
 }
 
+struct cache_obj *obj_new_sharing(const struct cache_obj *stale)
+{
+    CHECK_OBJ_NOTNULL(stale, OBJ_MAGIC);
+    struct cache_obj *o = calloc(1, sizeof *o + stale->key_len + 1);
+    AN(o);
+    o->magic = OBJ_MAGIC;
+    atomic_init(&o->refcnt, 1);
+    atomic_init(&o->state, OBJ_BUSY);
+    memcpy(o->key, stale->key, stale->key_len);
+    o->key_len = stale->key_len;
+    o->hash = stale->hash;
+    o->policy = -1;
+    o->origin_ms = -1;
+    body_ref(stale->body);
+    o->body = stale->body;
+    if (stale->vary_len) {
+        o->vary = malloc(stale->vary_len);
+        AN(o->vary);
+        memcpy(o->vary, stale->vary, stale->vary_len);
+        o->vary_len = stale->vary_len;
+    }
+    o->policy = stale->policy;
+    o->has_chash = stale->has_chash;
+    memcpy(o->chash, stale->chash, sizeof o->chash);
+    o->chash_first_seen = stale->chash_first_seen;
+    return o;
+}
+
+void obj_copy_head(struct cache_obj *o, const struct cache_obj *from)
+{
+    CHECK_OBJ_NOTNULL(from, OBJ_MAGIC);
+    FC_ASSERT(o->head == NULL);
+    /* The block obj_set_head made: head, ETag and NUL, tags. */
+    size_t block = from->head_len + (from->etag ? from->etag_len + 1 : 0) + from->tags_len;
+    o->head = malloc(block);
+    AN(o->head);
+    memcpy(o->head, from->head, block);
+    o->head_len = from->head_len;
+    o->fields_off = from->fields_off;
+    o->status = from->status;
+    o->etag = from->etag ? o->head + (from->etag - from->head) : NULL;
+    o->etag_len = from->etag_len;
+    o->tags = from->tags ? o->head + (from->tags - from->head) : NULL;
+    o->tags_len = from->tags_len;
+}
+
 void obj_publish(struct cache_obj *o)
 {
     CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);

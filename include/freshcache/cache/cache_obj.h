@@ -110,6 +110,11 @@ struct cache_obj {
 /* A new BUSY object for key `k` (NULL: an object that will never be
  * stored, for a pass-through). */
 struct cache_obj *obj_new(const struct cache_key *k);
+/* A new BUSY object for `stale`'s key and Vary variant that shares its
+ * body (for a 304 merge); policy and content hash carried over. */
+struct cache_obj *obj_new_sharing(const struct cache_obj *stale);
+/* Give `o` (no head yet) a copy of `from`'s head, ETag and tags. */
+void obj_copy_head(struct cache_obj *o, const struct cache_obj *from);
 /* The fetch filling placeholder `o` publishes it: READY, waiters woken.
  * For an object linked as BUSY in the store use store_publish instead. */
 void obj_publish(struct cache_obj *o);
