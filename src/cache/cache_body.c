@@ -17,6 +17,20 @@
 /* Transient bodies never hold much at once: small chunks, freed as read. */
 #define TRANSIENT_CHUNK (64u * 1024)
 
+/* The waiter locks (see cache_body.h): a fixed table, initialised at load
+ * time and never resized, so it needs no setup and no owner.  64 stripes
+ * keep two busy bodies on the same lock rare with a handful of workers. */
+#define WAITER_LOCKS 64
+static pthread_mutex_t waiter_locks[WAITER_LOCKS] = {
+    [0 ... WAITER_LOCKS - 1] = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static pthread_mutex_t *waiter_lock(const struct cache_body *b)
+{
+    uintptr_t a = (uintptr_t)b;
+    return &waiter_locks[(a >> 6 ^ a >> 12) & (WAITER_LOCKS - 1)];
+}
+
 struct cache_body *body_new(void)
 {
     struct cache_body *b = calloc(1, sizeof *b);
@@ -26,7 +40,6 @@ struct cache_body *body_new(void)
     atomic_init(&b->state, BODY_PENDING);
     atomic_init(&b->total, 0);
     b->expected = UINT64_MAX;
-    AZ(pthread_mutex_init(&b->mu, NULL));
     return b;
 }
 
@@ -35,6 +48,8 @@ void body_set_transient(struct cache_body *b)
     CHECK_OBJ_NOTNULL(b, BODY_MAGIC);
     FC_ASSERT(body_state(b) == BODY_PENDING && b->head == NULL);
     b->transient = true;
+    b->drain = calloc(1, sizeof *b->drain);
+    AN(b->drain);
 }
 
 void body_ref(struct cache_body *b)
@@ -50,25 +65,26 @@ void body_unref(struct cache_body *b)
     FC_ASSERT(old > 0);
     if (old != 1)
         return;
-    FC_ASSERT(b->waiters == NULL && b->drain_waiter == NULL);
+    FC_ASSERT(b->waiters == NULL && (b->drain == NULL || b->drain->waiter == NULL));
     struct body_chunk *c = b->head;
     while (c) {
         struct body_chunk *n = atomic_load_explicit(&c->next, memory_order_relaxed);
         free(c);
         c = n;
     }
-    pthread_mutex_destroy(&b->mu);
+    free(b->drain);
     b->magic = 0;
     free(b);
 }
 
 static struct body_chunk *chunk_new(size_t cap)
 {
+    FC_ASSERT(cap <= CHUNK_CAP_MAX);
     struct body_chunk *c = malloc(sizeof *c + cap);
     AN(c);
     atomic_init(&c->next, NULL);
     atomic_init(&c->len, 0);
-    c->cap = cap;
+    c->cap = (uint32_t)cap;
     return c;
 }
 
@@ -89,7 +105,7 @@ void body_start(struct cache_body *b, uint64_t expected)
     CHECK_OBJ_NOTNULL(b, BODY_MAGIC);
     b->expected = expected;
     if (!b->transient && expected != UINT64_MAX && expected > 0 &&
-        expected <= (uint64_t)64 * 1024 * 1024)
+        expected <= CHUNK_CAP_MAX)
         add_chunk(b, (size_t)expected);
     atomic_store_explicit(&b->state, BODY_STREAMING, memory_order_release);
 }
@@ -118,7 +134,7 @@ size_t body_append(struct cache_body *b, const char *data, size_t len)
         if (n > len)
             n = len;
         memcpy(t->data + used, data, n);
-        atomic_store_explicit(&t->len, used + n, memory_order_release);
+        atomic_store_explicit(&t->len, (uint32_t)(used + n), memory_order_release);
         data += n;
         len -= n;
         atomic_fetch_add_explicit(&b->total, n, memory_order_release);
@@ -129,10 +145,11 @@ size_t body_append(struct cache_body *b, const char *data, size_t len)
 
 void body_wake(struct cache_body *b)
 {
-    pthread_mutex_lock(&b->mu);
+    pthread_mutex_t *mu = waiter_lock(b);
+    pthread_mutex_lock(mu);
     for (struct body_waiter *w = b->waiters; w; w = w->next)
         event_active(w->ev, EV_READ, 0);
-    pthread_mutex_unlock(&b->mu);
+    pthread_mutex_unlock(mu);
 }
 
 void body_finish(struct cache_body *b, enum body_state final)
@@ -181,11 +198,11 @@ static size_t transient_read_into(struct cache_body *b, struct body_cursor *cur,
         added += n;
     }
     cur->chunk = b->head;
-    b->read_pos = cur->pos;
-    if (b->drain_waiter && body_unread(b) <= b->drain_low) {
-        event_active(b->drain_waiter->ev, EV_READ, 0);
-        b->drain_waiter->queued = false;
-        b->drain_waiter = NULL;
+    b->drain->read_pos = cur->pos;
+    if (b->drain->waiter && body_unread(b) <= b->drain->low) {
+        event_active(b->drain->waiter->ev, EV_READ, 0);
+        b->drain->waiter->queued = false;
+        b->drain->waiter = NULL;
     }
     return added;
 }
@@ -196,9 +213,9 @@ bool body_wait_drain(struct cache_body *b, struct body_waiter *w, size_t low)
     FC_ASSERT(b->transient);
     if (body_unread(b) <= low)
         return false;
-    FC_ASSERT(b->drain_waiter == NULL || b->drain_waiter == w);
-    b->drain_waiter = w;
-    b->drain_low = low;
+    FC_ASSERT(b->drain->waiter == NULL || b->drain->waiter == w);
+    b->drain->waiter = w;
+    b->drain->low = low;
     w->queued = true;
     return true;
 }
@@ -206,8 +223,8 @@ bool body_wait_drain(struct cache_body *b, struct body_waiter *w, size_t low)
 void body_unwait_drain(struct cache_body *b, struct body_waiter *w)
 {
     CHECK_OBJ_NOTNULL(b, BODY_MAGIC);
-    if (b->drain_waiter == w) {
-        b->drain_waiter = NULL;
+    if (b->drain->waiter == w) {
+        b->drain->waiter = NULL;
         w->queued = false;
     }
 }
@@ -253,9 +270,10 @@ size_t body_read_into(struct cache_body *b, struct body_cursor *cur, struct evbu
 bool body_wait(struct cache_body *b, struct body_waiter *w, size_t pos, enum body_state seen)
 {
     CHECK_OBJ_NOTNULL(b, BODY_MAGIC);
-    pthread_mutex_lock(&b->mu);
+    pthread_mutex_t *mu = waiter_lock(b);
+    pthread_mutex_lock(mu);
     if (body_total(b) > pos || body_state(b) != seen) {
-        pthread_mutex_unlock(&b->mu);
+        pthread_mutex_unlock(mu);
         return false;
     }
     if (!w->queued) {
@@ -266,14 +284,15 @@ bool body_wait(struct cache_body *b, struct body_waiter *w, size_t pos, enum bod
         b->waiters = w;
         w->queued = true;
     }
-    pthread_mutex_unlock(&b->mu);
+    pthread_mutex_unlock(mu);
     return true;
 }
 
 void body_unwait(struct cache_body *b, struct body_waiter *w)
 {
     CHECK_OBJ_NOTNULL(b, BODY_MAGIC);
-    pthread_mutex_lock(&b->mu);
+    pthread_mutex_t *mu = waiter_lock(b);
+    pthread_mutex_lock(mu);
     if (w->queued) {
         if (w->prev)
             w->prev->next = w->next;
@@ -283,7 +302,19 @@ void body_unwait(struct cache_body *b, struct body_waiter *w)
             w->next->prev = w->prev;
         w->queued = false;
     }
-    pthread_mutex_unlock(&b->mu);
+    pthread_mutex_unlock(mu);
+}
+
+unsigned body_waiters(struct cache_body *b)
+{
+    CHECK_OBJ_NOTNULL(b, BODY_MAGIC);
+    unsigned n = 0;
+    pthread_mutex_t *mu = waiter_lock(b);
+    pthread_mutex_lock(mu);
+    for (struct body_waiter *w = b->waiters; w; w = w->next)
+        n++;
+    pthread_mutex_unlock(mu);
+    return n;
 }
 
 void body_cursor_seek(struct cache_body *b, struct body_cursor *cur, size_t pos)

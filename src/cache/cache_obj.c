@@ -18,23 +18,66 @@
 
 struct cache_obj *obj_new(const struct cache_key *k)
 {
-    struct cache_obj *o = calloc(1, sizeof *o);
+    size_t klen = k ? k->len : 0;
+    struct cache_obj *o = calloc(1, sizeof *o + klen + 1);
     AN(o);
     o->magic = OBJ_MAGIC;
     atomic_init(&o->refcnt, 1);
     atomic_init(&o->state, OBJ_BUSY);
-    size_t klen = k ? k->len : 0;
-    o->key = malloc(klen + 1);
-    AN(o->key);
     if (k)
         memcpy(o->key, k->buf, klen);
-    o->key[klen] = '\0';
     o->key_len = (uint32_t)klen;
     o->hash = k ? k->hash : 0;
     o->policy = -1;
     o->origin_ms = -1;
     o->body = body_new();
     return o;
+}
+
+struct cache_obj *obj_new_sharing(const struct cache_obj *stale)
+{
+    CHECK_OBJ_NOTNULL(stale, OBJ_MAGIC);
+    struct cache_obj *o = calloc(1, sizeof *o + stale->key_len + 1);
+    AN(o);
+    o->magic = OBJ_MAGIC;
+    atomic_init(&o->refcnt, 1);
+    atomic_init(&o->state, OBJ_BUSY);
+    memcpy(o->key, stale->key, stale->key_len);
+    o->key_len = stale->key_len;
+    o->hash = stale->hash;
+    o->policy = -1;
+    o->origin_ms = -1;
+    body_ref(stale->body);
+    o->body = stale->body;
+    if (stale->vary_len) {
+        o->vary = malloc(stale->vary_len);
+        AN(o->vary);
+        memcpy(o->vary, stale->vary, stale->vary_len);
+        o->vary_len = stale->vary_len;
+    }
+    o->policy = stale->policy;
+    o->has_chash = stale->has_chash;
+    memcpy(o->chash, stale->chash, sizeof o->chash);
+    o->chash_first_seen = stale->chash_first_seen;
+    return o;
+}
+
+void obj_copy_head(struct cache_obj *o, const struct cache_obj *from)
+{
+    CHECK_OBJ_NOTNULL(from, OBJ_MAGIC);
+    FC_ASSERT(o->head == NULL);
+    /* The block obj_set_head made: head, ETag and NUL, tags. */
+    size_t block = from->head_len + (from->etag ? from->etag_len + 1 : 0) + from->tags_len;
+    o->head = malloc(block);
+    AN(o->head);
+    memcpy(o->head, from->head, block);
+    o->head_len = from->head_len;
+    o->fields_off = from->fields_off;
+    o->status = from->status;
+    o->etag = from->etag ? o->head + (from->etag - from->head) : NULL;
+    o->etag_len = from->etag_len;
+    o->tags = from->tags ? o->head + (from->tags - from->head) : NULL;
+    o->tags_len = from->tags_len;
 }
 
 void obj_publish(struct cache_obj *o)
@@ -72,11 +115,8 @@ void obj_unref(struct cache_obj *o)
         obj_unref(o->merged);
     if (o->body)
         body_unref(o->body);
-    free(o->key);
     free(o->vary);
-    free(o->head);
-    free(o->etag);
-    free(o->tags);
+    free(o->head);          /* with etag and tags */
     o->magic = 0;
     free(o);
 }
@@ -106,7 +146,9 @@ bool obj_field_internal(const char *n, size_t len)
            http_token_eq(n, len, "Surrogate-Control");
 }
 
-static void collect_tags(struct cache_obj *o, const struct http_msg *resp)
+/* Surrogate-Key / Cache-Tag values of `resp`, each NUL-terminated, back to
+ * back, into *out (malloc'd, NULL when none).  Returns their length. */
+static size_t collect_tags(const struct http_msg *resp, char **out)
 {
     static const char *const fields[] = { "Surrogate-Key", "Cache-Tag" };
     size_t cap = 0, len = 0;
@@ -136,9 +178,8 @@ static void collect_tags(struct cache_obj *o, const struct http_msg *resp)
             }
         }
     }
-    free(o->tags);
-    o->tags = buf;
-    o->tags_len = (uint32_t)len;
+    *out = buf;
+    return len;
 }
 
 bool obj_current(const struct cache_obj *o, const struct generations *g)
@@ -195,28 +236,49 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
         evbuffer_add(b, "Via: 1.1 freshcache\r\n", sizeof("Via: 1.1 freshcache\r\n") - 1);
     if (rw && rw->cache_control)
         evbuffer_add_printf(b, "Cache-Control: %s\r\n", rw->cache_control);
-    collect_tags(o, resp);
+    /* One allocation: head, ETag and NUL, tags.  A 304 merge keeps the
+     * stored ETag and tags when the 304 repeats neither (content-hash mode
+     * drops the origin's ETag from the head, and tags never are in it). */
+    char *tags;
+    size_t tags_len = collect_tags(resp, &tags);
+    const char *tags_src = tags;
+    if (tags_len == 0 && rw && rw->inherit && rw->inherit->tags) {
+        tags_src = rw->inherit->tags;
+        tags_len = rw->inherit->tags_len;
+    }
+    size_t el = 0;
+    const char *etag = http_msg_get(resp, "ETag", &el);
+    if (etag == NULL && rw && rw->inherit && rw->inherit->etag) {
+        etag = rw->inherit->etag;
+        el = rw->inherit->etag_len;
+    }
     size_t len = evbuffer_get_length(b);
-    free(o->head);
-    o->head = malloc(len);
+    size_t block = len + (etag ? el + 1 : 0) + tags_len;
+    char *old = o->head;
+    o->head = malloc(block);
     AN(o->head);
     evbuffer_remove(b, o->head, len);
     evbuffer_free(b);
     o->head_len = (uint32_t)len;
     o->fields_off = (uint32_t)fields_off;
-
-    size_t el;
-    const char *etag = http_msg_get(resp, "ETag", &el);
-    free(o->etag);
+    char *p = o->head + len;
     o->etag = NULL;
     o->etag_len = 0;
     if (etag) {
-        o->etag = malloc(el + 1);
-        AN(o->etag);
-        memcpy(o->etag, etag, el);
-        o->etag[el] = '\0';
+        memcpy(p, etag, el);
+        p[el] = '\0';
+        o->etag = p;
         o->etag_len = (uint32_t)el;
+        p += el + 1;
     }
+    o->tags = NULL;
+    o->tags_len = (uint32_t)tags_len;
+    if (tags_len) {
+        memcpy(p, tags_src, tags_len);
+        o->tags = p;
+    }
+    free(tags);
+    free(old);              /* after: rw->inherit may be o itself */
 }
 
 void obj_head_to_msg(const struct cache_obj *o, struct http_msg *m)

@@ -107,17 +107,6 @@ void http_msg_add_str(struct http_msg *m, const char *name, const char *value)
     http_msg_add(m, name, strlen(name), value, strlen(value));
 }
 
-bool http_token_eq(const char *a, size_t alen, const char *b)
-{
-    /* Most comparisons fail on the first byte: reject before strlen. */
-    if (alen == 0 || b[0] == '\0')
-        return alen == 0 && b[0] == '\0';
-    if ((a[0] | 0x20) != (b[0] | 0x20))
-        return false;
-    size_t blen = strlen(b);
-    return alen == blen && strncasecmp(a, b, alen) == 0;
-}
-
 bool http_field_is(const struct http_msg *m, const struct http_field *f, const char *name)
 {
     return !f->dead && http_token_eq(m->buf + f->name_off, f->name_len, name);

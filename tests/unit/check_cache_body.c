@@ -67,7 +67,7 @@ START_TEST(set_transient)
     ck_assert_uint_eq(b->expected, 1000);
     ck_assert_ptr_null(b->head);
     ck_assert_uint_eq(b->allocated, 0);
-    ck_assert_uint_eq(b->read_pos, 0);
+    ck_assert_uint_eq(b->drain->read_pos, 0);
     ck_assert_uint_eq(body_unread(b), 0);
     body_unref(b);
 
@@ -94,12 +94,12 @@ START_TEST(read_copies)
     struct body_cursor cur = { 0 };
     ck_assert_uint_eq(body_read_into(b, &cur, out, 4), 4);
     ck_assert_uint_eq(cur.pos, 4);
-    ck_assert_uint_eq(b->read_pos, 4);
+    ck_assert_uint_eq(b->drain->read_pos, 4);
     ck_assert_uint_eq(body_unread(b), 7);
     ck_assert_uint_eq(atomic_load(&b->refcnt), 1);
     ck_assert_uint_eq(body_read_into(b, &cur, out, 0), 0);
     ck_assert_uint_eq(body_read_into(b, &cur, out, SIZE_MAX), 7);
-    ck_assert_uint_eq(b->read_pos, 11);
+    ck_assert_uint_eq(b->drain->read_pos, 11);
     ck_assert_uint_eq(body_unread(b), 0);
     /* nothing more to read */
     ck_assert_uint_eq(body_read_into(b, &cur, out, SIZE_MAX), 0);
@@ -195,7 +195,7 @@ START_TEST(large_body_in_pieces)
         ck_assert_uint_le(b->allocated, body_unread(b) + 2 * cap);
         r = r * 1103515245u + 12345u;
         body_read_into(b, &cur, out, 1 + (r >> 8) % 80000);
-        ck_assert_uint_eq(b->read_pos, cur.pos);
+        ck_assert_uint_eq(b->drain->read_pos, cur.pos);
         ck_assert_uint_eq(body_unread(b), written - cur.pos);
     }
     body_finish(b, BODY_COMPLETE);
@@ -268,17 +268,17 @@ START_TEST(drain_waiter_woken_at_low)
     struct drain_fixture f;
     fixture_init(&f, 100);
     ck_assert(body_wait_drain(f.b, &f.w, 50));
-    ck_assert_ptr_eq(f.b->drain_waiter, &f.w);
-    ck_assert_uint_eq(f.b->drain_low, 50);
+    ck_assert_ptr_eq(f.b->drain->waiter, &f.w);
+    ck_assert_uint_eq(f.b->drain->low, 50);
     ck_assert(f.w.queued);
 
     fixture_read(&f, 30);                       /* 70 unread: still waiting */
     ck_assert_int_eq(f.fired, 0);
-    ck_assert_ptr_eq(f.b->drain_waiter, &f.w);
+    ck_assert_ptr_eq(f.b->drain->waiter, &f.w);
 
     fixture_read(&f, 20);                       /* 50 unread: woken */
     ck_assert_int_eq(f.fired, 1);
-    ck_assert_ptr_null(f.b->drain_waiter);
+    ck_assert_ptr_null(f.b->drain->waiter);
     ck_assert(!f.w.queued);
 
     fixture_read(&f, 50);                       /* woken once only */
@@ -294,10 +294,10 @@ START_TEST(drain_waiter_reregistered)
     fixture_init(&f, 100);
     ck_assert(body_wait_drain(f.b, &f.w, 10));
     ck_assert(body_wait_drain(f.b, &f.w, 80));  /* the same writer, a new mark */
-    ck_assert_uint_eq(f.b->drain_low, 80);
+    ck_assert_uint_eq(f.b->drain->low, 80);
     fixture_read(&f, 60);                       /* 40 unread, under 80 */
     ck_assert_int_eq(f.fired, 1);
-    ck_assert_ptr_null(f.b->drain_waiter);
+    ck_assert_ptr_null(f.b->drain->waiter);
 
     /* the writer appends again and waits again */
     body_append(f.b, "0123456789", 10);
@@ -319,11 +319,11 @@ START_TEST(drain_not_registered_when_low)
     fixture_init(&f, 100);
     ck_assert(!body_wait_drain(f.b, &f.w, 100));
     ck_assert(!body_wait_drain(f.b, &f.w, 1000));
-    ck_assert_ptr_null(f.b->drain_waiter);
+    ck_assert_ptr_null(f.b->drain->waiter);
     ck_assert(!f.w.queued);
     fixture_read(&f, 100);
     ck_assert(!body_wait_drain(f.b, &f.w, 0));
-    ck_assert_ptr_null(f.b->drain_waiter);
+    ck_assert_ptr_null(f.b->drain->waiter);
     ck_assert_int_eq(f.fired, 0);
     fixture_free(&f);
 }
@@ -338,10 +338,10 @@ START_TEST(drain_unwait)
     struct body_waiter other = { 0 };
     ck_assert(body_wait_drain(f.b, &f.w, 10));
     body_unwait_drain(f.b, &other);
-    ck_assert_ptr_eq(f.b->drain_waiter, &f.w);
+    ck_assert_ptr_eq(f.b->drain->waiter, &f.w);
     ck_assert(f.w.queued);
     body_unwait_drain(f.b, &f.w);
-    ck_assert_ptr_null(f.b->drain_waiter);
+    ck_assert_ptr_null(f.b->drain->waiter);
     ck_assert(!f.w.queued);
     body_unwait_drain(f.b, &f.w);               /* idempotent */
     fixture_read(&f, 100);

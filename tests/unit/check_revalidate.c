@@ -310,6 +310,74 @@ START_TEST(merge_keeps_upstream_via)
 }
 END_TEST
 
+/* A 304 that repeats the stored fields and brings only a new Date (the
+ * usual answer) gives a copy of the stored head with that Date; one that
+ * changes a field or repeats one gets the general merge. */
+START_TEST(merge_unchanged_head_takes_the_new_date)
+{
+    struct http_msg resp;
+    http_msg_init(&resp);
+    resp.status = 200;
+    http_msg_add_str(&resp, "Server", "origin/1");
+    http_msg_add_str(&resp, "Date", "Mon, 02 Nov 2026 10:00:00 GMT");
+    http_msg_add_str(&resp, "ETag", "\"v1\"");
+    http_msg_add_str(&resp, "Surrogate-Key", "a b");
+    struct cache_obj *stale = stored(&resp, "OK", NULL);
+    http_msg_free(&resp);
+    char before[4096];
+    snprintf(before, sizeof before, "%s", head_of(stale));
+
+    struct http_msg r304;
+    http_msg_init(&r304);
+    r304.status = 304;
+    http_msg_add_str(&r304, "Server", "origin/1");
+    http_msg_add_str(&r304, "Date", "Mon, 02 Nov 2026 10:00:07 GMT");
+    http_msg_add_str(&r304, "ETag", "\"v1\"");
+    http_msg_add_str(&r304, "Connection", "keep-alive");
+    struct cache_obj *o = revalidate_merge(stale, &r304, T0, NULL);
+    http_msg_free(&r304);
+    const char *h = head_of(o);
+    ck_assert_uint_eq(strlen(h), strlen(before));
+    ck_assert_ptr_nonnull(strstr(h, "\r\nDate: Mon, 02 Nov 2026 10:00:07 GMT\r\n"));
+    ck_assert_uint_eq(count_of(h, "Date: "), 1);
+    ck_assert_ptr_nonnull(strstr(h, "\r\nServer: origin/1\r\n"));
+    ck_assert_str_eq(o->etag, "\"v1\"");
+    ck_assert_uint_eq(o->tags_len, 4);
+    ck_assert_str_eq(o->tags, "a");
+    ck_assert_str_eq(o->tags + 2, "b");
+    ck_assert_ptr_eq(o->body, stale->body);
+    ck_assert_int_eq(o->status, 200);
+    obj_unref(o);
+
+    /* A changed field: the general merge. */
+    http_msg_init(&r304);
+    r304.status = 304;
+    http_msg_add_str(&r304, "Server", "origin/2");
+    http_msg_add_str(&r304, "Date", "Mon, 02 Nov 2026 10:00:09 GMT");
+    o = revalidate_merge(stale, &r304, T0, NULL);
+    http_msg_free(&r304);
+    h = head_of(o);
+    ck_assert_ptr_nonnull(strstr(h, "\r\nServer: origin/2\r\n"));
+    ck_assert_uint_eq(count_of(h, "Server: "), 1);
+    ck_assert_ptr_nonnull(strstr(h, "\r\nDate: Mon, 02 Nov 2026 10:00:09 GMT\r\n"));
+    ck_assert_str_eq(o->etag, "\"v1\"");
+    ck_assert_uint_eq(o->tags_len, 4);
+    obj_unref(o);
+
+    /* A field the stored head lacks: added. */
+    http_msg_init(&r304);
+    r304.status = 304;
+    http_msg_add_str(&r304, "X-New", "1");
+    o = revalidate_merge(stale, &r304, T0, NULL);
+    http_msg_free(&r304);
+    h = head_of(o);
+    ck_assert_ptr_nonnull(strstr(h, "\r\nX-New: 1\r\n"));
+    ck_assert_ptr_nonnull(strstr(h, "\r\nDate: Mon, 02 Nov 2026 10:00:00 GMT\r\n"));
+    obj_unref(o);
+    obj_unref(stale);
+}
+END_TEST
+
 START_TEST(merge_with_rewrite)
 {
     /* A policy's Cache-Control replaces both the stored and the 304's. */
@@ -351,6 +419,7 @@ static Suite *revalidate_suite(void)
     tcase_add_test(m, merge_keeps_framing_fields);
     tcase_add_test(m, merge_shares_body_and_copies_vary);
     tcase_add_test(m, merge_with_rewrite);
+    tcase_add_test(m, merge_unchanged_head_takes_the_new_date);
     suite_add_tcase(s, m);
 
     /* Regression tests for bugs these suites found in src/ (see their

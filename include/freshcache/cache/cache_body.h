@@ -20,8 +20,12 @@
  * of chunk->len and body->total, readers load them with acquire.  Readers
  * waiting for more bytes register a body_waiter; the writer wakes every
  * waiter (event_active, thread-safe with evthread_use_pthreads) after each
- * append and at the end.  A waiter re-checks under the body mutex before
- * sleeping, so no wake-up is lost.
+ * append and at the end.  A waiter re-checks under the body's waiter lock
+ * before sleeping, so no wake-up is lost.  The waiter locks are striped:
+ * a fixed table of mutexes (cache_body.c) indexed by the body's address,
+ * instead of a 40-byte mutex in every stored body (most bodies are
+ * complete and never waited on again).  Each lock guards only the waiter
+ * lists of the bodies mapped to it and is never held with another.
  */
 #ifndef FRESHCACHE_CACHE_BODY_H
 #define FRESHCACHE_CACHE_BODY_H
@@ -43,10 +47,13 @@ enum body_state {
     BODY_ABANDONED,     /* the response was not stored: waiters fetch themselves */
 };
 
+/* A chunk holds at most CHUNK_CAP_MAX bytes, so 32-bit sizes do. */
+#define CHUNK_CAP_MAX (64u * 1024 * 1024)
+
 struct body_chunk {
     struct body_chunk *_Atomic next;
-    _Atomic size_t len;
-    size_t cap;
+    _Atomic uint32_t len;
+    uint32_t cap;
     char data[];
 };
 
@@ -56,22 +63,28 @@ struct body_waiter {
     bool queued;
 };
 
+/* What only a transient body needs, allocated with body_set_transient. */
+struct body_drain {
+    size_t read_pos;            /* bytes the reader has taken */
+    struct body_waiter *waiter; /* the writer, waiting for the reader */
+    size_t low;
+};
+
+/* Every stored object has one of these: kept small (no mutex, the
+ * transient-only state behind a pointer). */
 struct cache_body {
 #define BODY_MAGIC 0x6b0d1e55u
     unsigned magic;
     atomic_uint refcnt;
-    bool transient;             /* one reader, copies out, frees what it passed */
-    size_t read_pos;            /* transient: bytes the reader has taken */
-    struct body_waiter *drain_waiter;   /* transient: the writer, waiting for the reader */
-    size_t drain_low;
     _Atomic int state;          /* enum body_state */
+    bool transient;             /* one reader, copies out, frees what it passed */
     _Atomic size_t total;       /* bytes readable so far */
     uint64_t expected;          /* Content-Length, or UINT64_MAX */
     struct body_chunk *head;
     struct body_chunk *tail;    /* writer only */
     size_t allocated;           /* bytes of chunk capacity (writer only) */
-    pthread_mutex_t mu;         /* guards waiters */
-    struct body_waiter *waiters;
+    struct body_waiter *waiters;    /* guarded by the body's striped lock */
+    struct body_drain *drain;   /* transient only */
 };
 
 struct body_cursor {
@@ -100,7 +113,7 @@ void body_wake(struct cache_body *b);
 /* Transient bodies: bytes appended that the reader has not taken yet. */
 static inline size_t body_unread(const struct cache_body *b)
 {
-    return atomic_load_explicit(&b->total, memory_order_acquire) - b->read_pos;
+    return atomic_load_explicit(&b->total, memory_order_acquire) - b->drain->read_pos;
 }
 /* Transient bodies: wake `w` once body_unread() is at most `low`.  Returns
  * false (not registered) when it already is. */
@@ -130,5 +143,7 @@ void body_cursor_seek(struct cache_body *b, struct body_cursor *cur, size_t pos)
  * `seen`. */
 bool body_wait(struct cache_body *b, struct body_waiter *w, size_t pos, enum body_state seen);
 void body_unwait(struct cache_body *b, struct body_waiter *w);
+/* How many readers are registered to be woken (for tests). */
+unsigned body_waiters(struct cache_body *b);
 
 #endif

@@ -25,83 +25,96 @@ struct http_msg;
 
 enum obj_state { OBJ_BUSY = 0, OBJ_READY };
 
+/* Laid out for size: every stored object carries one, so pointers and
+ * 64-bit fields come first, narrow ones last, no padding between.  The key
+ * is allocated with the object; the head, the ETag and the tags share one
+ * allocation (o->head). */
 struct cache_obj {
 #define OBJ_MAGIC 0x0bc0ffeeu
     unsigned magic;
     atomic_uint refcnt;
-    _Atomic int state;                  /* enum obj_state */
 
     /* index linkage: guarded by the shard mutex */
     struct cache_obj *hash_next;
     TAILQ_ENTRY(cache_obj) lru;
-    uint64_t last_used;                 /* monotonic ms of the last hit */
-    bool linked;
-    unsigned shard;
     uint64_t seq;                       /* link order in its shard: newest wins a tie */
     size_t charged;                     /* bytes counted against the bound */
+    union {
+        uint64_t last_used;             /* READY: monotonic ms of the last hit */
+        uint64_t epoch;                 /* BUSY placeholders: generation_epoch() at creation */
+    };
 
     uint64_t hash;
-    char *key;                          /* NUL-terminated, owned */
-    uint32_t key_len;
+    struct cache_body *body;
+
+    /* The stored head, pre-serialised: "HTTP/1.1 200 OK\r\n" then fields,
+     * each "Name: value\r\n", without Content-Length, Transfer-Encoding,
+     * hop-by-hop fields, Age, or the final CRLF.  The same allocation holds
+     * etag and tags after it. */
+    char *head;
+    const char *etag;                   /* as sent by the origin (NUL-terminated), or NULL */
+    /* Surrogate-Key / Cache-Tag values, each NUL-terminated, back to back. */
+    const char *tags;
 
     /* Vary: NUL-separated lower-case field names, then for each the
      * normalised request value; NULL when the response has no Vary. */
     char *vary;
-    uint32_t vary_len;
-
-    /* The stored head, pre-serialised: "HTTP/1.1 200 OK\r\n" then fields,
-     * each "Name: value\r\n", without Content-Length, Transfer-Encoding,
-     * hop-by-hop fields, Age, or the final CRLF. */
-    char *head;
-    uint32_t head_len;
-    uint32_t fields_off;                /* where the fields start in head */
-    int status;
 
     struct cache_control cc;            /* response directives */
     struct resp_timing timing;
     int64_t lifetime;                   /* freshness lifetime, seconds */
-    char *etag;                         /* as sent by the origin, or NULL */
-    uint32_t etag_len;
+    int64_t stale_while_revalidate;     /* seconds of allowed staleness, policy or origin */
+    int64_t stale_if_error;
 
     /* Deploy generations in force when the fetch that stored it *began*
      * (generation.h): the object is current only while both still hold. */
     uint64_t generation;
     uint64_t policy_gen;
     uint64_t policy_layout;             /* generation_layout() the policy index refers to */
-    uint64_t epoch;                     /* BUSY placeholders: generation_epoch() at creation */
-    int policy;                         /* index in cfg->policies, -1: none */
-    int64_t stale_while_revalidate;     /* seconds of allowed staleness, policy or origin */
-    int64_t stale_if_error;
-    bool sie_from_policy;               /* stale_if_error set by the operator, not the origin */
-    _Atomic bool soft_purged;           /* treat as stale: revalidate on next use */
-    _Atomic bool revalidating;          /* one background refresh at a time */
 
-    /* Surrogate-Key / Cache-Tag values, each NUL-terminated, back to back. */
-    char *tags;
-    uint32_t tags_len;
-
-    /* Content hash of the complete body (cache.etag: content-hash): written
-     * by the fetch before the body turns COMPLETE, read only after. */
-    bool has_chash;
-    unsigned char chash[32];
     time_t chash_first_seen;            /* when this URL first had this hash */
 
     /* What became of a placeholder (an object a fetch was given to fill,
      * linked as BUSY in the store or not linked at all).  The fetch writes
      * these before it publishes the object (OBJ_READY) or fails its body;
      * readers look only after. */
-    bool private;                       /* a response that is not stored: one reader */
     struct cache_obj *merged;           /* a 304 refreshed the stale copy: serve this one */
-    short fail_status;                  /* failed before a head: 502 or 504 */
     const char *fail_reason;            /* static text */
     int32_t origin_ms;                  /* request sent to response head, -1: none */
+    short fail_status;                  /* failed before a head: 502 or 504 */
+    bool private;                       /* a response that is not stored: one reader */
 
-    struct cache_body *body;
+    bool linked;                        /* guarded by the shard mutex */
+    _Atomic int state;                  /* enum obj_state */
+    unsigned shard;
+    int policy;                         /* index in cfg->policies, -1: none */
+    int status;
+    uint32_t key_len;
+    uint32_t vary_len;
+    uint32_t head_len;
+    uint32_t fields_off;                /* where the fields start in head */
+    uint32_t etag_len;
+    uint32_t tags_len;
+    bool sie_from_policy;               /* stale_if_error set by the operator, not the origin */
+    _Atomic bool soft_purged;           /* treat as stale: revalidate on next use */
+    _Atomic bool revalidating;          /* one background refresh at a time */
+
+    /* Content hash of the complete body (cache.etag: content-hash): written
+     * by the fetch before the body turns COMPLETE, read only after. */
+    bool has_chash;
+    unsigned char chash[32];
+
+    char key[];                         /* key_len bytes and a NUL */
 };
 
 /* A new BUSY object for key `k` (NULL: an object that will never be
  * stored, for a pass-through). */
 struct cache_obj *obj_new(const struct cache_key *k);
+/* A new BUSY object for `stale`'s key and Vary variant that shares its
+ * body (for a 304 merge); policy and content hash carried over. */
+struct cache_obj *obj_new_sharing(const struct cache_obj *stale);
+/* Give `o` (no head yet) a copy of `from`'s head, ETag and tags. */
+void obj_copy_head(struct cache_obj *o, const struct cache_obj *from);
 /* The fetch filling placeholder `o` publishes it: READY, waiters woken.
  * For an object linked as BUSY in the store use store_publish instead. */
 void obj_publish(struct cache_obj *o);
@@ -120,6 +133,7 @@ static inline bool obj_ready(const struct cache_obj *o)
  * and copy its ETag. */
 struct head_rewrite {
     const char *cache_control;          /* replaces Cache-Control, or NULL */
+    const struct cache_obj *inherit;    /* ETag and tags when resp has none (a 304 merge) */
     bool drop_validators;               /* content-hash mode: ETag, Last-Modified are ours */
     bool via_done;                      /* the head already names us in Via (a 304 merge) */
     bool passthrough;                   /* not stored: keep the origin's Age and Cache-Status */

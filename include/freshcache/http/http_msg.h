@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <strings.h>
 
 struct evbuffer;
 
@@ -89,6 +90,20 @@ bool http_list_next(const char **s, const char *end, const char **elem, size_t *
  * Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*. */
 bool http_is_hop_by_hop(const struct http_msg *m, const struct http_field *f);
 
-bool http_token_eq(const char *a, size_t alen, const char *b);  /* case-insensitive */
+/* Case-insensitive comparison of a field name (or token) with a NUL-
+ * terminated constant.  Inline: it runs for every field of every message
+ * against a handful of names, and with a literal `b` the length is a
+ * constant.  Most comparisons fail on the length or the first byte. */
+static inline bool http_token_eq(const char *a, size_t alen, const char *b)
+{
+    size_t blen = __builtin_strlen(b);
+    if (alen != blen)
+        return false;
+    if (alen == 0)
+        return true;
+    if ((a[0] | 0x20) != (b[0] | 0x20))
+        return false;
+    return strncasecmp(a, b, alen) == 0;
+}
 
 #endif

@@ -12,17 +12,18 @@
 
 struct http_msg;
 
+/* Times first, flags last: no padding (every stored object carries one). */
 struct resp_timing {
     time_t request_time;     /* when the request that fetched it was sent */
     time_t response_time;    /* when its header was received */
-    bool has_date;
     time_t date;             /* Date field, or response_time when it had none */
     int64_t age_value;       /* Age field in seconds, 0 if absent; huge if untrustworthy */
+    time_t expires;
+    time_t last_modified;
+    bool has_date;
     bool has_expires;
     bool expires_valid;      /* false: present but unparseable → already expired */
-    time_t expires;
     bool has_last_modified;
-    time_t last_modified;
 };
 
 /* Read `resp`'s timing fields.  A response without Date gets
