@@ -19,6 +19,7 @@
 #include <llhttp.h>
 
 #include "freshcache/base/assert.h"
+#include "freshcache/base/log.h"
 #include "freshcache/cache/cache_store.h"
 #include "freshcache/cache/freshness.h"
 #include "freshcache/cache/generation.h"
@@ -238,6 +239,23 @@ static void serve_stale_on_error(struct exchange *x, int status)
     obj_unref(s);
 }
 
+/* keep_after_deploy: the origin no longer has the URL, the copy it
+ * served before stands in (fetch.c head_keep). */
+static void serve_kept(struct exchange *x, struct cache_obj *ph)
+{
+    struct cache_obj *k = ph->merged;
+    obj_ref(k);
+    exchange_drop_obj(x);
+    COUNT(&x->w->counters, kept_after_deploy, 1);
+    log_info("kept-after-deploy: the origin answered %d for %s; served the copy stored "
+             "%llds ago (generation %llu, now %llu)", ph->status, k->key,
+             (long long)(worker_now(x->w) - k->timing.response_time),
+             (unsigned long long)k->generation,
+             (unsigned long long)generation_global(x->w->srv->gens));
+    deliver_obj(x, k, "hit; detail=kept-after-deploy");
+    obj_unref(k);
+}
+
 /* Our fetch's placeholder has an outcome. */
 static void on_our_outcome(struct exchange *x)
 {
@@ -253,6 +271,10 @@ static void on_our_outcome(struct exchange *x)
         exchange_drop_obj(x);
         /* An upload cut short leaves its rest unread: close after. */
         exchange_respond(x, status, NULL, why, x->info.has_body && !x->upload_done);
+        return;
+    }
+    if (ph->kept) {
+        serve_kept(x, ph);
         return;
     }
     if (ph->merged) {           /* a 304 refreshed the stale copy */
@@ -302,6 +324,10 @@ static void on_our_outcome(struct exchange *x)
 static void on_coalesced_outcome(struct exchange *x)
 {
     struct cache_obj *o = x->obj;
+    if (obj_ready(o) && o->kept && vary_match(o->merged, x->req)) {
+        serve_kept(x, o);
+        return;
+    }
     if (obj_ready(o) && !o->private && !o->merged) {
         obj_ref(o);
         exchange_drop_obj(x);

@@ -70,6 +70,10 @@ struct cache_obj {
     uint64_t policy_layout;             /* generation_layout() the policy index refers to */
     uint64_t epoch;                     /* BUSY placeholders: generation_epoch() at creation */
     int policy;                         /* index in cfg->policies, -1: none */
+    /* keep_after_deploy: until when (wall clock) the copy outlives
+     * generation sweeps, as the fallback for an origin that dropped it
+     * (404/410); 0: not kept.  obj_kept(). */
+    time_t keep_until;
     int64_t stale_while_revalidate;     /* seconds of allowed staleness, policy or origin */
     int64_t stale_if_error;
     bool sie_from_policy;               /* stale_if_error set by the operator, not the origin */
@@ -92,6 +96,8 @@ struct cache_obj {
      * readers look only after. */
     bool private;                       /* a response that is not stored: one reader */
     struct cache_obj *merged;           /* a 304 refreshed the stale copy: serve this one */
+    bool kept;                          /* merged is a copy kept for an origin's 404/410
+                                         * (keep_after_deploy), not a refresh */
     short fail_status;                  /* failed before a head: 502 or 504 */
     const char *fail_reason;            /* static text */
     int32_t origin_ms;                  /* request sent to response head, -1: none */
@@ -138,6 +144,14 @@ static inline bool obj_content_etag_applies(const struct cache_obj *o)
 {
     return o->status >= 200 && o->status < 300;
 }
+/* Is `o` within its keep_after_deploy window at wall-clock `now`?  Such a
+ * copy of an older generation is never served as current, but it stays
+ * stored (first in line for eviction) as the stand-in for an origin that
+ * no longer has the resource. */
+static inline bool obj_kept(const struct cache_obj *o, time_t now)
+{
+    return o->keep_until != 0 && now <= o->keep_until;
+}
 /* Hex of the content hash into out[65]. */
 void obj_chash_hex(const struct cache_obj *o, char out[65]);
 /* Response fields meant for this cache only, never sent to clients:
@@ -146,5 +160,10 @@ bool obj_field_internal(const char *name, size_t len);
 /* Parse o->head's fields back into a message (for a 304 merge). */
 void obj_head_to_msg(const struct cache_obj *o, struct http_msg *m);
 const char *obj_reason(const struct cache_obj *o, size_t *len);
+/* The stored head's fields named `name` (case-insensitive), one per call:
+ * start with iter at 0; true with the value and its length pointing into
+ * o->head (valid while `o` is referenced), false after the last. */
+bool obj_field_next(const struct cache_obj *o, const char *name, size_t *iter,
+                    const char **value, size_t *vlen);
 
 #endif

@@ -49,13 +49,23 @@ enum lookup_result {
  * placeholder made since the last generation bump, else (when
  * `create_busy`) insert one.  Objects stored under older generations are
  * unlinked on the way when `drop_old` (after_purge: refetch) or else
- * returned for the caller to revalidate.  Any object returned carries a
- * reference for the caller. */
+ * returned for the caller to revalidate; old copies within their
+ * keep_after_deploy window stay (demoted, not returned) for
+ * store_find_kept.  Any object returned carries a reference for the
+ * caller. */
 struct generations;
 enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k,
                                 const struct http_msg *req, bool create_busy,
                                 uint64_t now_ms, const struct generations *gens, bool drop_old,
                                 struct cache_obj **out);
+
+/* keep_after_deploy: the most recent READY copy of the key whose Vary
+ * matches `req` and which is within its keep window at wall-clock `now`
+ * (obj_kept), whatever its generation, with a reference for the caller;
+ * else NULL.  Whether it may stand in for the origin's 404 is the
+ * caller's call. */
+struct cache_obj *store_find_kept(struct cache_store *s, const struct cache_key *k,
+                                  const struct http_msg *req, time_t now);
 
 /* Purge every object for which match(o, arg) is true: hard purges unlink
  * (in-flight fetches for them will not be kept), soft ones mark stale.
@@ -69,7 +79,9 @@ struct cache_obj *store_find(struct cache_store *s, store_match_fn match, const 
 
 /* Background reclaim of objects from older generations: examine up to
  * `budget` objects from where the last call stopped.  Returns how many
- * were removed.  Call from one thread only. */
+ * were removed.  Copies within their keep_after_deploy window (obj_kept)
+ * stay, moved to the end of the LRU order so memory pressure evicts them
+ * first.  Call from one thread only. */
 size_t store_sweep(struct cache_store *s, const struct generations *gens, size_t budget);
 
 /* A new object (from obj_new + fields) enters the index READY, replacing
