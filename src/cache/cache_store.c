@@ -213,7 +213,7 @@ enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k
                 busy = o;
         } else if (gens && drop_old && !obj_current(o, gens)) {
             /* Not current either way; a kept copy stays for the origin's
-             * 404 (store_find_kept), the rest goes now. */
+             * 404 (store_find_key), the rest goes now. */
             if (o->keep_until != 0 && now == 0)
                 now = time(NULL);
             if (obj_kept(o, now))
@@ -306,17 +306,16 @@ unsigned store_purge(struct cache_store *s, store_match_fn match, const void *ar
     return n;
 }
 
-struct cache_obj *store_find_kept(struct cache_store *s, const struct cache_key *k,
-                                  const struct http_msg *req, time_t now)
+struct cache_obj *store_find_key(struct cache_store *s, const struct cache_key *k,
+                                 store_match_fn match, const void *arg)
 {
     CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
     struct shard *sh = shard_of(s, k->hash, NULL);
     struct cache_obj *found = NULL;
     pthread_mutex_lock(&sh->mu);
     for (struct cache_obj *o = *bucket_of(sh, k->hash); o; o = o->hash_next) {
-        if (same_key(o, k->hash, k->buf, k->len) && obj_ready(o) && obj_kept(o, now) &&
-            !o->private && (found == NULL || o->seq > found->seq) &&
-            (req == NULL || vary_match(o, req)))
+        if (same_key(o, k->hash, k->buf, k->len) && obj_ready(o) &&
+            (found == NULL || o->seq > found->seq) && match(o, arg))
             found = o;
     }
     if (found)

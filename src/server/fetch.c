@@ -373,6 +373,17 @@ static void head_merge(struct fetch *f, const struct resp_timing *t, const struc
  * policy the copy falls under now still has the option: a reload that
  * removed it ends the fallback at once.  A kept copy also wins over
  * storing the 404 (negative caching), which would replace it. */
+struct kept_match {
+    const struct http_msg *req;
+    time_t now;
+};
+
+static bool kept_for(const struct cache_obj *o, const void *arg)
+{
+    const struct kept_match *m = arg;
+    return !o->private && obj_kept(o, m->now) && vary_match(o, m->req);
+}
+
 static bool head_keep(struct fetch *f)
 {
     const struct fc_config *cfg = worker_cfg(f->w);
@@ -380,7 +391,8 @@ static bool head_keep(struct fetch *f)
     if ((st != 404 && st != 410) || f->key == NULL || f->kind == FETCH_PASS)
         return false;
     time_t now = worker_now(f->w);
-    struct cache_obj *k = store_find_kept(store_of(f), f->key, &f->req, now);
+    struct kept_match km = { .req = &f->req, .now = now };
+    struct cache_obj *k = store_find_key(store_of(f), f->key, kept_for, &km);
     if (k == NULL && f->stale && obj_kept(f->stale, now) && vary_match(f->stale, &f->req)) {
         k = f->stale;           /* unlinked meanwhile, still ours */
         obj_ref(k);
@@ -401,7 +413,7 @@ static bool head_keep(struct fetch *f)
     struct cache_obj *ph = f->ph;
     if (f->ph_busy)
         store_remove(store_of(f), ph);
-    ph->merged = k;             /* takes store_find_kept's reference */
+    ph->merged = k;             /* takes store_find_key's reference */
     ph->kept = true;
     ph->status = st;
     obj_publish(ph);

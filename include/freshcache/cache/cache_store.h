@@ -51,7 +51,7 @@ enum lookup_result {
  * unlinked on the way when `drop_old` (after_purge: refetch) or else
  * returned for the caller to revalidate; old copies within their
  * keep_after_deploy window stay (demoted, not returned) for
- * store_find_kept.  Any object returned carries a reference for the
+ * store_find_key.  Any object returned carries a reference for the
  * caller. */
 struct generations;
 enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k,
@@ -59,19 +59,19 @@ enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k
                                 uint64_t now_ms, const struct generations *gens, bool drop_old,
                                 struct cache_obj **out);
 
-/* keep_after_deploy: the most recent READY copy of the key whose Vary
- * matches `req` and which is within its keep window at wall-clock `now`
- * (obj_kept), whatever its generation, with a reference for the caller;
- * else NULL.  Whether it may stand in for the origin's 404 is the
- * caller's call. */
-struct cache_obj *store_find_kept(struct cache_store *s, const struct cache_key *k,
-                                  const struct http_msg *req, time_t now);
-
 /* Purge every object for which match(o, arg) is true: hard purges unlink
  * (in-flight fetches for them will not be kept), soft ones mark stale.
  * Returns how many.  Walks the whole index, one shard lock at a time. */
 typedef bool (*store_match_fn)(const struct cache_obj *o, const void *arg);
 unsigned store_purge(struct cache_store *s, store_match_fn match, const void *arg, bool soft);
+
+/* The most recent READY object of key `k` (any Vary variant, any
+ * generation) for which match(o, arg) is true, with a reference for the
+ * caller, or NULL.  One shard lock, no LRU change: for the copy kept
+ * after a deploy (keep_after_deploy), the one whose Link fields make
+ * Early Hints. */
+struct cache_obj *store_find_key(struct cache_store *s, const struct cache_key *k,
+                                 store_match_fn match, const void *arg);
 
 /* The first READY object for which match(o, arg) is true, with a
  * reference for the caller, or NULL.  Walks the whole index. */
