@@ -264,6 +264,26 @@ class KeepAfterDeployTest(DeployKeepBase):
         self.assertKept(self.get(path), b"policy bump\n")
 
 
+    def test_deploy_timeline(self):
+        """Every generation change is a log line in one shape, and the
+        time of the last one is a metric."""
+        log = self.daemon_log()
+        self.assertRegex(log, r"info: generation: global \d+ \(source: startup, from \S+; "
+                              r"last changed (never|\d{4}-\d\d-\d\dT[0-9:]+Z)\)")
+        t0 = time.time()
+        g = self.bump()
+        p = self.bump("html")
+        log = self.daemon_log()
+        self.assertIn("info: generation changed: global %d -> %d (source: admin)"
+                      % (g["previous"], g["generation"]), log)
+        self.assertIn("info: generation changed: policy html %d -> %d (source: admin)"
+                      % (p["previous"], p["generation"]), log)
+        m = re.search(r"^freshcache_generation_changed_timestamp_seconds ([0-9.]+)$",
+                      self.metrics(), re.M)
+        self.assertIsNotNone(m)
+        self.assertGreaterEqual(float(m.group(1)), int(t0))
+
+
 # ---------------------------------------------------------------------------
 
 
