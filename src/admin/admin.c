@@ -583,6 +583,10 @@ static const struct counter_meta {
       "TLS handshakes completed with clients." },
     { "tls_handshake_failures", "tls_handshake_failures", "freshcache_tls_handshake_failures_total",
       "TLS handshakes with clients that failed or timed out." },
+    { "kept_after_deploy", "kept_after_deploy", "freshcache_kept_after_deploy_total",
+      "Stored copies served because the origin answered 404/410 (keep_after_deploy)." },
+    { "early_hints", "early_hints", "freshcache_early_hints_total",
+      "103 Early Hints sent from a stored copy's Link fields (early_hints)." },
 };
 
 static const struct counter_meta *meta_for(const char *counter)

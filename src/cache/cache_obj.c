@@ -305,3 +305,29 @@ const char *obj_reason(const struct cache_obj *o, size_t *len)
     *len = o->fields_off - 2 - 13;
     return o->head + 13;
 }
+
+bool obj_field_next(const struct cache_obj *o, const char *name, size_t *iter,
+                    const char **value, size_t *vlen)
+{
+    size_t pos = *iter > o->fields_off ? *iter : o->fields_off;
+    const char *end = o->head + o->head_len;
+    for (const char *p = o->head + pos; p < end;) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+        FC_ASSERT(eol != NULL);
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        FC_ASSERT(colon != NULL);
+        const char *next = eol + 2;
+        if (http_token_eq(p, (size_t)(colon - p), name)) {
+            const char *v = colon + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            *value = v;
+            *vlen = (size_t)(eol - v);
+            *iter = (size_t)(next - o->head);
+            return true;
+        }
+        p = next;
+    }
+    *iter = o->head_len;
+    return false;
+}

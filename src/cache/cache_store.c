@@ -176,6 +176,18 @@ void store_free(struct cache_store *s)
     free(s);
 }
 
+/* A copy of an older generation kept for keep_after_deploy: first in line
+ * for eviction (LRU tail, and a last use older than any other shard's
+ * tail), however recently it was served before the bump.  Lock held. */
+static void demote_locked(struct shard *sh, struct cache_obj *o)
+{
+    if (o->last_used == 0)
+        return;
+    o->last_used = 0;
+    TAILQ_REMOVE(&sh->lru, o, lru);
+    TAILQ_INSERT_TAIL(&sh->lru, o, lru);
+}
+
 enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k,
                                 const struct http_msg *req, bool create_busy,
                                 uint64_t now_ms, const struct generations *gens, bool drop_old,
@@ -190,6 +202,7 @@ enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k
     bool any_ready = false;
     enum lookup_result r;
     uint64_t epoch = gens ? generation_epoch(gens) : 0;
+    time_t now = 0;             /* wall clock, read only for a kept copy */
 
     pthread_mutex_lock(&sh->mu);
     struct cache_obj *o = *bucket_of(sh, k->hash);
@@ -203,7 +216,13 @@ enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k
             if (o->epoch == epoch)
                 busy = o;
         } else if (gens && drop_old && !obj_current(o, gens)) {
-            if (n_dead < FC_ARRAY_LEN(dead))
+            /* Not current either way; a kept copy stays for the origin's
+             * 404 (store_find_key), the rest goes now. */
+            if (o->keep_until != 0 && now == 0)
+                now = time(NULL);
+            if (obj_kept(o, now))
+                demote_locked(sh, o);
+            else if (n_dead < FC_ARRAY_LEN(dead))
                 dead[n_dead++] = unlink_locked(s, sh, o);
         } else {
             any_ready = true;
@@ -291,6 +310,24 @@ unsigned store_purge(struct cache_store *s, store_match_fn match, const void *ar
     return n;
 }
 
+struct cache_obj *store_find_key(struct cache_store *s, const struct cache_key *k,
+                                 store_match_fn match, const void *arg)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    struct shard *sh = shard_of(s, k->hash, NULL);
+    struct cache_obj *found = NULL;
+    pthread_mutex_lock(&sh->mu);
+    for (struct cache_obj *o = *bucket_of(sh, k->hash); o; o = o->hash_next) {
+        if (same_key(o, k->hash, k->buf, k->len) && obj_ready(o) &&
+            (found == NULL || o->seq > found->seq) && match(o, arg))
+            found = o;
+    }
+    if (found)
+        obj_ref(found);
+    pthread_mutex_unlock(&sh->mu);
+    return found;
+}
+
 struct cache_obj *store_find(struct cache_store *s, store_match_fn match, const void *arg)
 {
     CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
@@ -331,6 +368,7 @@ size_t store_sweep(struct cache_store *s, const struct generations *gens, size_t
     }
     if (epoch == s->sweep_clean_epoch && budget > SWEEP_IDLE_BUDGET)
         budget = SWEEP_IDLE_BUDGET;
+    time_t now = time(NULL);
     /* Hold a shard lock for at most this many buckets, so lookups on the
      * shard wait microseconds, not the whole sweep. */
     const size_t slice = 512;
@@ -349,7 +387,9 @@ size_t store_sweep(struct cache_store *s, const struct generations *gens, size_t
             while (o) {
                 struct cache_obj *next = o->hash_next;
                 seen++;
-                if (obj_ready(o) && !obj_current(o, gens)) {
+                if (obj_ready(o) && !obj_current(o, gens) && obj_kept(o, now)) {
+                    demote_locked(sh, o);   /* keep_after_deploy: stays, evicted first */
+                } else if (obj_ready(o) && !obj_current(o, gens)) {
                     unlink_locked(s, sh, o);
                     o->hash_next = dead;
                     dead = o;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "freshcache/base/assert.h"
+#include "freshcache/base/log.h"
 #include "freshcache/cache/generation.h"
 #include "freshcache/config/config.h"
 
@@ -304,6 +305,18 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The deploy timeline in the log: one line per change, whatever made it,
+ * in one shape a log search can follow (docs/deploying.md). */
+static void log_change(const char *policy, uint64_t before, uint64_t after, const char *source)
+{
+    if (policy)
+        log_info("generation changed: policy %s %" PRIu64 " -> %" PRIu64 " (source: %s)", policy,
+                 before, after, source);
+    else
+        log_info("generation changed: global %" PRIu64 " -> %" PRIu64 " (source: %s)", before,
+                 after, source);
+}
+
 uint64_t generation_policy(const struct generations *g, unsigned policy_index)
 {
     if (policy_index >= g->n_indexed)
@@ -356,6 +369,7 @@ int generation_bump(struct generations *g, const char *policy, uint64_t *now, ui
     atomic_fetch_add_explicit(&g->epoch, 1, memory_order_seq_cst);
     atomic_store_explicit(&g->changed_ms, next.changed_ms, memory_order_release);
     pthread_mutex_unlock(&g->mu);
+    log_change(policy, before, after, "admin");
     *now = after;
     *prev = before;
     return 0;
@@ -382,6 +396,7 @@ int generation_raise(struct generations *g, const char *policy, uint64_t value, 
         pthread_mutex_unlock(&g->mu);
         return 0;
     }
+    uint64_t before = *slot;
     *slot = value;
     int rc = g->be.save(g->be.ctx, &next, err, errlen);
     g->st = next;
@@ -394,6 +409,7 @@ int generation_raise(struct generations *g, const char *policy, uint64_t value, 
     }
     atomic_fetch_add_explicit(&g->epoch, 1, memory_order_seq_cst);
     pthread_mutex_unlock(&g->mu);
+    log_change(policy, before, value, "cluster");
     *raised = true;
     return rc;
 }

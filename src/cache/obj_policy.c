@@ -54,6 +54,11 @@ void obj_apply_policy(struct cache_obj *o, const struct fc_config *cfg, int pi,
         pol && pol->has_stale_while_revalidate
             ? (int64_t)(pol->stale_while_revalidate_ms / 1000)
             : (o->cc.stale_while_revalidate > 0 ? o->cc.stale_while_revalidate : 0);
+    /* Measured from when the origin last sent or confirmed the copy (a
+     * 304 merge restamps it). */
+    o->keep_until = pol && pol->keep_after_deploy_ms
+                        ? o->timing.response_time + (time_t)(pol->keep_after_deploy_ms / 1000)
+                        : 0;
     o->sie_from_policy = pol && pol->has_stale_if_error;
     o->stale_if_error = o->sie_from_policy
                             ? (int64_t)(pol->stale_if_error_ms / 1000)

@@ -1698,6 +1698,10 @@ static const struct field policy_fields[] = {
       .off = offsetof(struct fc_policy, response_cache_control) },
     { .key = "stale_while_revalidate", .fn = field_stale_while_revalidate },
     { .key = "stale_if_error",         .fn = field_stale_if_error },
+    { .key = "keep_after_deploy",      .fn = field_duration,
+      .off = offsetof(struct fc_policy, keep_after_deploy_ms) },
+    { .key = "early_hints",            .fn = field_bool,
+      .off = offsetof(struct fc_policy, early_hints) },
 };
 
 /* The rules across policies: unique names; a policy without match catches

@@ -19,11 +19,13 @@
 #include <llhttp.h>
 
 #include "freshcache/base/assert.h"
+#include "freshcache/base/log.h"
 #include "freshcache/cache/cache_store.h"
 #include "freshcache/cache/freshness.h"
 #include "freshcache/cache/generation.h"
 #include "freshcache/http/cc_fields.h"
 #include "freshcache/http/http_msg.h"
+#include "freshcache/http/link_hints.h"
 #include "freshcache/server/access_log.h"
 #include "freshcache/server/exchange.h"
 #include "freshcache/server/fetch.h"
@@ -158,6 +160,62 @@ void exchange_send_interim(struct exchange *x, int status, const char *lines, si
 
 /* ---- fetches ----------------------------------------------------------- */
 
+/* Early Hints: room for the Link lines of one 103. */
+#define EARLY_HINTS_MAX 4096
+
+static bool any_early_hints(const struct fc_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_policies; i++)
+        if (cfg->policies[i].early_hints)
+            return true;
+    return false;
+}
+
+/* A copy of the current generation under a policy with early_hints: its
+ * links name this release's assets.  One a bump invalidated names the
+ * previous release's and must never be hinted. */
+static bool hints_source(const struct cache_obj *o, const void *arg)
+{
+    const struct exchange *x = arg;
+    const struct fc_config *cfg = worker_cfg(x->w);
+    return !o->private && o->policy >= 0 && (size_t)o->policy < cfg->n_policies &&
+           cfg->policies[o->policy].early_hints && obj_current(o, x->w->srv->gens);
+}
+
+/* The request waits for the origin (a revalidation, or a miss for a URL of
+ * which another copy is stored): send 103 Early Hints at once with the
+ * preloads of the stored copy, so the browser fetches the page's assets
+ * while the origin thinks (RFC 8297).  `stale` is the copy revalidated,
+ * else any variant stored for the key is looked up. */
+static void send_early_hints(struct exchange *x, struct cache_obj *stale)
+{
+    const struct fc_config *cfg = worker_cfg(x->w);
+    const struct http_msg *req = x->req;
+    const struct generations *gens = x->w->srv->gens;
+    if (x->key == NULL || req->method != HTTP_GET || !any_early_hints(cfg) ||
+        (req->http_major == 1 && req->http_minor == 0) || generation_catching_up(gens))
+        return;
+    struct cache_obj *o = NULL;
+    if (stale && hints_source(stale, x)) {
+        o = stale;
+        obj_ref(o);
+    } else if (stale == NULL) {
+        o = store_find_key(x->w->srv->store, x->key, hints_source, x);
+    }
+    if (o == NULL)
+        return;
+    char lines[EARLY_HINTS_MAX];
+    size_t used = 0, it = 0, vlen, n = 0;
+    const char *v;
+    while (obj_field_next(o, "Link", &it, &v, &vlen))
+        n += link_hints_filter(v, vlen, lines, sizeof lines, &used);
+    obj_unref(o);
+    if (n == 0)
+        return;
+    COUNT(&x->w->counters, early_hints, 1);
+    exchange_send_interim(x, 103, lines, used);
+}
+
 /* Start our fetch and wait on its placeholder.  `ph` is a BUSY object we
  * hold (coalescing) or NULL for a new private-until-decided one. */
 static void start_fetch(struct exchange *x, enum fetch_kind kind, struct cache_obj *busy,
@@ -194,6 +252,8 @@ static void start_fetch(struct exchange *x, enum fetch_kind kind, struct cache_o
     x->obj_ours = true;
     x->state = X_WAIT;
     x->fetch = fetch_start(x->w, &p);
+    if (x->fetch && kind != FETCH_PASS)
+        send_early_hints(x, stale);
     /* A fetch that could not start failed the placeholder already: the
      * wake-up below answers 502 like any other failure. */
     if (!body_wait(ph->body, &x->waiter, 0, BODY_PENDING))
@@ -238,6 +298,22 @@ static void serve_stale_on_error(struct exchange *x, int status)
     obj_unref(s);
 }
 
+/* keep_after_deploy: the origin no longer has the URL, the copy it
+ * served before stands in (fetch.c head_keep). */
+static void serve_kept(struct exchange *x, struct cache_obj *ph)
+{
+    struct cache_obj *k = ph->merged;
+    obj_ref(k);
+    exchange_drop_obj(x);
+    COUNT(&x->w->counters, kept_after_deploy, 1);
+    log_info("kept-after-deploy: the origin answered %d for %s; served the copy stored "
+             "%llds ago%s", ph->status, k->key,
+             (long long)(worker_now(x->w) - k->timing.response_time),
+             obj_current(k, x->w->srv->gens) ? "" : ", before the last deploy");
+    deliver_obj(x, k, "hit; detail=kept-after-deploy");
+    obj_unref(k);
+}
+
 /* Our fetch's placeholder has an outcome. */
 static void on_our_outcome(struct exchange *x)
 {
@@ -253,6 +329,10 @@ static void on_our_outcome(struct exchange *x)
         exchange_drop_obj(x);
         /* An upload cut short leaves its rest unread: close after. */
         exchange_respond(x, status, NULL, why, x->info.has_body && !x->upload_done);
+        return;
+    }
+    if (ph->kept) {
+        serve_kept(x, ph);
         return;
     }
     if (ph->merged) {           /* a 304 refreshed the stale copy */
@@ -302,6 +382,10 @@ static void on_our_outcome(struct exchange *x)
 static void on_coalesced_outcome(struct exchange *x)
 {
     struct cache_obj *o = x->obj;
+    if (obj_ready(o) && o->kept && vary_match(o->merged, x->req)) {
+        serve_kept(x, o);
+        return;
+    }
     if (obj_ready(o) && !o->private && !o->merged) {
         obj_ref(o);
         exchange_drop_obj(x);

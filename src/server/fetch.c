@@ -365,6 +365,62 @@ static void head_merge(struct fetch *f, const struct resp_timing *t, const struc
     f->discard = true;
 }
 
+/* keep_after_deploy: the origin answered 404 or 410 for a URL of which
+ * the store holds a copy within its keep window, of any generation (a
+ * deploy removed the previous release's asset; a page loaded before it
+ * still asks).  The copy stands in, like a 304's merge: the placeholder
+ * points to it (o->kept) and the origin's body is dropped.  Only when the
+ * policy the copy falls under now still has the option: a reload that
+ * removed it ends the fallback at once.  A kept copy also wins over
+ * storing the 404 (negative caching), which would replace it. */
+struct kept_match {
+    const struct http_msg *req;
+    time_t now;
+};
+
+static bool kept_for(const struct cache_obj *o, const void *arg)
+{
+    const struct kept_match *m = arg;
+    return !o->private && obj_kept(o, m->now) && vary_match(o, m->req);
+}
+
+static bool head_keep(struct fetch *f)
+{
+    const struct fc_config *cfg = worker_cfg(f->w);
+    int st = f->resp.status;
+    if ((st != 404 && st != 410) || f->key == NULL || f->kind == FETCH_PASS)
+        return false;
+    time_t now = worker_now(f->w);
+    struct kept_match km = { .req = &f->req, .now = now };
+    struct cache_obj *k = store_find_key(store_of(f), f->key, kept_for, &km);
+    if (k == NULL && f->stale && obj_kept(f->stale, now) && vary_match(f->stale, &f->req)) {
+        k = f->stale;           /* unlinked meanwhile, still ours */
+        obj_ref(k);
+    }
+    if (k == NULL)
+        return false;
+    size_t plen, ctl = 0, it = 0;
+    const char *path = cache_key_path(f->key, &plen);
+    const char *ct = NULL;
+    obj_field_next(k, "Content-Type", &it, &ct, &ctl);
+    int pi = policy_match(cfg, path, plen, ct, ctl);
+    const struct fc_policy *pol = pi >= 0 ? &cfg->policies[pi] : NULL;
+    if (pol == NULL || pol->keep_after_deploy_ms == 0 ||
+        now - k->timing.response_time > (time_t)(pol->keep_after_deploy_ms / 1000)) {
+        obj_unref(k);
+        return false;
+    }
+    struct cache_obj *ph = f->ph;
+    if (f->ph_busy)
+        store_remove(store_of(f), ph);
+    ph->merged = k;             /* takes store_find_key's reference */
+    ph->kept = true;
+    ph->status = st;
+    obj_publish(ph);
+    f->discard = true;
+    return true;
+}
+
 /* A storable response: the placeholder becomes the stored object. */
 static void head_store(struct fetch *f, const struct resp_timing *t, const struct cache_control *cc,
                        const char *reason)
@@ -435,6 +491,8 @@ static void handle_head(struct fetch *f)
         head_merge(f, &t, &cc);
         return;
     }
+    if (head_keep(f))
+        return;
     if (response_cacheable(f, &cc, &t)) {
         if (vary_build(f->ph, r, &f->req)) {
             head_store(f, &t, &cc, reason);

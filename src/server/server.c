@@ -116,6 +116,30 @@ void server_rotate_tickets(struct server *srv)
     tls_tickets_rotate(srv->tickets);
 }
 
+/* The deploy timeline's first entry: the numbers in force at start (from
+ * state_dir), in the shape of the "generation changed" lines. */
+static void log_generations(struct generations *g, const char *state_dir)
+{
+    struct gen_state st;
+    generation_snapshot(g, &st);
+    char pol[512] = "";
+    size_t n = 0;
+    for (size_t i = 0; i < st.n_policies && n < sizeof pol; i++)
+        if (st.policies[i].gen > 1)
+            n += (size_t)snprintf(pol + n, sizeof pol - n, ", policy %s %llu",
+                                  st.policies[i].name, (unsigned long long)st.policies[i].gen);
+    int64_t ms = generation_changed_ms(g);
+    char when[32] = "never";
+    if (ms > 0) {
+        time_t t = (time_t)(ms / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    log_info("generation: global %llu%s (source: startup, from %s; last changed %s)",
+             (unsigned long long)st.global, pol, state_dir, when);
+}
+
 int server_start(struct server *srv, struct fc_config *cfg)
 {
     memset(srv, 0, sizeof *srv);
@@ -136,8 +160,7 @@ int server_start(struct server *srv, struct fc_config *cfg)
         log_error("generation state: %s", err);
         return -1;
     }
-    log_info("generation %llu (from %s)", (unsigned long long)generation_global(srv->gens),
-             cfg->state_dir);
+    log_generations(srv->gens, cfg->state_dir);
     srv->tickets = tls_tickets_new();
     struct tls_config *tc = build_tls(srv, cfg, err, sizeof err);
     if (tc == NULL)

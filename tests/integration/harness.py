@@ -272,6 +272,7 @@ class Response:
         self.framing = None         # 'length' | 'chunked' | 'close' | 'none'
         self.head_bytes = b""
         self.interim = []           # 1xx statuses seen before this one
+        self.interim_headers = []   # and the fields of each, [(name, value)]
         self.elapsed = None
 
     def header(self, name):
@@ -436,6 +437,7 @@ class RawConn:
             resp.head_bytes = b"".join(head)
             if 100 <= resp.status < 200 and resp.status != 101:
                 resp.interim.append(resp.status)
+                resp.interim_headers.append(resp.headers)
                 continue
             break
         self._read_body(resp, method)
@@ -709,6 +711,8 @@ class H2Conn:
             raise AssertionError("HTTP/2: %r on a stream this client never opened" % ev)
         if isinstance(ev, E.InformationalResponseReceived):
             r.interim.append(int(dict(ev.headers)[b":status"]))
+            r.interim_headers.append([(k.decode("latin-1"), v.decode("latin-1"))
+                                      for k, v in ev.headers if not k.startswith(b":")])
         elif isinstance(ev, E.ResponseReceived):
             r.headers = []
             for k, v in ev.headers:

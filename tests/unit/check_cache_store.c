@@ -1415,6 +1415,82 @@ START_TEST(sweep_reclaims_old_generations_and_stragglers)
 }
 END_TEST
 
+/* ------------------------------------------------- keep_after_deploy */
+
+static bool is_kept(const struct cache_obj *o, const void *arg)
+{
+    return obj_kept(o, *(const time_t *)arg);
+}
+
+/* A copy of a bumped generation within its keep window is neither served
+ * by lookups nor freed by the sweep; one past its window is; the kept
+ * copy goes first under memory pressure however recently it was used. */
+START_TEST(kept_copies_outlive_sweep_and_go_first)
+{
+    static const char *const names[] = { "assets" };
+    struct generation_backend be;
+    char err[256];
+    ck_assert_int_eq(generation_file_backend(tmp_dir, &be, err, sizeof err), 0);
+    struct generations *g = generations_open(&be, names, 1, err, sizeof err);
+    ck_assert_ptr_nonnull(g);
+    time_t now = time(NULL);
+    uint64_t F = standard_footprint();
+    struct cache_store *s = store_new(4 * F + F / 2, 1);
+
+    for (int i = 0; i < 2; i++) {                   /* D, E: no policy */
+        struct cache_obj *d = make_obj(objpath(i), 1000);
+        d->generation = 1;
+        insert(s, d, 1 + (uint64_t)i);
+    }
+    struct cache_obj *a = make_obj(objpath(2), 1000);
+    struct cache_obj *c = make_obj(objpath(3), 1000);
+    struct cache_obj *both[] = { a, c };
+    for (int i = 0; i < 2; i++) {
+        both[i]->generation = 1;
+        both[i]->policy = 0;
+        both[i]->policy_gen = 1;
+        both[i]->policy_layout = generation_layout(g);
+    }
+    a->keep_until = now + 3600;
+    c->keep_until = now - 10;                       /* its window is over */
+    insert(s, a, 3);
+    insert(s, c, 4);
+    ck_assert(present(s, objpath(2), 100));         /* A: the most recently used */
+
+    uint64_t gnow, gprev;
+    ck_assert_int_eq(generation_bump(g, "assets", &gnow, &gprev, err, sizeof err), 0);
+    ck_assert_uint_eq(store_sweep(s, g, SIZE_MAX), 1);   /* C goes, A stays */
+    ck_assert_uint_eq(stats(s).objects, 3);
+
+    /* Not served: a refetch-mode lookup leaves it linked and misses. */
+    struct cache_key ka = key_of(objpath(2));
+    struct cache_obj *o = NULL;
+    ck_assert_int_eq(store_lookup(s, &ka, NULL, false, 101, g, true, &o), LOOKUP_MISS);
+    ck_assert_ptr_null(o);
+    ck_assert_uint_eq(stats(s).objects, 3);
+    /* Found for the fallback, whatever its generation. */
+    o = store_find_key(s, &ka, is_kept, &now);
+    ck_assert_ptr_eq(o, a);
+    obj_unref(o);
+    time_t later = now + 7200;
+    ck_assert_ptr_null(store_find_key(s, &ka, is_kept, &later));
+
+    /* Memory pressure: A is evicted before D, used long before it. */
+    for (int i = 4; i < 6; i++) {
+        struct cache_obj *n = make_obj(objpath(i), 1000);
+        n->generation = 1;
+        insert(s, n, 98 + (uint64_t)i);
+    }
+    ck_assert_uint_eq(stats(s).evictions, 1);
+    ck_assert_ptr_null(store_find_key(s, &ka, is_kept, &now));
+    for (int i = 0; i < 6; i++)
+        if (i != 2 && i != 3)
+            ck_assert_msg(present(s, objpath(i), 200 + (uint64_t)i), "%s", objpath(i));
+    store_free(s);
+    generations_close(g);
+}
+END_TEST
+
 static Suite *cache_store_suite(void)
 {
     Suite *s = suite_create("cache_store");
@@ -1450,6 +1526,13 @@ static Suite *cache_store_suite(void)
     tcase_add_test(r, remove_keeps_holders_valid);
     tcase_set_timeout(r, 60);
     suite_add_tcase(s, r);
+
+    TCase *kd = tcase_create("keep_after_deploy");
+    tcase_add_unchecked_fixture(kd, tmp_base_make, tmp_base_remove);
+    tcase_add_checked_fixture(kd, tmp_dir_make, NULL);
+    tcase_add_test(kd, kept_copies_outlive_sweep_and_go_first);
+    tcase_set_timeout(kd, 60);
+    suite_add_tcase(s, kd);
 
     TCase *bd = tcase_create("body");
     tcase_add_test(bd, body_append_accounting);

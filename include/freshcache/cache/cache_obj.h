@@ -71,6 +71,10 @@ struct cache_obj {
     uint64_t generation;
     uint64_t policy_gen;
     uint64_t policy_layout;             /* generation_layout() the policy index refers to */
+    /* keep_after_deploy: until when (wall clock) the copy outlives
+     * generation sweeps, as the fallback for an origin that dropped it
+     * (404/410); 0: not kept.  obj_kept(). */
+    time_t keep_until;
 
     time_t chash_first_seen;            /* when this URL first had this hash */
 
@@ -79,6 +83,8 @@ struct cache_obj {
      * these before it publishes the object (OBJ_READY) or fails its body;
      * readers look only after. */
     struct cache_obj *merged;           /* a 304 refreshed the stale copy: serve this one */
+    bool kept;                          /* merged is a copy kept for an origin's 404/410
+                                         * (keep_after_deploy), not a refresh */
     const char *fail_reason;            /* static text */
     int32_t origin_ms;                  /* request sent to response head, -1: none */
     short fail_status;                  /* failed before a head: 502 or 504 */
@@ -152,6 +158,14 @@ static inline bool obj_content_etag_applies(const struct cache_obj *o)
 {
     return o->status >= 200 && o->status < 300;
 }
+/* Is `o` within its keep_after_deploy window at wall-clock `now`?  Such a
+ * copy of an older generation is never served as current, but it stays
+ * stored (first in line for eviction) as the stand-in for an origin that
+ * no longer has the resource. */
+static inline bool obj_kept(const struct cache_obj *o, time_t now)
+{
+    return o->keep_until != 0 && now <= o->keep_until;
+}
 /* Hex of the content hash into out[65]. */
 void obj_chash_hex(const struct cache_obj *o, char out[65]);
 /* Response fields meant for this cache only, never sent to clients:
@@ -160,5 +174,10 @@ bool obj_field_internal(const char *name, size_t len);
 /* Parse o->head's fields back into a message (for a 304 merge). */
 void obj_head_to_msg(const struct cache_obj *o, struct http_msg *m);
 const char *obj_reason(const struct cache_obj *o, size_t *len);
+/* The stored head's fields named `name` (case-insensitive), one per call:
+ * start with iter at 0; true with the value and its length pointing into
+ * o->head (valid while `o` is referenced), false after the last. */
+bool obj_field_next(const struct cache_obj *o, const char *name, size_t *iter,
+                    const char **value, size_t *vlen);
 
 #endif

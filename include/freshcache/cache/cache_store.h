@@ -49,8 +49,10 @@ enum lookup_result {
  * placeholder made since the last generation bump, else (when
  * `create_busy`) insert one.  Objects stored under older generations are
  * unlinked on the way when `drop_old` (after_purge: refetch) or else
- * returned for the caller to revalidate.  Any object returned carries a
- * reference for the caller. */
+ * returned for the caller to revalidate; old copies within their
+ * keep_after_deploy window stay (demoted, not returned) for
+ * store_find_key.  Any object returned carries a reference for the
+ * caller. */
 struct generations;
 enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k,
                                 const struct http_msg *req, bool create_busy,
@@ -63,13 +65,23 @@ enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k
 typedef bool (*store_match_fn)(const struct cache_obj *o, const void *arg);
 unsigned store_purge(struct cache_store *s, store_match_fn match, const void *arg, bool soft);
 
+/* The most recent READY object of key `k` (any Vary variant, any
+ * generation) for which match(o, arg) is true, with a reference for the
+ * caller, or NULL.  One shard lock, no LRU change: for the copy kept
+ * after a deploy (keep_after_deploy), the one whose Link fields make
+ * Early Hints. */
+struct cache_obj *store_find_key(struct cache_store *s, const struct cache_key *k,
+                                 store_match_fn match, const void *arg);
+
 /* The first READY object for which match(o, arg) is true, with a
  * reference for the caller, or NULL.  Walks the whole index. */
 struct cache_obj *store_find(struct cache_store *s, store_match_fn match, const void *arg);
 
 /* Background reclaim of objects from older generations: examine up to
  * `budget` objects from where the last call stopped.  Returns how many
- * were removed.  Call from one thread only. */
+ * were removed.  Copies within their keep_after_deploy window (obj_kept)
+ * stay, moved to the end of the LRU order so memory pressure evicts them
+ * first.  Call from one thread only. */
 size_t store_sweep(struct cache_store *s, const struct generations *gens, size_t budget);
 
 /* A new object (from obj_new + fields) enters the index READY, replacing

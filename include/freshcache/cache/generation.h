@@ -90,6 +90,12 @@ uint64_t generation_epoch(const struct generations *g);
  * the state file's modification time. */
 int64_t generation_changed_ms(const struct generations *g);
 
+/* Every change, by bump or raise, is logged at info as
+ *     generation changed: global 6 -> 7 (source: admin)
+ *     generation changed: policy html 3 -> 4 (source: cluster)
+ * a bump being this node's own (asked through the admin API), a raise a
+ * number decided by the cluster. */
+
 /* Bump the global generation (policy == NULL) or one policy's.  Persists
  * first; on success *now and *prev are the new and previous numbers of what
  * was bumped.  -1 (nothing changed) on an unknown policy or a failed save. */

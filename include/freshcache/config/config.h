@@ -128,6 +128,11 @@ struct fc_policy {
     uint64_t stale_while_revalidate_ms;
     bool has_stale_if_error;
     uint64_t stale_if_error_ms;
+    /* keep_after_deploy: a stored copy is served when the origin answers
+     * 404/410 within this long of storing it, generation bumps or not;
+     * 0: never (the default). */
+    uint64_t keep_after_deploy_ms;
+    bool early_hints;               /* 103 with the stored copy's preloads */
 };
 
 struct fc_config {
