@@ -549,7 +549,13 @@ static void read_cb(void *arg)
         case HTTP_PARSE_NEED_MORE:
             return;
         case HTTP_PARSE_HEAD:
-            if (f->resp.status >= 100 && f->resp.status < 200 && f->resp.status != 101) {
+            if (f->resp.status == 101) {
+                /* We never asked to switch protocols (Upgrade is not
+                 * forwarded): whatever follows is not a response. */
+                fail(f, 502, "origin switched protocols");
+                return;
+            }
+            if (f->resp.status >= 100 && f->resp.status < 200) {
                 f->interim = true;   /* 100 Continue, 103 Early Hints: skip */
                 continue;
             }

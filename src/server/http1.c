@@ -350,7 +350,7 @@ static void h1_process(struct h1_conn *c)
             break;
         case HTTP_PARSE_ERROR:
             COUNT(&c->w->counters, client_errors, 1);
-            refuse(c, 400, http_parser_error(&c->parser));
+            refuse(c, http_parser_error_status(&c->parser), http_parser_error(&c->parser));
             h1_close(c);
             return;
         case HTTP_PARSE_TOO_LARGE:
