@@ -1219,6 +1219,11 @@ static const struct field limits_fields[] = {
       .min = 1 },
     { .key = "max_concurrent_streams", .fn = field_unsigned,
       .off = CFG(limits.max_concurrent_streams), .min = 1, .max = 100000 },
+    /* Slow clients (slowloris): the head as a whole, the body on average. */
+    { .key = "header_timeout",   .fn = field_duration, .off = CFG(limits.header_timeout_ms),
+      .min = 1 },
+    { .key = "min_body_rate",    .fn = field_size,     .off = CFG(limits.min_body_rate),
+      .max = 1024 * MiB },
 };
 
 /* The metrics endpoint has no authentication: loopback only. */
@@ -1910,6 +1915,8 @@ static void set_defaults(struct fc_config *cfg)
     cfg->limits.drain_timeout_ms = 10 * 1000;
     cfg->limits.handshake_timeout_ms = 10 * 1000;
     cfg->limits.max_concurrent_streams = 100;
+    cfg->limits.header_timeout_ms = 10 * 1000;
+    cfg->limits.min_body_rate = KiB;
     cfg->cluster.name = xstrdup("freshcache");
     cfg->cluster.ack_timeout_ms = 2 * 1000;
     cfg->cluster.max_disconnect_ms = 10 * 1000;

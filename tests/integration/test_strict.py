@@ -246,5 +246,76 @@ class StrictResponseTest(H.ProxyTestCase):
         self.assertEqual(self.raw.count("/good-chunked"), 1)
 
 
+class SlowClientTest(H.ProxyTestCase):
+    """limits.header_timeout and limits.min_body_rate (short here: 1 s,
+    1 KiB/s) cut a client that trickles its request; client_timeout (30 s)
+    alone never would, each byte restarts it."""
+
+    config = {"limits": {"header_timeout": "1s", "min_body_rate": "1KiB", "client_timeout": "30s"}}
+
+    def trickle(self, c, parts, gap, limit=8.0):
+        """Send parts `gap` seconds apart until the proxy closes or `limit`."""
+        t0 = time.monotonic()
+        for p in parts:
+            if time.monotonic() - t0 > limit:
+                break
+            try:
+                c.send(p)
+            except OSError:
+                return
+            time.sleep(gap)
+
+    def test_trickled_head_is_cut_with_408(self):
+        t = H.url("/t/body", size=3, seed=self.uniq())
+        with H.RawConn(self.port) as c:
+            c.send(("GET %s HTTP/1.1\r\nHost: a\r\n" % t).encode())
+            self.trickle(c, [b"X-Slow-%d: 1\r\n" % i for i in range(40)], 0.2)
+            r = c.read_response()
+            self.assertEqual(r.status, 408)
+            self.assertTrue(c.wait_closed(5))
+        self.assertEqual(self.origin.total(), 0)
+
+    def test_silent_connection_is_cut(self):
+        with H.RawConn(self.port) as c:
+            self.assertTrue(c.wait_closed(8), "a connection that never sent a byte stayed open")
+
+    def test_head_in_pieces_within_the_limit(self):
+        t = H.url("/t/body", size=3, seed=self.uniq())
+        with H.RawConn(self.port) as c:
+            for part in (b"GET " + t.encode(), b" HTTP/1.1\r\nHost: a\r\n", b"\r\n"):
+                c.send(part)
+                time.sleep(0.1)
+            self.assertEqual(c.read_response().status, 200)
+
+    def test_keep_alive_wait_is_not_head_time(self):
+        """Like nginx's client_header_timeout: on a kept-alive connection the
+        head's time starts at its first byte, not at the previous response."""
+        t = H.url("/t/body", size=3, seed=self.uniq())
+        with H.RawConn(self.port) as c:
+            self.assertEqual(c.request("GET", t).status, 200)
+            time.sleep(1.6)
+            self.assertEqual(c.request("GET", t).status, 200)
+
+    def test_slow_body_is_cut_with_408(self):
+        t = H.url("/t/body", size=3, seed=self.uniq())
+        with H.RawConn(self.port) as c:
+            c.send(("POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n" % t).encode())
+            self.trickle(c, [b"x" * 10] * 60, 0.2)
+            r = c.read_response()
+            self.assertEqual(r.status, 408)
+            self.assertTrue(c.wait_closed(5))
+
+    def test_body_at_the_rate_passes(self):
+        t = H.url("/t/body", size=3, seed=self.uniq())
+        body = b"y" * 20000
+        with H.RawConn(self.port) as c:
+            c.send(("POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % (t, len(body))).encode())
+            for i in range(0, len(body), 5000):
+                c.send(body[i:i + 5000])
+                time.sleep(0.15)
+            self.assertEqual(c.read_response().status, 200)
+        self.assertEqual(self.origin.log(t)[0]["body_length"], len(body))
+
+
 if __name__ == "__main__":
     H.main()

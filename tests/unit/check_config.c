@@ -330,6 +330,8 @@ START_TEST(defaults)
     ck_assert_uint_eq(cfg->limits.max_connections, 10000);
     ck_assert_uint_eq(cfg->limits.client_timeout_ms, 30000);
     ck_assert_uint_eq(cfg->limits.drain_timeout_ms, 10000);
+    ck_assert_uint_eq(cfg->limits.header_timeout_ms, 10000);
+    ck_assert_uint_eq(cfg->limits.min_body_rate, 1024);
     ck_assert_ptr_null(cfg->metrics.listen);
     ck_assert_uint_eq(cfg->n_policies, 0);
     ck_assert_ptr_null(cfg->policies);
@@ -375,7 +377,8 @@ START_TEST(non_default_values)
         "  after_purge: revalidate\n"
         "admin: { socket: ./admin.sock, mode: 0600 }\n"
         "log: { access: off, format: json, level: debug }\n"
-        "limits: { max_header_bytes: 1KiB, max_connections: 1, client_timeout: 1 }\n"
+        "limits: { max_header_bytes: 1KiB, max_connections: 1, client_timeout: 1,\n"
+        "          header_timeout: 2s, min_body_rate: 0 }\n"
         "policies:\n"
         "  - name: api.v1_x\n"
         "    match:\n"
@@ -412,6 +415,8 @@ START_TEST(non_default_values)
     ck_assert_uint_eq(cfg->limits.max_header_bytes, 1024);
     ck_assert_uint_eq(cfg->limits.max_connections, 1);
     ck_assert_uint_eq(cfg->limits.client_timeout_ms, 1000);
+    ck_assert_uint_eq(cfg->limits.header_timeout_ms, 2000);
+    ck_assert_uint_eq(cfg->limits.min_body_rate, 0);
 
     ck_assert_uint_eq(cfg->n_policies, 1);
     const struct fc_policy *p = &cfg->policies[0];
@@ -588,7 +593,7 @@ START_TEST(error_unknown_key)
     EXPECT_ERRORS(ORIGIN "limits:\n  drain_time: 10s\n",
         "t.yaml:4:3: unknown key \"drain_time\" in limits (valid keys: max_header_bytes, "
         "max_connections, client_timeout, drain_timeout, handshake_timeout, "
-        "max_concurrent_streams)");
+        "max_concurrent_streams, header_timeout, min_body_rate)");
     EXPECT_ERRORS(ORIGIN "metrics:\n  listen: 0.0.0.0:9101\n",
         "t.yaml:4:11: metrics.listen: \"0.0.0.0:9101\" is not a loopback address: the metrics "
         "endpoint has no authentication (use 127.0.0.1:PORT or [::1]:PORT, or the admin "

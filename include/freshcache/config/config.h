@@ -168,6 +168,9 @@ struct fc_config {
         uint64_t drain_timeout_ms;  /* default 10s: how long SIGTERM waits for in-flight responses */
         uint64_t handshake_timeout_ms;  /* default 10s: a TLS handshake must finish within this */
         unsigned max_concurrent_streams;    /* default 100: HTTP/2 streams per connection */
+        uint64_t header_timeout_ms; /* default 10s: a whole request head, from its first byte (408) */
+        uint64_t min_body_rate;     /* default 1KiB: bytes/s a request body must average over
+                                     * each header_timeout (408); 0: no minimum */
     } limits;
 
     struct {
