@@ -1153,6 +1153,11 @@ static const struct choice etag_choices[] = {
     { "content-hash", ETAG_CONTENT_HASH }, { "origin", ETAG_ORIGIN }, { NULL, 0 },
 };
 
+static const struct choice set_cookie_choices[] = {
+    { "pass", SET_COOKIE_PASS }, { "store", SET_COOKIE_STORE }, { "strip", SET_COOKIE_STRIP },
+    { NULL, 0 },
+};
+
 static const struct choice after_purge_choices[] = {
     { "refetch", AFTER_PURGE_REFETCH }, { "revalidate", AFTER_PURGE_REVALIDATE }, { NULL, 0 },
 };
@@ -1703,6 +1708,8 @@ static const struct field policy_fields[] = {
       .off = offsetof(struct fc_policy, response_cache_control) },
     { .key = "stale_while_revalidate", .fn = field_stale_while_revalidate },
     { .key = "stale_if_error",         .fn = field_stale_if_error },
+    { .key = "set_cookie",             .fn = field_enum,
+      .off = offsetof(struct fc_policy, set_cookie), .choices = set_cookie_choices },
 };
 
 /* The rules across policies: unique names; a policy without match catches

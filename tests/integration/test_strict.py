@@ -236,6 +236,24 @@ class StrictResponseTest(H.ProxyTestCase):
     def test_101_is_502(self):
         self.bad_twice("/switch")
 
+    def test_interim_responses_forwarded_never_stored(self):
+        """RFC 9110 §15.2: the origin's 103 and 102 reach the client that
+        caused the fetch, ahead of the final response; the stored response
+        replays without them."""
+        with H.RawConn(self.port) as c:
+            r = c.request("GET", "/interim")
+        self.assertOk(r, b"abc")
+        self.assertEqual(r.interim, [103, 102])
+        r = self.get("/interim")
+        self.assertOk(r, b"abc")
+        self.assertHit(r)
+        self.assertEqual(r.interim, [])
+        self.assertEqual(self.raw.count("/interim"), 1)
+        # an HTTP/1.0 client never gets a 1xx (RFC 9110 §15.2)
+        r = self.get("/interim?v10", version="HTTP/1.0")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.interim, [])
+
     def test_good_chunked_with_extensions_and_trailer_is_stored(self):
         r = self.get("/good-chunked")
         self.assertOk(r, b"abc")

@@ -385,7 +385,8 @@ START_TEST(non_default_values)
         "      path: ^/api/\n"
         "      content_type: Application/JSON; charset=utf-8\n"
         "    stale_while_revalidate: 10s\n"
-        "    stale_if_error: 0s\n");
+        "    stale_if_error: 0s\n"
+        "    set_cookie: strip\n");
 
     ck_assert_uint_eq(cfg->n_listen, 2);
     ck_assert_int_eq(cfg->listen[0].addr.ss_family, AF_INET6);
@@ -421,6 +422,7 @@ START_TEST(non_default_values)
     ck_assert_uint_eq(cfg->n_policies, 1);
     const struct fc_policy *p = &cfg->policies[0];
     ck_assert_str_eq(p->name, "api.v1_x");
+    ck_assert_int_eq(p->set_cookie, SET_COOKIE_STRIP);
     ck_assert_int_eq(regexec(&p->path_re, "/api/users", 0, NULL, 0), 0);
     ck_assert_int_ne(regexec(&p->path_re, "/x/api/", 0, NULL, 0), 0);
     ck_assert_uint_eq(p->n_content_types, 1);
@@ -666,6 +668,9 @@ START_TEST(error_bad_duration)
     EXPECT_ERRORS(ORIGIN "limits: { client_timeout: -5s }\n",
         "t.yaml:3:27: limits.client_timeout: invalid duration \"-5s\" (use e.g. 250ms, 30s, "
         "5m, 1h or 365d)");
+    EXPECT_ERRORS(ORIGIN "policies:\n  - name: a\n    set_cookie: keep\n",
+        "t.yaml:5:17: policies[0].set_cookie: invalid value \"keep\" (expected pass, store or "
+        "strip)");
     EXPECT_ERRORS(ORIGIN "policies:\n  - name: a\n    ttl: forever\n",
         "t.yaml:5:10: policies[0].ttl: invalid ttl \"forever\" (expected origin or a duration "
         "such as 0s, 10m, 365d)");

@@ -78,6 +78,10 @@ struct fc_listen {
 
 enum host_header_mode { HOST_HEADER_PRESERVE = 0, HOST_HEADER_ORIGIN };
 enum etag_mode { ETAG_CONTENT_HASH = 0, ETAG_ORIGIN };
+/* A policy's way with responses carrying Set-Cookie: pass (stored only
+ * when public or s-maxage), store (RFC 9111: stored and replayed), strip
+ * (stored, served without Set-Cookie). */
+enum set_cookie_mode { SET_COOKIE_PASS = 0, SET_COOKIE_STORE, SET_COOKIE_STRIP };
 enum after_purge_mode { AFTER_PURGE_REFETCH = 0, AFTER_PURGE_REVALIDATE };
 enum access_log_format { ACCESS_LOG_TEXT = 0, ACCESS_LOG_JSON };
 
@@ -128,6 +132,7 @@ struct fc_policy {
     uint64_t stale_while_revalidate_ms;
     bool has_stale_if_error;
     uint64_t stale_if_error_ms;
+    enum set_cookie_mode set_cookie;    /* default pass */
 };
 
 struct fc_config {
