@@ -139,10 +139,10 @@ static bool dropped_from_head(const struct http_msg *m, const struct http_field 
 bool obj_field_internal(const char *n, size_t len)
 {
     /* Tags are for purging here, not for clients (like Fastly and Varnish);
-     * targeted directives were for us. */
+     * our targeted field was for us.  CDN-Cache-Control goes on: a CDN
+     * further down may obey it (RFC 9213 §2.1). */
     return http_token_eq(n, len, "Surrogate-Key") || http_token_eq(n, len, "Cache-Tag") ||
            http_token_eq(n, len, "Freshcache-Cache-Control") ||
-           http_token_eq(n, len, "CDN-Cache-Control") ||
            http_token_eq(n, len, "Surrogate-Control");
 }
 
@@ -213,6 +213,8 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
             continue;
         if (rw && rw->drop_validators && (http_token_eq(n, f->name_len, "ETag") ||
                                           http_token_eq(n, f->name_len, "Last-Modified")))
+            continue;
+        if (rw && rw->drop_set_cookie && http_token_eq(n, f->name_len, "Set-Cookie"))
             continue;
         evbuffer_add(b, n, f->name_len);
         evbuffer_add(b, ": ", sizeof(": ") - 1);

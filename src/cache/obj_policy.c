@@ -29,6 +29,7 @@ void obj_policy_rewrite(const struct fc_config *cfg, int pi, struct head_rewrite
     memset(rw, 0, sizeof *rw);
     rw->cache_control = pol ? pol->response_cache_control : NULL;
     rw->drop_validators = cfg->cache.etag == ETAG_CONTENT_HASH;
+    rw->drop_set_cookie = pol && pol->set_cookie == SET_COOKIE_STRIP;
 }
 
 void obj_apply_policy(struct cache_obj *o, const struct fc_config *cfg, int pi,

@@ -1153,6 +1153,11 @@ static const struct choice etag_choices[] = {
     { "content-hash", ETAG_CONTENT_HASH }, { "origin", ETAG_ORIGIN }, { NULL, 0 },
 };
 
+static const struct choice set_cookie_choices[] = {
+    { "pass", SET_COOKIE_PASS }, { "store", SET_COOKIE_STORE }, { "strip", SET_COOKIE_STRIP },
+    { NULL, 0 },
+};
+
 static const struct choice after_purge_choices[] = {
     { "refetch", AFTER_PURGE_REFETCH }, { "revalidate", AFTER_PURGE_REVALIDATE }, { NULL, 0 },
 };
@@ -1219,6 +1224,11 @@ static const struct field limits_fields[] = {
       .min = 1 },
     { .key = "max_concurrent_streams", .fn = field_unsigned,
       .off = CFG(limits.max_concurrent_streams), .min = 1, .max = 100000 },
+    /* Slow clients (slowloris): the head as a whole, the body on average. */
+    { .key = "header_timeout",   .fn = field_duration, .off = CFG(limits.header_timeout_ms),
+      .min = 1 },
+    { .key = "min_body_rate",    .fn = field_size,     .off = CFG(limits.min_body_rate),
+      .max = 1024 * MiB },
 };
 
 /* The metrics endpoint has no authentication: loopback only. */
@@ -1702,6 +1712,8 @@ static const struct field policy_fields[] = {
       .off = offsetof(struct fc_policy, keep_after_deploy_ms) },
     { .key = "early_hints",            .fn = field_bool,
       .off = offsetof(struct fc_policy, early_hints) },
+    { .key = "set_cookie",             .fn = field_enum,
+      .off = offsetof(struct fc_policy, set_cookie), .choices = set_cookie_choices },
 };
 
 /* The rules across policies: unique names; a policy without match catches
@@ -1914,6 +1926,8 @@ static void set_defaults(struct fc_config *cfg)
     cfg->limits.drain_timeout_ms = 10 * 1000;
     cfg->limits.handshake_timeout_ms = 10 * 1000;
     cfg->limits.max_concurrent_streams = 100;
+    cfg->limits.header_timeout_ms = 10 * 1000;
+    cfg->limits.min_body_rate = KiB;
     cfg->cluster.name = xstrdup("freshcache");
     cfg->cluster.ack_timeout_ms = 2 * 1000;
     cfg->cluster.max_disconnect_ms = 10 * 1000;

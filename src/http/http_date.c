@@ -9,8 +9,10 @@
  *
  * The parser is hand-written instead of strptime(): strptime depends on the
  * locale (day and month names), accepts far more than the grammar, and is
- * slow.  Names are matched case-sensitively because the ABNF uses %s"..."
- * for day-name, month and "GMT".
+ * slow.  Names (day-name, month, "GMT") are matched case-insensitively:
+ * the ABNF spells them %s"..." for senders, and §5.6.7 asks recipients to
+ * be robust in parsing timestamps ("sun, 06 NOV 1994 08:49:37 gmt" is
+ * read, not turned into "invalid", which for Expires would mean expired).
  *
  * Decisions worth knowing:
  *
@@ -30,6 +32,7 @@
  */
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "freshcache/http/http_date.h"
@@ -74,7 +77,7 @@ static bool expect_digits(struct cursor *c, int n, int *out)
 
 static bool expect_word(struct cursor *c, const char *w, size_t n)
 {
-    if ((size_t)(c->end - c->p) < n || memcmp(c->p, w, n) != 0)
+    if ((size_t)(c->end - c->p) < n || strncasecmp(c->p, w, n) != 0)
         return false;
     c->p += n;
     return true;

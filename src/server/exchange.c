@@ -216,6 +216,14 @@ static void send_early_hints(struct exchange *x, struct cache_obj *stale)
     exchange_send_interim(x, 103, lines, used);
 }
 
+/* Our fetch's origin sent a 1xx: pass it to our client. */
+static void on_fetch_interim(void *arg, int status, const char *lines, size_t len)
+{
+    struct exchange *x = arg;
+    CHECK_OBJ_NOTNULL(x, EXCHANGE_MAGIC);
+    exchange_send_interim(x, status, lines, len);
+}
+
 /* Start our fetch and wait on its placeholder.  `ph` is a BUSY object we
  * hold (coalescing) or NULL for a new private-until-decided one. */
 static void start_fetch(struct exchange *x, enum fetch_kind kind, struct cache_obj *busy,
@@ -244,6 +252,8 @@ static void start_fetch(struct exchange *x, enum fetch_kind kind, struct cache_o
         .req_content_length = x->info.body_length,
         .store_allowed = store_allowed,
         .upload_drained = x->upload_ev,
+        .interim = on_fetch_interim,
+        .interim_arg = x,
     };
     snprintf(x->cs, sizeof x->cs, "fwd=miss");
     x->fwd = fwd;

@@ -90,6 +90,8 @@ struct fetch {
     uint64_t body_len;
     struct etag_hasher *hasher;     /* content-hash mode, storing */
     struct event *upload_drained;   /* the requester's, see fetch_params */
+    fetch_interim_fn interim_cb;    /* the requester's, until fetch_detach */
+    void *interim_arg;
     struct body_waiter drain;       /* private body: waiting for the reader */
     struct event *drain_ev;
 
@@ -297,6 +299,15 @@ static void invalidate_unsafe(struct fetch *f)
     }
 }
 
+/* The policy a storable response falls under (its path, its type). */
+static int response_policy(struct fetch *f)
+{
+    size_t plen, ctl = 0;
+    const char *path = cache_key_path(f->key, &plen);
+    const char *ct = http_msg_get(&f->resp, "Content-Type", &ctl);
+    return policy_match(worker_cfg(f->w), path, plen, ct, ctl);
+}
+
 static bool response_cacheable(struct fetch *f, const struct cache_control *resp_cc,
                                const struct resp_timing *t)
 {
@@ -315,11 +326,16 @@ static bool response_cacheable(struct fetch *f, const struct cache_control *resp
     };
     if (!response_storable(&in))
         return false;
-    /* Like nginx and Varnish: a response setting a cookie is someone's
-     * session unless the origin explicitly marked it shareable. */
-    if (http_msg_has(&f->resp, "Set-Cookie") &&
-        !(resp_cc->flags & CC_PUBLIC) && resp_cc->s_maxage == CC_UNSET)
-        return false;
+    /* set_cookie: pass (the default), like nginx and Varnish: a response
+     * setting a cookie is someone's session unless the origin explicitly
+     * marked it shareable.  store follows RFC 9111 alone; strip stores it
+     * and never serves the cookie (obj_policy_rewrite). */
+    if (http_msg_has(&f->resp, "Set-Cookie")) {
+        int pi = response_policy(f);
+        bool pass = pi < 0 || cfg->policies[pi].set_cookie == SET_COOKIE_PASS;
+        if (pass && !(resp_cc->flags & CC_PUBLIC) && resp_cc->s_maxage == CC_UNSET)
+            return false;
+    }
     uint64_t cl = http_parser_content_length(&f->parser);
     if (cl != UINT64_MAX && cl > cfg->cache.max_object_size)
         return false;
@@ -428,10 +444,7 @@ static void head_store(struct fetch *f, const struct resp_timing *t, const struc
     const struct fc_config *cfg = worker_cfg(f->w);
     const struct http_msg *r = &f->resp;
     struct cache_obj *o = f->ph;
-    size_t plen, ctl = 0;
-    const char *path = cache_key_path(f->key, &plen);
-    const char *ct = http_msg_get(r, "Content-Type", &ctl);
-    int pi = policy_match(cfg, path, plen, ct, ctl);
+    int pi = response_policy(f);
     struct head_rewrite rw;
     obj_policy_rewrite(cfg, pi, &rw);
     obj_set_head(o, r, reason, f->response_time, &rw);
@@ -588,6 +601,30 @@ static void handle_done(struct fetch *f)
 
 static void retry_or_fail(struct fetch *f, int status, const char *why);
 
+/* The interim head just parsed, to the requester only: coalesced waiters
+ * and background refreshes have nobody to show it to. */
+static void forward_interim(struct fetch *f)
+{
+    if (f->interim_cb == NULL)
+        return;
+    const struct http_msg *r = &f->resp;
+    struct evbuffer *lines = evbuffer_new();
+    AN(lines);
+    for (uint32_t i = 0; i < r->n_fields; i++) {
+        const struct http_field *fl = &r->fields[i];
+        if (fl->dead || http_is_hop_by_hop(r, fl))
+            continue;
+        evbuffer_add(lines, http_field_name(r, fl), fl->name_len);
+        evbuffer_add(lines, ": ", 2);
+        evbuffer_add(lines, http_field_value(r, fl), fl->value_len);
+        evbuffer_add(lines, "\r\n", 2);
+    }
+    size_t len = evbuffer_get_length(lines);
+    const char *text = len ? (const char *)evbuffer_pullup(lines, -1) : "";
+    f->interim_cb(f->interim_arg, r->status, text, len);
+    evbuffer_free(lines);
+}
+
 static void read_cb(void *arg)
 {
     struct fetch *f = arg;
@@ -607,8 +644,20 @@ static void read_cb(void *arg)
         case HTTP_PARSE_NEED_MORE:
             return;
         case HTTP_PARSE_HEAD:
-            if (f->resp.status >= 100 && f->resp.status < 200 && f->resp.status != 101) {
-                f->interim = true;   /* 100 Continue, 103 Early Hints: skip */
+            if (f->resp.status == 101) {
+                /* We never asked to switch protocols (Upgrade is not
+                 * forwarded): whatever follows is not a response. */
+                fail(f, 502, "origin switched protocols");
+                return;
+            }
+            if (f->resp.status >= 100 && f->resp.status < 200) {
+                /* 100 Continue, 102 Processing, 103 Early Hints: handed to
+                 * the requester (RFC 9110 §15.2), never stored; the final
+                 * response follows on the same connection. */
+                f->interim = true;
+                forward_interim(f);
+                if (f->state == FS_DONE)
+                    return;     /* the requester went away meanwhile */
                 continue;
             }
             handle_head(f);
@@ -747,6 +796,8 @@ struct fetch *fetch_start(struct worker *w, const struct fetch_params *p)
     f->store_allowed = p->store_allowed;
     f->background = p->background;
     f->upload_drained = p->upload_drained;
+    f->interim_cb = p->interim;
+    f->interim_arg = p->interim_arg;
     const struct http_msg *r = p->req;
     f->unsafe = !(r->method == HTTP_GET || r->method == HTTP_HEAD || r->method == HTTP_OPTIONS ||
                   r->method == HTTP_TRACE);
@@ -784,6 +835,8 @@ void fetch_detach(struct fetch *f)
 {
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
     f->upload_drained = NULL;
+    f->interim_cb = NULL;
+    f->interim_arg = NULL;
     /* Passing: nobody else wants the bytes.  Storing (or about to decide):
      * finish, others may be waiting and the cache gains the object. */
     if (f->state != FS_DONE &&

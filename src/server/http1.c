@@ -78,6 +78,15 @@ struct h1_conn {
     enum h1_state state;
     bool peer_eof;      /* the client closed its sending side */
     bool in_io;         /* inside our own read/drain/reap handling: it flushes */
+    /* Slow clients: a deadline for a whole request head, then a minimum
+     * average rate for its body (see "slow clients" below).  The timer is
+     * made on first use and let go when the connection goes idle. */
+    struct event *deadline;
+    bool head_timing;   /* the deadline is the head's */
+    bool body_timing;   /* the deadline is a body rate window's */
+    bool upload_paused; /* we stopped reading the body (origin backpressure) */
+    bool paused_in_window;
+    uint64_t body_mark; /* body bytes parsed when the window began */
     struct h1_request r;
     struct event *reap; /* deferred: free when closing, or parse on (made on first use) */
     char addr[INET6_ADDRSTRLEN];
@@ -86,6 +95,7 @@ struct h1_conn {
 static void h1_process(struct h1_conn *c);
 static void h1_close(struct h1_conn *c);
 static void finish_exchange(struct h1_conn *c);
+static void refuse(struct h1_conn *c, int status, const char *msg);
 
 /* Every state change goes through here: the transitions above, no other. */
 static void set_state(struct h1_conn *c, enum h1_state to)
@@ -188,6 +198,106 @@ static void h1_flush(struct h1_conn *c)
     }
     if (c->state == H1_CLOSING && conn_pending(c->conn) == 0)
         h1_defer(c, EV_WRITE);
+}
+
+/* ---- slow clients ------------------------------------------------------ */
+
+/* limits.header_timeout: a whole request head must arrive within it,
+ * counted as nginx's client_header_timeout is: from the accept for a
+ * connection's first request, from the first byte of the next one on a
+ * kept-alive connection (the wait before that byte is client_timeout's).
+ * A head trickled a byte at a time no longer lives forever: client_timeout
+ * restarts on every byte, this does not.  limits.min_body_rate: a request
+ * body must average this many bytes a second over each header_timeout
+ * window, except a window in which we held the body back ourselves. */
+static void deadline_cb(evutil_socket_t fd, short what, void *arg);
+
+static void deadline_arm(struct h1_conn *c)
+{
+    if (c->deadline == NULL) {
+        c->deadline = evtimer_new(c->w->base, deadline_cb, c);
+        AN(c->deadline);
+    }
+    uint64_t ms = worker_cfg(c->w)->limits.header_timeout_ms;
+    struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+    event_add(c->deadline, &tv);
+}
+
+static void deadline_stop(struct h1_conn *c)
+{
+    c->head_timing = c->body_timing = false;
+    if (c->deadline)
+        event_del(c->deadline);
+}
+
+/* Going idle: an idle connection keeps no timer of its own (client_timeout
+ * is its conn's read timeout). */
+static void deadline_release(struct h1_conn *c)
+{
+    deadline_stop(c);
+    if (c->deadline) {
+        event_free(c->deadline);
+        c->deadline = NULL;
+    }
+}
+
+static void head_deadline_start(struct h1_conn *c)
+{
+    if (c->head_timing)
+        return;
+    c->head_timing = true;
+    deadline_arm(c);
+}
+
+/* A request head is complete: its body, if any, is held to the rate. */
+static void body_deadline_start(struct h1_conn *c)
+{
+    deadline_stop(c);
+    if (!c->r.has_body || c->r.req_done || worker_cfg(c->w)->limits.min_body_rate == 0)
+        return;
+    c->body_timing = true;
+    c->paused_in_window = c->upload_paused;
+    c->body_mark = c->a->parser.body_bytes;
+    deadline_arm(c);
+}
+
+static void too_slow(struct h1_conn *c, const char *why)
+{
+    COUNT(&c->w->counters, client_errors, 1);
+    log_debug("client %s: %s", c->addr, why);
+    c->in_io = true;
+    refuse(c, 408, why);
+    h1_close(c);
+    c->in_io = false;
+    h1_flush(c);
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct h1_conn *c = arg;
+    CHECK_OBJ_NOTNULL(c, H1_MAGIC);
+    if (c->state == H1_CLOSING)
+        return;
+    if (c->head_timing && c->state == H1_READ) {
+        c->head_timing = false;
+        too_slow(c, "request head not complete within header_timeout");
+        return;
+    }
+    if (!c->body_timing || c->state != H1_EXCHANGE || c->r.req_done)
+        return;
+    const struct fc_config *cfg = worker_cfg(c->w);
+    uint64_t want = cfg->limits.min_body_rate * cfg->limits.header_timeout_ms / 1000;
+    uint64_t got = c->a->parser.body_bytes - c->body_mark;
+    if (got < want && !c->paused_in_window && !c->upload_paused) {
+        c->body_timing = false;
+        too_slow(c, "request body slower than min_body_rate");
+        return;
+    }
+    c->paused_in_window = c->upload_paused;
+    c->body_mark = c->a->parser.body_bytes;
+    deadline_arm(c);
 }
 
 /* ---- responses ---------------------------------------------------------- */
@@ -316,6 +426,9 @@ static void fe_upload_pause(struct exchange *x, bool pause)
     CHECK_OBJ_NOTNULL(c, H1_MAGIC);
     if (c->state == H1_CLOSING)
         return;
+    c->upload_paused = pause;
+    if (pause)
+        c->paused_in_window = true;
     conn_read_enable(c->conn, !pause);
     if (!pause && evbuffer_get_length(c->conn->in) > 0)
         h1_defer(c, EV_READ);     /* parse what is buffered */
@@ -365,6 +478,8 @@ static void on_request_head(struct h1_conn *c)
     struct http_msg *m = &c->a->req;
     set_state(c, H1_EXCHANGE);
     memset(&c->r, 0, sizeof c->r);
+    deadline_stop(c);
+    c->upload_paused = false;
     c->r.head_req = m->method == HTTP_HEAD;
     c->r.http10 = m->http_major == 1 && m->http_minor == 0;
     c->r.keep_alive = http_parser_keep_alive(&c->a->parser) && !c->peer_eof &&
@@ -393,6 +508,7 @@ static void on_request_head(struct h1_conn *c)
     }
     if (c->r.has_body && !c->r.http10 && http_msg_has_token(m, "Expect", "100-continue"))
         ADD_LIT(c->conn->out, "HTTP/1.1 100 Continue\r\n\r\n");
+    body_deadline_start(c);
     exchange_start(&c->a->x, m, &info);
 }
 
@@ -422,8 +538,10 @@ static void finish_exchange(struct h1_conn *c)
      * input bound limits what a pipelining client can queue. */
     if (evbuffer_get_length(c->conn->in) > 0)
         h1_defer(c, EV_READ);      /* the next pipelined request */
-    else
-        h1_deactivate(c);                       /* idle until bytes arrive */
+    else {
+        deadline_release(c);                    /* idle until bytes arrive */
+        h1_deactivate(c);
+    }
 }
 
 static void h1_process(struct h1_conn *c)
@@ -439,6 +557,8 @@ static void h1_process(struct h1_conn *c)
     while (c->state != H1_CLOSING && c->a != NULL) {
         if (c->state == H1_EXCHANGE && c->r.req_done)
             break;      /* wait for the response before reading on */
+        if (c->state == H1_READ && evbuffer_get_length(in) > 0)
+            head_deadline_start(c);     /* the first byte of a request */
         enum http_parse_event ev = http_parser_feed(&c->a->parser, in);
         switch (ev) {
         case HTTP_PARSE_NEED_MORE:
@@ -451,13 +571,15 @@ static void h1_process(struct h1_conn *c)
             if (c->state != H1_EXCHANGE)
                 break;
             c->r.req_done = true;
+            if (c->body_timing)
+                deadline_stop(c);
             if (c->r.has_body)
                 exchange_upload_end(&c->a->x);
             finish_exchange(c);
             break;
         case HTTP_PARSE_ERROR:
             COUNT(&c->w->counters, client_errors, 1);
-            refuse(c, 400, http_parser_error(&c->a->parser));
+            refuse(c, http_parser_error_status(&c->a->parser), http_parser_error(&c->a->parser));
             h1_close(c);
             return;
         case HTTP_PARSE_TOO_LARGE:
@@ -477,6 +599,8 @@ static void h1_free(struct h1_conn *c)
     CHECK_OBJ_NOTNULL(c, H1_MAGIC);
     if (c->a)
         h1_active_free(c->a);
+    if (c->deadline)
+        event_free(c->deadline);
     if (c->reap)
         event_free(c->reap);
     conn_free(c->conn);
@@ -513,6 +637,7 @@ static void h1_close(struct h1_conn *c)
     if (c->a)
         exchange_end(&c->a->x);    /* cut short: still one log line for it */
     set_state(c, H1_CLOSING);
+    deadline_stop(c);
     conn_read_enable(c->conn, false);
     c->conn->write_low = 0;     /* on_drain once everything is out */
     if (conn_pending(c->conn) == 0)
@@ -609,6 +734,7 @@ void http1_serve(struct worker *w, struct conn *conn, const char *addr, const ch
     conn_set_owner(conn, &h1_conn_cb, c);
     conn_set_timeouts(conn, cfg->limits.client_timeout_ms, cfg->limits.client_timeout_ms);
     conn_read_enable(conn, true);
+    head_deadline_start(c);     /* the first request's head: from the accept */
     /* Bytes already read (a listener looked at them to choose us, or TLS
      * delivered them with the handshake): parse them now. */
     if (evbuffer_get_length(conn->in) > 0)

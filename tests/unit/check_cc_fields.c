@@ -242,6 +242,53 @@ START_TEST(response_surrogate_targets)
 }
 END_TEST
 
+
+/* RFC 9213 §2.1: targeted fields are RFC 8941 Dictionaries.  A field that
+ * is not one is ignored whole (the next field decides); a directive with a
+ * value of the wrong type is ignored alone. */
+START_TEST(response_targeted_structured)
+{
+    static const char *const not_dictionaries[] = {
+        "Max-Age=60",            /* keys are lowercase */
+        "max-age=60,",           /* trailing comma */
+        "max-age=60 no-store",   /* members need commas */
+        "max-age=\"60",          /* unterminated string */
+        "max-age=60;",           /* empty parameter */
+        "max-age=1234567890123456",  /* integers have at most 15 digits */
+        "max-age=?2",
+        ", max-age=60",
+        "max-age=(1 2",
+    };
+    for (size_t i = 0; i < sizeof not_dictionaries / sizeof *not_dictionaries; i++) {
+        struct cache_control cc = RESP("Cache-Control", "max-age=4", "CDN-Cache-Control",
+                                       not_dictionaries[i]);
+        ck_assert_msg(cc.max_age == 4, "%s: max_age %lld", not_dictionaries[i],
+                      (long long)cc.max_age);
+        /* ours too, falling back to CDN-Cache-Control */
+        cc = RESP("CDN-Cache-Control", "max-age=2", FC_CC, not_dictionaries[i]);
+        ck_assert_int_eq(cc.max_age, 2);
+    }
+    /* wrong types: ignored alone, the rest of the field counts */
+    struct cache_control cc = RESP("Cache-Control", "max-age=4",
+                                   "CDN-Cache-Control", "max-age=\"60\", no-store");
+    ck_assert_int_eq(cc.max_age, CC_UNSET);
+    ck_assert_uint_eq(cc.flags, CC_NO_STORE);
+    cc = RESP("CDN-Cache-Control", "max-age=1.5, s-maxage=-1, public=?0, private=1");
+    ck_assert_int_eq(cc.max_age, CC_UNSET);
+    ck_assert_int_eq(cc.s_maxage, CC_UNSET);
+    ck_assert_uint_eq(cc.flags, 0);
+    /* valid Dictionary forms */
+    cc = RESP("CDN-Cache-Control", "max-age=60;a=1;b=?0, no-store=?1, x=(1 \"a\" tok);p, y=:AAE=:");
+    ck_assert_int_eq(cc.max_age, 60);
+    ck_assert_uint_eq(cc.flags, CC_NO_STORE);
+    cc = RESP("CDN-Cache-Control", "max-age=60", "CDN-Cache-Control", "max-age=90,  public");
+    ck_assert_int_eq(cc.max_age, 90);     /* the last member of a key wins */
+    ck_assert_uint_eq(cc.flags, CC_PUBLIC);
+    cc = RESP("Cache-Control", "max-age=4", "CDN-Cache-Control", "");
+    assert_empty(&cc);                    /* an empty Dictionary is one */
+}
+END_TEST
+
 /* cc_response_has_fields: true exactly when one of the four fields read
  * by cc_response_parse is present (live), whatever its case. */
 START_TEST(response_has_fields)
@@ -295,6 +342,7 @@ static Suite *cc_fields_suite(void)
     tcase_add_test(rs, response_removed_field);
     tcase_add_test(rs, response_surrogate_targets);
     tcase_add_test(rs, response_has_fields);
+    tcase_add_test(rs, response_targeted_structured);
     suite_add_tcase(s, rs);
 
     /* Regression tests for bugs these suites found in src/ (see their

@@ -330,6 +330,8 @@ START_TEST(defaults)
     ck_assert_uint_eq(cfg->limits.max_connections, 10000);
     ck_assert_uint_eq(cfg->limits.client_timeout_ms, 30000);
     ck_assert_uint_eq(cfg->limits.drain_timeout_ms, 10000);
+    ck_assert_uint_eq(cfg->limits.header_timeout_ms, 10000);
+    ck_assert_uint_eq(cfg->limits.min_body_rate, 1024);
     ck_assert_ptr_null(cfg->metrics.listen);
     ck_assert_uint_eq(cfg->n_policies, 0);
     ck_assert_ptr_null(cfg->policies);
@@ -375,14 +377,16 @@ START_TEST(non_default_values)
         "  after_purge: revalidate\n"
         "admin: { socket: ./admin.sock, mode: 0600 }\n"
         "log: { access: off, format: json, level: debug }\n"
-        "limits: { max_header_bytes: 1KiB, max_connections: 1, client_timeout: 1 }\n"
+        "limits: { max_header_bytes: 1KiB, max_connections: 1, client_timeout: 1,\n"
+        "          header_timeout: 2s, min_body_rate: 0 }\n"
         "policies:\n"
         "  - name: api.v1_x\n"
         "    match:\n"
         "      path: ^/api/\n"
         "      content_type: Application/JSON; charset=utf-8\n"
         "    stale_while_revalidate: 10s\n"
-        "    stale_if_error: 0s\n");
+        "    stale_if_error: 0s\n"
+        "    set_cookie: strip\n");
 
     ck_assert_uint_eq(cfg->n_listen, 2);
     ck_assert_int_eq(cfg->listen[0].addr.ss_family, AF_INET6);
@@ -412,10 +416,13 @@ START_TEST(non_default_values)
     ck_assert_uint_eq(cfg->limits.max_header_bytes, 1024);
     ck_assert_uint_eq(cfg->limits.max_connections, 1);
     ck_assert_uint_eq(cfg->limits.client_timeout_ms, 1000);
+    ck_assert_uint_eq(cfg->limits.header_timeout_ms, 2000);
+    ck_assert_uint_eq(cfg->limits.min_body_rate, 0);
 
     ck_assert_uint_eq(cfg->n_policies, 1);
     const struct fc_policy *p = &cfg->policies[0];
     ck_assert_str_eq(p->name, "api.v1_x");
+    ck_assert_int_eq(p->set_cookie, SET_COOKIE_STRIP);
     ck_assert_int_eq(regexec(&p->path_re, "/api/users", 0, NULL, 0), 0);
     ck_assert_int_ne(regexec(&p->path_re, "/x/api/", 0, NULL, 0), 0);
     ck_assert_uint_eq(p->n_content_types, 1);
@@ -588,7 +595,7 @@ START_TEST(error_unknown_key)
     EXPECT_ERRORS(ORIGIN "limits:\n  drain_time: 10s\n",
         "t.yaml:4:3: unknown key \"drain_time\" in limits (valid keys: max_header_bytes, "
         "max_connections, client_timeout, drain_timeout, handshake_timeout, "
-        "max_concurrent_streams)");
+        "max_concurrent_streams, header_timeout, min_body_rate)");
     EXPECT_ERRORS(ORIGIN "metrics:\n  listen: 0.0.0.0:9101\n",
         "t.yaml:4:11: metrics.listen: \"0.0.0.0:9101\" is not a loopback address: the metrics "
         "endpoint has no authentication (use 127.0.0.1:PORT or [::1]:PORT, or the admin "
@@ -661,6 +668,9 @@ START_TEST(error_bad_duration)
     EXPECT_ERRORS(ORIGIN "limits: { client_timeout: -5s }\n",
         "t.yaml:3:27: limits.client_timeout: invalid duration \"-5s\" (use e.g. 250ms, 30s, "
         "5m, 1h or 365d)");
+    EXPECT_ERRORS(ORIGIN "policies:\n  - name: a\n    set_cookie: keep\n",
+        "t.yaml:5:17: policies[0].set_cookie: invalid value \"keep\" (expected pass, store or "
+        "strip)");
     EXPECT_ERRORS(ORIGIN "policies:\n  - name: a\n    ttl: forever\n",
         "t.yaml:5:10: policies[0].ttl: invalid ttl \"forever\" (expected origin or a duration "
         "such as 0s, 10m, 365d)");

@@ -139,10 +139,13 @@ START_TEST(names)
     assert_parses("Saturday, 01-Nov-25 00:00:00 GMT", 1761955200);
 
     assert_rejects("Sun, 06 Foo 1994 08:49:37 GMT");
-    assert_rejects("Sun, 06 nov 1994 08:49:37 GMT");    /* %s"Nov": case-sensitive */
-    assert_rejects("Sun, 06 NOV 1994 08:49:37 GMT");
+    /* names in any case (RFC 9110 §5.6.7: recipients are robust) */
+    assert_parses("Sun, 06 nov 1994 08:49:37 GMT", T_1994);
+    assert_parses("Sun, 06 NOV 1994 08:49:37 GMT", T_1994);
+    assert_parses("sun, 06 Nov 1994 08:49:37 gmt", T_1994);
+    assert_parses("SUNDAY, 06-nov-94 08:49:37 Gmt", T_1994);
+    assert_parses("sUN nOV  6 08:49:37 1994", T_1994);
     assert_rejects("Sux, 06 Nov 1994 08:49:37 GMT");
-    assert_rejects("sun, 06 Nov 1994 08:49:37 GMT");
     assert_rejects("Sunday, 06 Nov 1994 08:49:37 GMT"); /* long name in IMF-fixdate */
     assert_rejects("Sun, 06-Nov-94 08:49:37 GMT");      /* short name in RFC 850 */
     assert_rejects("Sunny, 06-Nov-94 08:49:37 GMT");
@@ -166,7 +169,6 @@ START_TEST(zone_and_trailing_garbage)
 {
     assert_rejects("Sun, 06 Nov 1994 08:49:37");
     assert_rejects("Sun, 06 Nov 1994 08:49:37 UTC");
-    assert_rejects("Sun, 06 Nov 1994 08:49:37 gmt");
     assert_rejects("Sun, 06 Nov 1994 08:49:37 +0000");
     assert_rejects("Sun, 06 Nov 1994 08:49:37 GMT+1");
     assert_rejects("Sun, 06 Nov 1994 08:49:37 GMT x");

@@ -143,6 +143,7 @@ struct head_rewrite {
     bool drop_validators;               /* content-hash mode: ETag, Last-Modified are ours */
     bool via_done;                      /* the head already names us in Via (a 304 merge) */
     bool passthrough;                   /* not stored: keep the origin's Age and Cache-Status */
+    bool drop_set_cookie;               /* the policy's set_cookie: strip */
 };
 void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *reason,
                   time_t response_time, const struct head_rewrite *rw);

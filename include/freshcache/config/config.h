@@ -78,6 +78,10 @@ struct fc_listen {
 
 enum host_header_mode { HOST_HEADER_PRESERVE = 0, HOST_HEADER_ORIGIN };
 enum etag_mode { ETAG_CONTENT_HASH = 0, ETAG_ORIGIN };
+/* A policy's way with responses carrying Set-Cookie: pass (stored only
+ * when public or s-maxage), store (RFC 9111: stored and replayed), strip
+ * (stored, served without Set-Cookie). */
+enum set_cookie_mode { SET_COOKIE_PASS = 0, SET_COOKIE_STORE, SET_COOKIE_STRIP };
 enum after_purge_mode { AFTER_PURGE_REFETCH = 0, AFTER_PURGE_REVALIDATE };
 enum access_log_format { ACCESS_LOG_TEXT = 0, ACCESS_LOG_JSON };
 
@@ -133,6 +137,7 @@ struct fc_policy {
      * 0: never (the default). */
     uint64_t keep_after_deploy_ms;
     bool early_hints;               /* 103 with the stored copy's preloads */
+    enum set_cookie_mode set_cookie;    /* default pass */
 };
 
 struct fc_config {
@@ -173,6 +178,9 @@ struct fc_config {
         uint64_t drain_timeout_ms;  /* default 10s: how long SIGTERM waits for in-flight responses */
         uint64_t handshake_timeout_ms;  /* default 10s: a TLS handshake must finish within this */
         unsigned max_concurrent_streams;    /* default 100: HTTP/2 streams per connection */
+        uint64_t header_timeout_ms; /* default 10s: a whole request head, from its first byte (408) */
+        uint64_t min_body_rate;     /* default 1KiB: bytes/s a request body must average over
+                                     * each header_timeout (408); 0: no minimum */
     } limits;
 
     struct {

@@ -49,6 +49,14 @@ struct http_parser {
     bool no_body;               /* response to HEAD: set by the owner before parsing */
     bool too_large;
     uint64_t body_bytes;
+    /* RFC 9112 rules llhttp does not enforce (see http_parse.c, "strict
+     * framing"): a message broken by one fails with this reason, and a
+     * request with fail_status (400, 501, 505; 0 means 400). */
+    const char *fail_reason;
+    int fail_status;
+    uint8_t scan;               /* head line scanner state (obs-fold) */
+    size_t trailer_bytes;       /* trailer section: parsed, bounded, dropped */
+    size_t ext_bytes;           /* chunk extensions of the current chunk */
 };
 
 /* type: HTTP_REQUEST or HTTP_RESPONSE. */
@@ -64,6 +72,10 @@ enum http_parse_event http_parser_feed(struct http_parser *p, struct evbuffer *i
 enum http_parse_event http_parser_eof(struct http_parser *p);
 
 const char *http_parser_error(const struct http_parser *p);
+/* After HTTP_PARSE_ERROR on a request: the status to answer it with (400,
+ * 501 for a transfer coding we do not implement, 505 for an HTTP version
+ * other than 1.x). */
+int http_parser_error_status(const struct http_parser *p);
 bool http_parser_keep_alive(const struct http_parser *p);
 /* Does the current message have a body to read (Content-Length > 0, chunked,
  * or a close-delimited response)? Valid after HTTP_PARSE_HEAD. */

@@ -40,6 +40,11 @@ enum fetch_kind {
     FETCH_PASS,             /* never store (method, ...): the request goes as it came */
 };
 
+/* An interim (1xx) response from the origin, for the one requester that
+ * started the fetch: `lines` are its end-to-end "Name: value\r\n" fields,
+ * valid during the call only. */
+typedef void (*fetch_interim_fn)(void *arg, int status, const char *lines, size_t len);
+
 struct fetch_params {
     enum fetch_kind kind;
     const struct http_msg *req;         /* copied: the fetch keeps its own */
@@ -56,6 +61,8 @@ struct fetch_params {
     bool background;                    /* a stale-while-revalidate refresh: nobody waits */
     struct event *upload_drained;       /* made active when the request body queued
                                          * toward the origin falls below the low mark */
+    fetch_interim_fn interim;           /* NULL: 1xx responses are dropped */
+    void *interim_arg;
 };
 
 /* Start.  NULL when the origin cannot even be tried (the placeholder is
@@ -68,6 +75,8 @@ struct fetch *fetch_start(struct worker *w, const struct fetch_params *p);
  * fetch goes on alone; a private one, a PASS, or one still sending a
  * request body ends.  Drops the caller's reference. */
 void fetch_detach(struct fetch *f);
+/* (fetch_detach also ends the interim callback: nothing reaches a
+ * requester that let go.) */
 /* Request body bytes (streamed as they arrive).  Returns the bytes queued
  * toward the origin, for the caller's backpressure: above a limit it stops
  * reading from its client until the upload_drained event. */

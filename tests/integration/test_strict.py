@@ -1,0 +1,339 @@
+"""test_strict.py — RFC 9112 framing rules, both sides of the proxy (issue 13).
+
+Requests are written byte for byte on raw sockets: a request whose framing
+is broken or ambiguous is refused (400, 501 or 505) and its connection
+closed.  Origin responses come from FramingOrigin, which writes exactly the
+bytes a path names: a response whose framing is ambiguous is a 502, never
+stored (the next request goes to the origin again).
+"""
+
+import socket
+import threading
+import time
+
+import harness as H
+from test_callbacks import RawOrigin
+
+
+def exchange(port, raw, timeout=5.0):
+    """Send `raw`, read one response; returns (response, closed after it)."""
+    with H.RawConn(port, timeout) as c:
+        c.send(raw)
+        r = c.read_response()
+        return r, c.wait_closed(3.0)
+
+
+class StrictRequestTest(H.ProxyTestCase):
+    """Each MUST of RFC 9112 for requests, on the wire."""
+
+    def refused(self, raw, status=400):
+        r, closed = exchange(self.port, raw)
+        self.assertEqual(r.status, status, "%r -> %r" % (raw, r))
+        self.assertTrue(closed, "connection left open after refusing %r" % raw)
+        self.assertEqual(self.origin.total(), 0, "a refused request reached the origin")
+
+    def accepted(self, raw):
+        r, _ = exchange(self.port, raw)
+        self.assertEqual(r.status, 200, "%r -> %r" % (raw, r))
+        return r
+
+    def test_two_host_fields(self):      # §3.2
+        t = H.url("/t/body", size=3, seed=self.uniq())
+        self.refused(("GET %s HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n" % t).encode())
+        self.refused(("GET %s HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" % t).encode())
+        self.refused(("GET %s HTTP/1.1\r\nHost: a b\r\n\r\n" % t).encode())
+        self.refused(("GET %s HTTP/1.1\r\n\r\n" % t).encode())
+
+    def test_obs_fold(self):             # §5.2
+        t = H.url("/t/body", size=3, seed=self.uniq())
+        self.refused(("GET %s HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n\r\n" % t).encode())
+        self.refused(("GET %s HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\t2\r\n\r\n" % t).encode())
+        # whitespace between the request line and the first field (§2.2)
+        self.refused(("GET %s HTTP/1.1\r\n Host: a\r\n\r\n" % t).encode())
+
+    def test_obs_fold_split_across_reads(self):
+        t = H.url("/t/body", size=3, seed=self.uniq())
+        with H.RawConn(self.port) as c:
+            for part in (b"GET " + t.encode() + b" HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n", b" 2\r\n\r\n"):
+                c.send(part)
+                time.sleep(0.05)
+            self.assertEqual(c.read_response().status, 400)
+
+    def test_field_name_characters(self):    # §5.1
+        t = H.url("/t/body", size=3, seed=self.uniq())
+        self.refused(("GET %s HTTP/1.1\r\nHost : a\r\n\r\n" % t).encode())
+        self.refused(("GET %s HTTP/1.1\r\nHost: a\r\nX-A\t: 1\r\n\r\n" % t).encode())
+        self.refused(("GET %s HTTP/1.1\r\nHost: a\r\nX[A]: 1\r\n\r\n" % t).encode())
+        self.accepted(("GET %s HTTP/1.1\r\nHost: a\r\nX-A_b.c~!: 1\r\n\r\n" % t).encode())
+
+    def test_content_length_lists(self):     # §6.3: differing and repeated values refused
+        t = H.url("/t/body", size=3, seed=self.uniq())
+        self.refused(("POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n"
+                      "Content-Length: 3\r\n\r\nabc" % t).encode())
+        self.refused(("POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+                      "Content-Length: 3\r\n\r\nabc" % t).encode())
+        self.refused(("POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc" % t).encode())
+
+    def test_transfer_encoding(self):        # §6.1
+        t = H.url("/t/body", size=3, seed=self.uniq())
+        te_cl = ("POST %s HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                 "Content-Length: 5\r\n\r\n0\r\n\r\n" % t).encode()
+        self.refused(te_cl)
+        self.refused(("POST %s HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" % t).encode())
+        self.refused(("POST %s HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n" % t).encode())
+        self.refused(("POST %s HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"
+                      "0\r\n\r\n" % t).encode())
+        self.refused(("POST %s HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                      "0\r\n\r\n" % t).encode(), 501)
+
+    def test_version(self):                  # §2.3
+        t = H.url("/t/body", size=3, seed=self.uniq())
+        for v in ("HTTP/2.0", "HTTP/0.9", "HTTP/1.2", "HTTP/3.0"):
+            self.refused(("GET %s %s\r\nHost: a\r\n\r\n" % (t, v)).encode(), 505)
+
+    def test_target_forms(self):             # §3.2
+        self.refused(b"GET * HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.refused(b"GET ftp://a.example/x HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.refused(b"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.refused(b"GET http://user@a.example/x HTTP/1.1\r\nHost: a\r\n\r\n")
+        r, _ = exchange(self.port, b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertNotEqual(r.status, 400, r)
+        r, closed = exchange(self.port, b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n")
+        self.assertEqual(r.status, 501)
+
+    def test_absolute_form_authority_wins(self):     # §3.2.2
+        t = H.url("/t/body", size=3, seed=self.uniq(), cc="max-age=60")
+        raw = ("GET http://target.example%s HTTP/1.1\r\nHost: other.example\r\n\r\n" % t).encode()
+        self.accepted(raw)
+        logged = self.origin.log()
+        self.assertEqual(len(logged), 1)
+        self.assertEqual(H.req_header(logged[0], "Host"), "target.example")
+        # stored under the authority: an origin-form request for it hits
+        r = self.get(t, headers={"Host": "target.example"})
+        self.assertHit(r)
+        r = self.get(t, headers={"Host": "other.example"})
+        self.assertNotHit(r)
+
+    def test_chunk_extensions_and_trailers(self):    # §7.1.1, §7.1.2
+        t = H.url("/t/body", size=3, seed=self.uniq())
+        body = b"3;ext=1\r\nabc\r\n2;n=\"v w\"\r\nde\r\n0\r\nX-Trailer: 1\r\nHost: evil\r\n\r\n"
+        r = self.accepted(("POST %s HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           % t).encode() + body)
+        logged = self.origin.log(t)
+        self.assertEqual(logged[0]["body_length"], 5)
+        self.assertEqual(H.req_header(logged[0], "Host"), "a")
+        self.assertIsNone(H.req_header(logged[0], "X-Trailer"))
+        # extensions are bounded (the head may have gone to the origin
+        # already: the upload streams; the client still gets its 400)
+        big = b"1;x=" + b"v" * 8000 + b"\r\na\r\n0\r\n\r\n"
+        r, closed = exchange(self.port, ("POST %s HTTP/1.1\r\nHost: a\r\n"
+                                         "Transfer-Encoding: chunked\r\n\r\n" % t).encode() + big)
+        self.assertEqual(r.status, 400)
+        self.assertTrue(closed)
+
+
+class FramingOrigin(RawOrigin):
+    """test_callbacks' raw origin with these ANSWERS, counting requests per
+    path, and closing only once the proxy has read everything."""
+
+    ANSWERS = {
+        "/te-cl": b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n"
+                  b"Content-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        "/cl-differ": b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 3\r\n"
+                      b"Content-Length: 4\r\n\r\nabcd",
+        "/cl-same": b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 3\r\n"
+                    b"Content-Length: 3\r\n\r\nabc",
+        "/cl-list": b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 3, 3\r\n\r\nabc",
+        "/bad-chunk": b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"3\r\nabcdef\r\n0\r\n\r\n",
+        "/te-gzip": b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: gzip\r\n\r\nabc",
+        "/te-http10": b"HTTP/1.0 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"3\r\nabc\r\n0\r\n\r\n",
+        "/obs-fold": b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nX-A: 1\r\n 2\r\n"
+                     b"Content-Length: 3\r\n\r\nabc",
+        "/name-space": b"HTTP/1.1 200 OK\r\nCache-Control : max-age=60\r\nContent-Length: 3\r\n\r\nabc",
+        "/switch": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        "/good-chunked": b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"3;x=1\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n",
+        "/interim": b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+                    b"HTTP/1.1 102 Processing\r\n\r\n"
+                    b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 3\r\n\r\nabc",
+    }
+
+    def __init__(self):
+        self.counts = {}
+        self.lock = threading.Lock()
+        super().__init__(delay=0.0)
+
+    def answer(self, c):
+        with c:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = c.recv(4096)
+                if not d:
+                    return
+                buf += d
+            path = buf.split(b" ", 2)[1].decode().split("?")[0]
+            with self.lock:
+                self.counts[path] = self.counts.get(path, 0) + 1
+            time.sleep(self.delay)
+            c.sendall(self.ANSWERS.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+            try:
+                c.shutdown(socket.SHUT_WR)
+                c.settimeout(2)
+                c.recv(1)
+            except OSError:
+                pass
+
+    def count(self, path):
+        with self.lock:
+            return self.counts.get(path, 0)
+
+
+class StrictResponseTest(H.ProxyTestCase):
+    """An origin response with ambiguous framing is a 502, never stored."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.raw = FramingOrigin()
+        cls.origin_port = cls.raw.port
+        super().setUpClass()
+        cls.addClassCleanup(cls.raw.stop)
+
+    def bad_twice(self, path):
+        for i in (1, 2):
+            r = self.get(path)
+            self.assertEqual(r.status, 502, "%s -> %r" % (path, r))
+            self.assertEqual(self.raw.count(path), i, "%s: the bad response was stored" % path)
+
+    def test_te_and_cl(self):
+        self.bad_twice("/te-cl")
+
+    def test_differing_content_lengths(self):
+        self.bad_twice("/cl-differ")
+
+    def test_repeated_content_length(self):
+        self.bad_twice("/cl-same")
+        self.bad_twice("/cl-list")
+
+    def test_bad_chunked(self):
+        for i in (1, 2):
+            r = self.get("/bad-chunk")
+            # the head may be out before the bad chunk: then the body is cut
+            self.assertTrue(r.status == 502 or not r.complete, r)
+            self.assertEqual(self.raw.count("/bad-chunk"), i)
+
+    def test_unknown_transfer_coding(self):
+        self.bad_twice("/te-gzip")
+
+    def test_te_in_http10(self):
+        self.bad_twice("/te-http10")
+
+    def test_obs_fold_and_field_names(self):
+        self.bad_twice("/obs-fold")
+        self.bad_twice("/name-space")
+
+    def test_101_is_502(self):
+        self.bad_twice("/switch")
+
+    def test_interim_responses_forwarded_never_stored(self):
+        """RFC 9110 §15.2: the origin's 103 and 102 reach the client that
+        caused the fetch, ahead of the final response; the stored response
+        replays without them."""
+        with H.RawConn(self.port) as c:
+            r = c.request("GET", "/interim")
+        self.assertOk(r, b"abc")
+        self.assertEqual(r.interim, [103, 102])
+        r = self.get("/interim")
+        self.assertOk(r, b"abc")
+        self.assertHit(r)
+        self.assertEqual(r.interim, [])
+        self.assertEqual(self.raw.count("/interim"), 1)
+        # an HTTP/1.0 client never gets a 1xx (RFC 9110 §15.2)
+        r = self.get("/interim?v10", version="HTTP/1.0")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.interim, [])
+
+    def test_good_chunked_with_extensions_and_trailer_is_stored(self):
+        r = self.get("/good-chunked")
+        self.assertOk(r, b"abc")
+        self.assertIsNone(r.header("X-Trailer"))
+        r = self.get("/good-chunked")
+        self.assertOk(r, b"abc")
+        self.assertHit(r)
+        self.assertEqual(self.raw.count("/good-chunked"), 1)
+
+
+class SlowClientTest(H.ProxyTestCase):
+    """limits.header_timeout and limits.min_body_rate (short here: 1 s,
+    1 KiB/s) cut a client that trickles its request; client_timeout (30 s)
+    alone never would, each byte restarts it."""
+
+    config = {"limits": {"header_timeout": "1s", "min_body_rate": "1KiB", "client_timeout": "30s"}}
+
+    def trickle(self, c, parts, gap, limit=8.0):
+        """Send parts `gap` seconds apart until the proxy closes or `limit`."""
+        t0 = time.monotonic()
+        for p in parts:
+            if time.monotonic() - t0 > limit:
+                break
+            try:
+                c.send(p)
+            except OSError:
+                return
+            time.sleep(gap)
+
+    def test_trickled_head_is_cut_with_408(self):
+        t = H.url("/t/body", size=3, seed=self.uniq())
+        with H.RawConn(self.port) as c:
+            c.send(("GET %s HTTP/1.1\r\nHost: a\r\n" % t).encode())
+            self.trickle(c, [b"X-Slow-%d: 1\r\n" % i for i in range(40)], 0.2)
+            r = c.read_response()
+            self.assertEqual(r.status, 408)
+            self.assertTrue(c.wait_closed(5))
+        self.assertEqual(self.origin.total(), 0)
+
+    def test_silent_connection_is_cut(self):
+        with H.RawConn(self.port) as c:
+            self.assertTrue(c.wait_closed(8), "a connection that never sent a byte stayed open")
+
+    def test_head_in_pieces_within_the_limit(self):
+        t = H.url("/t/body", size=3, seed=self.uniq())
+        with H.RawConn(self.port) as c:
+            for part in (b"GET " + t.encode(), b" HTTP/1.1\r\nHost: a\r\n", b"\r\n"):
+                c.send(part)
+                time.sleep(0.1)
+            self.assertEqual(c.read_response().status, 200)
+
+    def test_keep_alive_wait_is_not_head_time(self):
+        """Like nginx's client_header_timeout: on a kept-alive connection the
+        head's time starts at its first byte, not at the previous response."""
+        t = H.url("/t/body", size=3, seed=self.uniq())
+        with H.RawConn(self.port) as c:
+            self.assertEqual(c.request("GET", t).status, 200)
+            time.sleep(1.6)
+            self.assertEqual(c.request("GET", t).status, 200)
+
+    def test_slow_body_is_cut_with_408(self):
+        t = H.url("/t/body", size=3, seed=self.uniq())
+        with H.RawConn(self.port) as c:
+            c.send(("POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n" % t).encode())
+            self.trickle(c, [b"x" * 10] * 60, 0.2)
+            r = c.read_response()
+            self.assertEqual(r.status, 408)
+            self.assertTrue(c.wait_closed(5))
+
+    def test_body_at_the_rate_passes(self):
+        t = H.url("/t/body", size=3, seed=self.uniq())
+        body = b"y" * 20000
+        with H.RawConn(self.port) as c:
+            c.send(("POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % (t, len(body))).encode())
+            for i in range(0, len(body), 5000):
+                c.send(body[i:i + 5000])
+                time.sleep(0.15)
+            self.assertEqual(c.read_response().status, 200)
+        self.assertEqual(self.origin.log(t)[0]["body_length"], len(body))
+
+
+if __name__ == "__main__":
+    H.main()
