@@ -583,6 +583,9 @@ static const struct counter_meta {
       "TLS handshakes completed with clients." },
     { "tls_handshake_failures", "tls_handshake_failures", "freshcache_tls_handshake_failures_total",
       "TLS handshakes with clients that failed or timed out." },
+    { "deception_refused", "deception_refused", "freshcache_deception_refused_total",
+      "Responses not stored because their Content-Type disagreed with the extension of a "
+      "path-matched policy's path (web cache deception)." },
 };
 
 static const struct counter_meta *meta_for(const char *counter)

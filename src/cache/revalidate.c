@@ -100,6 +100,7 @@ struct cache_obj *revalidate_merge(const struct cache_obj *stale, const struct h
         o->tags_len = stale->tags_len;
     }
     o->policy = stale->policy;
+    o->authorized = stale->authorized;
     o->has_chash = stale->has_chash;
     memcpy(o->chash, stale->chash, sizeof o->chash);
     o->chash_first_seen = stale->chash_first_seen;

@@ -344,7 +344,7 @@ START_TEST(rewrite_from_policy)
         for (int hashed = 0; hashed < 2; hashed++) {
             struct head_rewrite rw;
             memset(&rw, 0xff, sizeof rw);
-            obj_policy_rewrite(hashed ? cfg : origin_etags, c[i].pi, &rw);
+            obj_policy_rewrite(hashed ? cfg : origin_etags, c[i].pi, false, &rw);
             if (c[i].cc)
                 ck_assert_str_eq(rw.cache_control, c[i].cc);
             else
@@ -352,6 +352,12 @@ START_TEST(rewrite_from_policy)
             ck_assert(rw.drop_validators == (hashed == 1));
             ck_assert(!rw.via_done);
             ck_assert(!rw.passthrough);
+            /* An authorised response keeps the origin's Cache-Control
+             * (RFC 9111 §3.5); validators as for any other. */
+            memset(&rw, 0xff, sizeof rw);
+            obj_policy_rewrite(hashed ? cfg : origin_etags, c[i].pi, true, &rw);
+            ck_assert_ptr_null(rw.cache_control);
+            ck_assert(rw.drop_validators == (hashed == 1));
         }
     }
     config_free(origin_etags);

@@ -73,6 +73,9 @@ struct cache_obj {
     int64_t stale_while_revalidate;     /* seconds of allowed staleness, policy or origin */
     int64_t stale_if_error;
     bool sie_from_policy;               /* stale_if_error set by the operator, not the origin */
+    bool authorized;                    /* stored from a request with Authorization (RFC
+                                         * 9111 §3.5): the policy's ttl and
+                                         * response_cache_control do not apply */
     _Atomic bool soft_purged;           /* treat as stale: revalidate on next use */
     _Atomic bool revalidating;          /* one background refresh at a time */
 

@@ -22,7 +22,8 @@
     X(bytes_sent)      \
     X(connections)     \
     X(tls_handshakes)  \
-    X(tls_handshake_failures)
+    X(tls_handshake_failures) \
+    X(deception_refused)
 
 /* Origin latency (request sent to response head), upper bounds in ms of
  * the Prometheus histogram buckets; the last bucket is +Inf. */
