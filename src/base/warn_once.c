@@ -6,9 +6,6 @@
 bool warn_once_first(struct warn_once *w, uint64_t hash)
 {
     /* Fold the high half in: whatever bits the caller's hash mixes best. */
-    uint64_t *s = &w->slot[(hash ^ (hash >> 32)) % WARN_ONCE_SLOTS];
-    if (hash != 0 && *s == hash)
-        return false;
-    *s = hash;
-    return true;
+    _Atomic uint64_t *s = &w->slot[(hash ^ (hash >> 32)) % WARN_ONCE_SLOTS];
+    return atomic_exchange_explicit(s, hash, memory_order_relaxed) != hash || hash == 0;
 }

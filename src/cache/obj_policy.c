@@ -24,12 +24,13 @@ static const struct fc_policy *policy_at(const struct fc_config *cfg, int pi)
     return pi >= 0 && (size_t)pi < cfg->n_policies ? &cfg->policies[pi] : NULL;
 }
 
-void obj_policy_rewrite(const struct fc_config *cfg, int pi, bool authorized,
+void obj_policy_rewrite(const struct fc_config *cfg, int pi, int status, bool authorized,
                         struct head_rewrite *rw)
 {
     const struct fc_policy *pol = policy_at(cfg, pi);
     memset(rw, 0, sizeof *rw);
-    rw->cache_control = pol && !authorized ? pol->response_cache_control : NULL;
+    if (pol && !authorized && policy_status_class(status) == STATUS_CLASS_TTL)
+        rw->cache_control = pol->response_cache_control;
     rw->drop_validators = cfg->cache.etag == ETAG_CONTENT_HASH;
 }
 

@@ -336,13 +336,13 @@ static uint64_t response_length(struct fetch *f)
 }
 
 /* Web cache deception refused: counted, and logged once per URL (a
- * small per-worker set of recent URLs bounds the memory; a URL pushed out
- * of it may be logged again). */
+ * small set of recent URLs shared by the workers bounds the memory; a URL
+ * pushed out of it may be logged again). */
 static void deception_refused(struct fetch *f, const struct fc_policy *pol, const char *ct,
                               size_t ctl)
 {
     COUNT(&f->w->counters, deception_refused, 1);
-    if (!warn_once_first(&f->w->deception_warned, f->key->hash))
+    if (!warn_once_first(&f->w->srv->deception_warned, f->key->hash))
         return;
     size_t plen;
     const char *path = cache_key_path(f->key, &plen);
@@ -386,7 +386,7 @@ static void head_merge(struct fetch *f, const struct resp_timing *t, const struc
     const struct http_msg *r = &f->resp;
     struct cache_obj *st = f->stale;
     struct head_rewrite rw;
-    obj_policy_rewrite(cfg, st->policy, st->authorized, &rw);
+    obj_policy_rewrite(cfg, st->policy, st->status, st->authorized, &rw);
     struct cache_obj *m = revalidate_merge(st, r, f->response_time, &rw);
     m->timing = *t;
     /* a 304 may omit what it does not change */
@@ -419,7 +419,7 @@ static void head_store(struct fetch *f, const struct resp_timing *t, const struc
     const struct http_msg *r = &f->resp;
     struct cache_obj *o = f->ph;
     struct head_rewrite rw;
-    obj_policy_rewrite(cfg, pi, authorized, &rw);
+    obj_policy_rewrite(cfg, pi, r->status, authorized, &rw);
     obj_set_head(o, r, reason, f->response_time, &rw);
     o->cc = *cc;
     o->timing = *t;

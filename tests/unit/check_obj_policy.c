@@ -550,7 +550,7 @@ START_TEST(rewrite_from_policy)
         for (int hashed = 0; hashed < 2; hashed++) {
             struct head_rewrite rw;
             memset(&rw, 0xff, sizeof rw);
-            obj_policy_rewrite(hashed ? cfg : origin_etags, c[i].pi, false, &rw);
+            obj_policy_rewrite(hashed ? cfg : origin_etags, c[i].pi, 200, false, &rw);
             if (c[i].cc)
                 ck_assert_str_eq(rw.cache_control, c[i].cc);
             else
@@ -561,9 +561,22 @@ START_TEST(rewrite_from_policy)
             /* An authorised response keeps the origin's Cache-Control
              * (RFC 9111 §3.5); validators as for any other. */
             memset(&rw, 0xff, sizeof rw);
-            obj_policy_rewrite(hashed ? cfg : origin_etags, c[i].pi, true, &rw);
+            obj_policy_rewrite(hashed ? cfg : origin_etags, c[i].pi, 200, true, &rw);
             ck_assert_ptr_null(rw.cache_control);
             ck_assert(rw.drop_validators == (hashed == 1));
+            /* Statuses the ttl is not for keep the origin's too: a 405
+             * sent on as the assets' "max-age=600" would outlive it. */
+            static const int statuses[] = { 404, 405, 410, 302, 500, 203, 308 };
+            for (size_t k = 0; k < sizeof statuses / sizeof *statuses; k++) {
+                memset(&rw, 0xff, sizeof rw);
+                obj_policy_rewrite(hashed ? cfg : origin_etags, c[i].pi, statuses[k], false, &rw);
+                bool ttl_status = statuses[k] == 203 || statuses[k] == 308;
+                if (c[i].cc && ttl_status)
+                    ck_assert_str_eq(rw.cache_control, c[i].cc);
+                else
+                    ck_assert_ptr_null(rw.cache_control);
+                ck_assert(rw.drop_validators == (hashed == 1));
+            }
         }
     }
     config_free(origin_etags);

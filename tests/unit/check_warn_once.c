@@ -2,9 +2,11 @@
  * check_warn_once.c — "log once per URL" in bounded memory
  * (src/base/warn_once.c): the first offer of a hash says log, the next
  * ones do not; a hash pushed out of its slot says log again; many hashes
- * never grow anything (the struct is the memory).
+ * never grow anything (the struct is the memory); workers offering the
+ * same hashes at once log each once between them.
  */
 #include <check.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,6 +54,34 @@ START_TEST(bounded)
 }
 END_TEST
 
+/* WARN_ONCE_SLOTS hashes, one per slot: what every thread offers. */
+static struct warn_once shared;
+static _Atomic unsigned firsts;
+
+static void *offer_all(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 50; round++)
+        for (uint64_t i = 1; i <= WARN_ONCE_SLOTS; i++)
+            if (warn_once_first(&shared, i == WARN_ONCE_SLOTS ? (uint64_t)WARN_ONCE_SLOTS << 40
+                                                              : i))
+                atomic_fetch_add(&firsts, 1);
+    return NULL;
+}
+
+START_TEST(shared_by_threads)
+{
+    memset(&shared, 0, sizeof shared);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, offer_all, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    /* each hash has its own slot: logged once, whoever offered it first */
+    ck_assert_uint_eq(atomic_load(&firsts), WARN_ONCE_SLOTS);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("warn_once");
@@ -59,6 +89,7 @@ int main(void)
     tcase_add_test(tc, once_then_quiet);
     tcase_add_test(tc, evicted_reported_again);
     tcase_add_test(tc, bounded);
+    tcase_add_test(tc, shared_by_threads);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -6,20 +6,22 @@
  * again while still remembered, the caller stays quiet.  A hash pushed out
  * by another that maps to the same slot is reported again later, which is
  * the price of a fixed 2 KiB: an attacker sending a million URLs gets at
- * most one line each, never unbounded memory.  One per worker thread (no
- * locking).  Hash 0 is never remembered (the empty slot): it is always
- * "first".
+ * most one line each, never unbounded memory.  Shared by every worker:
+ * each slot is swapped atomically, so two threads offering the same new
+ * hash at once log it once (one of them sees the other's).  Hash 0 is
+ * never remembered (the empty slot): it is always "first".
  */
 #ifndef FRESHCACHE_WARN_ONCE_H
 #define FRESHCACHE_WARN_ONCE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #define WARN_ONCE_SLOTS 256
 
 struct warn_once {
-    uint64_t slot[WARN_ONCE_SLOTS];
+    _Atomic uint64_t slot[WARN_ONCE_SLOTS];
 };
 
 /* true when `hash` is not remembered (log now); it is remembered after. */

@@ -62,12 +62,15 @@ struct gen_stamp {
 };
 void gen_stamp_take(struct gen_stamp *s, const struct generations *g, size_t n_policies);
 
-/* How the stored head is rewritten under policy `pi` (-1: none): the
- * policy's response_cache_control (not for an `authorized` response: the
- * origin's Cache-Control is what allowed sharing it, RFC 9111 §3.5, and
- * caches after us must see it), and with cache.etag: content-hash the
- * origin's validators dropped (ours are added on delivery). */
-void obj_policy_rewrite(const struct fc_config *cfg, int pi, bool authorized,
+/* How the stored head of a `status` response is rewritten under policy
+ * `pi` (-1: none): the policy's response_cache_control, only for the
+ * statuses its ttl is for (a 405 or a 404 sent on as "max-age=31536000,
+ * immutable" would poison browsers for a year) and not for an
+ * `authorized` response (the origin's Cache-Control is what allowed
+ * sharing it, RFC 9111 §3.5, and caches after us must see it); and with
+ * cache.etag: content-hash the origin's validators dropped (ours are added
+ * on delivery). */
+void obj_policy_rewrite(const struct fc_config *cfg, int pi, int status, bool authorized,
                         struct head_rewrite *rw);
 
 /* Apply policy `pi` and the stamp to `o`, whose head (obj_set_head), cc,

@@ -18,7 +18,6 @@
 #include <sys/queue.h>
 #include <time.h>
 
-#include "freshcache/base/warn_once.h"
 #include "freshcache/server/counters.h"
 #include "freshcache/server/runtime.h"
 #include "freshcache/server/tls.h"
@@ -55,7 +54,6 @@ struct worker {
     struct event *access_flush;     /* timer: flush access_buf */
     time_t date_sec;                /* second date_buf was formatted for */
     char date_buf[32];              /* "Date: ..." value for generated responses */
-    struct warn_once deception_warned;  /* URLs whose deception refusal was logged */
     struct counters counters __attribute__((aligned(64)));
 };
 
