@@ -587,6 +587,9 @@ static const struct counter_meta {
       "Stored copies served because the origin answered 404/410 (keep_after_deploy)." },
     { "early_hints", "early_hints", "freshcache_early_hints_total",
       "103 Early Hints sent from a stored copy's Link fields (early_hints)." },
+    { "deception_refused", "deception_refused", "freshcache_deception_refused_total",
+      "Responses not stored because their Content-Type disagreed with the extension of a "
+      "path-matched policy's path (web cache deception)." },
 };
 
 static const struct counter_meta *meta_for(const char *counter)

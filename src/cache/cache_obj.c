@@ -56,6 +56,7 @@ struct cache_obj *obj_new_sharing(const struct cache_obj *stale)
         o->vary_len = stale->vary_len;
     }
     o->policy = stale->policy;
+    o->authorized = stale->authorized;
     o->has_chash = stale->has_chash;
     memcpy(o->chash, stale->chash, sizeof o->chash);
     o->chash_first_seen = stale->chash_first_seen;

@@ -1,6 +1,7 @@
 /*
  * obj_policy.c — see include/freshcache/cache/obj_policy.h.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "freshcache/base/assert.h"
@@ -23,13 +24,64 @@ static const struct fc_policy *policy_at(const struct fc_config *cfg, int pi)
     return pi >= 0 && (size_t)pi < cfg->n_policies ? &cfg->policies[pi] : NULL;
 }
 
-void obj_policy_rewrite(const struct fc_config *cfg, int pi, struct head_rewrite *rw)
+void obj_policy_rewrite(const struct fc_config *cfg, int pi, int status, bool authorized,
+                        struct head_rewrite *rw)
 {
     const struct fc_policy *pol = policy_at(cfg, pi);
     memset(rw, 0, sizeof *rw);
-    rw->cache_control = pol ? pol->response_cache_control : NULL;
+    if (pol && !authorized && policy_status_class(status) == STATUS_CLASS_TTL)
+        rw->cache_control = pol->response_cache_control;
     rw->drop_validators = cfg->cache.etag == ETAG_CONTENT_HASH;
     rw->drop_set_cookie = pol && pol->set_cookie == SET_COOKIE_STRIP;
+}
+
+enum status_class policy_status_class(int status)
+{
+    switch (status) {
+    case 200: case 203: case 204: case 206:
+    case 300: case 301: case 308:
+        return STATUS_CLASS_TTL;
+    case 404: case 405: case 410: case 414:
+    case 501:
+        return STATUS_CLASS_NEGATIVE;
+    default:
+        return STATUS_CLASS_OTHER;
+    }
+}
+
+static int64_t min_lifetime(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+struct lifetime_verdict policy_lifetime(const struct fc_policy *pol, int status,
+                                        const struct cache_control *cc,
+                                        const struct resp_timing *t, bool authorized)
+{
+    int64_t origin = freshness_lifetime(cc, t, status, true);
+    struct lifetime_verdict v = { .store = true, .lifetime = origin, .policy_ttl = false };
+    if (pol == NULL)
+        return v;
+    /* The ttl, where a policy sets one, bounds everything below. */
+    int64_t cap = pol->ttl_origin ? INT64_MAX : (int64_t)(pol->ttl_ms / 1000);
+    enum status_class sc = policy_status_class(status);
+    if (authorized || sc == STATUS_CLASS_OTHER) {
+        v.lifetime = min_lifetime(origin, cap);
+    } else if (sc == STATUS_CLASS_TTL) {
+        if (!pol->ttl_origin) {
+            v.lifetime = cap;
+            v.policy_ttl = true;
+        }
+    } else {
+        bool explicit = cc->s_maxage != CC_UNSET || cc->max_age != CC_UNSET || t->has_expires;
+        if (explicit) {
+            v.lifetime = min_lifetime(origin, cap);
+        } else {
+            v.lifetime = min_lifetime((int64_t)(pol->negative_ttl_ms / 1000), cap);
+            v.store = v.lifetime > 0;
+        }
+    }
+    return v;
 }
 
 void obj_apply_policy(struct cache_obj *o, const struct fc_config *cfg, int pi,
@@ -41,16 +93,12 @@ void obj_apply_policy(struct cache_obj *o, const struct fc_config *cfg, int pi,
     o->generation = stamp->global;
     o->policy_layout = stamp->layout;
     o->policy_gen = pol && pi < GEN_MAX_POLICIES ? stamp->policy[pi] : 0;
-    if (pol && !pol->ttl_origin) {
-        /* The policy's ttl overrides the origin's freshness here; a
-         * positive one also overrides the origin's no-cache (the policy
-         * decided how long the copy may be used). */
-        o->lifetime = (int64_t)(pol->ttl_ms / 1000);
-        if (o->lifetime > 0)
-            o->cc.flags &= ~(unsigned)CC_NO_CACHE;
-    } else {
-        o->lifetime = freshness_lifetime(&o->cc, &o->timing, o->status, true);
-    }
+    struct lifetime_verdict v = policy_lifetime(pol, o->status, &o->cc, &o->timing, o->authorized);
+    o->lifetime = v.lifetime;
+    /* A positive ttl of the policy's own also overrides the origin's
+     * no-cache (the policy decided how long the copy may be used). */
+    if (v.policy_ttl && o->lifetime > 0)
+        o->cc.flags &= ~(unsigned)CC_NO_CACHE;
     o->stale_while_revalidate =
         pol && pol->has_stale_while_revalidate
             ? (int64_t)(pol->stale_while_revalidate_ms / 1000)

@@ -15,6 +15,7 @@
  * as `&a [*a]`, deep nesting) from recursing without bound.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <net/if.h>
 #include <netdb.h>
@@ -1419,6 +1420,7 @@ struct policy_nodes {
     const yaml_node_t *item;
     const yaml_node_t *name;
     const yaml_node_t *match_key;
+    const yaml_node_t *ext_types_key;
 };
 
 /* Names appear in `proxyctl purge --policy NAME`, JSON and metrics labels:
@@ -1700,6 +1702,125 @@ static void field_stale_if_error(struct loader *ld, const struct field *f, const
         p->has_stale_if_error = true;
 }
 
+/* A list of values, or one as a plain string: `add` for each, its path
+ * "PATH[i]" (or PATH for the lone string).  The count, for allocating
+ * before the walk, is list_count(). */
+typedef void item_fn(struct loader *ld, const char *path, const yaml_node_t *val, void *ctx);
+
+static size_t list_count(const yaml_node_t *val)
+{
+    if (val->type == YAML_SEQUENCE_NODE)
+        return (size_t)(val->data.sequence.items.top - val->data.sequence.items.start);
+    return 1;
+}
+
+static void for_each_item(struct loader *ld, const char *path, const yaml_node_t *val,
+                          item_fn *add, void *ctx)
+{
+    if (val->type != YAML_SEQUENCE_NODE) {
+        add(ld, path, val, ctx);
+        return;
+    }
+    const yaml_node_item_t *items = val->data.sequence.items.start;
+    for (size_t i = 0; i < list_count(val); i++) {
+        char ipath[160];
+        snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
+        add(ld, ipath, node_at(ld, items[i]), ctx);
+    }
+}
+
+/* extension_types: { css: [text/css], map: [application/json], php: [] }.
+ * Each entry replaces the built-in one for that extension; [] turns the
+ * check off for it.  Patterns as in match.content_type. */
+static void add_ext_type(struct loader *ld, const char *path, const yaml_node_t *val, void *ctx)
+{
+    struct fc_ext_types *e = ctx;
+    const char *s = get_scalar(ld, path, val);
+    char *mt;
+
+    if (s == NULL)
+        return;
+    mt = normalize_media_type(s);
+    if (mt == NULL || mt[0] == '*') {
+        error_at(ld, val, "%s: invalid media type %s (use e.g. text/css, or image/* for any "
+                 "image; [] turns the check off for this extension)", path, quoted(s).s);
+        free(mt);
+        return;
+    }
+    e->types[e->n_types++] = mt;
+}
+
+static bool valid_extension(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > CONFIG_EXTENSION_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9')))
+            return false;
+    return true;
+}
+
+static void field_policy_ext_types(struct loader *ld, const struct field *f, const char *path,
+                                   const yaml_node_t *val, void *obj)
+{
+    struct fc_policy *p = obj;
+    const yaml_node_pair_t *pairs, *end;
+
+    (void)f;
+    ld->policy->ext_types_key = ld->key;
+    if (val->type != YAML_MAPPING_NODE) {
+        error_at(ld, val, "%s: expected a mapping of extensions to media types "
+                 "({ css: [text/css] }), got %s", path, describe(val).s);
+        return;
+    }
+    pairs = val->data.mapping.pairs.start;
+    end = val->data.mapping.pairs.top;
+    p->ext_types = xcalloc((size_t)(end - pairs) + 1, sizeof *p->ext_types);
+    for (const yaml_node_pair_t *pair = pairs; pair < end; pair++) {
+        const yaml_node_t *k = node_at(ld, pair->key), *v = node_at(ld, pair->value);
+        const char *ext = k->type == YAML_SCALAR_NODE ? scalar_text(k) : "";
+        char epath[128];
+
+        if (ext[0] == '.')
+            ext++;          /* ".css" reads as meant */
+        if (!valid_extension(ext)) {
+            error_at(ld, k, "%s: invalid extension %s (letters and digits, at most %d, "
+                     "e.g. css or woff2)", path, k->type == YAML_SCALAR_NODE ?
+                     quoted(scalar_text(k)).s : describe(k).s, CONFIG_EXTENSION_MAX);
+            continue;
+        }
+        for (size_t i = 0; i < p->n_ext_types; i++) {
+            if (strcasecmp(p->ext_types[i].ext, ext) == 0) {
+                error_at(ld, k, "%s: extension %s given twice", path, quoted(ext).s);
+                ext = NULL;
+                break;
+            }
+        }
+        if (ext == NULL)
+            continue;
+        struct fc_ext_types *e = &p->ext_types[p->n_ext_types++];
+        e->ext = xstrdup(ext);
+        for (char *c = e->ext; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        snprintf(epath, sizeof epath, "%s.%s", path, e->ext);
+        e->types = xcalloc(list_count(v) + 1, sizeof *e->types);
+        for_each_item(ld, epath, v, add_ext_type, e);
+    }
+}
+
+static void free_ext_types(struct fc_policy *p)
+{
+    for (size_t i = 0; i < p->n_ext_types; i++) {
+        for (size_t j = 0; j < p->ext_types[i].n_types; j++)
+            free(p->ext_types[i].types[j]);
+        free(p->ext_types[i].types);
+        free(p->ext_types[i].ext);
+    }
+    free(p->ext_types);
+}
+
 static const struct field policy_fields[] = {
     { .key = "name",                   .fn = field_policy_name },
     { .key = "match",                  .fn = field_policy_match, SECTION(match_fields) },
@@ -1714,6 +1835,9 @@ static const struct field policy_fields[] = {
       .off = offsetof(struct fc_policy, early_hints) },
     { .key = "set_cookie",             .fn = field_enum,
       .off = offsetof(struct fc_policy, set_cookie), .choices = set_cookie_choices },
+    { .key = "negative_ttl",           .fn = field_duration,
+      .off = offsetof(struct fc_policy, negative_ttl_ms) },
+    { .key = "extension_types",        .fn = field_policy_ext_types },
 };
 
 /* The rules across policies: unique names; a policy without match catches
@@ -1784,16 +1908,56 @@ static void field_policies(struct loader *ld, const struct field *f, const char 
         snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
         pn[i].item = node_at(ld, items[i]);
         p->ttl_origin = true;
+        p->negative_ttl_ms = DEFAULT_NEGATIVE_TTL_MS;
         ld->policy = &pn[i];
         walk_mapping(ld, ipath, pn[i].item, policy_fields, FC_ARRAY_LEN(policy_fields), p);
         ld->policy = NULL;
         if (ld->n_errors == item_before && p->name == NULL)
             error_at(ld, pn[i].item, "%s: name is required", ipath);
+        /* Only a path says which extension a request claims. */
+        if (ld->n_errors == item_before && pn[i].ext_types_key && p->path_pattern == NULL)
+            error_at(ld, pn[i].ext_types_key, "%s.extension_types: only a policy that matches "
+                     "on path checks extensions; add match.path or remove it", ipath);
     }
     /* Order rules only make sense once each policy reads well. */
     if (ld->n_errors == before)
         check_policies(ld, path, pn);
     free(pn);
+}
+
+/* trusted_proxies: [10.0.0.0/8, "2001:db8::/32", 192.0.2.7], or one as a
+ * plain string; [] (the default) trusts no peer. */
+static void add_trusted_proxy(struct loader *ld, const char *path, const yaml_node_t *val,
+                              void *ctx)
+{
+    struct fc_config *cfg = ctx;
+    const char *s = get_scalar(ld, path, val);
+    char why[160];
+
+    if (s == NULL)
+        return;
+    if (cidr_parse(s, &cfg->trusted_proxies[cfg->n_trusted_proxies], why, sizeof why) != 0) {
+        error_at(ld, val, "%s: %s: %s", path, quoted(s).s, why);
+        return;
+    }
+    cfg->n_trusted_proxies++;
+}
+
+static void field_trusted_proxies(struct loader *ld, const struct field *f, const char *path,
+                                  const yaml_node_t *val, void *obj)
+{
+    struct fc_config *cfg = obj;
+
+    (void)f;
+    if (is_null(val))
+        return;
+    if (val->type == YAML_MAPPING_NODE) {
+        error_at(ld, val, "%s: expected a list of addresses or CIDR ranges "
+                 "([10.0.0.0/8, \"::1\"]), got %s", path, describe(val).s);
+        return;
+    }
+    cfg->trusted_proxies = xcalloc(list_count(val) + 1, sizeof *cfg->trusted_proxies);
+    for_each_item(ld, path, val, add_trusted_proxy, cfg);
 }
 
 /* ------------------------------------------------------------------------
@@ -1802,6 +1966,7 @@ static void field_policies(struct loader *ld, const struct field *f, const char 
 
 static const struct field top_fields[] = {
     { .key = "listen",    .fn = field_listen },
+    { .key = "trusted_proxies", .fn = field_trusted_proxies },
     { .key = "workers",   .fn = field_workers, .off = CFG(workers) },
     { .key = "origin",    .fn = field_origin,  SECTION(origin_fields) },
     { .key = "cache",     .fn = field_cache,   SECTION(cache_fields) },
@@ -2154,8 +2319,10 @@ void config_free(struct fc_config *cfg)
             free(p->content_types[j]);
         free(p->content_types);
         free(p->response_cache_control);
+        free_ext_types(p);
     }
     free(cfg->policies);
+    free(cfg->trusted_proxies);
     for (size_t i = 0; i < cfg->n_where; i++)
         free(cfg->where[i].path);
     free(cfg->where);

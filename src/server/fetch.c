@@ -17,6 +17,7 @@
 
 #include "freshcache/base/assert.h"
 #include "freshcache/base/log.h"
+#include "freshcache/base/warn_once.h"
 #include "freshcache/cache/cache_store.h"
 #include "freshcache/cache/etag.h"
 #include "freshcache/cache/obj_policy.h"
@@ -308,6 +309,7 @@ static int response_policy(struct fetch *f)
     return policy_match(worker_cfg(f->w), path, plen, ct, ctl);
 }
 
+/* RFC 9111 §3 and our own limits: may the response be stored at all? */
 static bool response_cacheable(struct fetch *f, const struct cache_control *resp_cc,
                                const struct resp_timing *t)
 {
@@ -349,6 +351,49 @@ static uint64_t response_length(struct fetch *f)
     return http_parser_content_length(&f->parser);
 }
 
+/* Web cache deception refused: counted, and logged once per URL (a
+ * small set of recent URLs shared by the workers bounds the memory; a URL
+ * pushed out of it may be logged again). */
+static void deception_refused(struct fetch *f, const struct fc_policy *pol, const char *ct,
+                              size_t ctl)
+{
+    COUNT(&f->w->counters, deception_refused, 1);
+    if (!warn_once_first(&f->w->srv->deception_warned, f->key->hash))
+        return;
+    size_t plen;
+    const char *path = cache_key_path(f->key, &plen);
+    char path_esc[512], ct_esc[128], ct_buf[96];
+    char pbuf[256];
+    snprintf(pbuf, sizeof pbuf, "%.*s", (int)(plen < 255 ? plen : 255), path);
+    snprintf(ct_buf, sizeof ct_buf, "%.*s", (int)(ctl < 95 ? ctl : 95), ct ? ct : "");
+    log_warn("not storing %s under policy %s: the path claims a type its Content-Type \"%s\" "
+             "is not (web cache deception?); passed through uncached",
+             log_escape(pbuf, path_esc, sizeof path_esc), pol->name,
+             ct ? log_escape(ct_buf, ct_esc, sizeof ct_esc) : "(none)");
+}
+
+/* Which policy the response falls under (*pi, -1: none), and whether that
+ * policy lets it be stored: the Content-Type agrees with the extension a
+ * path-matched policy's path claims, and its status gets a lifetime the
+ * policy keeps (negative_ttl 0 keeps no 404). */
+static bool policy_allows(struct fetch *f, const struct cache_control *cc,
+                          const struct resp_timing *t, bool authorized, int *pi)
+{
+    const struct fc_config *cfg = worker_cfg(f->w);
+    size_t plen, ctl = 0;
+    const char *path = cache_key_path(f->key, &plen);
+    const char *ct = http_msg_get(&f->resp, "Content-Type", &ctl);
+    *pi = policy_match(cfg, path, plen, ct, ctl);
+    if (*pi < 0)
+        return true;
+    const struct fc_policy *pol = &cfg->policies[*pi];
+    if (!policy_type_agrees(pol, path, plen, ct, ctl)) {
+        deception_refused(f, pol, ct, ctl);
+        return false;
+    }
+    return policy_lifetime(pol, f->resp.status, cc, t, authorized).store;
+}
+
 /* A 304 answering our revalidation: the stale copy's head, refreshed, in
  * a new stored object sharing its body. */
 static void head_merge(struct fetch *f, const struct resp_timing *t, const struct cache_control *cc)
@@ -357,7 +402,7 @@ static void head_merge(struct fetch *f, const struct resp_timing *t, const struc
     const struct http_msg *r = &f->resp;
     struct cache_obj *st = f->stale;
     struct head_rewrite rw;
-    obj_policy_rewrite(cfg, st->policy, &rw);
+    obj_policy_rewrite(cfg, st->policy, st->status, st->authorized, &rw);
     struct cache_obj *m = revalidate_merge(st, r, f->response_time, &rw);
     m->timing = *t;
     /* a 304 may omit what it does not change */
@@ -437,19 +482,20 @@ static bool head_keep(struct fetch *f)
     return true;
 }
 
-/* A storable response: the placeholder becomes the stored object. */
+/* A storable response under policy `pi`: the placeholder becomes the
+ * stored object. */
 static void head_store(struct fetch *f, const struct resp_timing *t, const struct cache_control *cc,
-                       const char *reason)
+                       const char *reason, int pi, bool authorized)
 {
     const struct fc_config *cfg = worker_cfg(f->w);
     const struct http_msg *r = &f->resp;
     struct cache_obj *o = f->ph;
-    int pi = response_policy(f);
     struct head_rewrite rw;
-    obj_policy_rewrite(cfg, pi, &rw);
+    obj_policy_rewrite(cfg, pi, r->status, authorized, &rw);
     obj_set_head(o, r, reason, f->response_time, &rw);
     o->cc = *cc;
     o->timing = *t;
+    o->authorized = authorized;
     obj_apply_policy(o, cfg, pi, &f->stamp);
     if (cfg->cache.etag == ETAG_CONTENT_HASH)
         f->hasher = etag_hasher_new();
@@ -506,9 +552,11 @@ static void handle_head(struct fetch *f)
     }
     if (head_keep(f))
         return;
-    if (response_cacheable(f, &cc, &t)) {
+    bool authorized = http_msg_has(&f->req, "Authorization");
+    int pi;
+    if (response_cacheable(f, &cc, &t) && policy_allows(f, &cc, &t, authorized, &pi)) {
         if (vary_build(f->ph, r, &f->req)) {
-            head_store(f, &t, &cc, reason);
+            head_store(f, &t, &cc, reason, pi, authorized);
             return;
         }
         /* Vary: * — never served from cache, so not stored. */

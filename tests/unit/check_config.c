@@ -590,8 +590,9 @@ START_TEST(error_unknown_key)
         "t.yaml:4:3: unknown key \"memroy\" in cache (valid keys: memory, max_object_size, "
         "etag, coalesce, after_purge)");
     EXPECT_ERRORS(ORIGIN "colour: blue\n",
-        "t.yaml:3:1: unknown key \"colour\" at the top level (valid keys: listen, workers, "
-        "origin, cache, admin, state_dir, log, limits, metrics, cluster, policies)");
+        "t.yaml:3:1: unknown key \"colour\" at the top level (valid keys: listen, "
+        "trusted_proxies, workers, origin, cache, admin, state_dir, log, limits, metrics, "
+        "cluster, policies)");
     EXPECT_ERRORS(ORIGIN "limits:\n  drain_time: 10s\n",
         "t.yaml:4:3: unknown key \"drain_time\" in limits (valid keys: max_header_bytes, "
         "max_connections, client_timeout, drain_timeout, handshake_timeout, "

@@ -172,6 +172,212 @@ START_TEST(origin_lifetime)
 }
 END_TEST
 
+/* ------------------------------------------- status classes (issue 17) */
+
+/* The spec's split: the policy's ttl is for 200 203 204 206 300 301 308;
+ * 404 405 410 414 501 get negative_ttl; anything else is RFC 9111's. */
+START_TEST(status_classes)
+{
+    static const int ttl[] = { 200, 203, 204, 206, 300, 301, 308 };
+    static const int neg[] = { 404, 405, 410, 414, 501 };
+    static const int other[] = { 100, 201, 202, 205, 302, 303, 304, 307, 400, 401, 403,
+                                 406, 408, 429, 451, 500, 502, 503, 504, 599, 0, -1, 999 };
+    for (size_t i = 0; i < sizeof ttl / sizeof *ttl; i++)
+        ck_assert_msg(policy_status_class(ttl[i]) == STATUS_CLASS_TTL, "%d", ttl[i]);
+    for (size_t i = 0; i < sizeof neg / sizeof *neg; i++)
+        ck_assert_msg(policy_status_class(neg[i]) == STATUS_CLASS_NEGATIVE, "%d", neg[i]);
+    for (size_t i = 0; i < sizeof other / sizeof *other; i++)
+        ck_assert_msg(policy_status_class(other[i]) == STATUS_CLASS_OTHER, "%d", other[i]);
+}
+END_TEST
+
+#define NEG_POLICIES                                                                          \
+    "policies:\n"                                                                             \
+    "  - name: assets\n"                                                                      \
+    "    match: { path: '^/a/' }\n"                                                           \
+    "    ttl: 365d\n"                                                                         \
+    "  - name: neg60\n"                                                                       \
+    "    match: { path: '^/n/' }\n"                                                           \
+    "    ttl: 1h\n"                                                                           \
+    "    negative_ttl: 60s\n"                                                                 \
+    "  - name: neg0\n"                                                                        \
+    "    match: { path: '^/z/' }\n"                                                           \
+    "    ttl: 1h\n"                                                                           \
+    "    negative_ttl: 0s\n"                                                                  \
+    "  - name: short\n"                                                                       \
+    "    match: { path: '^/s/' }\n"                                                           \
+    "    ttl: 5s\n"                                                                           \
+    "  - name: pages\n"                                                                       \
+    "    match: { path: '^/p/' }\n"                                                           \
+    "    ttl: 0s\n"                                                                           \
+    "  - name: default\n"                                                                     \
+    "    ttl: origin\n"
+
+enum { N_ASSETS = 0, N_NEG60, N_NEG0, N_SHORT, N_PAGES, N_DEFAULT };
+
+struct lifetime_case {
+    int pi;                 /* -1: no policy */
+    int status;
+    const char *cc;         /* NULL: none */
+    bool expires;           /* Expires: Date + 120 s */
+    bool lm;                /* Last-Modified: Date - 10 days (heuristic: 1 day) */
+    bool authorized;
+    bool store;
+    int64_t lifetime;       /* when stored */
+    bool policy_ttl;
+};
+
+static void run_lifetime_cases(const struct lifetime_case *c, size_t n)
+{
+    struct fc_config *cfg = load_ok(ORIGIN NEG_POLICIES);
+    ck_assert_int_eq(cfg->policies[N_ASSETS].negative_ttl_ms, 10000);    /* the default */
+    for (size_t i = 0; i < n; i++) {
+        struct cache_control cc;
+        cc_init(&cc);
+        if (c[i].cc)
+            cc_parse(&cc, c[i].cc, strlen(c[i].cc));
+        struct resp_timing t = { .request_time = T0, .response_time = T0, .has_date = true,
+                                 .date = T0 };
+        if (c[i].expires) {
+            t.has_expires = t.expires_valid = true;
+            t.expires = T0 + 120;
+        }
+        if (c[i].lm) {
+            t.has_last_modified = true;
+            t.last_modified = T0 - 10 * 86400;
+        }
+        const struct fc_policy *pol = c[i].pi >= 0 ? &cfg->policies[c[i].pi] : NULL;
+        struct lifetime_verdict v = policy_lifetime(pol, c[i].status, &cc, &t, c[i].authorized);
+        ck_assert_msg(v.store == c[i].store, "case %zu (%s, %d, %s): store %d", i,
+                      pol ? pol->name : "none", c[i].status, c[i].cc ? c[i].cc : "-", v.store);
+        if (v.store)
+            ck_assert_msg(v.lifetime == c[i].lifetime, "case %zu (%s, %d, %s): lifetime %lld, "
+                          "expected %lld", i, pol ? pol->name : "none", c[i].status,
+                          c[i].cc ? c[i].cc : "-", (long long)v.lifetime,
+                          (long long)c[i].lifetime);
+        ck_assert_msg(v.policy_ttl == c[i].policy_ttl, "case %zu: policy_ttl %d", i,
+                      v.policy_ttl);
+    }
+    config_free(cfg);
+}
+
+#define YEAR (365 * 86400)
+
+/* A policy's ttl is for the statuses the spec names, whatever the origin
+ * says; the other statuses never get it. */
+START_TEST(ttl_for_its_statuses_only)
+{
+    static const struct lifetime_case c[] = {
+        { N_ASSETS, 200, NULL, false, false, false, true, YEAR, true },
+        { N_ASSETS, 203, "max-age=5", false, false, false, true, YEAR, true },
+        { N_ASSETS, 204, NULL, false, false, false, true, YEAR, true },
+        { N_ASSETS, 300, NULL, false, false, false, true, YEAR, true },
+        { N_ASSETS, 301, "max-age=5", false, false, false, true, YEAR, true },
+        { N_ASSETS, 308, NULL, false, false, false, true, YEAR, true },
+        /* other statuses: RFC 9111 from the origin (these are storable
+         * only with explicit freshness or public) */
+        { N_ASSETS, 302, "max-age=60", false, false, false, true, 60, false },
+        { N_ASSETS, 307, "s-maxage=30, max-age=60", false, false, false, true, 30, false },
+        { N_ASSETS, 500, "max-age=5", false, false, false, true, 5, false },
+        { N_ASSETS, 503, NULL, true, false, false, true, 120, false },
+        { N_ASSETS, 403, "public", false, true, false, true, 86400, false },
+        { N_ASSETS, 302, "public", false, false, false, true, 0, false },
+        /* ... and never past the policy's ttl */
+        { N_SHORT, 302, "max-age=60", false, false, false, true, 5, false },
+        { N_PAGES, 500, "max-age=60", false, false, false, true, 0, false },
+        { N_PAGES, 200, "max-age=60", false, false, false, true, 0, true },
+        /* ttl: origin and no policy: RFC 9111 for every status */
+        { N_DEFAULT, 200, "max-age=60", false, false, false, true, 60, false },
+        { N_DEFAULT, 302, "max-age=60", false, false, false, true, 60, false },
+        { -1, 404, NULL, false, false, false, true, 0, false },
+        { -1, 200, NULL, false, true, false, true, 86400, false },
+    };
+    run_lifetime_cases(c, sizeof c / sizeof *c);
+}
+END_TEST
+
+/* 404 405 410 414 501: negative_ttl unless the origin gives explicit
+ * freshness (s-maxage, max-age, Expires), never past the ttl; 0 keeps
+ * none.  The cache-poisoned DoS of issue 17: a 405 for a method override
+ * or a 404 from before a deploy kept for a year. */
+START_TEST(negative_ttl)
+{
+    static const struct lifetime_case c[] = {
+        { N_ASSETS, 404, NULL, false, false, false, true, 10, false },
+        { N_ASSETS, 405, NULL, false, false, false, true, 10, false },
+        { N_ASSETS, 410, NULL, false, false, false, true, 10, false },
+        { N_ASSETS, 414, NULL, false, false, false, true, 10, false },
+        { N_ASSETS, 501, NULL, false, false, false, true, 10, false },
+        { N_ASSETS, 404, "public", false, false, false, true, 10, false },
+        { N_ASSETS, 404, "no-cache", false, false, false, true, 10, false },
+        /* a heuristic is no explicit freshness: negative_ttl */
+        { N_ASSETS, 404, NULL, false, true, false, true, 10, false },
+        { N_NEG60, 410, NULL, false, false, false, true, 60, false },
+        /* the origin's own explicit freshness wins ... */
+        { N_ASSETS, 404, "max-age=300", false, false, false, true, 300, false },
+        { N_ASSETS, 405, "s-maxage=2, max-age=300", false, false, false, true, 2, false },
+        { N_ASSETS, 410, NULL, true, false, false, true, 120, false },
+        { N_ASSETS, 404, "max-age=0", false, false, false, true, 0, false },
+        { N_NEG0, 404, "max-age=30", false, false, false, true, 30, false },
+        /* ... but never past the ttl */
+        { N_SHORT, 404, "max-age=300", false, false, false, true, 5, false },
+        { N_SHORT, 404, NULL, false, false, false, true, 5, false },
+        /* 0 (or a ttl of 0) stores none without the origin's word */
+        { N_NEG0, 404, NULL, false, false, false, false, 0, false },
+        { N_NEG0, 405, "public", false, false, false, false, 0, false },
+        { N_PAGES, 404, NULL, false, false, false, false, 0, false },
+        /* ttl: origin: negative_ttl replaces the heuristic too */
+        { N_DEFAULT, 404, NULL, false, false, false, true, 10, false },
+        { N_DEFAULT, 404, NULL, false, true, false, true, 10, false },
+        { N_DEFAULT, 404, "max-age=3600", false, false, false, true, 3600, false },
+    };
+    run_lifetime_cases(c, sizeof c / sizeof *c);
+}
+END_TEST
+
+/* A response stored because the origin allowed sharing an authorised
+ * one (RFC 9111 §3.5: public, s-maxage, must-revalidate) keeps the
+ * origin's freshness: no policy ttl, no negative_ttl, never past the ttl. */
+START_TEST(authorized_keeps_origin_lifetime)
+{
+    static const struct lifetime_case c[] = {
+        { N_ASSETS, 200, "must-revalidate", false, false, true, true, 0, false },
+        { N_ASSETS, 200, "public, max-age=60", false, false, true, true, 60, false },
+        { N_ASSETS, 200, "s-maxage=30", false, false, true, true, 30, false },
+        { N_ASSETS, 404, "public", false, false, true, true, 0, false },
+        { N_SHORT, 200, "public, max-age=60", false, false, true, true, 5, false },
+        { N_PAGES, 200, "public, max-age=60", false, false, true, true, 0, false },
+        { N_DEFAULT, 200, "public, max-age=60", false, false, true, true, 60, false },
+        { -1, 200, "s-maxage=7", false, false, true, true, 7, false },
+    };
+    run_lifetime_cases(c, sizeof c / sizeof *c);
+}
+END_TEST
+
+/* obj_apply_policy takes its lifetime from policy_lifetime: a 404 under
+ * the assets policy gets negative_ttl and keeps the origin's no-cache; an
+ * authorised 200 keeps the origin's. */
+START_TEST(apply_uses_status_and_authorization)
+{
+    struct fc_config *cfg = policies_config();
+    static const struct gen_stamp stamp = { .global = 1, .layout = 1 };
+    struct cache_obj *o = obj_with("no-cache");
+    o->status = 404;
+    obj_apply_policy(o, cfg, ASSETS, &stamp);
+    ck_assert_int_eq(o->lifetime, 10);
+    ck_assert_uint_eq(o->cc.flags, CC_NO_CACHE);
+    obj_unref(o);
+
+    o = obj_with("must-revalidate, no-cache");
+    o->authorized = true;
+    obj_apply_policy(o, cfg, ASSETS, &stamp);
+    ck_assert_int_eq(o->lifetime, 0);
+    ck_assert_uint_eq(o->cc.flags, CC_MUST_REVALIDATE | CC_NO_CACHE);
+    obj_unref(o);
+    config_free(cfg);
+}
+END_TEST
+
 /* -------------------------------------------------- stale allowances */
 
 /* RFC 5861: the policy's stale_while_revalidate / stale_if_error when it
@@ -344,7 +550,7 @@ START_TEST(rewrite_from_policy)
         for (int hashed = 0; hashed < 2; hashed++) {
             struct head_rewrite rw;
             memset(&rw, 0xff, sizeof rw);
-            obj_policy_rewrite(hashed ? cfg : origin_etags, c[i].pi, &rw);
+            obj_policy_rewrite(hashed ? cfg : origin_etags, c[i].pi, 200, false, &rw);
             if (c[i].cc)
                 ck_assert_str_eq(rw.cache_control, c[i].cc);
             else
@@ -352,6 +558,25 @@ START_TEST(rewrite_from_policy)
             ck_assert(rw.drop_validators == (hashed == 1));
             ck_assert(!rw.via_done);
             ck_assert(!rw.passthrough);
+            /* An authorised response keeps the origin's Cache-Control
+             * (RFC 9111 §3.5); validators as for any other. */
+            memset(&rw, 0xff, sizeof rw);
+            obj_policy_rewrite(hashed ? cfg : origin_etags, c[i].pi, 200, true, &rw);
+            ck_assert_ptr_null(rw.cache_control);
+            ck_assert(rw.drop_validators == (hashed == 1));
+            /* Statuses the ttl is not for keep the origin's too: a 405
+             * sent on as the assets' "max-age=600" would outlive it. */
+            static const int statuses[] = { 404, 405, 410, 302, 500, 203, 308 };
+            for (size_t k = 0; k < sizeof statuses / sizeof *statuses; k++) {
+                memset(&rw, 0xff, sizeof rw);
+                obj_policy_rewrite(hashed ? cfg : origin_etags, c[i].pi, statuses[k], false, &rw);
+                bool ttl_status = statuses[k] == 203 || statuses[k] == 308;
+                if (c[i].cc && ttl_status)
+                    ck_assert_str_eq(rw.cache_control, c[i].cc);
+                else
+                    ck_assert_ptr_null(rw.cache_control);
+                ck_assert(rw.drop_validators == (hashed == 1));
+            }
         }
     }
     config_free(origin_etags);
@@ -368,6 +593,14 @@ static Suite *obj_policy_suite(void)
     tcase_add_test(l, policy_ttl_zero);
     tcase_add_test(l, origin_lifetime);
     suite_add_tcase(s, l);
+
+    TCase *sc = tcase_create("status");
+    tcase_add_test(sc, status_classes);
+    tcase_add_test(sc, ttl_for_its_statuses_only);
+    tcase_add_test(sc, negative_ttl);
+    tcase_add_test(sc, authorized_keeps_origin_lifetime);
+    tcase_add_test(sc, apply_uses_status_and_authorization);
+    suite_add_tcase(s, sc);
 
     TCase *st = tcase_create("stale");
     tcase_add_test(st, stale_allowances);

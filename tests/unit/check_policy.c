@@ -351,6 +351,85 @@ END_TEST
 
 /* ------------------------------------------------------------------ suite */
 
+/* ----------------------------------------------- web cache deception */
+
+static bool agrees(const struct fc_policy *p, const char *path, const char *ct)
+{
+    return policy_type_agrees(p, path, strlen(path), ct, ct ? strlen(ct) : 0);
+}
+
+/* Under the shipped hashed-assets policy a response is stored only when
+ * its Content-Type is one the path's extension claims: issue 17's
+ * /account/settings/x-12345678.css answered with the account page is
+ * refused, the real stylesheet is not.  Policies not matched on path
+ * make no claim. */
+START_TEST(deception_shipped_policy)
+{
+    struct fc_config *cfg = spec_config();
+    const struct fc_policy *h = &cfg->policies[HASHED];
+    static const struct {
+        const char *path, *ct;
+        bool ok;
+    } c[] = {
+        { "/account/settings/x-12345678.css", "text/html; charset=utf-8", false },
+        { "/account/settings/x-12345678.css", NULL, false },      /* no type: no agreement */
+        { "/account/settings/x-12345678.css", "text/css", true },
+        { "/app.3f9a2c1d.js", "application/javascript; charset=utf-8", true },
+        { "/app.3f9a2c1d.js", "text/html", false },
+        { "/app.3f9a2c1d.mjs", "text/javascript", true },
+        { "/app.3f9a2c1d.js.map", "application/json", true },
+        { "/app.3f9a2c1d.js.map", "text/html", false },
+        { "/logo.3f9a2c1d.png", "image/png", true },
+        { "/logo.3f9a2c1d.png", "application/json", false },
+        { "/logo.3f9a2c1d.svg", "image/svg+xml", true },
+        { "/logo.3f9a2c1d.svg", "text/html", false },
+        { "/f.3f9a2c1d.woff2", "font/woff2", true },
+        { "/f.3f9a2c1d.ttf", "application/x-font-ttf", true },
+        { "/f.3f9a2c1d.woff2", "text/html", false },
+        { "/app.3f9a2c1d.css?v=1", "text/html", false },          /* the query is no path */
+        { "/x.3f9a2c1d.css;jsessionid=1", "text/html", false },   /* path parameters */
+        { "/account;x.css", "text/html", false },
+        { "/assets/unknown.3f9a2c1d.php", "text/html", true },    /* claims nothing known */
+        { "/assets/dir", "text/html", true },
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++)
+        ck_assert_msg(agrees(h, c[i].path, c[i].ct) == c[i].ok, "%s as %s: %s", c[i].path,
+                      c[i].ct ? c[i].ct : "(no type)", c[i].ok ? "refused" : "stored");
+    /* path_len is honoured */
+    ck_assert(!policy_type_agrees(h, "/a.3f9a2c1d.css.js", 15, "text/javascript", 15));
+    /* not matched on path: no claim, whatever the type */
+    ck_assert(agrees(&cfg->policies[HTML], "/x-12345678.css", "text/html"));
+    ck_assert(agrees(&cfg->policies[DEFAULT], "/x-12345678.css", "text/html"));
+    config_free(cfg);
+}
+END_TEST
+
+/* extension_types replaces the built-in entries it names ([] : no
+ * check), leaving the others. */
+START_TEST(deception_policy_overrides)
+{
+    struct fc_config *cfg = load_ok(ORIGIN "policies:\n"
+        "  - name: static\n"
+        "    match: { path: '^/static/' }\n"
+        "    ttl: 1d\n"
+        "    extension_types: { map: [application/json, application/octet-stream], "
+        "php: [text/html], css: [], foo: [image/*] }\n"
+        "  - name: default\n");
+    const struct fc_policy *p = &cfg->policies[0];
+    ck_assert(agrees(p, "/static/a.map", "application/octet-stream"));
+    ck_assert(agrees(p, "/static/a.map", "application/json"));
+    ck_assert(!agrees(p, "/static/a.map", "text/html"));
+    ck_assert(agrees(p, "/static/a.php", "text/html"));
+    ck_assert(!agrees(p, "/static/a.PHP", "application/json"));
+    ck_assert(agrees(p, "/static/a.css", "text/html"));             /* turned off */
+    ck_assert(agrees(p, "/static/a.FOO", "image/gif"));
+    ck_assert(!agrees(p, "/static/a.foo", "text/html"));
+    ck_assert(!agrees(p, "/static/a.js", "text/html"));             /* the built-in entry */
+    ck_assert(agrees(p, "/static/a.js", "text/javascript"));
+    config_free(cfg);
+}
+END_TEST
+
 static Suite *policy_suite(void)
 {
     Suite *s = suite_create("policy");
@@ -376,6 +455,11 @@ static Suite *policy_suite(void)
     tcase_add_test(tc, path_and_content_type_need_both);
     tcase_add_test(tc, no_policies);
     tcase_add_test(tc, no_catch_all);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("deception");
+    tcase_add_test(tc, deception_shipped_policy);
+    tcase_add_test(tc, deception_policy_overrides);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("hashed");

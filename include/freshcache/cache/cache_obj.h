@@ -102,6 +102,9 @@ struct cache_obj {
     uint32_t etag_len;
     uint32_t tags_len;
     bool sie_from_policy;               /* stale_if_error set by the operator, not the origin */
+    bool authorized;                    /* stored from a request with Authorization (RFC
+                                         * 9111 §3.5): the policy's ttl and
+                                         * response_cache_control do not apply */
     _Atomic bool soft_purged;           /* treat as stale: revalidate on next use */
     _Atomic bool revalidating;          /* one background refresh at a time */
 

@@ -27,4 +27,12 @@ int policy_match(const struct fc_config *cfg, const char *path, size_t path_len,
  * (the asset changed without being renamed) worth a warning. */
 bool policy_is_hashed_assets(const struct fc_policy *p);
 
+/* Web cache deception: under a policy that matched on path, a response is
+ * stored only when its Content-Type (NULL: none) is one the extension of
+ * the path's last segment stands for: the policy's extension_types entry,
+ * else the built-in table (http/ext_types.h).  True when the policy does
+ * not match on path, or the path claims no extension either knows. */
+bool policy_type_agrees(const struct fc_policy *p, const char *path, size_t path_len,
+                        const char *content_type, size_t ct_len);
+
 #endif

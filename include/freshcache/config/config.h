@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 #include "freshcache/base/log.h"
+#include "freshcache/config/cidr.h"
 #include "freshcache/config/redis_url.h"
 
 struct config_errors {
@@ -37,6 +38,10 @@ void config_errors_sort(struct config_errors *errs, size_t from, const char *nam
  * policies, or a longer name, could not be given a generation each. */
 #define CONFIG_MAX_POLICIES 64
 #define CONFIG_POLICY_NAME_MAX 63
+/* Longest extension a policy's extension_types may name ("webmanifest"). */
+#define CONFIG_EXTENSION_MAX 16
+/* A policy's negative_ttl when it gives none. */
+#define DEFAULT_NEGATIVE_TTL_MS (10 * 1000)
 
 /* A place in the file, 1-based, for errors found after loading. */
 struct fc_mark {
@@ -119,6 +124,14 @@ struct fc_origin {
     struct fc_tls_cert tls_client;  /* client certificate for mTLS (certificate NULL: none) */
 };
 
+/* One entry of a policy's extension_types: what the extension `ext`
+ * claims, replacing the built-in entry (http/ext_types.h). */
+struct fc_ext_types {
+    char *ext;                      /* lower-case, no dot */
+    char **types;                   /* lower-case patterns: "type/sub", or a star subtype */
+    size_t n_types;                 /* 0: the extension claims nothing (no check) */
+};
+
 struct fc_policy {
     char *name;
     char *path_pattern;             /* NULL when not matched on path */
@@ -138,6 +151,12 @@ struct fc_policy {
     uint64_t keep_after_deploy_ms;
     bool early_hints;               /* 103 with the stored copy's preloads */
     enum set_cookie_mode set_cookie;    /* default pass */
+    /* 404, 405, 410, 414 and 501 without explicit freshness from the
+     * origin: how long they are kept (obj_policy.h).  Default 10s; 0: such
+     * responses are not stored. */
+    uint64_t negative_ttl_ms;
+    struct fc_ext_types *ext_types; /* web cache deception: the policy's own entries */
+    size_t n_ext_types;
 };
 
 struct fc_config {
@@ -147,6 +166,11 @@ struct fc_config {
     size_t n_listen;
 
     unsigned workers;               /* resolved: "auto" becomes the CPU count */
+
+    /* Peers whose X-Forwarded-* / Forwarded / X-Original-URL fields reach
+     * the origin (server/fetch_request.c); default none. */
+    struct cidr *trusted_proxies;
+    size_t n_trusted_proxies;
 
     struct fc_origin origin;
 

@@ -24,7 +24,8 @@
     X(tls_handshakes)  \
     X(tls_handshake_failures) \
     X(kept_after_deploy)      \
-    X(early_hints)
+    X(early_hints)            \
+    X(deception_refused)
 
 /* Origin latency (request sent to response head), upper bounds in ms of
  * the Prometheus histogram buckets; the last bucket is +Inf. */

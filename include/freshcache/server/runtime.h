@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "freshcache/base/warn_once.h"
 #include "freshcache/config/config.h"
 
 struct cache_store;
@@ -50,6 +51,7 @@ struct server {
     struct generations *gens;       /* deploy generations (cache/generation.h) */
     struct etag_history *etag_hist; /* content-hash first-seen times (cache/etag.h) */
     _Atomic uint64_t purges;        /* purge commands served */
+    struct warn_once deception_warned;  /* URLs whose deception refusal was logged */
     struct worker *workers;
     unsigned n_workers;
     _Atomic unsigned n_clients;     /* across workers, for limits.max_connections */
