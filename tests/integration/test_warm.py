@@ -174,21 +174,24 @@ class WarmBase(H.ProxyTestCase):
         self.assertOk(r)
         self.assertHit(r)
 
+    def admin_raw(self, data):
+        """Send `data` on the admin socket; everything it answers until it closes."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(30)
+            s.connect(self.sock())
+            s.sendall(data)
+            chunks = []
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    return b"".join(chunks)
+                chunks.append(d)
+
     def stream(self, body):
         """POST /warm on the admin socket: (status, [JSON lines])."""
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(30)
-        s.connect(self.sock())
-        data = json.dumps(body).encode()
-        s.sendall(H.build_request("POST", "/warm", [("Host", "localhost"), ("Connection", "close"),
-                                                   ("Content-Type", "application/json")], data))
-        buf = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            buf += d
-        s.close()
+        buf = self.admin_raw(H.build_request(
+            "POST", "/warm", [("Host", "localhost"), ("Connection", "close"),
+                              ("Content-Type", "application/json")], json.dumps(body).encode()))
         head, _, rest = buf.partition(b"\r\n\r\n")
         status = int(head.split(b" ")[1])
         if b"transfer-encoding: chunked" in head.lower():
@@ -376,20 +379,10 @@ class TestWarm(WarmBase):
         """The stream ends with its last chunk; the connection takes the
         next request."""
         u = self.uniq()
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(30)
-        s.connect(self.sock())
         data = json.dumps({"urls": ["/page/%s" % u]}).encode()
-        s.sendall(H.build_request("POST", "/warm", [("Host", "localhost")], data) +
-                  H.build_request("GET", "/generation", [("Host", "localhost"),
-                                                         ("Connection", "close")]))
-        buf = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            buf += d
-        s.close()
+        buf = self.admin_raw(
+            H.build_request("POST", "/warm", [("Host", "localhost")], data) +
+            H.build_request("GET", "/generation", [("Host", "localhost"), ("Connection", "close")]))
         self.assertIn(b"0\r\n\r\nHTTP/1.1 200 OK", buf)
         self.assertIn(b'"generation"', buf)
 
