@@ -958,12 +958,12 @@ static void warm_pending_free(struct warm_pending *wp)
     free(wp);
 }
 
-/* The client is gone (or the admin stops): no one reads the rest. */
-static void warm_abandon(struct admin_conn *c)
+/* The client is gone, or the admin stops (`why`): no one reads the rest. */
+static void warm_abandon(struct admin_conn *c, const char *why)
 {
     struct warm_pending *wp = c->wpending;
     CHECK_OBJ_NOTNULL(wp, WARM_PENDING_MAGIC);
-    log_info("admin: warm cancelled, its client left [%s]", c->who);
+    log_info("admin: warm cancelled, %s [%s]", why, c->who);
     warm_cancel(wp->job);
     c->wpending = NULL;
     warm_pending_free(wp);
@@ -1391,7 +1391,7 @@ static void conn_free(struct admin_conn *c)
         c->cpending = NULL;
     }
     if (c->wpending)
-        warm_abandon(c);
+        warm_abandon(c, "the daemon is stopping");   /* admin_stop: conn_abort took the others */
     event_free(c->kick);
     bufferevent_free(c->bev);
     evbuffer_free(c->body);
@@ -1456,7 +1456,7 @@ static void conn_abort(struct admin_conn *c)
         c->pending = NULL;
     }
     if (c->wpending)
-        warm_abandon(c);
+        warm_abandon(c, "its client left");
     c->closing = true;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     struct evbuffer *out = bufferevent_get_output(c->bev);
