@@ -73,6 +73,12 @@ static const char usage_text[] =
     "  verify PATH...      compare the cached bodies with the origin's;\n"
     "                      exit 1 if any is stale\n"
     "  nodes               the cluster's nodes, their generations, when last heard from\n"
+    "  warm [-j N] [--host HOST] URL... | --from FILE | --sitemap PATH\n"
+    "                      fetch URLs into the cache (FILE: one a line, - for stdin;\n"
+    "                      PATH: a sitemap on the origin); exit 1 if any failed\n"
+    "  deploy [--policy NAME] [--from FILE | --sitemap PATH] [--verify PATH...]\n"
+    "                      bump the generation, warm, verify: one summary, one exit\n"
+    "                      status (1 if the bump, a warm or a verify failed)\n"
     "  top [--once]        a live view, refreshed every second (q quits);\n"
     "                      --once prints one frame without the screen\n"
     "\n"
@@ -139,6 +145,17 @@ static void on_body(void *owner, const char *at, size_t len)
     r->body_len += len;
     nb[r->body_len] = '\0';
     r->body = nb;
+    if (!r->streaming)
+        return;
+    /* Hand on every complete line; keep the rest for the next bytes. */
+    size_t start = 0;
+    for (char *nl; (nl = memchr(r->body + start, '\n', r->body_len - start)) != NULL;) {
+        size_t end = (size_t)(nl - r->body);
+        r->line(r->line_arg, r->body + start, end - start);
+        start = end + 1;
+    }
+    memmove(r->body, r->body + start, r->body_len - start + 1);
+    r->body_len -= start;
 }
 
 static int64_t now_ms(void)
@@ -247,8 +264,23 @@ static int send_all(int fd, const char *data, size_t len, int64_t deadline)
  * into *r.  Returns EXIT_OK when an answer (any status) was read, else
  * prints why and returns EXIT_CONNECT or EXIT_FAIL.
  */
+static int admin_call(const struct opts *o, const char *method, const char *path,
+                      const json_t *body, struct response *r, line_fn line, void *line_arg);
+
 int admin_request(const struct opts *o, const char *method, const char *path,
                   const json_t *body, struct response *r)
+{
+    return admin_call(o, method, path, body, r, NULL, NULL);
+}
+
+int admin_request_lines(const struct opts *o, const char *method, const char *path,
+                        const json_t *body, struct response *r, line_fn line, void *arg)
+{
+    return admin_call(o, method, path, body, r, line, arg);
+}
+
+static int admin_call(const struct opts *o, const char *method, const char *path,
+                      const json_t *body, struct response *r, line_fn line, void *line_arg)
 {
     memset(r, 0, sizeof *r);
     char *payload = NULL;
@@ -321,6 +353,11 @@ int admin_request(const struct opts *o, const char *method, const char *path,
         }
         switch (ev) {
         case HTTP_PARSE_HEAD:
+            if (line && msg.status >= 200 && msg.status < 300) {
+                r->line = line;
+                r->line_arg = line_arg;
+                r->streaming = true;
+            }
             continue;
         case HTTP_PARSE_DONE:
             if (msg.status >= 100 && msg.status < 200) {
@@ -351,6 +388,8 @@ int admin_request(const struct opts *o, const char *method, const char *path,
         ssize_t n = recv(fd, buf, sizeof buf, 0);
         if (n > 0) {
             evbuffer_add(in, buf, (size_t)n);
+            if (r->streaming)
+                deadline = now_ms() + timeout_ms;   /* progress: wait as long again */
             continue;
         }
         if (n == 0) {
@@ -383,7 +422,9 @@ int admin_request(const struct opts *o, const char *method, const char *path,
         r->body = strdup("");
         r->body_len = 0;
     }
-    if (r->body_len > 0)
+    if (r->streaming && r->body_len > 0)
+        line(line_arg, r->body, r->body_len);      /* a last line without its newline */
+    else if (r->body_len > 0)
         r->json = json_loadb(r->body, r->body_len, JSON_DECODE_ANY, NULL);
     rc = EXIT_OK;
     goto out;
@@ -540,7 +581,7 @@ static void report_missing(const struct nodes_ack *n)
 /* "--name VALUE" or "--name=VALUE" (and "-x VALUE", "-xVALUE" for a short
  * alias).  Returns 1 matched (value in *val, *i advanced), 0 not this
  * option, -1 missing value (usage error already printed). */
-static int take_value(const struct args *a, int *i, const char *lng, const char *shrt,
+int take_value(const struct args *a, int *i, const char *lng, const char *shrt,
                       const char **val)
 {
     const char *arg = a->v[*i];
@@ -616,7 +657,7 @@ static int cmd_generation(const struct opts *o, struct args *a)
     return simple_get(o, a, "generation", "/generation", show_generation);
 }
 
-static int purge_generation(const struct opts *o, const char *policy)
+int purge_generation(const struct opts *o, const char *policy)
 {
     json_t *body = NULL;
     if (policy)
@@ -1208,7 +1249,7 @@ static size_t verify_entries(const json_t *root, const json_t ***out, const char
     return i;
 }
 
-static int cmd_verify(const struct opts *o, struct args *a)
+int cmd_verify(const struct opts *o, struct args *a)
 {
     json_t *urls = json_array();
     bool end_opts = false;
@@ -1389,6 +1430,8 @@ static const struct command {
     { "verify", cmd_verify },
     { "nodes", cmd_nodes },
     { "top", cmd_top },
+    { "warm", cmd_warm },
+    { "deploy", cmd_deploy },
 };
 
 int main(int argc, char **argv)

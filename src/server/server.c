@@ -22,6 +22,7 @@
 #include "freshcache/server/fetch.h"
 #include "freshcache/server/h2.h"
 #include "freshcache/server/http1.h"
+#include "freshcache/server/internal_request.h"
 #include "freshcache/server/listener.h"
 #include "freshcache/server/server.h"
 #include "freshcache/server/tls.h"
@@ -58,6 +59,7 @@ static void free_worker(struct worker *w)
     listeners_free_handshakes(w);
     http1_free_all(w);
     h2_free_all(w);
+    internal_free_all(w);
     fetch_free_all(w);
     upstream_close_idle(w);
     access_log_detach(w);

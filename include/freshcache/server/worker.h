@@ -31,6 +31,7 @@ LIST_HEAD(h1_list, h1_conn);
 LIST_HEAD(h2_list, h2_conn);
 LIST_HEAD(handshake_list, handshake);
 LIST_HEAD(fetch_list, fetch);
+LIST_HEAD(internal_list, internal_req);
 TAILQ_HEAD(upstream_list, upstream_conn);
 
 struct worker {
@@ -49,6 +50,7 @@ struct worker {
     struct h2_list h2_conns;        /* HTTP/2 client connections (h2.h) */
     unsigned n_clients;             /* client connections on this worker */
     struct fetch_list fetches;      /* in progress, including detached ones */
+    struct internal_list internals; /* the daemon's own requests (internal_request.h) */
     struct upstream_list idle_upstreams;
     unsigned n_idle_upstreams;
     struct tls_session_slot origin_tls; /* resumed by the next origin connection */
