@@ -215,6 +215,30 @@ class KeepAfterDeployTest(DeployKeepBase):
         self.origin.set("gone", status=410)
         self.assertKept(self.get(target), b"kept-value\n")
 
+    def test_kept_copy_wins_over_negative_caching(self):
+        # Issue 17's negative_ttl (default 10 s) would store the origin's
+        # 404; a copy kept after a deploy wins instead, every time, and the
+        # 404 never replaces it.
+        target = url("/t/mutable", key="negkeep", ct="text/plain")
+        self.origin.set("negkeep", value="kept")
+        self.assertOk(self.get(target), b"kept\n")
+        self.bump()
+        self.origin.set("negkeep", status=404)
+        for _ in range(3):
+            self.assertKept(self.get(target), b"kept\n")
+        self.assertEqual(self.origin.count(target), 4)     # asked every time
+        # Without a kept copy the same 404 is stored for negative_ttl: the
+        # second request is a hit that never reaches the origin.
+        fresh = url("/t/mutable", key="negnew", ct="text/plain")
+        self.origin.set("negnew", status=404)
+        r = self.get(fresh)
+        self.assertEqual(r.status, 404, r)
+        self.assertEqual(r.cache_status.get("stored"), True, r)
+        r = self.get(fresh)
+        self.assertEqual(r.status, 404, r)
+        self.assertHit(r)
+        self.assertEqual(self.origin.count(fresh), 1)
+
     def test_other_errors_are_not_masked(self):
         for status in (403, 500):
             key = "err%d" % status
