@@ -961,13 +961,12 @@ class ProtocolChoiceTest(H2Case):
             self.assertEqual(len(head), 9, head)
             self.assertEqual(head[3], 0x4, "the server's first frame is not SETTINGS: %r" % head)
 
-    @unittest.expectedFailure
     def test_h2c_upgrade_ignored(self):
         """`curl --http2 http://...` asks to upgrade to h2c (RFC 7540 §3.2,
-        deprecated by RFC 9113).  Not offered, so the request should be
+        deprecated by RFC 9113 §3.1).  Not offered, so the request is
         answered over HTTP/1.1 as if the Upgrade were not there (RFC 9110
-        §7.8 lets a server ignore it); the HTTP/1.1 front end answers 501
-        to any Upgrade today.  See docs/http2.md, "Known limits"."""
+        §7.8 lets a server ignore it), on a listener with http2: true as
+        on any, and the connection goes on."""
         seed = self.uniq()
         t = url("/t/body", size=10, seed=seed)
         with H.RawConn(self.port) as c:
@@ -975,6 +974,19 @@ class ProtocolChoiceTest(H2Case):
                                      ("Upgrade", "h2c"), ("HTTP2-Settings", "AAMAAABkAAQAoAAA")])
             self.assertOk(r, expected_body(10, seed))
             self.assertEqual(r.version, "HTTP/1.1")
+            self.assertOk(c.request("GET", t), expected_body(10, seed))
+
+    def test_curl_http2_over_cleartext(self):
+        """curl --http2 on http:// (the h2c upgrade dance): answered over
+        HTTP/1.1."""
+        seed = self.uniq()
+        t = url("/t/body", size=300, seed=seed)
+        p = subprocess.run([CURL, "-sS", "--http2", "-o", os.devnull, "-w",
+                            "%{http_version} %{http_code} %{size_download}",
+                            "http://127.0.0.1:%d%s" % (self.port, t)],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, "1.1 200 300")
 
     def test_curl_prior_knowledge(self):
         seed = self.uniq()

@@ -101,6 +101,71 @@ class StrictRequestTest(H.ProxyTestCase):
         r, closed = exchange(self.port, b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n")
         self.assertEqual(r.status, 501)
 
+    def test_connect_refused_and_closed(self):
+        r, closed = exchange(self.port, b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n")
+        self.assertEqual(r.status, 501)
+        self.assertTrue(closed, "connection left open after CONNECT")
+        self.assertEqual(self.origin.total(), 0)
+
+    def assertNoUpgradeForwarded(self, logged):
+        for name in ("Upgrade", "HTTP2-Settings"):
+            self.assertIsNone(H.req_header(logged, name), "%s forwarded: %r" % (name, logged))
+        conn = (H.req_header(logged, "Connection") or "").lower()
+        self.assertNotIn("upgrade", conn, logged)
+
+    def test_h2c_upgrade_ignored(self):      # RFC 9110 §7.8, RFC 9113 §3.1
+        """`Upgrade: h2c` is not offered, so it is ignored: a plain HTTP/1.1
+        200, and the connection goes on (keep-alive)."""
+        seed = self.uniq()
+        t = H.url("/t/body", size=10, seed=seed)
+        with H.RawConn(self.port) as c:
+            r = c.request("GET", t, [("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c"),
+                                     ("HTTP2-Settings", "AAMAAABkAAQAoAAA")])
+            self.assertOk(r, H.expected_body(10, seed))
+            self.assertEqual(r.version, "HTTP/1.1")
+            self.assertIsNone(r.header("Upgrade"))
+            r2 = c.request("GET", H.url("/t/body", size=4, seed=seed))
+            self.assertOk(r2, H.expected_body(4, seed))
+        self.assertNoUpgradeForwarded(self.origin.log(t)[0])
+
+    def test_websocket_upgrade_gets_the_origins_response(self):
+        """A websocket handshake: not tunnelled, the origin gets a plain GET
+        (no Upgrade) and its answer goes back as it is."""
+        seed = self.uniq()
+        t = H.url("/t/echo", n=seed)
+        with H.RawConn(self.port) as c:
+            r = c.request("GET", t, [("Connection", "Upgrade"), ("Upgrade", "websocket"),
+                                     ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                                     ("Sec-WebSocket-Version", "13")])
+            self.assertEqual(r.status, 200, r)
+            self.assertIsNone(r.header("Upgrade"))
+            self.assertNoUpgradeForwarded(self.origin.log(t)[0])
+            self.assertEqual(c.request("GET", t).status, 200)
+
+    def test_upgrade_with_a_body(self):
+        seed = self.uniq()
+        t = H.url("/t/body", size=3, seed=seed)
+        with H.RawConn(self.port) as c:
+            r = c.request("POST", t, [("Connection", "Upgrade"), ("Upgrade", "websocket")],
+                          body=b"z" * 5000)
+            self.assertOk(r, H.expected_body(3, seed))
+            r2 = c.request("POST", t, body=b"next")
+            self.assertOk(r2, H.expected_body(3, seed))
+        logged = self.origin.log(t)
+        self.assertEqual([e["body_length"] for e in logged], [5000, 4])
+        self.assertNoUpgradeForwarded(logged[0])
+
+    def test_upgrade_pipelined(self):
+        """The next request already sent behind the Upgrade one is read as
+        HTTP (it used to be 'data after an upgrade request')."""
+        seed = self.uniq()
+        a, b = H.url("/t/body", size=5, seed=seed), H.url("/t/body", size=6, seed=seed)
+        with H.RawConn(self.port) as c:
+            c.send(("GET %s HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+                    "GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % (a, b)).encode())
+            self.assertOk(c.read_response(), H.expected_body(5, seed))
+            self.assertOk(c.read_response(), H.expected_body(6, seed))
+
     def test_absolute_form_authority_wins(self):     # §3.2.2
         t = H.url("/t/body", size=3, seed=self.uniq(), cc="max-age=60")
         raw = ("GET http://target.example%s HTTP/1.1\r\nHost: other.example\r\n\r\n" % t).encode()
