@@ -223,7 +223,12 @@ class FramingOrigin(RawOrigin):
         "/interim": b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
                     b"HTTP/1.1 102 Processing\r\n\r\n"
                     b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 3\r\n\r\nabc",
+        # a list: its parts sent PART_GAP seconds apart (the first after a gap too)
+        "/interim-slow": [b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n",
+                          b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 3\r\n"
+                          b"\r\nabc"],
     }
+    PART_GAP = 0.6
 
     def __init__(self):
         self.counts = {}
@@ -242,7 +247,11 @@ class FramingOrigin(RawOrigin):
             with self.lock:
                 self.counts[path] = self.counts.get(path, 0) + 1
             time.sleep(self.delay)
-            c.sendall(self.ANSWERS.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+            answer = self.ANSWERS.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            for part in answer if isinstance(answer, list) else [answer]:
+                if isinstance(answer, list):
+                    time.sleep(self.PART_GAP)
+                c.sendall(part)
             try:
                 c.shutdown(socket.SHUT_WR)
                 c.settimeout(2)
@@ -318,6 +327,35 @@ class StrictResponseTest(H.ProxyTestCase):
         r = self.get("/interim?v10", version="HTTP/1.0")
         self.assertEqual(r.status, 200)
         self.assertEqual(r.interim, [])
+
+    def test_interim_only_to_the_client_that_caused_the_fetch(self):
+        """Two clients ask for the same URL at once: the first causes the
+        fetch, the second waits for it (collapsed).  The origin's 103,
+        sent while both wait, goes to the first only (the fetch's interim
+        callback is the exchange that started it); the second gets the 200
+        alone, and so does a later hit (a 1xx is never stored)."""
+        path = "/interim-slow"
+        with H.RawConn(self.port) as a, H.RawConn(self.port) as b:
+            host = "127.0.0.1:%d" % self.port
+            a.send(H.build_request("GET", path, host=host))
+            deadline = time.monotonic() + 5
+            while self.raw.count(path) == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertEqual(self.raw.count(path), 1, "the origin never got the request")
+            b.send(H.build_request("GET", path, host=host))    # before the 103 (PART_GAP)
+            ra, rb = a.read_response(), b.read_response()
+        self.assertOk(ra, b"abc")
+        self.assertOk(rb, b"abc")
+        self.assertEqual(ra.interim, [103], ra)
+        self.assertNotIn("collapsed", ra.cache_status, ra.header("Cache-Status"))
+        self.assertTrue(rb.cache_status.get("collapsed"), rb.header("Cache-Status"))
+        self.assertEqual(rb.interim, [], "a collapsed client got the origin's 1xx: %r" % rb)
+        self.assertEqual(self.raw.count(path), 1)
+        r = self.get(path)
+        self.assertOk(r, b"abc")
+        self.assertHit(r)
+        self.assertEqual(r.interim, [], "a 1xx replayed from the cache: %r" % r)
+        self.assertEqual(self.raw.count(path), 1)
 
     def test_good_chunked_with_extensions_and_trailer_is_stored(self):
         r = self.get("/good-chunked")
