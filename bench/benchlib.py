@@ -960,7 +960,9 @@ def h2_idle_connections(port, n, path, timeout=10):
                     if ftype == 4 and not flags & 1:            # SETTINGS: acknowledge
                         s.sendall(_h2_frame(4, 1, 0))
                     elif ftype == 1 and sid == 1:               # HEADERS
-                        status = 200 if payload[:1] == b"\x88" else payload[:1]
+                        # skip one-byte dynamic table size updates (RFC 7541 §6.3)
+                        block = payload.lstrip(bytes(range(0x20, 0x3f)))
+                        status = 200 if block[:1] == b"\x88" else block[:1]
                         done = done or bool(flags & 1)
                     elif ftype == 0 and sid == 1:               # DATA
                         done = done or bool(flags & 1)

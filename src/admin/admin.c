@@ -1257,10 +1257,10 @@ static const struct route {
 static void on_request(struct admin_conn *c)
 {
     struct http_msg *m = &c->req;
-    /* Upgrade is ignored (RFC 9110 §7.8 allows it), but llhttp would take
-     * whatever follows for the new protocol: close after answering. */
+    /* Upgrade is ignored (RFC 9110 §7.8 allows it): the parser reads what
+     * follows as HTTP, as for any request. */
     c->keep_alive = http_parser_keep_alive(&c->parser) && !c->parser.upgrade &&
-                    m->method != HTTP_CONNECT && !http_msg_has(m, "Upgrade");
+                    m->method != HTTP_CONNECT;
 
     /* origin-form "/stats?x", or absolute-form "http://localhost/stats" */
     const char *u = http_msg_url(m);
@@ -1310,7 +1310,7 @@ static void on_head(struct admin_conn *c)
     c->body_overflow = false;
     c->head_req = c->req.method == HTTP_HEAD;
     if (c->parser.upgrade) {
-        reply_fatal(c, 501, "upgrade and CONNECT are not supported");
+        reply_fatal(c, 501, "CONNECT is not supported");
         return;
     }
     uint64_t cl = http_parser_content_length(&c->parser);

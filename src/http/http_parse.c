@@ -402,9 +402,19 @@ static int on_headers_complete(llhttp_t *ll)
      * body must not pause here: llhttp completes it only when executed
      * again, and no more bytes may ever come.  Either way feed() reports
      * the head before the end (head_reported / pending_done). */
+    if (ll->type == HTTP_REQUEST && ll->upgrade && ll->method != HTTP_CONNECT) {
+        /* Upgrade (h2c, websocket...): we switch to nothing, so we ignore
+         * it (RFC 9110 §7.8 lets a server; RFC 9113 §3.1 deprecates h2c's)
+         * and serve the request as the HTTP/1.1 it also is, body and
+         * keep-alive included, as nginx does.  llhttp decides on its
+         * upgrade flag after this callback: cleared, the message goes on
+         * as any other.  Upgrade and what Connection names are hop-by-hop:
+         * never forwarded. */
+        ll->upgrade = 0;
+    }
     if (ll->type == HTTP_REQUEST && ll->upgrade) {
-        /* Upgrade or CONNECT: known now, so the owner can refuse it when it
-         * sees the head; nothing after it on the connection is parsed. */
+        /* CONNECT: known now, so the owner can refuse it when it sees the
+         * head; nothing after it on the connection is parsed. */
         p->upgrade = true;
         return HPE_PAUSED;
     }

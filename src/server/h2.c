@@ -45,6 +45,10 @@
 /* Queued acknowledgements (SETTINGS/PING ACKs) a client that does not
  * read may cause before the session ends. */
 #define MAX_OUTBOUND_ACK 1000
+/* HPACK dynamic table for our response fields (RFC 7541 §4.2): none.  An
+ * idle connection kept about 3 KiB of indexed response fields (of 40);
+ * nginx indexes none either: fields go as literals with an indexed name. */
+#define DEFLATE_TABLE 0
 /* Per-field overhead counted against limits.max_header_bytes (RFC 9113
  * §6.5.2's 32 octets). */
 #define FIELD_OVERHEAD 32
@@ -72,6 +76,11 @@ struct h2_conn {
     bool dead;                      /* being freed: no more sends */
     double control_tokens;          /* control-frame bucket */
     uint64_t control_ms;
+    /* Slow clients (see "slow clients" below). */
+    uint64_t accept_ms;             /* the preface and SETTINGS are due header_timeout after */
+    bool preface_done;              /* the client's first SETTINGS arrived */
+    unsigned n_paused;              /* streams whose upload we hold back */
+    uint64_t paused_ms;             /* when an upload was last held back */
 };
 
 struct h2_stream {
@@ -92,6 +101,11 @@ struct h2_stream {
     struct evbuffer *staged;        /* body bytes for the DATA frame in flight (references) */
     bool inline_only;               /* staged holds a body the proxy made: all of it */
     uint64_t progress_ms;           /* last DATA sent, or the response head */
+    uint64_t begin_ms;              /* the first bytes of its HEADERS */
+    uint64_t body_bytes;            /* request body received */
+    uint64_t window_ms;             /* min_body_rate: the current window's start */
+    uint64_t window_mark;           /* body_bytes when it started */
+    bool cut;                       /* answered 408 as too slow: reset once that is out */
 };
 
 static void h2_close(struct h2_conn *c);
@@ -119,6 +133,7 @@ static struct h2_stream *stream_new(struct h2_conn *c, int32_t id)
     st->req.method = -1;
     st->staged = evbuffer_new();
     AN(st->staged);
+    st->begin_ms = worker_now_ms(c->w);
     exchange_init(&st->x, c->w, &h2_fe, st);
     LIST_INSERT_HEAD(&c->streams, st, link);
     c->n_streams++;
@@ -128,6 +143,8 @@ static struct h2_stream *stream_new(struct h2_conn *c, int32_t id)
 static void stream_free(struct h2_stream *st)
 {
     CHECK_OBJ_NOTNULL(st, H2_STREAM_MAGIC);
+    if (st->upload_paused)
+        st->c->n_paused--;
     exchange_fini(&st->x);
     http_msg_free(&st->req);
     evbuffer_free(st->staged);
@@ -311,6 +328,15 @@ static void fe_upload_pause(struct exchange *x, bool pause)
 {
     struct h2_stream *st = x->fe_ctx;
     CHECK_OBJ_NOTNULL(st, H2_STREAM_MAGIC);
+    if (st->upload_paused != pause) {
+        /* A held-back upload is not the client's slowness (min_body_rate):
+         * nor are the others on the connection, whose window it may hold. */
+        if (pause)
+            st->c->n_paused++;
+        else
+            st->c->n_paused--;
+        st->c->paused_ms = worker_now_ms(st->c->w);
+    }
     st->upload_paused = pause;
     if (!pause && st->unconsumed > 0) {
         /* The origin caught up: open the window for what we held back. */
@@ -422,6 +448,7 @@ static void start_exchange(struct h2_conn *c, struct h2_stream *st, bool end_str
     struct http_msg *m = &st->req;
     st->started = true;
     st->req_done = end_stream;
+    st->window_ms = worker_now_ms(c->w);
     http_msg_fields_done(m);
     size_t cl = 0;
     const char *clv = http_msg_get(m, "Content-Length", &cl);
@@ -515,8 +542,11 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
         if (!take_token(c, &c->reset_tokens, &c->reset_ms, RESET_RATE, RESET_BURST))
             terminate(c, NGHTTP2_ENHANCE_YOUR_CALM, "streams reset too fast");
         return 0;
-    case NGHTTP2_PING:
     case NGHTTP2_SETTINGS:
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
+            c->preface_done = true;     /* the first one completes the preface */
+        /* fall through */
+    case NGHTTP2_PING:
     case NGHTTP2_PRIORITY:
         if (!control_frame_allowed(c))
             goto flood;
@@ -535,10 +565,11 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
     (void)flags;
     (void)user;
     struct h2_stream *st = stream_of(s, id);
-    if (st == NULL || !st->started) {
+    if (st == NULL || !st->started || st->cut) {
         nghttp2_session_consume(s, id, len);    /* nobody wants it: keep windows open */
         return 0;
     }
+    st->body_bytes += len;
     exchange_upload(&st->x, (const char *)data, len);
     if (st->upload_paused)
         st->unconsumed += len;      /* acknowledged when the origin catches up */
@@ -706,18 +737,118 @@ static const struct conn_cb h2_conn_cb = {
     .on_event = on_event,
 };
 
-/* A stream whose response makes no progress for client_timeout (the
- * client never opens its window) is reset: its body waits in the cache,
- * but the stream must not hold a slot forever. */
+/* ---- slow clients ------------------------------------------------------ */
+
+/* limits.header_timeout and limits.min_body_rate, as over HTTP/1.1
+ * (http1.c), checked by the connection's once-a-second tick rather than a
+ * timer per stream:
+ *
+ * - the preface and the client's first SETTINGS are due header_timeout
+ *   after the accept (TLS: after the handshake);
+ * - a stream's header block (HEADERS and its CONTINUATIONs) is due
+ *   header_timeout after its first bytes.  Nothing may come between the
+ *   frames of a header block (RFC 9113 §6.10), so a block that stalls
+ *   stalls the whole connection: it ends (GOAWAY PROTOCOL_ERROR, as nginx
+ *   does when client_header_timeout expires in the middle of a frame);
+ * - a request body must average min_body_rate over each header_timeout
+ *   window, except a window in which we held an upload back on this
+ *   connection (a held-back stream's unacknowledged bytes also take the
+ *   connection's window from the others).  A stream too slow is answered
+ *   408 if nothing was answered yet, then reset with NO_ERROR once the 408
+ *   is out (RFC 9113 §8.1: stop sending, the response is complete); a
+ *   stream already answering is reset with CANCEL (its response cut, as
+ *   HTTP/1.1 closes the connection). */
+
+/* `why` ends the session: GOAWAY naming `last` as the last stream that
+ * may have been processed, then closed once it is out. */
+static void too_slow_conn(struct h2_conn *c, int32_t last, const char *why)
+{
+    COUNT(&c->w->counters, client_errors, 1);
+    log_debug("h2 %s: %s: GOAWAY", c->addr, why);
+    c->terminated = true;
+    nghttp2_session_terminate_session2(c->sess, last, NGHTTP2_PROTOCOL_ERROR);
+}
+
+static void too_slow_body(struct h2_conn *c, struct h2_stream *st)
+{
+    COUNT(&c->w->counters, client_errors, 1);
+    log_debug("h2 %s: stream %d: request body slower than min_body_rate", c->addr, st->id);
+    if (!st->responded) {
+        st->cut = true;
+        exchange_respond(&st->x, 408, "fwd=bypass", "request body slower than min_body_rate",
+                         false);
+        /* The request is over for us: its log line now, and the origin
+         * request (waiting for the rest of the body) let go. */
+        exchange_end(&st->x);
+        return;     /* on_frame_send resets the stream once the 408 is out */
+    }
+    uint32_t code = nghttp2_session_get_stream_local_close(c->sess, st->id) == 1 ? NGHTTP2_NO_ERROR
+                                                                               : NGHTTP2_CANCEL;
+    nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, st->id, code);
+}
+
+/* The body's window is over: fast enough, or excused, starts the next. */
+static bool body_too_slow(struct h2_conn *c, struct h2_stream *st, uint64_t now)
+{
+    const struct fc_config *cfg = worker_cfg(c->w);
+    uint64_t elapsed = now - st->window_ms;
+    if (!st->started || st->req_done || st->cut || cfg->limits.min_body_rate == 0 ||
+        elapsed < cfg->limits.header_timeout_ms)
+        return false;
+    bool excused = c->n_paused > 0 || c->paused_ms >= st->window_ms;
+    if (!excused && st->body_bytes - st->window_mark < cfg->limits.min_body_rate * elapsed / 1000)
+        return true;
+    st->window_ms = now;
+    st->window_mark = st->body_bytes;
+    return false;
+}
+
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+    (void)user;
+    if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+        (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS))
+        return 0;
+    struct h2_stream *st = stream_of(s, frame->hd.stream_id);
+    if (st && st->cut && !st->req_done)
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+    return 0;
+}
+
+/* Once a second: the deadlines above, and a stream whose response makes
+ * no progress for client_timeout (the client never opens its window) is
+ * reset: its body waits in the cache, but the stream must not hold a slot
+ * forever. */
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct h2_conn *c = arg;
     CHECK_OBJ_NOTNULL(c, H2_CONN_MAGIC);
-    uint64_t now = worker_now_ms(c->w), limit = worker_cfg(c->w)->limits.client_timeout_ms;
+    if (c->dead || c->terminated)
+        return;
+    const struct fc_config *cfg = worker_cfg(c->w);
+    uint64_t now = worker_now_ms(c->w), limit = cfg->limits.client_timeout_ms;
+    uint64_t head_limit = cfg->limits.header_timeout_ms;
+    if (!c->preface_done && now - c->accept_ms >= head_limit) {
+        too_slow_conn(c, 0, "no preface and SETTINGS within header_timeout");
+        h2_send(c);
+        return;
+    }
     bool any = false;
     for (struct h2_stream *st = LIST_FIRST(&c->streams); st; st = LIST_NEXT(st, link)) {
+        if (!st->started && now - st->begin_ms >= head_limit) {
+            /* This stream never started (nor any after it): a client may
+             * send it again elsewhere. */
+            too_slow_conn(c, st->id > 2 ? st->id - 2 : 0,
+                          "a header block not complete within header_timeout");
+            any = true;
+            break;      /* nothing more on this connection */
+        }
+        if (body_too_slow(c, st, now)) {
+            too_slow_body(c, st);
+            any = true;
+        }
         if (st->responded && now - st->progress_ms > limit &&
             nghttp2_session_get_stream_remote_window_size(c->sess, st->id) <= 0) {
             log_debug("h2 %s: stream %d stalled for client_timeout: reset", c->addr, st->id);
@@ -742,6 +873,7 @@ static nghttp2_session_callbacks *callbacks(void)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
     return cb;
 }
 
@@ -766,6 +898,7 @@ void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char 
     c->control_ms = worker_now_ms(w);
     c->reset_tokens = RESET_BURST;
     c->reset_ms = c->control_ms;
+    c->accept_ms = c->control_ms;
 
     nghttp2_session_callbacks *cb = callbacks();
     nghttp2_option *opt;
@@ -774,6 +907,10 @@ void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char 
     nghttp2_option_set_max_outbound_ack(opt, MAX_OUTBOUND_ACK);
     nghttp2_option_set_stream_reset_rate_limit(opt, 5 * RESET_BURST, RESET_RATE);
     nghttp2_option_set_max_continuations(opt, MAX_CONTINUATIONS);
+    /* Closed streams are kept only for RFC 7540 priorities, which we do
+     * not use: let them go. */
+    nghttp2_option_set_no_closed_streams(opt, 1);
+    nghttp2_option_set_max_deflate_dynamic_table_size(opt, DEFLATE_TABLE);
     AZ(nghttp2_session_server_new2(&c->sess, cb, c, opt));
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);

@@ -492,11 +492,11 @@ static void on_request_head(struct h1_conn *c)
         .body_length = http_parser_content_length(&c->a->parser),
     };
     if (c->a->parser.upgrade || m->method == HTTP_CONNECT) {
-        /* Nothing after an upgrade request is HTTP we could parse: answer
-         * and close. */
+        /* Nothing after a CONNECT is HTTP we could parse: answer and
+         * close.  (An Upgrade is ignored: the parser goes on.) */
         COUNT(&c->w->counters, requests, 1);
         c->a->x.req = m;
-        exchange_respond(&c->a->x, 501, NULL, "upgrade and CONNECT are not supported", true);
+        exchange_respond(&c->a->x, 501, NULL, "CONNECT is not supported", true);
         h1_close(c);
         return;
     }

@@ -49,6 +49,7 @@ struct handshake {
     struct event *reap;
     bool done;
     bool sniff;                     /* cleartext: waiting for the first bytes */
+    uint64_t accept_ms;
     char addr[INET6_ADDRSTRLEN];
 };
 
@@ -144,8 +145,16 @@ static void sniff_read(void *arg)
     unsigned char buf[H2_PREFACE_LEN];
     evbuffer_copyout(in, buf, n);
     bool prefix = memcmp(buf, H2_PREFACE, n) == 0;
-    if (prefix && n < H2_PREFACE_LEN)
-        return;     /* could still be either: wait for more */
+    if (prefix && n < H2_PREFACE_LEN) {
+        /* Could still be either: wait for more, but not for a preface
+         * trickled a byte at a time (each byte restarts the read timeout). */
+        if (worker_now_ms(h->w) - h->accept_ms >= worker_cfg(h->w)->limits.header_timeout_ms) {
+            log_debug("client %s: no preface or request within header_timeout", h->addr);
+            h->done = true;
+            event_active(h->reap, EV_WRITE, 0);
+        }
+        return;
+    }
     h->done = true;
     if (prefix)
         h2_serve(h->w, h->conn, h->addr, "http");
@@ -167,6 +176,7 @@ static struct handshake *pending_new(struct worker *w, struct conn *c, const cha
     h->w = w;
     h->conn = c;
     snprintf(h->addr, sizeof h->addr, "%s", addr);
+    h->accept_ms = worker_now_ms(w);
     h->reap = event_new(w->base, -1, 0, handshake_reap, h);
     AN(h->reap);
     conn_set_owner(c, &handshake_cb, h);
@@ -229,8 +239,11 @@ static void accept_cb(struct evconnlistener *el, evutil_socket_t fd, struct sock
     if (l->h2c) {
         struct handshake *h = pending_new(w, c, addr);
         h->sniff = true;
-        uint64_t t = worker_cfg(w)->limits.client_timeout_ms;
-        conn_set_timeouts(c, t, t);
+        /* Silent: the front end's header_timeout would have cut it. */
+        const struct fc_config *cfg = worker_cfg(w);
+        uint64_t t = cfg->limits.client_timeout_ms;
+        uint64_t r = t < cfg->limits.header_timeout_ms ? t : cfg->limits.header_timeout_ms;
+        conn_set_timeouts(c, r, t);
         conn_read_enable(c, true);
         return;
     }

@@ -523,15 +523,8 @@ class SlowAcceptOrigin:
             s.close()
 
 
-class UploadWhileConnectingTest(H2Case):
-    """More than 1 MiB of upload arrives while the origin connection is
-    still being made: the exchange stops taking the upload (paused); once
-    connected, the queued bytes go out in one write.  The upload must
-    resume then: a write event (on_drain) is all that resumed it, and a
-    socket that takes everything at once arms none (the upload stalled
-    until origin.read_timeout: a 504)."""
-
-    config = {"origin": {"connect_timeout": "5s", "read_timeout": "3s"}}
+class SlowAcceptCase(H2Case):
+    """The origin is a SlowAcceptOrigin."""
 
     @classmethod
     def setUpClass(cls):
@@ -546,6 +539,27 @@ class UploadWhileConnectingTest(H2Case):
     def tearDown(self):
         self.slow.join()        # its accept window is over: the next test fills it again
         super().tearDown()
+
+    def http11_post(self, c, data, timeout):
+        """POST /echo with `data` over HTTP/1.1 on `c`, sent from a thread
+        (the proxy may stop reading it): the response."""
+        th = threading.Thread(target=lambda: c.send(H.build_request(
+            "POST", "/echo", None, data, host="127.0.0.1:%d" % self.port)), daemon=True)
+        th.start()
+        r = c.read_response("POST", timeout=timeout)
+        th.join(5)
+        return r
+
+
+class UploadWhileConnectingTest(SlowAcceptCase):
+    """More than 1 MiB of upload arrives while the origin connection is
+    still being made: the exchange stops taking the upload (paused); once
+    connected, the queued bytes go out in one write.  The upload must
+    resume then: a write event (on_drain) is all that resumed it, and a
+    socket that takes everything at once arms none (the upload stalled
+    until origin.read_timeout: a 504)."""
+
+    config = {"origin": {"connect_timeout": "5s", "read_timeout": "3s"}}
 
     def test_upload_resumes_after_connect(self):
         self.slow.fill()
@@ -608,12 +622,7 @@ class UploadWhileConnectingTest(H2Case):
         with H.RawConn(self.port, timeout=10) as c:
             self.slow.fill()
             self.slow.open(0.3, window=1.6)
-            th = threading.Thread(target=lambda: c.send(H.build_request(
-                "POST", "/echo", None, data, host="127.0.0.1:%d" % self.port)), daemon=True)
-            th.start()
-            r = c.read_response("POST", timeout=10)
-            th.join(5)
-            self.assertOk(r, data)
+            self.assertOk(self.http11_post(c, data, 10), data)
             self.slow.join()
             self.slow.fill()
             self.slow.open(0.0, window=1.6)
@@ -648,6 +657,35 @@ class UploadWhileConnectingTest(H2Case):
         self.assertEqual(sent, {"ok": True})
         self.assertIn(len(data), self.slow.bodies)
         self.assertLess(elapsed, 2.9, "the upload waited for origin.read_timeout")
+
+
+
+class PausedUploadIsNotSlowTest(SlowAcceptCase):
+    """limits.min_body_rate does not count the time freshcache itself held
+    an upload back: here the origin accepts only after 2.5 s, the upload
+    (over 1 MiB) is paused meanwhile, and header_timeout (the rate's
+    window) is 1 s.  Both protocols."""
+
+    config = {"origin": {"connect_timeout": "5s", "read_timeout": "5s"},
+              "limits": {"header_timeout": "1s", "min_body_rate": "1KiB"}}
+
+    def test_h2_upload_paused_for_the_origin_not_cut(self):
+        self.slow.fill()
+        self.slow.open(2.5)
+        data = random.Random(11).randbytes(2 * H.MiB + 5)
+        with self.conn(timeout=20) as c:
+            r = c.request("POST", "/echo", body=data, timeout=20)
+            self.assertOk(r, data)
+            self.assertIsNone(c.goaway)
+        self.assertIn(len(data), self.slow.bodies)
+
+    def test_http11_upload_paused_for_the_origin_not_cut(self):
+        self.slow.fill()
+        self.slow.open(2.5)
+        data = random.Random(12).randbytes(3 * H.MiB + 1)
+        with H.RawConn(self.port, timeout=20) as c:
+            self.assertOk(self.http11_post(c, data, 20), data)
+        self.assertIn(len(data), self.slow.bodies)
 
 
 class RequestFieldsTest(H2Case):
@@ -923,13 +961,12 @@ class ProtocolChoiceTest(H2Case):
             self.assertEqual(len(head), 9, head)
             self.assertEqual(head[3], 0x4, "the server's first frame is not SETTINGS: %r" % head)
 
-    @unittest.expectedFailure
     def test_h2c_upgrade_ignored(self):
         """`curl --http2 http://...` asks to upgrade to h2c (RFC 7540 §3.2,
-        deprecated by RFC 9113).  Not offered, so the request should be
+        deprecated by RFC 9113 §3.1).  Not offered, so the request is
         answered over HTTP/1.1 as if the Upgrade were not there (RFC 9110
-        §7.8 lets a server ignore it); the HTTP/1.1 front end answers 501
-        to any Upgrade today.  See docs/http2.md, "Known limits"."""
+        §7.8 lets a server ignore it), on a listener with http2: true as
+        on any, and the connection goes on."""
         seed = self.uniq()
         t = url("/t/body", size=10, seed=seed)
         with H.RawConn(self.port) as c:
@@ -937,6 +974,19 @@ class ProtocolChoiceTest(H2Case):
                                      ("Upgrade", "h2c"), ("HTTP2-Settings", "AAMAAABkAAQAoAAA")])
             self.assertOk(r, expected_body(10, seed))
             self.assertEqual(r.version, "HTTP/1.1")
+            self.assertOk(c.request("GET", t), expected_body(10, seed))
+
+    def test_curl_http2_over_cleartext(self):
+        """curl --http2 on http:// (the h2c upgrade dance): answered over
+        HTTP/1.1."""
+        seed = self.uniq()
+        t = url("/t/body", size=300, seed=seed)
+        p = subprocess.run([CURL, "-sS", "--http2", "-o", os.devnull, "-w",
+                            "%{http_version} %{http_code} %{size_download}",
+                            "http://127.0.0.1:%d%s" % (self.port, t)],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, "1.1 200 300")
 
     def test_curl_prior_knowledge(self):
         seed = self.uniq()

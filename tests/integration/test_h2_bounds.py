@@ -17,6 +17,8 @@ every test's tearDown checks it did not die).
 - a stream that never reads (window 0) is reset after client_timeout while
   the other streams of its connection go on; an idle connection gets a
   GOAWAY;
+- slow clients (limits.header_timeout, limits.min_body_rate): a preface,
+  a header block or a request body trickled is cut;
 - graceful GOAWAY on SIGTERM and on SIGHUP: the stream in flight
   completes, new streams are not taken, last-stream-id is the last one
   taken.
@@ -842,6 +844,164 @@ class StalledStreamTest(BoundsCase):
             self.assertTrue(r.open, "a slow reader was reset: %r" % r.reset)
             self.assertIsNone(r.reset)
             self.assertGreaterEqual(r.received, 4 * 16384)
+
+
+class SlowClientTest(BoundsCase):
+    """limits.header_timeout and limits.min_body_rate over HTTP/2 (short
+    here: 1 s, 1 KiB/s; client_timeout 30 s, which alone would wait):
+    a preface, a header block or a body trickled is cut; the connection's
+    once-a-second tick checks them."""
+
+    config = {"limits": {"header_timeout": "1s", "min_body_rate": "1KiB",
+                         "client_timeout": "30s"}}
+
+    def trickle(self, send, parts, gap, limit=8.0):
+        """send(part) `gap` seconds apart until it fails or `limit`."""
+        t0 = time.monotonic()
+        for p in parts:
+            if time.monotonic() - t0 > limit:
+                return
+            try:
+                if send(p) is False:
+                    return
+            except OSError:
+                return
+            time.sleep(gap)
+
+    def test_silent_connection_closed(self):
+        """Nothing at all: the cleartext listener waits header_timeout for
+        the first bytes (the preface or a request), not client_timeout."""
+        with self.raw() as c:
+            self.assertTrue(c.closed_within(8), "a silent connection stayed open")
+
+    def test_trickled_preface_closed(self):
+        """The 24 bytes of the client preface a byte every 0.3 s (each byte
+        would restart client_timeout): closed before it is complete."""
+        with self.raw() as c:
+            c.pending = b""
+            self.trickle(lambda b: c.send(b) and not c.closed_within(0.3 - 0.05),
+                         [PREFACE[i:i + 1] for i in range(len(PREFACE))], 0.05)
+            self.assertTrue(c.eof or c.closed_within(3), "a trickled preface was waited for")
+        self.assertStillServes()
+
+    def test_preface_without_settings_closed(self):
+        """The magic, but never the SETTINGS frame that must follow it."""
+        with self.raw() as c:
+            c.pending = b""
+            c.send(PREFACE)
+            self.assertTrue(c.closed_within(8), "no SETTINGS, yet the connection stayed open")
+            self.assertEqual(c.goaway and c.goaway[0], PROTOCOL_ERROR, c.frames)
+        self.assertStillServes()
+
+    def test_idle_after_preface_not_cut(self):
+        """header_timeout is for the preface and for each header block: an
+        established connection that waits between streams is
+        client_timeout's."""
+        seed = self.uniq()
+        with H.H2Conn(self.port) as c:
+            self.assertOk(c.request("GET", url("/t/body", size=3, seed=seed)),
+                          expected_body(3, seed))
+            self.assertFalse(c.wait_closed(2.5), "an idle connection was cut")
+            self.assertOk(c.request("GET", url("/t/body", size=4, seed=seed)),
+                          expected_body(4, seed))
+            self.assertIsNone(c.goaway)
+
+    def test_stalled_header_block_ends_the_connection(self):
+        """HEADERS without END_HEADERS and no CONTINUATION: nothing else
+        may come on the connection (RFC 9113 §6.10), so it ends: GOAWAY
+        PROTOCOL_ERROR, and the request never reaches the origin."""
+        t = url("/t/body", size=3, seed=self.uniq())
+        with self.raw() as c:
+            c.handshake()
+            block = c.enc.encode(c.fields(t))
+            c.send(c.headers_frame(1, block=block[:5], end_headers=False))
+            self.assertTrue(c.closed_within(8), "a stalled header block was waited for")
+            self.assertEqual(c.goaway, (PROTOCOL_ERROR, 0), c.frames)
+        self.assertOriginCount(t, 0)
+        self.assertStillServes()
+
+    def test_trickled_headers_frame_ends_the_connection(self):
+        """One HEADERS frame a byte every 0.2 s (CONTINUATIONs are bounded
+        in number, a frame's bytes are not)."""
+        t = url("/t/body", size=3, seed=self.uniq())
+        with self.raw() as c:
+            c.handshake()
+            frame = c.headers_frame(1, c.fields(t, extra=[("x-pad", "p" * 100)]))
+            self.trickle(lambda b: c.send(b) and not c.closed_within(0.15),
+                         [frame[i:i + 1] for i in range(len(frame))], 0.05)
+            self.assertTrue(c.eof or c.closed_within(3), "a trickled header block was waited for")
+            self.assertEqual(c.goaway and c.goaway[0], PROTOCOL_ERROR, c.frames)
+            self.assertIsNone(c.status(1))
+        self.assertOriginCount(t, 0)
+        self.assertStillServes()
+
+    def test_header_block_in_pieces_within_the_limit(self):
+        seed = self.uniq()
+        t = url("/t/body", size=3, seed=seed)
+        with self.raw() as c:
+            c.handshake()
+            block = c.enc.encode(c.fields(t))
+            c.send(c.headers_frame(1, block=block[:4], end_headers=False))
+            time.sleep(0.3)
+            c.send(c.continuation_frame(1, block[4:8]))
+            time.sleep(0.3)
+            c.send(c.continuation_frame(1, block[8:], end_headers=True))
+            c.read_until(lambda: c.ended(1), 5)
+            self.assertAnswered(c, 1, expected_body(3, seed))
+
+    def slow_upload(self, c, sid, seconds=8.0):
+        """10 bytes every 0.2 s (50 B/s) until the stream ends or `seconds`."""
+        r = c.streams[sid]
+        t0 = time.monotonic()
+        while r.open and not c.eof and time.monotonic() - t0 < seconds:
+            c.h2.send_data(sid, b"x" * 10)
+            c.flush()
+            c.wait(lambda: not r.open, 0.2)
+        return r
+
+    def test_slow_body_answered_408_then_reset(self):
+        """A body at 50 B/s: 408 (complete, END_STREAM), then RST_STREAM
+        NO_ERROR (stop sending: RFC 9113 §8.1); the connection and its
+        other streams go on."""
+        seed = self.uniq()
+        t = url("/t/body", size=3, seed=seed + "-post")
+        with H.H2Conn(self.port) as c:
+            sid = c.send_request("POST", t, {"content-length": "100000"}, end_stream=False)
+            r = self.slow_upload(c, sid)
+            self.assertEqual(r.status, 408, "stream: status %r reset %r" % (r.status, r.reset))
+            self.assertTrue(r.complete, "the 408 did not end with END_STREAM")
+            self.assertTrue(c.wait(lambda: r.reset is not None, 3), "no RST_STREAM after the 408")
+            self.assertEqual(r.reset, NO_ERROR)
+            self.assertOk(c.request("GET", url("/t/body", size=5, seed=seed)),
+                          expected_body(5, seed))
+            self.assertIsNone(c.goaway)
+        self.assertStillServes()
+
+    def test_slow_body_after_the_response_reset(self):
+        """A response already complete (here the 501 for an unknown method,
+        sent before any of the body) and a body that never comes: the
+        stream is only reset, NO_ERROR (the response stands)."""
+        with H.H2Conn(self.port) as c:
+            sid = c.send_request("BREW", "/t/body?size=3", end_stream=False)
+            r = c.streams[sid]
+            self.assertTrue(c.wait(lambda: r.complete, 5), "no response")
+            self.assertEqual(r.status, 501)
+            self.assertTrue(c.wait(lambda: r.reset is not None, 8), "the stream stayed open")
+            self.assertEqual(r.reset, NO_ERROR)
+            self.assertIsNone(c.goaway)
+        self.assertEqual(self.origin.total(), 0)
+
+    def test_body_at_the_rate_passes(self):
+        seed = self.uniq()
+        t = url("/t/body", size=3, seed=seed + "-post")
+        body = b"y" * 20000
+        with H.H2Conn(self.port) as c:
+            sid = c.send_request("POST", t, {"content-length": str(len(body))}, end_stream=False)
+            for i in range(0, len(body), 5000):
+                c.send_body(sid, body[i:i + 5000], end_stream=i + 5000 >= len(body))
+                c.pump(0.15)
+            self.assertOk(c.response(sid), expected_body(3, seed + "-post"))
+        self.assertEqual(self.origin.log(t)[0]["body_length"], len(body))
 
 
 class GoawayCase(BoundsCase):

@@ -101,6 +101,71 @@ class StrictRequestTest(H.ProxyTestCase):
         r, closed = exchange(self.port, b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n")
         self.assertEqual(r.status, 501)
 
+    def test_connect_refused_and_closed(self):
+        r, closed = exchange(self.port, b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n")
+        self.assertEqual(r.status, 501)
+        self.assertTrue(closed, "connection left open after CONNECT")
+        self.assertEqual(self.origin.total(), 0)
+
+    def assertNoUpgradeForwarded(self, logged):
+        for name in ("Upgrade", "HTTP2-Settings"):
+            self.assertIsNone(H.req_header(logged, name), "%s forwarded: %r" % (name, logged))
+        conn = (H.req_header(logged, "Connection") or "").lower()
+        self.assertNotIn("upgrade", conn, logged)
+
+    def test_h2c_upgrade_ignored(self):      # RFC 9110 §7.8, RFC 9113 §3.1
+        """`Upgrade: h2c` is not offered, so it is ignored: a plain HTTP/1.1
+        200, and the connection goes on (keep-alive)."""
+        seed = self.uniq()
+        t = H.url("/t/body", size=10, seed=seed)
+        with H.RawConn(self.port) as c:
+            r = c.request("GET", t, [("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c"),
+                                     ("HTTP2-Settings", "AAMAAABkAAQAoAAA")])
+            self.assertOk(r, H.expected_body(10, seed))
+            self.assertEqual(r.version, "HTTP/1.1")
+            self.assertIsNone(r.header("Upgrade"))
+            r2 = c.request("GET", H.url("/t/body", size=4, seed=seed))
+            self.assertOk(r2, H.expected_body(4, seed))
+        self.assertNoUpgradeForwarded(self.origin.log(t)[0])
+
+    def test_websocket_upgrade_gets_the_origins_response(self):
+        """A websocket handshake: not tunnelled, the origin gets a plain GET
+        (no Upgrade) and its answer goes back as it is."""
+        seed = self.uniq()
+        t = H.url("/t/echo", n=seed)
+        with H.RawConn(self.port) as c:
+            r = c.request("GET", t, [("Connection", "Upgrade"), ("Upgrade", "websocket"),
+                                     ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                                     ("Sec-WebSocket-Version", "13")])
+            self.assertEqual(r.status, 200, r)
+            self.assertIsNone(r.header("Upgrade"))
+            self.assertNoUpgradeForwarded(self.origin.log(t)[0])
+            self.assertEqual(c.request("GET", t).status, 200)
+
+    def test_upgrade_with_a_body(self):
+        seed = self.uniq()
+        t = H.url("/t/body", size=3, seed=seed)
+        with H.RawConn(self.port) as c:
+            r = c.request("POST", t, [("Connection", "Upgrade"), ("Upgrade", "websocket")],
+                          body=b"z" * 5000)
+            self.assertOk(r, H.expected_body(3, seed))
+            r2 = c.request("POST", t, body=b"next")
+            self.assertOk(r2, H.expected_body(3, seed))
+        logged = self.origin.log(t)
+        self.assertEqual([e["body_length"] for e in logged], [5000, 4])
+        self.assertNoUpgradeForwarded(logged[0])
+
+    def test_upgrade_pipelined(self):
+        """The next request already sent behind the Upgrade one is read as
+        HTTP (it used to be 'data after an upgrade request')."""
+        seed = self.uniq()
+        a, b = H.url("/t/body", size=5, seed=seed), H.url("/t/body", size=6, seed=seed)
+        with H.RawConn(self.port) as c:
+            c.send(("GET %s HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+                    "GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % (a, b)).encode())
+            self.assertOk(c.read_response(), H.expected_body(5, seed))
+            self.assertOk(c.read_response(), H.expected_body(6, seed))
+
     def test_absolute_form_authority_wins(self):     # §3.2.2
         t = H.url("/t/body", size=3, seed=self.uniq(), cc="max-age=60")
         raw = ("GET http://target.example%s HTTP/1.1\r\nHost: other.example\r\n\r\n" % t).encode()
@@ -158,7 +223,12 @@ class FramingOrigin(RawOrigin):
         "/interim": b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
                     b"HTTP/1.1 102 Processing\r\n\r\n"
                     b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 3\r\n\r\nabc",
+        # a list: its parts sent PART_GAP seconds apart (the first after a gap too)
+        "/interim-slow": [b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n",
+                          b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 3\r\n"
+                          b"\r\nabc"],
     }
+    PART_GAP = 0.6
 
     def __init__(self):
         self.counts = {}
@@ -177,7 +247,11 @@ class FramingOrigin(RawOrigin):
             with self.lock:
                 self.counts[path] = self.counts.get(path, 0) + 1
             time.sleep(self.delay)
-            c.sendall(self.ANSWERS.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+            answer = self.ANSWERS.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            for part in answer if isinstance(answer, list) else [answer]:
+                if isinstance(answer, list):
+                    time.sleep(self.PART_GAP)
+                c.sendall(part)
             try:
                 c.shutdown(socket.SHUT_WR)
                 c.settimeout(2)
@@ -253,6 +327,35 @@ class StrictResponseTest(H.ProxyTestCase):
         r = self.get("/interim?v10", version="HTTP/1.0")
         self.assertEqual(r.status, 200)
         self.assertEqual(r.interim, [])
+
+    def test_interim_only_to_the_client_that_caused_the_fetch(self):
+        """Two clients ask for the same URL at once: the first causes the
+        fetch, the second waits for it (collapsed).  The origin's 103,
+        sent while both wait, goes to the first only (the fetch's interim
+        callback is the exchange that started it); the second gets the 200
+        alone, and so does a later hit (a 1xx is never stored)."""
+        path = "/interim-slow"
+        with H.RawConn(self.port) as a, H.RawConn(self.port) as b:
+            host = "127.0.0.1:%d" % self.port
+            a.send(H.build_request("GET", path, host=host))
+            deadline = time.monotonic() + 5
+            while self.raw.count(path) == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertEqual(self.raw.count(path), 1, "the origin never got the request")
+            b.send(H.build_request("GET", path, host=host))    # before the 103 (PART_GAP)
+            ra, rb = a.read_response(), b.read_response()
+        self.assertOk(ra, b"abc")
+        self.assertOk(rb, b"abc")
+        self.assertEqual(ra.interim, [103], ra)
+        self.assertNotIn("collapsed", ra.cache_status, ra.header("Cache-Status"))
+        self.assertTrue(rb.cache_status.get("collapsed"), rb.header("Cache-Status"))
+        self.assertEqual(rb.interim, [], "a collapsed client got the origin's 1xx: %r" % rb)
+        self.assertEqual(self.raw.count(path), 1)
+        r = self.get(path)
+        self.assertOk(r, b"abc")
+        self.assertHit(r)
+        self.assertEqual(r.interim, [], "a 1xx replayed from the cache: %r" % r)
+        self.assertEqual(self.raw.count(path), 1)
 
     def test_good_chunked_with_extensions_and_trailer_is_stored(self):
         r = self.get("/good-chunked")

@@ -695,30 +695,49 @@ START_TEST(head_too_large)
 END_TEST
 
 /*
- * Regression (fixed; src/http_parse.c): for an Upgrade or CONNECT request
- * on_message_complete() pauses (HPE_PAUSED) before llhttp reaches its own
- * HPE_PAUSED_UPGRADE, so `upgrade` is still false when HTTP_PARSE_HEAD and
- * HTTP_PARSE_DONE are reported; the next feed() then returns a second,
- * phantom HTTP_PARSE_HEAD + DONE for the same message (now with upgrade
- * set), then HTTP_PARSE_ERROR.  proxy.c reads parser.upgrade at HEAD time,
- * so it serves an Upgrade GET as a plain GET and then answers the phantom
- * repeat with a 501.  These tests assert the documented behaviour.
+ * An Upgrade request (h2c, websocket) is ignored, not refused (RFC 9110
+ * §7.8): it is reported as a plain request, without the upgrade flag, and
+ * the connection goes on with the next one (keep-alive), body or not.
+ * (Earlier, a regression here reported it twice; then every Upgrade was
+ * answered 501 and the connection closed.)
  */
-START_TEST(upgrade_not_tunnelled)
+START_TEST(upgrade_ignored)
 {
     struct ctx *c = ctx_new(HTTP_REQUEST, 8192);
     add(c, "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
            "GET /next HTTP/1.1\r\nHost: h\r\n\r\n");
     ck_assert_int_eq(feed(c), HTTP_PARSE_HEAD);
     ck_assert_str_eq(url(c), "/ws");
-    ck_assert_msg(c->p.upgrade, "upgrade not flagged when the head is reported");
+    ck_assert_msg(!c->p.upgrade, "an ignored Upgrade flagged as one");
+    ck_assert(http_parser_keep_alive(&c->p));
+    ck_assert(!http_parser_has_body(&c->p));
     ck_assert_int_eq(feed(c), HTTP_PARSE_DONE);
     ck_assert_uint_eq(c->body_len, 0);
     http_parser_next(&c->p);
-    /* The message is over: it must not be reported again. */
-    enum http_parse_event e = feed(c);
-    ck_assert_msg(!(e == HTTP_PARSE_HEAD && strcmp(url(c), "/ws") == 0),
-                  "the upgrade request was reported a second time");
+    ck_assert_int_eq(feed(c), HTTP_PARSE_HEAD);
+    ck_assert_str_eq(url(c), "/next");
+    ck_assert_int_eq(feed(c), HTTP_PARSE_DONE);
+    ck_assert_uint_eq(left(c), 0);
+    ctx_free(c);
+}
+END_TEST
+
+START_TEST(upgrade_with_body_ignored)
+{
+    struct ctx *c = ctx_new(HTTP_REQUEST, 8192);
+    add(c, "POST /up HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+           "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nContent-Length: 5\r\n\r\nhello"
+           "GET /next HTTP/1.1\r\nHost: h\r\n\r\n");
+    ck_assert_int_eq(feed(c), HTTP_PARSE_HEAD);
+    ck_assert_str_eq(url(c), "/up");
+    ck_assert(!c->p.upgrade);
+    ck_assert(http_parser_has_body(&c->p));
+    ck_assert_int_eq(feed(c), HTTP_PARSE_DONE);
+    ck_assert_uint_eq(c->body_len, 5);
+    ck_assert(memcmp(c->body, "hello", 5) == 0);
+    http_parser_next(&c->p);
+    ck_assert_int_eq(feed(c), HTTP_PARSE_HEAD);
+    ck_assert_str_eq(url(c), "/next");
     ctx_free(c);
 }
 END_TEST
@@ -1092,7 +1111,8 @@ static Suite *http_parse_suite(void)
      * comments). */
     TCase *kb = tcase_create("regressions");
     tcase_set_tags(kb, "regression");
-    tcase_add_test(kb, upgrade_not_tunnelled);
+    tcase_add_test(kb, upgrade_ignored);
+    tcase_add_test(kb, upgrade_with_body_ignored);
     tcase_add_test(kb, connect_not_tunnelled);
     tcase_add_test(kb, response_no_body_statuses_with_framing);
     suite_add_tcase(s, kb);

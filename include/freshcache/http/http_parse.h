@@ -44,7 +44,7 @@ struct http_parser {
     bool msg_done;
     bool head_reported;         /* HTTP_PARSE_HEAD returned for this message */
     bool pending_done;          /* message also complete: next feed() says DONE */
-    bool upgrade;               /* an Upgrade/CONNECT message: not tunnelled */
+    bool upgrade;               /* a CONNECT request (not tunnelled); Upgrade is ignored */
     bool upgraded;              /* such a message ended: nothing more is HTTP */
     bool no_body;               /* response to HEAD: set by the owner before parsing */
     bool too_large;
