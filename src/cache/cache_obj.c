@@ -185,10 +185,12 @@ static size_t collect_tags(const struct http_msg *resp, char **out)
 
 bool obj_current(const struct cache_obj *o, const struct generations *g)
 {
-    if (o->generation != generation_global(g))
+    /* the low 32 bits each (cache_obj.h) */
+    if (o->generation != (uint32_t)generation_global(g))
         return false;
-    return o->policy < 0 || (o->policy_layout == generation_layout(g) &&
-                             o->policy_gen == generation_policy(g, (unsigned)o->policy));
+    return o->policy < 0 ||
+           (o->policy_layout == (uint32_t)generation_layout(g) &&
+            o->policy_gen == (uint32_t)generation_policy(g, (unsigned)o->policy));
 }
 
 void obj_chash_hex(const struct cache_obj *o, char out[65])

@@ -29,7 +29,7 @@ void revalidate_add_validators(struct evbuffer *out, const struct cache_obj *sta
 {
     if (stale->etag)
         evbuffer_add_printf(out, "If-None-Match: %s\r\n", stale->etag);
-    if (stale->timing.has_last_modified) {
+    if (stored_has_last_modified(&stale->timing)) {
         char d[HTTP_DATE_LEN + 1];
         http_date_format(stale->timing.last_modified, d);
         evbuffer_add_printf(out, "If-Modified-Since: %s\r\n", d);

@@ -43,8 +43,8 @@ static void obj_validators(const struct exchange *x, const struct cache_obj *o,
 {
     memset(v, 0, sizeof *v);
     v->status = o->status;
-    v->has_date = o->timing.has_date;
-    v->date = o->timing.date;
+    v->has_date = o->timing.flags & STORED_HAS_DATE;
+    v->date = stored_date(&o->timing);
     if (worker_cfg(x->w)->cache.etag == ETAG_CONTENT_HASH) {
         /* Only a complete body has a hash; until then, no validators. */
         if (body_state(o->body) == BODY_COMPLETE && o->has_chash) {
@@ -57,7 +57,7 @@ static void obj_validators(const struct exchange *x, const struct cache_obj *o,
     } else {
         v->etag = o->etag;
         v->etag_len = o->etag_len;
-        v->has_last_modified = o->timing.has_last_modified;
+        v->has_last_modified = stored_has_last_modified(&o->timing);
         v->last_modified = o->timing.last_modified;
     }
 }
@@ -172,7 +172,7 @@ void deliver_obj(struct exchange *x, struct cache_obj *o, const char *cache_stat
     serve_from(x, o);
 
     char extra[EXTRA_MAX];
-    int64_t age = current_age(&o->timing, worker_now(x->w));
+    int64_t age = obj_age(o, worker_now(x->w));
     int n = snprintf(extra, sizeof extra, "Age: %lld\r\nCache-Status: freshcache; %s\r\n",
                      (long long)age, x->cs);
     if (v.etag && worker_cfg(x->w)->cache.etag == ETAG_CONTENT_HASH) {

@@ -74,7 +74,7 @@ START_TEST(add_validators)
     http_msg_add_str(&resp, "ETag", "W/\"abc\"");
     obj_set_head(o, &resp, "OK", T0, NULL);
     http_msg_free(&resp);
-    o->timing.has_last_modified = true;
+    o->timing.flags |= STORED_HAS_LAST_MODIFIED;
     o->timing.last_modified = T0 - 86400;
     revalidate_add_validators(b, o);
     char out[256];

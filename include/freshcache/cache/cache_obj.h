@@ -26,9 +26,11 @@ struct http_msg;
 enum obj_state { OBJ_BUSY = 0, OBJ_READY };
 
 /* Laid out for size: every stored object carries one, so pointers and
- * 64-bit fields come first, narrow ones last, no padding between.  The key
- * is allocated with the object; the head, the ETag and the tags share one
- * allocation (o->head). */
+ * 64-bit fields come first, narrow ones last, no padding between; the
+ * directives and times are kept packed (struct cc_packed, struct
+ * stored_timing) and durations in 32 bits (every one is clamped to
+ * CC_DELTA_MAX = 2^31 anyway).  The key is allocated with the object; the
+ * head, the ETag and the tags share one allocation (o->head). */
 struct cache_obj {
 #define OBJ_MAGIC 0x0bc0ffeeu
     unsigned magic;
@@ -60,22 +62,11 @@ struct cache_obj {
      * normalised request value; NULL when the response has no Vary. */
     char *vary;
 
-    struct cache_control cc;            /* response directives */
-    struct resp_timing timing;
-    int64_t lifetime;                   /* freshness lifetime, seconds */
-    int64_t stale_while_revalidate;     /* seconds of allowed staleness, policy or origin */
-    int64_t stale_if_error;
-
-    /* Deploy generations in force when the fetch that stored it *began*
-     * (generation.h): the object is current only while both still hold. */
-    uint64_t generation;
-    uint64_t policy_gen;
-    uint64_t policy_layout;             /* generation_layout() the policy index refers to */
+    struct stored_timing timing;        /* obj_age(), obj_timing() */
     /* keep_after_deploy: until when (wall clock) the copy outlives
      * generation sweeps, as the fallback for an origin that dropped it
      * (404/410); 0: not kept.  obj_kept(). */
     time_t keep_until;
-
     time_t chash_first_seen;            /* when this URL first had this hash */
 
     /* What became of a placeholder (an object a fetch was given to fill,
@@ -83,14 +74,23 @@ struct cache_obj {
      * these before it publishes the object (OBJ_READY) or fails its body;
      * readers look only after. */
     struct cache_obj *merged;           /* a 304 refreshed the stale copy: serve this one */
-    bool kept;                          /* merged is a copy kept for an origin's 404/410
-                                         * (keep_after_deploy), not a refresh */
     const char *fail_reason;            /* static text */
-    int32_t origin_ms;                  /* request sent to response head, -1: none */
-    short fail_status;                  /* failed before a head: 502 or 504 */
-    bool private;                       /* a response that is not stored: one reader */
 
-    bool linked;                        /* guarded by the shard mutex */
+    struct cc_packed cc;                /* response directives (obj_cc()) */
+    uint32_t lifetime;                  /* freshness lifetime, seconds */
+    uint32_t stale_while_revalidate;    /* seconds of allowed staleness, policy or origin */
+    uint32_t stale_if_error;
+
+    /* Deploy generations in force when the fetch that stored it *began*
+     * (generation.h), their low 32 bits: the object is current only while
+     * they still equal the numbers in force (obj_current).  A number would
+     * have to move by exactly 2^32 between a store and a lookup to be
+     * mistaken. */
+    uint32_t generation;
+    uint32_t policy_gen;
+    uint32_t policy_layout;             /* generation_layout() the policy index refers to */
+
+    int32_t origin_ms;                  /* request sent to response head, -1: none */
     _Atomic int state;                  /* enum obj_state */
     unsigned shard;
     int policy;                         /* index in cfg->policies, -1: none */
@@ -101,6 +101,11 @@ struct cache_obj {
     uint32_t fields_off;                /* where the fields start in head */
     uint32_t etag_len;
     uint32_t tags_len;
+    short fail_status;                  /* failed before a head: 502 or 504 */
+    bool kept;                          /* merged is a copy kept for an origin's 404/410
+                                         * (keep_after_deploy), not a refresh */
+    bool private;                       /* a response that is not stored: one reader */
+    bool linked;                        /* guarded by the shard mutex */
     bool sie_from_policy;               /* stale_if_error set by the operator, not the origin */
     bool authorized;                    /* stored from a request with Authorization (RFC
                                          * 9111 §3.5): the policy's ttl and
@@ -115,6 +120,34 @@ struct cache_obj {
 
     char key[];                         /* key_len bytes and a NUL */
 };
+
+/* The stored directives and timing, as the parsed structs. */
+static inline void obj_cc(const struct cache_obj *o, struct cache_control *out)
+{
+    cc_unpack(&o->cc, out);
+}
+static inline void obj_timing(const struct cache_obj *o, struct resp_timing *out)
+{
+    stored_timing_unpack(&o->timing, out);
+}
+/* Store a response's directives and timing in `o`. */
+static inline void obj_set_cc_timing(struct cache_obj *o, const struct cache_control *cc,
+                                     const struct resp_timing *t)
+{
+    cc_pack(cc, &o->cc);
+    stored_timing_pack(t, &o->timing);
+}
+/* current_age() of `o` at `now` (RFC 9111 §4.2.3). */
+static inline int64_t obj_age(const struct cache_obj *o, time_t now)
+{
+    return stored_age(&o->timing, now);
+}
+/* A lifetime or staleness allowance, in the 32 bits an object keeps:
+ * clamped to [0, CC_DELTA_MAX]. */
+static inline uint32_t obj_delta(int64_t v)
+{
+    return v < 0 ? 0 : v > CC_DELTA_MAX ? (uint32_t)CC_DELTA_MAX : (uint32_t)v;
+}
 
 /* A new BUSY object for key `k` (NULL: an object that will never be
  * stored, for a pass-through). */
