@@ -57,8 +57,6 @@ struct cache_obj *obj_new_sharing(const struct cache_obj *stale)
     }
     o->policy = stale->policy;
     o->authorized = stale->authorized;
-    o->has_chash = stale->has_chash;
-    memcpy(o->chash, stale->chash, sizeof o->chash);
     o->chash_first_seen = stale->chash_first_seen;
     return o;
 }
@@ -67,8 +65,9 @@ void obj_copy_head(struct cache_obj *o, const struct cache_obj *from)
 {
     CHECK_OBJ_NOTNULL(from, OBJ_MAGIC);
     FC_ASSERT(o->head == NULL);
-    /* The block obj_set_head made: head, ETag and NUL, tags. */
-    size_t block = from->head_len + (from->etag ? from->etag_len + 1 : 0) + from->tags_len;
+    /* The block obj_set_head made: head, ETag and NUL, tags, the hash. */
+    size_t block = from->head_len + (from->etag ? from->etag_len + 1 : 0) + from->tags_len +
+                   (from->chash_room ? OBJ_CHASH_LEN : 0);
     o->head = malloc(block);
     AN(o->head);
     memcpy(o->head, from->head, block);
@@ -79,6 +78,8 @@ void obj_copy_head(struct cache_obj *o, const struct cache_obj *from)
     o->etag_len = from->etag_len;
     o->tags = from->tags ? o->head + (from->tags - from->head) : NULL;
     o->tags_len = from->tags_len;
+    o->chash_room = from->chash_room;
+    o->has_chash = from->has_chash;     /* the bytes came with the block */
 }
 
 void obj_publish(struct cache_obj *o)
@@ -195,7 +196,7 @@ bool obj_current(const struct cache_obj *o, const struct generations *g)
 
 void obj_chash_hex(const struct cache_obj *o, char out[65])
 {
-    hex_encode(o->chash, sizeof o->chash, out);
+    hex_encode(obj_chash(o), OBJ_CHASH_LEN, out);
 }
 
 void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *reason,
@@ -258,7 +259,14 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
         el = rw->inherit->etag_len;
     }
     size_t len = evbuffer_get_length(b);
-    size_t block = len + (etag ? el + 1 : 0) + tags_len;
+    bool room = rw && rw->drop_validators;
+    size_t block = len + (etag ? el + 1 : 0) + tags_len + (room ? OBJ_CHASH_LEN : 0);
+    /* The hash of a body shared with the object inherited from (a 304
+     * merge) is that body's hash; read before o's fields change (inherit
+     * may be o). */
+    const struct cache_obj *from = rw ? rw->inherit : NULL;
+    const unsigned char *hash =
+        room && from && from->chash_room && from->has_chash ? obj_chash(from) : NULL;
     char *old = o->head;
     o->head = malloc(block);
     AN(o->head);
@@ -282,6 +290,10 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
         memcpy(p, tags_src, tags_len);
         o->tags = p;
     }
+    o->chash_room = room;
+    o->has_chash = hash != NULL;
+    if (hash)
+        memcpy(obj_chash(o), hash, OBJ_CHASH_LEN);  /* from the old block, freed below */
     free(tags);
     free(old);              /* after: rw->inherit may be o itself */
 }

@@ -48,7 +48,7 @@ static void obj_validators(const struct exchange *x, const struct cache_obj *o,
     if (worker_cfg(x->w)->cache.etag == ETAG_CONTENT_HASH) {
         /* Only a complete body has a hash; until then, no validators. */
         if (body_state(o->body) == BODY_COMPLETE && o->has_chash) {
-            etag_format(o->chash, etag_buf);
+            etag_format(obj_chash(o), etag_buf);
             v->etag = etag_buf;
             v->etag_len = 66;
             v->has_last_modified = true;

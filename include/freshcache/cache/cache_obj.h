@@ -16,6 +16,7 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include "freshcache/base/assert.h"
 #include "freshcache/cache/cache_body.h"
 #include "freshcache/http/cache_control.h"
 #include "freshcache/cache/cache_key.h"
@@ -113,13 +114,26 @@ struct cache_obj {
     _Atomic bool soft_purged;           /* treat as stale: revalidate on next use */
     _Atomic bool revalidating;          /* one background refresh at a time */
 
-    /* Content hash of the complete body (cache.etag: content-hash): written
-     * by the fetch before the body turns COMPLETE, read only after. */
+    /* Content hash of the complete body (cache.etag: content-hash), in
+     * the head's allocation (obj_chash), which has room for it when the
+     * head was made in content-hash mode (chash_room): 32 bytes only where
+     * they are used.  Written by the fetch before the body turns COMPLETE,
+     * read only after (has_chash). */
+    bool chash_room;
     bool has_chash;
-    unsigned char chash[32];
 
     char key[];                         /* key_len bytes and a NUL */
 };
+
+/* The content hash's 32 bytes, after the ETag and tags in the head's
+ * allocation (see chash_room). */
+static inline unsigned char *obj_chash(const struct cache_obj *o)
+{
+    FC_ASSERT(o->chash_room && o->head != NULL);
+    return (unsigned char *)o->head + o->head_len + (o->etag ? o->etag_len + 1 : 0) +
+           o->tags_len;
+}
+#define OBJ_CHASH_LEN 32
 
 /* The stored directives and timing, as the parsed structs. */
 static inline void obj_cc(const struct cache_obj *o, struct cache_control *out)
@@ -153,7 +167,8 @@ static inline uint32_t obj_delta(int64_t v)
  * stored, for a pass-through). */
 struct cache_obj *obj_new(const struct cache_key *k);
 /* A new BUSY object for `stale`'s key and Vary variant that shares its
- * body (for a 304 merge); policy and content hash carried over. */
+ * body (for a 304 merge); policy carried over, the content hash with the
+ * head (obj_copy_head, or obj_set_head inheriting from `stale`). */
 struct cache_obj *obj_new_sharing(const struct cache_obj *stale);
 /* Give `o` (no head yet) a copy of `from`'s head, ETag and tags. */
 void obj_copy_head(struct cache_obj *o, const struct cache_obj *from);
@@ -176,7 +191,8 @@ static inline bool obj_ready(const struct cache_obj *o)
 struct head_rewrite {
     const char *cache_control;          /* replaces Cache-Control, or NULL */
     const struct cache_obj *inherit;    /* ETag and tags when resp has none (a 304 merge) */
-    bool drop_validators;               /* content-hash mode: ETag, Last-Modified are ours */
+    bool drop_validators;               /* content-hash mode: ETag, Last-Modified are ours
+                                         * (and the head has room for the hash) */
     bool via_done;                      /* the head already names us in Via (a 304 merge) */
     bool passthrough;                   /* not stored: keep the origin's Age and Cache-Status */
     bool drop_set_cookie;               /* the policy's set_cookie: strip */
