@@ -66,7 +66,7 @@ void obj_copy_head(struct cache_obj *o, const struct cache_obj *from)
     CHECK_OBJ_NOTNULL(from, OBJ_MAGIC);
     FC_ASSERT(o->head == NULL);
     /* The block obj_set_head made: head, ETag and NUL, tags, the hash. */
-    size_t block = from->head_len + (from->etag ? from->etag_len + 1 : 0) + from->tags_len +
+    size_t block = from->head_len + (from->has_etag ? from->etag_len + 1 : 0) + from->tags_len +
                    (from->chash_room ? OBJ_CHASH_LEN : 0);
     o->head = malloc(block);
     AN(o->head);
@@ -74,9 +74,8 @@ void obj_copy_head(struct cache_obj *o, const struct cache_obj *from)
     o->head_len = from->head_len;
     o->fields_off = from->fields_off;
     o->status = from->status;
-    o->etag = from->etag ? o->head + (from->etag - from->head) : NULL;
+    o->has_etag = from->has_etag;
     o->etag_len = from->etag_len;
-    o->tags = from->tags ? o->head + (from->tags - from->head) : NULL;
     o->tags_len = from->tags_len;
     o->chash_room = from->chash_room;
     o->has_chash = from->has_chash;     /* the bytes came with the block */
@@ -248,14 +247,14 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
     char *tags;
     size_t tags_len = collect_tags(resp, &tags);
     const char *tags_src = tags;
-    if (tags_len == 0 && rw && rw->inherit && rw->inherit->tags) {
-        tags_src = rw->inherit->tags;
+    if (tags_len == 0 && rw && rw->inherit && rw->inherit->tags_len) {
+        tags_src = obj_tags(rw->inherit);
         tags_len = rw->inherit->tags_len;
     }
     size_t el = 0;
     const char *etag = http_msg_get(resp, "ETag", &el);
-    if (etag == NULL && rw && rw->inherit && rw->inherit->etag) {
-        etag = rw->inherit->etag;
+    if (etag == NULL && rw && rw->inherit && rw->inherit->has_etag) {
+        etag = obj_etag(rw->inherit);
         el = rw->inherit->etag_len;
     }
     size_t len = evbuffer_get_length(b);
@@ -275,21 +274,17 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
     o->head_len = (uint32_t)len;
     o->fields_off = (uint32_t)fields_off;
     char *p = o->head + len;
-    o->etag = NULL;
+    o->has_etag = etag != NULL;
     o->etag_len = 0;
     if (etag) {
         memcpy(p, etag, el);
         p[el] = '\0';
-        o->etag = p;
         o->etag_len = (uint32_t)el;
         p += el + 1;
     }
-    o->tags = NULL;
     o->tags_len = (uint32_t)tags_len;
-    if (tags_len) {
+    if (tags_len)
         memcpy(p, tags_src, tags_len);
-        o->tags = p;
-    }
     o->chash_room = room;
     o->has_chash = hash != NULL;
     if (hash)

@@ -27,8 +27,8 @@ static bool keep_stored(const char *name, size_t len)
 
 void revalidate_add_validators(struct evbuffer *out, const struct cache_obj *stale)
 {
-    if (stale->etag)
-        evbuffer_add_printf(out, "If-None-Match: %s\r\n", stale->etag);
+    if (stale->has_etag)
+        evbuffer_add_printf(out, "If-None-Match: %s\r\n", obj_etag(stale));
     if (stored_has_last_modified(&stale->timing)) {
         char d[HTTP_DATE_LEN + 1];
         http_date_format(stale->timing.last_modified, d);

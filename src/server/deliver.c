@@ -55,7 +55,7 @@ static void obj_validators(const struct exchange *x, const struct cache_obj *o,
             v->last_modified = o->chash_first_seen;
         }
     } else {
-        v->etag = o->etag;
+        v->etag = obj_etag(o);
         v->etag_len = o->etag_len;
         v->has_last_modified = stored_has_last_modified(&o->timing);
         v->last_modified = o->timing.last_modified;

@@ -147,7 +147,7 @@ START_TEST(merge_replaces_fields)
      * 304-etag-update-response-ETag) */
     ck_assert_uint_eq(count_of(h, "ETag: "), 1);
     ck_assert_ptr_nonnull(strstr(h, "\r\nETag: \"v1\"\r\n"));
-    ck_assert_str_eq(o->etag, "\"v1\"");
+    ck_assert_str_eq(obj_etag(o), "\"v1\"");
     ck_assert_uint_eq(o->etag_len, 4);
     /* every stored line of a repeated field goes, whatever its case */
     ck_assert_uint_eq(count_of(h, "</a>"), 0);
@@ -210,7 +210,7 @@ START_TEST(merge_keeps_framing_fields)
     ck_assert_ptr_nonnull(strstr(h, "\r\nContent-Type: text/plain\r\n"));
     ck_assert_uint_eq(count_of(h, "Content-Type"), 1);
     /* an empty 304 keeps the stored ETag-less state and Date */
-    ck_assert_ptr_null(o->etag);
+    ck_assert_ptr_null(obj_etag(o));
     ck_assert_uint_eq(count_of(h, "Date: "), 1);
     http_msg_free(&r304);
     obj_unref(o);
@@ -257,7 +257,7 @@ START_TEST(merge_shares_body_and_copies_vary)
      * copied from the stale copy */
     ck_assert_uint_eq(o->generation, 0);
     /* the stored ETag stays when the 304 has none */
-    ck_assert_str_eq(o->etag, "\"v1\"");
+    ck_assert_str_eq(obj_etag(o), "\"v1\"");
     ck_assert_ptr_nonnull(strstr(head_of(o), "\r\nVary: Accept-Encoding\r\n"));
 
     /* the old object goes; the body lives on in the new one */
@@ -341,10 +341,10 @@ START_TEST(merge_unchanged_head_takes_the_new_date)
     ck_assert_ptr_nonnull(strstr(h, "\r\nDate: Mon, 02 Nov 2026 10:00:07 GMT\r\n"));
     ck_assert_uint_eq(count_of(h, "Date: "), 1);
     ck_assert_ptr_nonnull(strstr(h, "\r\nServer: origin/1\r\n"));
-    ck_assert_str_eq(o->etag, "\"v1\"");
+    ck_assert_str_eq(obj_etag(o), "\"v1\"");
     ck_assert_uint_eq(o->tags_len, 4);
-    ck_assert_str_eq(o->tags, "a");
-    ck_assert_str_eq(o->tags + 2, "b");
+    ck_assert_str_eq(obj_tags(o), "a");
+    ck_assert_str_eq(obj_tags(o) + 2, "b");
     ck_assert_ptr_eq(o->body, stale->body);
     ck_assert_int_eq(o->status, 200);
     obj_unref(o);
@@ -360,7 +360,7 @@ START_TEST(merge_unchanged_head_takes_the_new_date)
     ck_assert_ptr_nonnull(strstr(h, "\r\nServer: origin/2\r\n"));
     ck_assert_uint_eq(count_of(h, "Server: "), 1);
     ck_assert_ptr_nonnull(strstr(h, "\r\nDate: Mon, 02 Nov 2026 10:00:09 GMT\r\n"));
-    ck_assert_str_eq(o->etag, "\"v1\"");
+    ck_assert_str_eq(obj_etag(o), "\"v1\"");
     ck_assert_uint_eq(o->tags_len, 4);
     obj_unref(o);
 
@@ -401,7 +401,7 @@ START_TEST(merge_with_rewrite)
     ck_assert_ptr_nonnull(strstr(h, "\r\nCache-Control: public, max-age=300\r\n"));
     ck_assert_uint_eq(count_of(h, "ETag"), 0);
     /* the stored validator carries over though the head no longer shows it */
-    ck_assert_str_eq(o->etag, "\"v1\"");
+    ck_assert_str_eq(obj_etag(o), "\"v1\"");
     obj_unref(o);
     obj_unref(stale);
 }
@@ -431,9 +431,9 @@ START_TEST(merge_carries_the_content_hash)
         h[i] = (unsigned char)(0xa0 + i);
     stale->has_chash = true;
     /* the hash sits after the ETag and the tags, which stay intact */
-    ck_assert_str_eq(stale->etag, "\"v1\"");
-    ck_assert_str_eq(stale->tags, "a");
-    ck_assert_str_eq(stale->tags + 2, "b");
+    ck_assert_str_eq(obj_etag(stale), "\"v1\"");
+    ck_assert_str_eq(obj_tags(stale), "a");
+    ck_assert_str_eq(obj_tags(stale) + 2, "b");
 
     const char *dates[] = { "Fri, 02 Jan 2015 00:00:00 GMT", NULL };
     for (int path = 0; path < 2; path++) {
@@ -449,7 +449,7 @@ START_TEST(merge_carries_the_content_hash)
         ck_assert_msg(memcmp(obj_chash(o), obj_chash(stale), OBJ_CHASH_LEN) == 0, "path %d",
                       path);
         ck_assert_ptr_ne(obj_chash(o), obj_chash(stale));
-        ck_assert_str_eq(o->etag, "\"v1\"");
+        ck_assert_str_eq(obj_etag(o), "\"v1\"");
         ck_assert_uint_eq(o->tags_len, 4);
         ck_assert_uint_eq(count_of(head_of(o), dates[0]), 1);
         ck_assert_uint_eq(count_of(head_of(o), "X-New"), (unsigned)path);

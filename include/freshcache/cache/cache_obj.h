@@ -53,11 +53,9 @@ struct cache_obj {
     /* The stored head, pre-serialised: "HTTP/1.1 200 OK\r\n" then fields,
      * each "Name: value\r\n", without Content-Length, Transfer-Encoding,
      * hop-by-hop fields, Age, or the final CRLF.  The same allocation holds
-     * etag and tags after it. */
+     * after it the ETag (obj_etag), the tags (obj_tags) and the content
+     * hash (obj_chash), each where the lengths before it end. */
     char *head;
-    const char *etag;                   /* as sent by the origin (NUL-terminated), or NULL */
-    /* Surrogate-Key / Cache-Tag values, each NUL-terminated, back to back. */
-    const char *tags;
 
     /* Vary: NUL-separated lower-case field names, then for each the
      * normalised request value; NULL when the response has no Vary. */
@@ -93,7 +91,6 @@ struct cache_obj {
 
     int32_t origin_ms;                  /* request sent to response head, -1: none */
     _Atomic int state;                  /* enum obj_state */
-    unsigned shard;
     int policy;                         /* index in cfg->policies, -1: none */
     int status;
     uint32_t key_len;
@@ -103,6 +100,7 @@ struct cache_obj {
     uint32_t etag_len;
     uint32_t tags_len;
     short fail_status;                  /* failed before a head: 502 or 504 */
+    bool has_etag;                      /* the origin sent one (obj_etag) */
     bool kept;                          /* merged is a copy kept for an origin's 404/410
                                          * (keep_after_deploy), not a refresh */
     bool private;                       /* a response that is not stored: one reader */
@@ -125,12 +123,23 @@ struct cache_obj {
     char key[];                         /* key_len bytes and a NUL */
 };
 
-/* The content hash's 32 bytes, after the ETag and tags in the head's
- * allocation (see chash_room). */
+/* The origin's ETag as it sent it (NUL-terminated, etag_len bytes), or
+ * NULL: right after the head in its allocation. */
+static inline const char *obj_etag(const struct cache_obj *o)
+{
+    return o->has_etag ? o->head + o->head_len : NULL;
+}
+/* Surrogate-Key / Cache-Tag values, each NUL-terminated, back to back
+ * (tags_len bytes), or NULL: after the ETag. */
+static inline const char *obj_tags(const struct cache_obj *o)
+{
+    return o->tags_len ? o->head + o->head_len + (o->has_etag ? o->etag_len + 1 : 0) : NULL;
+}
+/* The content hash's 32 bytes, after the ETag and tags (see chash_room). */
 static inline unsigned char *obj_chash(const struct cache_obj *o)
 {
     FC_ASSERT(o->chash_room && o->head != NULL);
-    return (unsigned char *)o->head + o->head_len + (o->etag ? o->etag_len + 1 : 0) +
+    return (unsigned char *)o->head + o->head_len + (o->has_etag ? o->etag_len + 1 : 0) +
            o->tags_len;
 }
 #define OBJ_CHASH_LEN 32
