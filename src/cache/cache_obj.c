@@ -93,6 +93,8 @@ void obj_fail(struct cache_obj *o, int status, const char *reason)
 {
     CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
     FC_ASSERT(!obj_ready(o));
+    FC_ASSERT(o->merged == NULL);       /* the same pointer: never both */
+    o->failed = true;
     o->fail_status = (short)status;
     o->fail_reason = reason;
     body_finish(o->body, BODY_FAILED);      /* its release store publishes both */
@@ -112,7 +114,7 @@ void obj_unref(struct cache_obj *o)
     if (old != 1)
         return;
     FC_ASSERT(!o->linked);
-    if (o->merged)
+    if (!o->failed && o->merged)
         obj_unref(o->merged);
     if (o->body)
         body_unref(o->body);

@@ -631,10 +631,9 @@ static void handle_done(struct fetch *f)
     if (f->filling && f->hasher && obj_content_etag_applies(o)) {
         etag_hasher_final(f->hasher, obj_chash(o));
         bool changed = false;
-        o->chash_first_seen = etag_history_note(f->w->srv->etag_hist,
-                                                o->hash ^ cache_key_hash(o->vary ? o->vary : "",
-                                                                         o->vary_len),
-                                                obj_chash(o), f->response_time, &changed);
+        o->chash_first_seen = obj_time32(etag_history_note(
+            f->w->srv->etag_hist, o->hash ^ cache_key_hash(o->vary ? o->vary : "", o->vary_len),
+            obj_chash(o), f->response_time, &changed));
         o->has_chash = true;    /* published by body_finish's release store */
         const struct fc_config *cfg = worker_cfg(f->w);
         if (changed && o->policy >= 0 && (size_t)o->policy < cfg->n_policies &&

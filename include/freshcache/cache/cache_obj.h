@@ -62,18 +62,16 @@ struct cache_obj {
     char *vary;
 
     struct stored_timing timing;        /* obj_age(), obj_timing() */
-    /* keep_after_deploy: until when (wall clock) the copy outlives
-     * generation sweeps, as the fallback for an origin that dropped it
-     * (404/410); 0: not kept.  obj_kept(). */
-    time_t keep_until;
-    time_t chash_first_seen;            /* when this URL first had this hash */
 
     /* What became of a placeholder (an object a fetch was given to fill,
      * linked as BUSY in the store or not linked at all).  The fetch writes
      * these before it publishes the object (OBJ_READY) or fails its body;
-     * readers look only after. */
-    struct cache_obj *merged;           /* a 304 refreshed the stale copy: serve this one */
-    const char *fail_reason;            /* static text */
+     * readers look only after.  A failed placeholder (failed) has a reason
+     * and no merged copy: one pointer holds either. */
+    union {
+        struct cache_obj *merged;       /* a 304 refreshed the stale copy: serve this one */
+        const char *fail_reason;        /* failed: static text */
+    };
 
     struct cc_packed cc;                /* response directives (obj_cc()) */
     uint32_t lifetime;                  /* freshness lifetime, seconds */
@@ -89,10 +87,15 @@ struct cache_obj {
     uint32_t policy_gen;
     uint32_t policy_layout;             /* generation_layout() the policy index refers to */
 
+    /* keep_after_deploy: until when (wall clock, unsigned 32-bit seconds:
+     * to 2106) the copy outlives generation sweeps, as the fallback for an
+     * origin that dropped it (404/410); 0: not kept.  obj_kept(). */
+    uint32_t keep_until;
+    uint32_t chash_first_seen;          /* when this URL first had this hash (the same) */
     int32_t origin_ms;                  /* request sent to response head, -1: none */
     _Atomic int state;                  /* enum obj_state */
-    int policy;                         /* index in cfg->policies, -1: none */
-    int status;
+    short policy;                       /* index in cfg->policies, -1: none */
+    short status;
     uint32_t key_len;
     uint32_t vary_len;
     uint32_t head_len;
@@ -100,6 +103,7 @@ struct cache_obj {
     uint32_t etag_len;
     uint32_t tags_len;
     short fail_status;                  /* failed before a head: 502 or 504 */
+    bool failed;                        /* obj_fail: fail_reason, not merged */
     bool has_etag;                      /* the origin sent one (obj_etag) */
     bool kept;                          /* merged is a copy kept for an origin's 404/410
                                          * (keep_after_deploy), not a refresh */
@@ -165,6 +169,12 @@ static inline int64_t obj_age(const struct cache_obj *o, time_t now)
 {
     return stored_age(&o->timing, now);
 }
+/* A wall-clock time in the unsigned 32-bit seconds an object keeps
+ * (keep_until, chash_first_seen): 1970 to 2106, clamped. */
+static inline uint32_t obj_time32(time_t t)
+{
+    return t < 0 ? 0 : (uint64_t)t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+}
 /* A lifetime or staleness allowance, in the 32 bits an object keeps:
  * clamped to [0, CC_DELTA_MAX]. */
 static inline uint32_t obj_delta(int64_t v)
@@ -226,7 +236,7 @@ static inline bool obj_content_etag_applies(const struct cache_obj *o)
  * no longer has the resource. */
 static inline bool obj_kept(const struct cache_obj *o, time_t now)
 {
-    return o->keep_until != 0 && now <= o->keep_until;
+    return o->keep_until != 0 && now <= (time_t)o->keep_until;
 }
 /* Hex of the content hash into out[65]. */
 void obj_chash_hex(const struct cache_obj *o, char out[65]);
