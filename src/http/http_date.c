@@ -95,13 +95,45 @@ static bool expect_word(struct cursor *c, const char *w, size_t n)
     return true;
 }
 
+/* Three letters folded to lower case in one integer, -1 when they are
+ * not all letters: a name is then found by integer compares, not by a
+ * string compare per candidate (17 of those a date, callgrind). */
+#define KEY3(a, b, c) (((a) << 16) | ((b) << 8) | (c))
+
+static int32_t key3(const struct cursor *c)
+{
+    if (c->end - c->p < 3)
+        return -1;
+    int32_t k = 0;
+    for (int i = 0; i < 3; i++) {
+        unsigned char ch = (unsigned char)(c->p[i] | 0x20);
+        if (ch < 'a' || ch > 'z')
+            return -1;
+        k = (k << 8) | ch;
+    }
+    return k;
+}
+
+static int match_key3(struct cursor *c, const int32_t *keys, int n)
+{
+    int32_t k = key3(c);
+    for (int i = 0; i < n; i++) {
+        if (keys[i] == k) {
+            c->p += 3;
+            return i;
+        }
+    }
+    return -1;
+}
+
 /* day-name: 3 letters.  Returns 0..6 or -1. */
 static int match_short_day(struct cursor *c)
 {
-    for (int i = 0; i < 7; i++)
-        if (expect_word(c, short_days[i], 3))
-            return i;
-    return -1;
+    static const int32_t keys[7] = {
+        KEY3('s', 'u', 'n'), KEY3('m', 'o', 'n'), KEY3('t', 'u', 'e'), KEY3('w', 'e', 'd'),
+        KEY3('t', 'h', 'u'), KEY3('f', 'r', 'i'), KEY3('s', 'a', 't'),
+    };
+    return match_key3(c, keys, 7);
 }
 
 /* day-name-l: the full name. */
@@ -116,10 +148,12 @@ static int match_long_day(struct cursor *c)
 /* month: returns 0..11 or -1. */
 static int match_month(struct cursor *c)
 {
-    for (int i = 0; i < 12; i++)
-        if (expect_word(c, months[i], 3))
-            return i;
-    return -1;
+    static const int32_t keys[12] = {
+        KEY3('j', 'a', 'n'), KEY3('f', 'e', 'b'), KEY3('m', 'a', 'r'), KEY3('a', 'p', 'r'),
+        KEY3('m', 'a', 'y'), KEY3('j', 'u', 'n'), KEY3('j', 'u', 'l'), KEY3('a', 'u', 'g'),
+        KEY3('s', 'e', 'p'), KEY3('o', 'c', 't'), KEY3('n', 'o', 'v'), KEY3('d', 'e', 'c'),
+    };
+    return match_key3(c, keys, 12);
 }
 
 /* time-of-day = hour ":" minute ":" second */
