@@ -64,7 +64,7 @@ static void stored_hash(const struct cache_obj *o, char out[65])
 {
     unsigned char h[32];
     if (o->has_chash) {
-        memcpy(h, o->chash, 32);
+        memcpy(h, obj_chash(o), OBJ_CHASH_LEN);
     } else {
         struct etag_hasher *eh = etag_hasher_new();
         size_t total = body_total(o->body);

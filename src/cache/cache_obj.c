@@ -57,8 +57,6 @@ struct cache_obj *obj_new_sharing(const struct cache_obj *stale)
     }
     o->policy = stale->policy;
     o->authorized = stale->authorized;
-    o->has_chash = stale->has_chash;
-    memcpy(o->chash, stale->chash, sizeof o->chash);
     o->chash_first_seen = stale->chash_first_seen;
     return o;
 }
@@ -67,18 +65,20 @@ void obj_copy_head(struct cache_obj *o, const struct cache_obj *from)
 {
     CHECK_OBJ_NOTNULL(from, OBJ_MAGIC);
     FC_ASSERT(o->head == NULL);
-    /* The block obj_set_head made: head, ETag and NUL, tags. */
-    size_t block = from->head_len + (from->etag ? from->etag_len + 1 : 0) + from->tags_len;
+    /* The block obj_set_head made: head, ETag and NUL, tags, the hash. */
+    size_t block = from->head_len + (from->has_etag ? from->etag_len + 1 : 0) + from->tags_len +
+                   (from->chash_room ? OBJ_CHASH_LEN : 0);
     o->head = malloc(block);
     AN(o->head);
     memcpy(o->head, from->head, block);
     o->head_len = from->head_len;
     o->fields_off = from->fields_off;
     o->status = from->status;
-    o->etag = from->etag ? o->head + (from->etag - from->head) : NULL;
+    o->has_etag = from->has_etag;
     o->etag_len = from->etag_len;
-    o->tags = from->tags ? o->head + (from->tags - from->head) : NULL;
     o->tags_len = from->tags_len;
+    o->chash_room = from->chash_room;
+    o->has_chash = from->has_chash;     /* the bytes came with the block */
 }
 
 void obj_publish(struct cache_obj *o)
@@ -93,6 +93,8 @@ void obj_fail(struct cache_obj *o, int status, const char *reason)
 {
     CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
     FC_ASSERT(!obj_ready(o));
+    FC_ASSERT(o->merged == NULL);       /* the same pointer: never both */
+    o->failed = true;
     o->fail_status = (short)status;
     o->fail_reason = reason;
     body_finish(o->body, BODY_FAILED);      /* its release store publishes both */
@@ -112,7 +114,7 @@ void obj_unref(struct cache_obj *o)
     if (old != 1)
         return;
     FC_ASSERT(!o->linked);
-    if (o->merged)
+    if (!o->failed && o->merged)
         obj_unref(o->merged);
     if (o->body)
         body_unref(o->body);
@@ -185,15 +187,17 @@ static size_t collect_tags(const struct http_msg *resp, char **out)
 
 bool obj_current(const struct cache_obj *o, const struct generations *g)
 {
-    if (o->generation != generation_global(g))
+    /* the low 32 bits each (cache_obj.h) */
+    if (o->generation != (uint32_t)generation_global(g))
         return false;
-    return o->policy < 0 || (o->policy_layout == generation_layout(g) &&
-                             o->policy_gen == generation_policy(g, (unsigned)o->policy));
+    return o->policy < 0 ||
+           (o->policy_layout == (uint32_t)generation_layout(g) &&
+            o->policy_gen == (uint32_t)generation_policy(g, (unsigned)o->policy));
 }
 
 void obj_chash_hex(const struct cache_obj *o, char out[65])
 {
-    hex_encode(o->chash, sizeof o->chash, out);
+    hex_encode(obj_chash(o), OBJ_CHASH_LEN, out);
 }
 
 void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *reason,
@@ -245,18 +249,25 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
     char *tags;
     size_t tags_len = collect_tags(resp, &tags);
     const char *tags_src = tags;
-    if (tags_len == 0 && rw && rw->inherit && rw->inherit->tags) {
-        tags_src = rw->inherit->tags;
+    if (tags_len == 0 && rw && rw->inherit && rw->inherit->tags_len) {
+        tags_src = obj_tags(rw->inherit);
         tags_len = rw->inherit->tags_len;
     }
     size_t el = 0;
     const char *etag = http_msg_get(resp, "ETag", &el);
-    if (etag == NULL && rw && rw->inherit && rw->inherit->etag) {
-        etag = rw->inherit->etag;
+    if (etag == NULL && rw && rw->inherit && rw->inherit->has_etag) {
+        etag = obj_etag(rw->inherit);
         el = rw->inherit->etag_len;
     }
     size_t len = evbuffer_get_length(b);
-    size_t block = len + (etag ? el + 1 : 0) + tags_len;
+    bool room = rw && rw->drop_validators;
+    size_t block = len + (etag ? el + 1 : 0) + tags_len + (room ? OBJ_CHASH_LEN : 0);
+    /* The hash of a body shared with the object inherited from (a 304
+     * merge) is that body's hash; read before o's fields change (inherit
+     * may be o). */
+    const struct cache_obj *from = rw ? rw->inherit : NULL;
+    const unsigned char *hash =
+        room && from && from->chash_room && from->has_chash ? obj_chash(from) : NULL;
     char *old = o->head;
     o->head = malloc(block);
     AN(o->head);
@@ -265,21 +276,21 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
     o->head_len = (uint32_t)len;
     o->fields_off = (uint32_t)fields_off;
     char *p = o->head + len;
-    o->etag = NULL;
+    o->has_etag = etag != NULL;
     o->etag_len = 0;
     if (etag) {
         memcpy(p, etag, el);
         p[el] = '\0';
-        o->etag = p;
         o->etag_len = (uint32_t)el;
         p += el + 1;
     }
-    o->tags = NULL;
     o->tags_len = (uint32_t)tags_len;
-    if (tags_len) {
+    if (tags_len)
         memcpy(p, tags_src, tags_len);
-        o->tags = p;
-    }
+    o->chash_room = room;
+    o->has_chash = hash != NULL;
+    if (hash)
+        memcpy(obj_chash(o), hash, OBJ_CHASH_LEN);  /* from the old block, freed below */
     free(tags);
     free(old);              /* after: rw->inherit may be o itself */
 }

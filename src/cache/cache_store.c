@@ -73,12 +73,9 @@ struct cache_store *store_new(uint64_t max_bytes, unsigned n_shards)
     return s;
 }
 
-static struct shard *shard_of(struct cache_store *s, uint64_t hash, unsigned *idx)
+static struct shard *shard_of(struct cache_store *s, uint64_t hash)
 {
-    unsigned i = (unsigned)(hash >> 48) & (s->n_shards - 1);
-    if (idx)
-        *idx = i;
-    return &s->shards[i];
+    return &s->shards[(unsigned)(hash >> 48) & (s->n_shards - 1)];
 }
 
 static struct cache_obj **bucket_of(struct shard *sh, uint64_t hash)
@@ -118,7 +115,7 @@ static bool same_variant(const struct cache_obj *a, const struct cache_obj *b)
 }
 
 /* Link under the shard lock; the index takes a reference. */
-static void link_locked(struct cache_store *s, struct shard *sh, unsigned idx, struct cache_obj *o)
+static void link_locked(struct cache_store *s, struct shard *sh, struct cache_obj *o)
 {
     FC_ASSERT(!o->linked);
     if (sh->count + 1 > sh->n_buckets)
@@ -127,7 +124,6 @@ static void link_locked(struct cache_store *s, struct shard *sh, unsigned idx, s
     o->hash_next = *slot;
     *slot = o;
     o->linked = true;
-    o->shard = idx;
     o->seq = ++sh->seq;
     sh->count++;
     obj_ref(o);
@@ -194,8 +190,7 @@ enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k
                                 struct cache_obj **out)
 {
     CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
-    unsigned idx;
-    struct shard *sh = shard_of(s, k->hash, &idx);
+    struct shard *sh = shard_of(s, k->hash);
     struct cache_obj *busy = NULL, *found = NULL;
     struct cache_obj *dead[8];
     unsigned n_dead = 0;
@@ -252,7 +247,7 @@ enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k
     } else if (create_busy) {
         struct cache_obj *nb = obj_new(k);
         nb->epoch = epoch;
-        link_locked(s, sh, idx, nb);
+        link_locked(s, sh, nb);
         *out = nb;  /* the caller keeps obj_new's reference */
         r = LOOKUP_CREATED;
     } else {
@@ -314,7 +309,7 @@ struct cache_obj *store_find_key(struct cache_store *s, const struct cache_key *
                                  store_match_fn match, const void *arg)
 {
     CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
-    struct shard *sh = shard_of(s, k->hash, NULL);
+    struct shard *sh = shard_of(s, k->hash);
     struct cache_obj *found = NULL;
     pthread_mutex_lock(&sh->mu);
     for (struct cache_obj *o = *bucket_of(sh, k->hash); o; o = o->hash_next) {
@@ -449,12 +444,11 @@ void store_insert(struct cache_store *s, struct cache_obj *o, uint64_t now_ms)
 {
     CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
     CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
-    unsigned idx;
-    struct shard *sh = shard_of(s, o->hash, &idx);
+    struct shard *sh = shard_of(s, o->hash);
     struct cache_obj *dead[8];
     pthread_mutex_lock(&sh->mu);
     unsigned n = replace_variants_locked(s, sh, o, dead, FC_ARRAY_LEN(dead));
-    link_locked(s, sh, idx, o);
+    link_locked(s, sh, o);
     make_ready_locked(s, sh, o, now_ms);
     pthread_mutex_unlock(&sh->mu);
     for (unsigned i = 0; i < n; i++)
@@ -467,7 +461,7 @@ void store_publish(struct cache_store *s, struct cache_obj *o, uint64_t now_ms)
 {
     CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
     CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
-    struct shard *sh = shard_of(s, o->hash, NULL);
+    struct shard *sh = shard_of(s, o->hash);
     struct cache_obj *dead[8];
     unsigned n = 0;
     pthread_mutex_lock(&sh->mu);
@@ -488,7 +482,7 @@ void store_publish(struct cache_store *s, struct cache_obj *o, uint64_t now_ms)
 void store_remove(struct cache_store *s, struct cache_obj *o)
 {
     CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
-    struct shard *sh = shard_of(s, o->hash, NULL);
+    struct shard *sh = shard_of(s, o->hash);
     struct cache_obj *dead = NULL;
     pthread_mutex_lock(&sh->mu);
     if (o->linked)
@@ -501,7 +495,7 @@ void store_remove(struct cache_store *s, struct cache_obj *o)
 unsigned store_remove_key(struct cache_store *s, const struct cache_key *k)
 {
     CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
-    struct shard *sh = shard_of(s, k->hash, NULL);
+    struct shard *sh = shard_of(s, k->hash);
     struct cache_obj *dead[64];
     unsigned n = 0;
     pthread_mutex_lock(&sh->mu);
@@ -523,7 +517,7 @@ void store_charge(struct cache_store *s, struct cache_obj *o, size_t bytes)
     CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
     if (bytes == 0)
         return;
-    struct shard *sh = shard_of(s, o->hash, NULL);
+    struct shard *sh = shard_of(s, o->hash);
     pthread_mutex_lock(&sh->mu);
     bool counted = o->linked && obj_ready(o);
     if (counted) {

@@ -54,22 +54,27 @@ void etag_format(const unsigned char hash[32], char out[67])
 }
 
 /* Direct-mapped: slot = key hash mod slots.  A collision replaces the older
- * entry, which at worst forgets a first-seen time.  A slot keeps the first
- * 16 bytes of the body hash: enough to tell changed bytes (a 2^-128
- * chance to miss), and 32 bytes a slot instead of 56 — this table outlives
- * every purge by design, so it is what remains in memory after a deploy
- * freed the cache.  first_seen 0: unused. */
-#define HISTORY_HASH_BYTES 16
+ * entry, which at worst forgets a first-seen time.  A slot is 16 bytes: 32
+ * bits of the key hash folded (which, with the slot index, tell URLs apart
+ * but for a 2^-32 chance among the keys sharing a slot; a mistaken match
+ * can only make Last-Modified younger), the first 8 bytes of the body hash
+ * (enough to tell changed bytes: a 2^-64 chance to miss one), and the
+ * first-seen time in unsigned 32-bit seconds (to 2106).  This table
+ * outlives every purge by design, so it is what remains in memory after a
+ * deploy freed the cache, and its pages fill as objects are stored:
+ * 4 MiB for the default 256 Ki slots, half of what 32-byte slots took
+ * (bench/objmem, docs/performance.md).  first_seen 0: unused. */
+#define HISTORY_HASH_BYTES 8
 
 struct history_slot {
-    uint64_t key_hash;
+    uint32_t key_check;
+    uint32_t first_seen;
     unsigned char hash[HISTORY_HASH_BYTES];
-    int64_t first_seen;
 };
 
 #define HISTORY_LOCKS 64
 
-_Static_assert(sizeof(struct history_slot) == 32, "a history slot is 32 bytes");
+_Static_assert(sizeof(struct history_slot) == 16, "a history slot is 16 bytes");
 
 struct etag_history {
     size_t n;
@@ -99,16 +104,28 @@ void etag_history_free(struct etag_history *h)
     free(h);
 }
 
+static uint32_t key_check(uint64_t key_hash)
+{
+    return (uint32_t)(key_hash ^ (key_hash >> 32));
+}
+
+/* Seconds as a slot keeps them: 1 .. UINT32_MAX (0 is "unused"). */
+static uint32_t slot_time(time_t t)
+{
+    return t < 1 ? 1 : (uint64_t)t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+}
+
 time_t etag_history_note(struct etag_history *h, uint64_t key_hash, const unsigned char hash[32],
                          time_t now, bool *changed)
 {
     size_t i = (size_t)(key_hash % h->n);
     pthread_mutex_t *mu = &h->locks[i % HISTORY_LOCKS];
     struct history_slot *s = &h->slots[i];
+    uint32_t check = key_check(key_hash);
     time_t first = now;
     *changed = false;
     pthread_mutex_lock(mu);
-    if (s->first_seen != 0 && s->key_hash == key_hash) {
+    if (s->first_seen != 0 && s->key_check == check) {
         if (memcmp(s->hash, hash, HISTORY_HASH_BYTES) == 0) {
             first = (time_t)s->first_seen;
         } else {
@@ -118,12 +135,12 @@ time_t etag_history_note(struct etag_history *h, uint64_t key_hash, const unsign
             *changed = true;
             memcpy(s->hash, hash, HISTORY_HASH_BYTES);
             first = now > (time_t)s->first_seen ? now : (time_t)s->first_seen + 1;
-            s->first_seen = first;
+            s->first_seen = slot_time(first);
         }
     } else {
-        s->key_hash = key_hash;
+        s->key_check = check;
         memcpy(s->hash, hash, HISTORY_HASH_BYTES);
-        s->first_seen = now > 0 ? now : 1;
+        s->first_seen = slot_time(now);
     }
     pthread_mutex_unlock(mu);
     return first;

@@ -21,6 +21,7 @@
  * to everyone.
  */
 #include <stdint.h>
+#include <string.h>
 
 #include "freshcache/base/assert.h"
 #include "freshcache/cache/freshness.h"
@@ -184,9 +185,9 @@ int64_t freshness_lifetime(const struct cache_control *resp_cc, const struct res
 }
 
 /* §4.2.3, term by term. */
-int64_t current_age(const struct resp_timing *t, time_t now)
+/* §4.2.3 corrected_initial_age: the age when the response arrived. */
+static int64_t initial_age(const struct resp_timing *t)
 {
-    FC_ASSERT(t != NULL);
     int64_t response_time = (int64_t)t->response_time;
     /* Without a Date, the recipient uses the receipt time (RFC 9110 §6.6.1),
      * which makes apparent_age 0. */
@@ -198,12 +199,64 @@ int64_t current_age(const struct resp_timing *t, time_t now)
         apparent_age = 0;
     int64_t response_delay = sat_sub(response_time, (int64_t)t->request_time);
     int64_t corrected_age_value = sat_add(age_value, response_delay);
-    int64_t corrected_initial_age =
-        apparent_age > corrected_age_value ? apparent_age : corrected_age_value;
-    int64_t resident_time = sat_sub((int64_t)now, response_time);
-    /* A clock stepping backwards could make this negative: an age below 0
-     * would only make responses look fresher, so it floors at 0. */
-    return clamp_delta(sat_add(corrected_initial_age, resident_time));
+    return apparent_age > corrected_age_value ? apparent_age : corrected_age_value;
+}
+
+/* initial age + resident time.  A clock stepping backwards could make this
+ * negative: an age below 0 would only make responses look fresher, so it
+ * floors at 0. */
+static int64_t age_at(int64_t initial, time_t response_time, time_t now)
+{
+    return clamp_delta(sat_add(initial, sat_sub((int64_t)now, (int64_t)response_time)));
+}
+
+int64_t current_age(const struct resp_timing *t, time_t now)
+{
+    FC_ASSERT(t != NULL);
+    return age_at(initial_age(t), t->response_time, now);
+}
+
+static int32_t clamp32(int64_t v)
+{
+    return v < INT32_MIN ? INT32_MIN : v > INT32_MAX ? INT32_MAX : (int32_t)v;
+}
+
+void stored_timing_pack(const struct resp_timing *t, struct stored_timing *out)
+{
+    memset(out, 0, sizeof *out);
+    out->response_time = t->response_time;
+    int64_t date = t->has_date ? (int64_t)t->date : (int64_t)t->response_time;
+    out->date_off = clamp32(sat_sub(date, (int64_t)t->response_time));
+    out->initial_age = (uint32_t)clamp_delta(initial_age(t));
+    out->flags = (uint8_t)((t->has_date ? STORED_HAS_DATE : 0) |
+                           (t->has_expires ? STORED_HAS_EXPIRES : 0) |
+                           (t->expires_valid ? STORED_EXPIRES_VALID : 0) |
+                           (t->has_last_modified ? STORED_HAS_LAST_MODIFIED : 0));
+    if (t->has_expires && t->expires_valid)
+        out->expires_off = clamp32(sat_sub((int64_t)t->expires, date));
+    if (t->has_last_modified)
+        out->last_modified = t->last_modified;
+}
+
+void stored_timing_unpack(const struct stored_timing *s, struct resp_timing *out)
+{
+    memset(out, 0, sizeof *out);
+    out->request_time = s->response_time;
+    out->response_time = s->response_time;
+    out->has_date = s->flags & STORED_HAS_DATE;
+    out->date = stored_date(s);
+    out->age_value = s->initial_age;
+    out->has_expires = s->flags & STORED_HAS_EXPIRES;
+    out->expires_valid = s->flags & STORED_EXPIRES_VALID;
+    if (out->has_expires && out->expires_valid)
+        out->expires = out->date + s->expires_off;
+    out->has_last_modified = s->flags & STORED_HAS_LAST_MODIFIED;
+    out->last_modified = s->last_modified;
+}
+
+int64_t stored_age(const struct stored_timing *s, time_t now)
+{
+    return age_at(s->initial_age, s->response_time, now);
 }
 
 enum serve_verdict freshness_can_serve(const struct serve_input *in)

@@ -19,6 +19,8 @@ void gen_stamp_take(struct gen_stamp *s, const struct generations *g, size_t n_p
         s->policy[i] = generation_policy(g, (unsigned)i);
 }
 
+_Static_assert(CONFIG_MAX_POLICIES <= INT16_MAX, "cache_obj.policy is a short");
+
 static const struct fc_policy *policy_at(const struct fc_config *cfg, int pi)
 {
     return pi >= 0 && (size_t)pi < cfg->n_policies ? &cfg->policies[pi] : NULL;
@@ -89,27 +91,31 @@ void obj_apply_policy(struct cache_obj *o, const struct fc_config *cfg, int pi,
 {
     CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
     const struct fc_policy *pol = policy_at(cfg, pi);
-    o->policy = pol ? pi : -1;
-    o->generation = stamp->global;
-    o->policy_layout = stamp->layout;
-    o->policy_gen = pol && pi < GEN_MAX_POLICIES ? stamp->policy[pi] : 0;
-    struct lifetime_verdict v = policy_lifetime(pol, o->status, &o->cc, &o->timing, o->authorized);
-    o->lifetime = v.lifetime;
+    o->policy = (short)(pol ? pi : -1);
+    o->generation = (uint32_t)stamp->global;
+    o->policy_layout = (uint32_t)stamp->layout;
+    o->policy_gen = pol && pi < GEN_MAX_POLICIES ? (uint32_t)stamp->policy[pi] : 0;
+    struct cache_control cc;
+    struct resp_timing t;
+    obj_cc(o, &cc);
+    obj_timing(o, &t);
+    struct lifetime_verdict v = policy_lifetime(pol, o->status, &cc, &t, o->authorized);
+    o->lifetime = obj_delta(v.lifetime);
     /* A positive ttl of the policy's own also overrides the origin's
      * no-cache (the policy decided how long the copy may be used). */
     if (v.policy_ttl && o->lifetime > 0)
-        o->cc.flags &= ~(unsigned)CC_NO_CACHE;
+        o->cc.flags &= (uint16_t)~CC_NO_CACHE;
     o->stale_while_revalidate =
-        pol && pol->has_stale_while_revalidate
-            ? (int64_t)(pol->stale_while_revalidate_ms / 1000)
-            : (o->cc.stale_while_revalidate > 0 ? o->cc.stale_while_revalidate : 0);
+        obj_delta(pol && pol->has_stale_while_revalidate
+                      ? (int64_t)(pol->stale_while_revalidate_ms / 1000)
+                      : cc.stale_while_revalidate);
     /* Measured from when the origin last sent or confirmed the copy (a
      * 304 merge restamps it). */
     o->keep_until = pol && pol->keep_after_deploy_ms
-                        ? o->timing.response_time + (time_t)(pol->keep_after_deploy_ms / 1000)
+                        ? obj_time32(o->timing.response_time +
+                                     (time_t)(pol->keep_after_deploy_ms / 1000))
                         : 0;
     o->sie_from_policy = pol && pol->has_stale_if_error;
-    o->stale_if_error = o->sie_from_policy
-                            ? (int64_t)(pol->stale_if_error_ms / 1000)
-                            : (o->cc.stale_if_error > 0 ? o->cc.stale_if_error : 0);
+    o->stale_if_error = obj_delta(o->sie_from_policy ? (int64_t)(pol->stale_if_error_ms / 1000)
+                                                     : cc.stale_if_error);
 }

@@ -41,7 +41,8 @@ static bool match_prefix(const struct cache_obj *o, const void *arg)
 static bool match_tag(const struct cache_obj *o, const void *arg)
 {
     const char *tag = arg;
-    for (const char *t = o->tags; t && t < o->tags + o->tags_len; t += strlen(t) + 1)
+    const char *tags = obj_tags(o);
+    for (const char *t = tags; t && t < tags + o->tags_len; t += strlen(t) + 1)
         if (strcmp(t, tag) == 0)
             return true;
     return false;

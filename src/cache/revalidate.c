@@ -25,14 +25,33 @@ static bool keep_stored(const char *name, size_t len)
            http_token_eq(name, len, "Content-MD5");
 }
 
+void revalidate_fields(const struct cache_obj *stale, struct revalidate_fields *out)
+{
+    out->etag = obj_etag(stale);
+    out->etag_len = stale->etag_len;
+    out->ims_len = 0;
+    if (stored_has_last_modified(&stale->timing)) {
+        _Static_assert(sizeof out->ims == sizeof "If-Modified-Since: " - 1 + HTTP_DATE_LEN + 1,
+                       "ims holds the value and a NUL");
+        memcpy(out->ims, "If-Modified-Since: ", sizeof "If-Modified-Since: " - 1);
+        http_date_format(stale->timing.last_modified,
+                         out->ims + sizeof "If-Modified-Since: " - 1);
+        out->ims_len = sizeof out->ims - 1;
+    }
+}
+
 void revalidate_add_validators(struct evbuffer *out, const struct cache_obj *stale)
 {
-    if (stale->etag)
-        evbuffer_add_printf(out, "If-None-Match: %s\r\n", stale->etag);
-    if (stale->timing.has_last_modified) {
-        char d[HTTP_DATE_LEN + 1];
-        http_date_format(stale->timing.last_modified, d);
-        evbuffer_add_printf(out, "If-Modified-Since: %s\r\n", d);
+    struct revalidate_fields v;
+    revalidate_fields(stale, &v);
+    if (v.etag) {
+        evbuffer_add(out, "If-None-Match: ", sizeof "If-None-Match: " - 1);
+        evbuffer_add(out, v.etag, v.etag_len);
+        evbuffer_add(out, "\r\n", 2);
+    }
+    if (v.ims_len) {
+        evbuffer_add(out, v.ims, v.ims_len);
+        evbuffer_add(out, "\r\n", 2);
     }
 }
 

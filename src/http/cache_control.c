@@ -261,6 +261,41 @@ void cc_init(struct cache_control *cc)
     cc->stale_if_error = CC_UNSET;
 }
 
+_Static_assert(CC_UNKNOWN < (1u << 16), "cc_packed.flags holds every cc_flag");
+
+/* CC_UNSET, or a delta in [0, CC_DELTA_MAX] (anything else cannot come
+ * from cc_parse; clamped all the same). */
+static uint32_t pack_delta(int64_t v)
+{
+    if (v == CC_UNSET)
+        return CC_PACKED_UNSET;
+    return v < 0 ? 0 : v > CC_DELTA_MAX ? (uint32_t)CC_DELTA_MAX : (uint32_t)v;
+}
+
+static int64_t unpack_delta(uint32_t v)
+{
+    return v == CC_PACKED_UNSET ? CC_UNSET : (int64_t)v;
+}
+
+void cc_pack(const struct cache_control *cc, struct cc_packed *out)
+{
+    out->flags = (uint16_t)cc->flags;
+    out->max_age = pack_delta(cc->max_age);
+    out->s_maxage = pack_delta(cc->s_maxage);
+    out->stale_while_revalidate = pack_delta(cc->stale_while_revalidate);
+    out->stale_if_error = pack_delta(cc->stale_if_error);
+}
+
+void cc_unpack(const struct cc_packed *p, struct cache_control *out)
+{
+    cc_init(out);
+    out->flags = p->flags;
+    out->max_age = unpack_delta(p->max_age);
+    out->s_maxage = unpack_delta(p->s_maxage);
+    out->stale_while_revalidate = unpack_delta(p->stale_while_revalidate);
+    out->stale_if_error = unpack_delta(p->stale_if_error);
+}
+
 static void apply(struct cache_control *cc, const struct directive *d)
 {
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {

@@ -114,8 +114,13 @@ bool http_field_is(const struct http_msg *m, const struct http_field *f, const c
 
 const struct http_field *http_msg_next(const struct http_msg *m, const char *name, uint32_t *iter)
 {
+    /* The name's length once, not per field (http_token_eq's strlen folds
+     * only for a literal; here it ran for every field of every lookup). */
+    size_t nlen = strlen(name);
     for (uint32_t i = *iter; i < m->n_fields; i++) {
-        if (http_field_is(m, &m->fields[i], name)) {
+        const struct http_field *f = &m->fields[i];
+        if (f->name_len == nlen && !f->dead &&
+            strncasecmp(m->buf + f->name_off, name, nlen) == 0) {
             *iter = i + 1;
             return &m->fields[i];
         }

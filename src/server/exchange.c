@@ -282,14 +282,14 @@ static bool stale_usable_on_error(struct exchange *x)
      * stale-if-error.  no-cache yields to a policy's: its ttl already
      * overrides the origin's freshness (the spec's HTML policy is
      * exactly that); the origin's own stale-if-error yields to it. */
-    if ((o->cc.flags & (CC_MUST_REVALIDATE | CC_PROXY_REVALIDATE)) || o->cc.s_maxage != CC_UNSET)
+    if ((o->cc.flags & (CC_MUST_REVALIDATE | CC_PROXY_REVALIDATE)) || o->cc.s_maxage != CC_PACKED_UNSET)
         return false;
     if (!o->sie_from_policy && (o->cc.flags & CC_NO_CACHE))
         return false;
     if (!obj_current(o, x->w->srv->gens))
         return false;
-    int64_t staleness = current_age(&o->timing, worker_now(x->w)) - o->lifetime;
-    return staleness <= o->stale_if_error;
+    int64_t staleness = obj_age(o, worker_now(x->w)) - (int64_t)o->lifetime;
+    return staleness <= (int64_t)o->stale_if_error;
 }
 
 static void serve_stale_on_error(struct exchange *x, int status)
@@ -496,11 +496,13 @@ static void handle_found(struct exchange *x, struct cache_obj *o)
 {
     const struct generations *gens = x->w->srv->gens;
     bool only_cached = x->req_cc.flags & CC_ONLY_IF_CACHED;
+    struct cache_control resp_cc;
+    obj_cc(o, &resp_cc);
     struct serve_input in = {
         .req_cc = &x->req_cc,
-        .resp_cc = &o->cc,
+        .resp_cc = &resp_cc,
         .lifetime = o->lifetime,
-        .age = current_age(&o->timing, worker_now(x->w)),
+        .age = obj_age(o, worker_now(x->w)),
     };
     /* From a generation bump or a soft purge on, the object is stale
      * whatever its freshness says. */
@@ -514,7 +516,7 @@ static void handle_found(struct exchange *x, struct cache_obj *o)
     } else if (current && !only_cached && !(x->req_cc.flags & CC_NO_CACHE) &&
                !(o->cc.flags & (CC_MUST_REVALIDATE | CC_PROXY_REVALIDATE | CC_NO_CACHE)) &&
                o->stale_while_revalidate > 0 &&
-               in.age - in.lifetime <= o->stale_while_revalidate) {
+               in.age - in.lifetime <= (int64_t)o->stale_while_revalidate) {
         /* stale-while-revalidate: answer now, refresh in the background
          * with a single request. */
         COUNT(&x->w->counters, hits, 1);

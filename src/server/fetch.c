@@ -404,20 +404,25 @@ static void head_merge(struct fetch *f, const struct resp_timing *t, const struc
     struct head_rewrite rw;
     obj_policy_rewrite(cfg, st->policy, st->status, st->authorized, &rw);
     struct cache_obj *m = revalidate_merge(st, r, f->response_time, &rw);
-    m->timing = *t;
+    struct resp_timing mt = *t, old;
+    obj_timing(st, &old);
     /* a 304 may omit what it does not change */
-    if (!t->has_last_modified && st->timing.has_last_modified) {
-        m->timing.has_last_modified = true;
-        m->timing.last_modified = st->timing.last_modified;
+    if (!t->has_last_modified && old.has_last_modified) {
+        mt.has_last_modified = true;
+        mt.last_modified = old.last_modified;
     }
-    if (!t->has_expires && st->timing.has_expires) {
-        m->timing.has_expires = true;
-        m->timing.expires_valid = st->timing.expires_valid;
-        m->timing.expires = st->timing.expires;
+    if (!t->has_expires && old.has_expires) {
+        mt.has_expires = true;
+        mt.expires_valid = old.expires_valid;
+        mt.expires = old.expires;
     }
+    stored_timing_pack(&mt, &m->timing);
     /* The stored head shows clients the policy's Cache-Control, not the
      * origin's: take directives from the 304, else keep ours. */
-    m->cc = cc_response_has_fields(r) ? *cc : st->cc;
+    if (cc_response_has_fields(r))
+        cc_pack(cc, &m->cc);
+    else
+        m->cc = st->cc;
     obj_apply_policy(m, cfg, st->policy, &f->stamp);
     store_insert(store_of(f), m, worker_now_ms(f->w));
     f->ph->merged = m;              /* takes revalidate_merge's reference */
@@ -493,8 +498,7 @@ static void head_store(struct fetch *f, const struct resp_timing *t, const struc
     struct head_rewrite rw;
     obj_policy_rewrite(cfg, pi, r->status, authorized, &rw);
     obj_set_head(o, r, reason, f->response_time, &rw);
-    o->cc = *cc;
-    o->timing = *t;
+    obj_set_cc_timing(o, cc, t);
     o->authorized = authorized;
     obj_apply_policy(o, cfg, pi, &f->stamp);
     if (cfg->cache.etag == ETAG_CONTENT_HASH)
@@ -518,8 +522,7 @@ static void head_pass(struct fetch *f, const struct resp_timing *t, const struct
         store_remove(store_of(f), f->stale);
     struct head_rewrite rw = { .passthrough = true };
     obj_set_head(o, &f->resp, reason, f->response_time, &rw);
-    o->cc = *cc;
-    o->timing = *t;
+    obj_set_cc_timing(o, cc, t);
     o->private = true;
     body_set_transient(o->body);
     body_start(o->body, response_length(f));
@@ -626,12 +629,11 @@ static void handle_done(struct fetch *f)
 {
     struct cache_obj *o = f->ph;
     if (f->filling && f->hasher && obj_content_etag_applies(o)) {
-        etag_hasher_final(f->hasher, o->chash);
+        etag_hasher_final(f->hasher, obj_chash(o));
         bool changed = false;
-        o->chash_first_seen = etag_history_note(f->w->srv->etag_hist,
-                                                o->hash ^ cache_key_hash(o->vary ? o->vary : "",
-                                                                         o->vary_len),
-                                                o->chash, f->response_time, &changed);
+        o->chash_first_seen = obj_time32(etag_history_note(
+            f->w->srv->etag_hist, o->hash ^ cache_key_hash(o->vary ? o->vary : "", o->vary_len),
+            obj_chash(o), f->response_time, &changed));
         o->has_chash = true;    /* published by body_finish's release store */
         const struct fc_config *cfg = worker_cfg(f->w);
         if (changed && o->policy >= 0 && (size_t)o->policy < cfg->n_policies &&

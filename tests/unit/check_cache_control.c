@@ -354,6 +354,43 @@ START_TEST(pragma_no_cache)
 }
 END_TEST
 
+/* What a stored object keeps: every response directive, 32-bit values,
+ * the request-only ones dropped. */
+START_TEST(packed_round_trip)
+{
+    struct cache_control cc = cc_of("max-age=60, s-maxage=99999999999, must-revalidate, "
+                                    "stale-while-revalidate=5, no-cache=\"Set-Cookie\", "
+                                    "max-stale=7, min-fresh=3, frobnicate");
+    struct cc_packed p;
+    cc_pack(&cc, &p);
+    ck_assert_uint_le(sizeof p, 20);
+    struct cache_control back;
+    cc_unpack(&p, &back);
+    ck_assert_uint_eq(back.flags, cc.flags);
+    ck_assert_uint_eq(back.flags, CC_MUST_REVALIDATE | CC_NO_CACHE_FIELDS | CC_UNKNOWN);
+    ck_assert_int_eq(back.max_age, 60);
+    ck_assert_int_eq(back.s_maxage, CC_DELTA_MAX);       /* 2^31 fits */
+    ck_assert_int_eq(back.stale_while_revalidate, 5);
+    ck_assert_int_eq(back.stale_if_error, CC_UNSET);
+    ck_assert_int_eq(back.max_stale, CC_UNSET);          /* request-only: not kept */
+    ck_assert_int_eq(back.min_fresh, CC_UNSET);
+
+    struct cache_control none = cc_of("");
+    cc_pack(&none, &p);
+    ck_assert_uint_eq(p.max_age, CC_PACKED_UNSET);
+    cc_unpack(&p, &back);
+    ck_assert_int_eq(back.max_age, CC_UNSET);
+    ck_assert_int_eq(back.s_maxage, CC_UNSET);
+    ck_assert_uint_eq(back.flags, 0);
+
+    struct cache_control zero = cc_of("max-age=0, stale-if-error=x");
+    cc_pack(&zero, &p);
+    cc_unpack(&p, &back);
+    ck_assert_int_eq(back.max_age, 0);                  /* 0 is not absent */
+    ck_assert_int_eq(back.stale_if_error, 0);           /* invalid reads as 0 */
+}
+END_TEST
+
 static Suite *cache_control_suite(void)
 {
     Suite *s = suite_create("cache_control");
@@ -374,6 +411,7 @@ static Suite *cache_control_suite(void)
     tcase_add_test(t, unknown_and_garbage);
     tcase_add_test(t, length_is_respected);
     tcase_add_test(t, realistic_headers);
+    tcase_add_test(t, packed_round_trip);
     suite_add_tcase(s, t);
     TCase *p = tcase_create("pragma");
     tcase_add_test(p, pragma_no_cache);

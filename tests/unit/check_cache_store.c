@@ -813,6 +813,36 @@ START_TEST(removed_placeholder)
 }
 END_TEST
 
+/* A placeholder's outcome: failed (a reason, no merged copy) or merged (a
+ * reference to the refreshed copy, dropped with it).  The two share one
+ * pointer (cache_obj.h), told apart by `failed`; ASan checks that neither
+ * leaks nor frees what it must not. */
+START_TEST(placeholder_outcomes)
+{
+    struct cache_key k = key_of("/outcome");
+    struct cache_obj *failed = obj_new(&k);
+    obj_ref(failed);                                /* a waiter's */
+    obj_fail(failed, 504, "origin timed out");
+    ck_assert(failed->failed && !obj_ready(failed));
+    ck_assert_int_eq(body_state(failed->body), BODY_FAILED);
+    ck_assert_int_eq(failed->fail_status, 504);
+    ck_assert_str_eq(failed->fail_reason, "origin timed out");
+    obj_unref(failed);
+    obj_unref(failed);                              /* does not take the reason for an object */
+
+    struct cache_obj *copy = obj_new(&k), *ph = obj_new(&k);
+    ph->merged = copy;                              /* takes obj_new's reference */
+    obj_publish(ph);
+    ck_assert(obj_ready(ph) && !ph->failed);
+    obj_ref(copy);
+    ck_assert_uint_eq(atomic_load(&copy->refcnt), 2);
+    obj_unref(ph);                                  /* drops its reference to copy */
+    ck_assert_uint_eq(atomic_load(&copy->refcnt), 1);
+    ck_assert_uint_eq(copy->magic, OBJ_MAGIC);
+    obj_unref(copy);
+}
+END_TEST
+
 START_TEST(placeholder_and_ready_variant)
 {
     /* A READY variant that does not match plus a placeholder: BUSY. */
@@ -1517,6 +1547,7 @@ static Suite *cache_store_suite(void)
     TCase *c = tcase_create("coalescing");
     tcase_add_test(c, busy_placeholder_coalesces);
     tcase_add_test(c, removed_placeholder);
+    tcase_add_test(c, placeholder_outcomes);
     tcase_add_test(c, placeholder_and_ready_variant);
     tcase_set_timeout(c, 60);
     suite_add_tcase(s, c);

@@ -531,6 +531,84 @@ START_TEST(end_to_end)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- stored */
+
+/* What a stored object keeps of its timing gives the same ages and
+ * lifetimes as the parsed fields. */
+START_TEST(stored_timing_same_age_and_lifetime)
+{
+    const time_t T = 1700000000;
+    struct resp_timing cases[] = {
+        { .request_time = T - 2, .response_time = T, .has_date = true, .date = T - 1 },
+        { .request_time = T, .response_time = T, .has_date = true, .date = T - 500,
+          .age_value = 30 },
+        { .request_time = T - 10, .response_time = T, .has_date = true, .date = T + 100,
+          .age_value = 7 },     /* a Date ahead of our clock */
+        { .request_time = T, .response_time = T, .has_date = false },
+        { .request_time = T, .response_time = T, .has_date = true, .date = T,
+          .has_expires = true, .expires_valid = true, .expires = T + 3600,
+          .has_last_modified = true, .last_modified = T - 86400 * 400 },
+        { .request_time = T, .response_time = T, .has_date = true, .date = T,
+          .has_expires = true, .expires_valid = false },
+        { .request_time = T, .response_time = T, .has_date = true, .date = T,
+          .has_last_modified = true, .last_modified = T - 5000 },
+        { .request_time = T, .response_time = T, .has_date = true, .date = T,
+          .age_value = CC_DELTA_MAX },
+    };
+    struct cache_control none = cc_of("");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct resp_timing *t = &cases[i];
+        struct stored_timing s;
+        stored_timing_pack(t, &s);
+        struct resp_timing u;
+        stored_timing_unpack(&s, &u);
+        for (time_t now = T; now < T + 100000; now += 7777) {
+            ck_assert_msg(stored_age(&s, now) == current_age(t, now), "case %zu", i);
+            ck_assert_msg(current_age(&u, now) == current_age(t, now), "case %zu", i);
+        }
+        ck_assert_msg(freshness_lifetime(&none, &u, 200, true) ==
+                          freshness_lifetime(&none, t, 200, true), "case %zu", i);
+        ck_assert_int_eq(u.has_expires, t->has_expires);
+        ck_assert_int_eq(u.expires_valid, t->expires_valid);
+        ck_assert_int_eq(u.has_last_modified, t->has_last_modified);
+        if (t->has_last_modified)
+            ck_assert_int_eq(u.last_modified, t->last_modified);    /* exact */
+        if (t->has_date)
+            ck_assert_int_eq(u.date, t->date);
+    }
+}
+END_TEST
+
+/* Times too far apart for 32-bit offsets clamp on the side the 2^31
+ * bound of §1.2.2 puts them anyway. */
+START_TEST(stored_timing_extremes)
+{
+    const time_t T = 1700000000;
+    struct cache_control none = cc_of("");
+    struct resp_timing far = {
+        .request_time = T, .response_time = T, .has_date = true, .date = T,
+        .has_expires = true, .expires_valid = true, .expires = T + ((time_t)1 << 40),
+    };
+    struct stored_timing s;
+    struct resp_timing u;
+    stored_timing_pack(&far, &s);
+    stored_timing_unpack(&s, &u);
+    ck_assert_int_ge(freshness_lifetime(&none, &u, 200, true), CC_DELTA_MAX - 1);
+    far.expires = T - ((time_t)1 << 40);
+    stored_timing_pack(&far, &s);
+    stored_timing_unpack(&s, &u);
+    ck_assert_int_eq(freshness_lifetime(&none, &u, 200, true), 0);
+
+    struct resp_timing old_date = {
+        .request_time = T, .response_time = T, .has_date = true, .date = -((time_t)1 << 40),
+    };
+    stored_timing_pack(&old_date, &s);
+    ck_assert_int_eq(stored_age(&s, T), CC_DELTA_MAX);
+    ck_assert_int_eq(stored_age(&s, T + 1000), CC_DELTA_MAX);
+    ck_assert_int_eq(stored_age(&s, T), current_age(&old_date, T));
+}
+END_TEST
+
 static Suite *freshness_suite(void)
 {
     Suite *s = suite_create("freshness");
@@ -571,6 +649,11 @@ static Suite *freshness_suite(void)
     tcase_add_test(sv, serve_extremes);
     tcase_add_test(sv, end_to_end);
     suite_add_tcase(s, sv);
+
+    TCase *sd = tcase_create("stored");
+    tcase_add_test(sd, stored_timing_same_age_and_lifetime);
+    tcase_add_test(sd, stored_timing_extremes);
+    suite_add_tcase(s, sd);
     return s;
 }
 

@@ -6,8 +6,10 @@
  */
 #include <check.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "freshcache/http/http_date.h"
 
@@ -298,6 +300,55 @@ START_TEST(format_round_trip)
 }
 END_TEST
 
+/* The calendar arithmetic that replaced gmtime_r() and timegm() gives
+ * what they give, at day boundaries over four centuries and at seconds
+ * spread over the whole range (years 0000 to 9999, negative times
+ * included). */
+START_TEST(same_as_libc)
+{
+    const int64_t lo = INT64_C(-62167219200), hi = INT64_C(253402300799);
+    uint64_t x = 88172645463325252u;        /* xorshift: reproducible */
+    for (int i = 0; i < 60000; i++) {
+        int64_t t;
+        if (i < 30000) {    /* every 5th day from 1968 to 2378, at both ends */
+            t = INT64_C(-400) * 86400 + (int64_t)i * 5 * 86400 + (i % 2 ? 0 : 86399);
+        } else {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            t = lo + (int64_t)(x % (uint64_t)(hi - lo + 1));
+        }
+        time_t tt = (time_t)t;
+        struct tm tm;
+        ck_assert_ptr_nonnull(gmtime_r(&tt, &tm));
+        char want[64], got[HTTP_DATE_LEN + 1];
+        static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+        static const char mons[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+        snprintf(want, sizeof want, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
+                 tm.tm_mday, mons[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                 tm.tm_sec);
+        http_date_format(tt, got);
+        ck_assert_msg(strcmp(got, want) == 0, "%lld: %s, want %s", (long long)t, got, want);
+        time_t back;
+        ck_assert_msg(http_date_parse_at(got, HTTP_DATE_LEN, 0, &back), "%s", got);
+        ck_assert_msg(back == tt, "%s: %lld, want %lld", got, (long long)back, (long long)t);
+        ck_assert(back == timegm(&tm));
+    }
+    /* a leap second is the next minute's first, as timegm() has it */
+    time_t leap, next;
+    ck_assert(http_date_parse_at("Sat, 31 Dec 2016 23:59:60 GMT", 29, 0, &leap));
+    ck_assert(http_date_parse_at("Sun, 01 Jan 2017 00:00:00 GMT", 29, 0, &next));
+    ck_assert_int_eq(leap, next);
+    /* names in any case, but only letters fold */
+    time_t a;
+    ck_assert(http_date_parse_at("sUN, 06 nov 1994 08:49:37 gmt", 29, 0, &a));
+    ck_assert_int_eq(a, 784111777);
+    ck_assert(!http_date_parse_at("Sun, 06 N\x0ev 1994 08:49:37 GMT", 29, 0, &a));
+    ck_assert(!http_date_parse_at("Sun, 06 Nov 1994 08:49:37 G\x0dT", 29, 0, &a));
+}
+END_TEST
+
 static Suite *http_date_suite(void)
 {
     Suite *s = suite_create("http_date");
@@ -319,6 +370,7 @@ static Suite *http_date_suite(void)
     TCase *f = tcase_create("format");
     tcase_add_test(f, format_known_values);
     tcase_add_test(f, format_round_trip);
+    tcase_add_test(f, same_as_libc);
     suite_add_tcase(s, f);
     return s;
 }

@@ -62,19 +62,26 @@ static struct fc_config *policies_config(void)
 }
 
 /* A 200 object with Cache-Control `cc` (NULL: none), Date T0, received at
- * T0. */
-static struct cache_obj *obj_with(const char *cc)
+ * T0, Last-Modified `lm` (0: none). */
+static struct cache_obj *obj_with_lm(const char *cc, time_t lm)
 {
     struct cache_obj *o = obj_new(NULL);
     o->status = 200;
-    cc_init(&o->cc);
+    struct cache_control c;
+    cc_init(&c);
     if (cc)
-        cc_parse(&o->cc, cc, strlen(cc));
-    o->timing.request_time = T0;
-    o->timing.response_time = T0;
-    o->timing.has_date = true;
-    o->timing.date = T0;
+        cc_parse(&c, cc, strlen(cc));
+    struct resp_timing t = {
+        .request_time = T0, .response_time = T0, .has_date = true, .date = T0,
+        .has_last_modified = lm != 0, .last_modified = lm,
+    };
+    obj_set_cc_timing(o, &c, &t);
     return o;
+}
+
+static struct cache_obj *obj_with(const char *cc)
+{
+    return obj_with_lm(cc, 0);
 }
 
 /* What obj_apply_policy decided. */
@@ -162,9 +169,7 @@ START_TEST(origin_lifetime)
 
     /* the heuristic: 10% of Date - Last-Modified */
     struct gen_stamp stamp = { 0 };
-    struct cache_obj *o = obj_with(NULL);
-    o->timing.has_last_modified = true;
-    o->timing.last_modified = T0 - 1000;
+    struct cache_obj *o = obj_with_lm(NULL, T0 - 1000);
     obj_apply_policy(o, cfg, DEFAULT, &stamp);
     ck_assert_int_eq(o->lifetime, 100);
     obj_unref(o);

@@ -74,7 +74,7 @@ START_TEST(add_validators)
     http_msg_add_str(&resp, "ETag", "W/\"abc\"");
     obj_set_head(o, &resp, "OK", T0, NULL);
     http_msg_free(&resp);
-    o->timing.has_last_modified = true;
+    o->timing.flags |= STORED_HAS_LAST_MODIFIED;
     o->timing.last_modified = T0 - 86400;
     revalidate_add_validators(b, o);
     char out[256];
@@ -147,7 +147,7 @@ START_TEST(merge_replaces_fields)
      * 304-etag-update-response-ETag) */
     ck_assert_uint_eq(count_of(h, "ETag: "), 1);
     ck_assert_ptr_nonnull(strstr(h, "\r\nETag: \"v1\"\r\n"));
-    ck_assert_str_eq(o->etag, "\"v1\"");
+    ck_assert_str_eq(obj_etag(o), "\"v1\"");
     ck_assert_uint_eq(o->etag_len, 4);
     /* every stored line of a repeated field goes, whatever its case */
     ck_assert_uint_eq(count_of(h, "</a>"), 0);
@@ -210,7 +210,7 @@ START_TEST(merge_keeps_framing_fields)
     ck_assert_ptr_nonnull(strstr(h, "\r\nContent-Type: text/plain\r\n"));
     ck_assert_uint_eq(count_of(h, "Content-Type"), 1);
     /* an empty 304 keeps the stored ETag-less state and Date */
-    ck_assert_ptr_null(o->etag);
+    ck_assert_ptr_null(obj_etag(o));
     ck_assert_uint_eq(count_of(h, "Date: "), 1);
     http_msg_free(&r304);
     obj_unref(o);
@@ -257,7 +257,7 @@ START_TEST(merge_shares_body_and_copies_vary)
      * copied from the stale copy */
     ck_assert_uint_eq(o->generation, 0);
     /* the stored ETag stays when the 304 has none */
-    ck_assert_str_eq(o->etag, "\"v1\"");
+    ck_assert_str_eq(obj_etag(o), "\"v1\"");
     ck_assert_ptr_nonnull(strstr(head_of(o), "\r\nVary: Accept-Encoding\r\n"));
 
     /* the old object goes; the body lives on in the new one */
@@ -341,10 +341,10 @@ START_TEST(merge_unchanged_head_takes_the_new_date)
     ck_assert_ptr_nonnull(strstr(h, "\r\nDate: Mon, 02 Nov 2026 10:00:07 GMT\r\n"));
     ck_assert_uint_eq(count_of(h, "Date: "), 1);
     ck_assert_ptr_nonnull(strstr(h, "\r\nServer: origin/1\r\n"));
-    ck_assert_str_eq(o->etag, "\"v1\"");
+    ck_assert_str_eq(obj_etag(o), "\"v1\"");
     ck_assert_uint_eq(o->tags_len, 4);
-    ck_assert_str_eq(o->tags, "a");
-    ck_assert_str_eq(o->tags + 2, "b");
+    ck_assert_str_eq(obj_tags(o), "a");
+    ck_assert_str_eq(obj_tags(o) + 2, "b");
     ck_assert_ptr_eq(o->body, stale->body);
     ck_assert_int_eq(o->status, 200);
     obj_unref(o);
@@ -360,7 +360,7 @@ START_TEST(merge_unchanged_head_takes_the_new_date)
     ck_assert_ptr_nonnull(strstr(h, "\r\nServer: origin/2\r\n"));
     ck_assert_uint_eq(count_of(h, "Server: "), 1);
     ck_assert_ptr_nonnull(strstr(h, "\r\nDate: Mon, 02 Nov 2026 10:00:09 GMT\r\n"));
-    ck_assert_str_eq(o->etag, "\"v1\"");
+    ck_assert_str_eq(obj_etag(o), "\"v1\"");
     ck_assert_uint_eq(o->tags_len, 4);
     obj_unref(o);
 
@@ -401,8 +401,68 @@ START_TEST(merge_with_rewrite)
     ck_assert_ptr_nonnull(strstr(h, "\r\nCache-Control: public, max-age=300\r\n"));
     ck_assert_uint_eq(count_of(h, "ETag"), 0);
     /* the stored validator carries over though the head no longer shows it */
-    ck_assert_str_eq(o->etag, "\"v1\"");
+    ck_assert_str_eq(obj_etag(o), "\"v1\"");
     obj_unref(o);
+    obj_unref(stale);
+}
+END_TEST
+
+/* Content-hash mode: the hash lives in the head's allocation (chash_room)
+ * and goes with the shared body into the merged object, by the copied
+ * head (a 304 that changes nothing) and by the general merge alike. */
+START_TEST(merge_carries_the_content_hash)
+{
+    struct http_msg resp;
+    http_msg_init(&resp);
+    resp.status = 200;
+    http_msg_add_str(&resp, "ETag", "\"v1\"");
+    http_msg_add_str(&resp, "Surrogate-Key", "a b");
+    http_msg_add_str(&resp, "Date", T0_STR);
+    struct head_rewrite rw = { .drop_validators = true };
+    struct cache_key k;
+    ck_assert_int_eq(cache_key_build(&k, "h.example", 9, "/c", 2), 0);
+    struct cache_obj *stale = obj_new(&k);
+    obj_set_head(stale, &resp, "OK", T0, &rw);
+    http_msg_free(&resp);
+    ck_assert(stale->chash_room);
+    ck_assert(!stale->has_chash);
+    unsigned char *h = obj_chash(stale);
+    for (int i = 0; i < OBJ_CHASH_LEN; i++)
+        h[i] = (unsigned char)(0xa0 + i);
+    stale->has_chash = true;
+    /* the hash sits after the ETag and the tags, which stay intact */
+    ck_assert_str_eq(obj_etag(stale), "\"v1\"");
+    ck_assert_str_eq(obj_tags(stale), "a");
+    ck_assert_str_eq(obj_tags(stale) + 2, "b");
+
+    const char *dates[] = { "Fri, 02 Jan 2015 00:00:00 GMT", NULL };
+    for (int path = 0; path < 2; path++) {
+        struct http_msg r304;
+        http_msg_init(&r304);
+        r304.status = 304;
+        http_msg_add_str(&r304, "Date", dates[0]);
+        if (path == 1)
+            http_msg_add_str(&r304, "X-New", "1");  /* not in the stored head: general merge */
+        struct cache_obj *o = revalidate_merge(stale, &r304, T0 + 86400, &rw);
+        http_msg_free(&r304);
+        ck_assert_msg(o->chash_room && o->has_chash, "path %d", path);
+        ck_assert_msg(memcmp(obj_chash(o), obj_chash(stale), OBJ_CHASH_LEN) == 0, "path %d",
+                      path);
+        ck_assert_ptr_ne(obj_chash(o), obj_chash(stale));
+        ck_assert_str_eq(obj_etag(o), "\"v1\"");
+        ck_assert_uint_eq(o->tags_len, 4);
+        ck_assert_uint_eq(count_of(head_of(o), dates[0]), 1);
+        ck_assert_uint_eq(count_of(head_of(o), "X-New"), (unsigned)path);
+        obj_unref(o);
+    }
+    /* identity mode: no room, no hash */
+    struct cache_obj *plain = obj_new(&k);
+    http_msg_init(&resp);
+    resp.status = 200;
+    obj_set_head(plain, &resp, "OK", T0, NULL);
+    http_msg_free(&resp);
+    ck_assert(!plain->chash_room && !plain->has_chash);
+    obj_unref(plain);
     obj_unref(stale);
 }
 END_TEST
@@ -418,6 +478,7 @@ static Suite *revalidate_suite(void)
     tcase_add_test(m, merge_replaces_fields);
     tcase_add_test(m, merge_keeps_framing_fields);
     tcase_add_test(m, merge_shares_body_and_copies_vary);
+    tcase_add_test(m, merge_carries_the_content_hash);
     tcase_add_test(m, merge_with_rewrite);
     tcase_add_test(m, merge_unchanged_head_takes_the_new_date);
     suite_add_tcase(s, m);

@@ -16,6 +16,7 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include "freshcache/base/assert.h"
 #include "freshcache/cache/cache_body.h"
 #include "freshcache/http/cache_control.h"
 #include "freshcache/cache/cache_key.h"
@@ -26,9 +27,11 @@ struct http_msg;
 enum obj_state { OBJ_BUSY = 0, OBJ_READY };
 
 /* Laid out for size: every stored object carries one, so pointers and
- * 64-bit fields come first, narrow ones last, no padding between.  The key
- * is allocated with the object; the head, the ETag and the tags share one
- * allocation (o->head). */
+ * 64-bit fields come first, narrow ones last, no padding between; the
+ * directives and times are kept packed (struct cc_packed, struct
+ * stored_timing) and durations in 32 bits (every one is clamped to
+ * CC_DELTA_MAX = 2^31 anyway).  The key is allocated with the object; the
+ * head, the ETag and the tags share one allocation (o->head). */
 struct cache_obj {
 #define OBJ_MAGIC 0x0bc0ffeeu
     unsigned magic;
@@ -50,57 +53,62 @@ struct cache_obj {
     /* The stored head, pre-serialised: "HTTP/1.1 200 OK\r\n" then fields,
      * each "Name: value\r\n", without Content-Length, Transfer-Encoding,
      * hop-by-hop fields, Age, or the final CRLF.  The same allocation holds
-     * etag and tags after it. */
+     * after it the ETag (obj_etag), the tags (obj_tags) and the content
+     * hash (obj_chash), each where the lengths before it end. */
     char *head;
-    const char *etag;                   /* as sent by the origin (NUL-terminated), or NULL */
-    /* Surrogate-Key / Cache-Tag values, each NUL-terminated, back to back. */
-    const char *tags;
 
     /* Vary: NUL-separated lower-case field names, then for each the
      * normalised request value; NULL when the response has no Vary. */
     char *vary;
 
-    struct cache_control cc;            /* response directives */
-    struct resp_timing timing;
-    int64_t lifetime;                   /* freshness lifetime, seconds */
-    int64_t stale_while_revalidate;     /* seconds of allowed staleness, policy or origin */
-    int64_t stale_if_error;
-
-    /* Deploy generations in force when the fetch that stored it *began*
-     * (generation.h): the object is current only while both still hold. */
-    uint64_t generation;
-    uint64_t policy_gen;
-    uint64_t policy_layout;             /* generation_layout() the policy index refers to */
-    /* keep_after_deploy: until when (wall clock) the copy outlives
-     * generation sweeps, as the fallback for an origin that dropped it
-     * (404/410); 0: not kept.  obj_kept(). */
-    time_t keep_until;
-
-    time_t chash_first_seen;            /* when this URL first had this hash */
+    struct stored_timing timing;        /* obj_age(), obj_timing() */
 
     /* What became of a placeholder (an object a fetch was given to fill,
      * linked as BUSY in the store or not linked at all).  The fetch writes
      * these before it publishes the object (OBJ_READY) or fails its body;
-     * readers look only after. */
-    struct cache_obj *merged;           /* a 304 refreshed the stale copy: serve this one */
-    bool kept;                          /* merged is a copy kept for an origin's 404/410
-                                         * (keep_after_deploy), not a refresh */
-    const char *fail_reason;            /* static text */
-    int32_t origin_ms;                  /* request sent to response head, -1: none */
-    short fail_status;                  /* failed before a head: 502 or 504 */
-    bool private;                       /* a response that is not stored: one reader */
+     * readers look only after.  A failed placeholder (failed) has a reason
+     * and no merged copy: one pointer holds either. */
+    union {
+        struct cache_obj *merged;       /* a 304 refreshed the stale copy: serve this one */
+        const char *fail_reason;        /* failed: static text */
+    };
 
-    bool linked;                        /* guarded by the shard mutex */
+    struct cc_packed cc;                /* response directives (obj_cc()) */
+    uint32_t lifetime;                  /* freshness lifetime, seconds */
+    uint32_t stale_while_revalidate;    /* seconds of allowed staleness, policy or origin */
+    uint32_t stale_if_error;
+
+    /* Deploy generations in force when the fetch that stored it *began*
+     * (generation.h), their low 32 bits: the object is current only while
+     * they still equal the numbers in force (obj_current).  A number would
+     * have to move by exactly 2^32 between a store and a lookup to be
+     * mistaken. */
+    uint32_t generation;
+    uint32_t policy_gen;
+    uint32_t policy_layout;             /* generation_layout() the policy index refers to */
+
+    /* keep_after_deploy: until when (wall clock, unsigned 32-bit seconds:
+     * to 2106) the copy outlives generation sweeps, as the fallback for an
+     * origin that dropped it (404/410); 0: not kept.  obj_kept(). */
+    uint32_t keep_until;
+    uint32_t chash_first_seen;          /* when this URL first had this hash (the same) */
+    int32_t origin_ms;                  /* request sent to response head, -1: none */
     _Atomic int state;                  /* enum obj_state */
-    unsigned shard;
-    int policy;                         /* index in cfg->policies, -1: none */
-    int status;
+    short policy;                       /* index in cfg->policies, -1: none */
+    short status;
     uint32_t key_len;
     uint32_t vary_len;
     uint32_t head_len;
     uint32_t fields_off;                /* where the fields start in head */
     uint32_t etag_len;
     uint32_t tags_len;
+    short fail_status;                  /* failed before a head: 502 or 504 */
+    bool failed;                        /* obj_fail: fail_reason, not merged */
+    bool has_etag;                      /* the origin sent one (obj_etag) */
+    bool kept;                          /* merged is a copy kept for an origin's 404/410
+                                         * (keep_after_deploy), not a refresh */
+    bool private;                       /* a response that is not stored: one reader */
+    bool linked;                        /* guarded by the shard mutex */
     bool sie_from_policy;               /* stale_if_error set by the operator, not the origin */
     bool authorized;                    /* stored from a request with Authorization (RFC
                                          * 9111 §3.5): the policy's ttl and
@@ -108,19 +116,78 @@ struct cache_obj {
     _Atomic bool soft_purged;           /* treat as stale: revalidate on next use */
     _Atomic bool revalidating;          /* one background refresh at a time */
 
-    /* Content hash of the complete body (cache.etag: content-hash): written
-     * by the fetch before the body turns COMPLETE, read only after. */
+    /* Content hash of the complete body (cache.etag: content-hash), in
+     * the head's allocation (obj_chash), which has room for it when the
+     * head was made in content-hash mode (chash_room): 32 bytes only where
+     * they are used.  Written by the fetch before the body turns COMPLETE,
+     * read only after (has_chash). */
+    bool chash_room;
     bool has_chash;
-    unsigned char chash[32];
 
     char key[];                         /* key_len bytes and a NUL */
 };
+
+/* The origin's ETag as it sent it (NUL-terminated, etag_len bytes), or
+ * NULL: right after the head in its allocation. */
+static inline const char *obj_etag(const struct cache_obj *o)
+{
+    return o->has_etag ? o->head + o->head_len : NULL;
+}
+/* Surrogate-Key / Cache-Tag values, each NUL-terminated, back to back
+ * (tags_len bytes), or NULL: after the ETag. */
+static inline const char *obj_tags(const struct cache_obj *o)
+{
+    return o->tags_len ? o->head + o->head_len + (o->has_etag ? o->etag_len + 1 : 0) : NULL;
+}
+/* The content hash's 32 bytes, after the ETag and tags (see chash_room). */
+static inline unsigned char *obj_chash(const struct cache_obj *o)
+{
+    FC_ASSERT(o->chash_room && o->head != NULL);
+    return (unsigned char *)o->head + o->head_len + (o->has_etag ? o->etag_len + 1 : 0) +
+           o->tags_len;
+}
+#define OBJ_CHASH_LEN 32
+
+/* The stored directives and timing, as the parsed structs. */
+static inline void obj_cc(const struct cache_obj *o, struct cache_control *out)
+{
+    cc_unpack(&o->cc, out);
+}
+static inline void obj_timing(const struct cache_obj *o, struct resp_timing *out)
+{
+    stored_timing_unpack(&o->timing, out);
+}
+/* Store a response's directives and timing in `o`. */
+static inline void obj_set_cc_timing(struct cache_obj *o, const struct cache_control *cc,
+                                     const struct resp_timing *t)
+{
+    cc_pack(cc, &o->cc);
+    stored_timing_pack(t, &o->timing);
+}
+/* current_age() of `o` at `now` (RFC 9111 §4.2.3). */
+static inline int64_t obj_age(const struct cache_obj *o, time_t now)
+{
+    return stored_age(&o->timing, now);
+}
+/* A wall-clock time in the unsigned 32-bit seconds an object keeps
+ * (keep_until, chash_first_seen): 1970 to 2106, clamped. */
+static inline uint32_t obj_time32(time_t t)
+{
+    return t < 0 ? 0 : (uint64_t)t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+}
+/* A lifetime or staleness allowance, in the 32 bits an object keeps:
+ * clamped to [0, CC_DELTA_MAX]. */
+static inline uint32_t obj_delta(int64_t v)
+{
+    return v < 0 ? 0 : v > CC_DELTA_MAX ? (uint32_t)CC_DELTA_MAX : (uint32_t)v;
+}
 
 /* A new BUSY object for key `k` (NULL: an object that will never be
  * stored, for a pass-through). */
 struct cache_obj *obj_new(const struct cache_key *k);
 /* A new BUSY object for `stale`'s key and Vary variant that shares its
- * body (for a 304 merge); policy and content hash carried over. */
+ * body (for a 304 merge); policy carried over, the content hash with the
+ * head (obj_copy_head, or obj_set_head inheriting from `stale`). */
 struct cache_obj *obj_new_sharing(const struct cache_obj *stale);
 /* Give `o` (no head yet) a copy of `from`'s head, ETag and tags. */
 void obj_copy_head(struct cache_obj *o, const struct cache_obj *from);
@@ -143,7 +210,8 @@ static inline bool obj_ready(const struct cache_obj *o)
 struct head_rewrite {
     const char *cache_control;          /* replaces Cache-Control, or NULL */
     const struct cache_obj *inherit;    /* ETag and tags when resp has none (a 304 merge) */
-    bool drop_validators;               /* content-hash mode: ETag, Last-Modified are ours */
+    bool drop_validators;               /* content-hash mode: ETag, Last-Modified are ours
+                                         * (and the head has room for the hash) */
     bool via_done;                      /* the head already names us in Via (a 304 merge) */
     bool passthrough;                   /* not stored: keep the origin's Age and Cache-Status */
     bool drop_set_cookie;               /* the policy's set_cookie: strip */
@@ -168,7 +236,7 @@ static inline bool obj_content_etag_applies(const struct cache_obj *o)
  * no longer has the resource. */
 static inline bool obj_kept(const struct cache_obj *o, time_t now)
 {
-    return o->keep_until != 0 && now <= o->keep_until;
+    return o->keep_until != 0 && now <= (time_t)o->keep_until;
 }
 /* Hex of the content hash into out[65]. */
 void obj_chash_hex(const struct cache_obj *o, char out[65]);

@@ -52,6 +52,45 @@ int64_t freshness_lifetime(const struct cache_control *resp_cc, const struct res
  * result is clamped to [0, CC_DELTA_MAX] (§1.2.2, §5.1). */
 int64_t current_age(const struct resp_timing *t, time_t now);
 
+/* A stored response's timing, as every cached object keeps it: 32 bytes
+ * instead of 56.  The age arithmetic's constant part (§4.2.3
+ * corrected_initial_age) is done once when it is stored, so request_time
+ * and age_value are not kept; Date and Expires are kept as 32-bit offsets
+ * (from response_time and from Date), which represent every Date within
+ * 68 years of our clock and every Expires within 68 years of its Date:
+ * beyond that an offset is clamped, which only moves a lifetime or an
+ * apparent age that is already past 2^31 seconds (§1.2.2) or below 0.
+ * Last-Modified is kept whole: client conditionals compare it exactly. */
+enum {
+    STORED_HAS_DATE          = 1u << 0,
+    STORED_HAS_EXPIRES       = 1u << 1,
+    STORED_EXPIRES_VALID     = 1u << 2,
+    STORED_HAS_LAST_MODIFIED = 1u << 3,
+};
+struct stored_timing {
+    time_t response_time;
+    time_t last_modified;
+    int32_t date_off;               /* Date - response_time */
+    int32_t expires_off;            /* Expires - Date */
+    uint32_t initial_age;           /* corrected_initial_age, at most CC_DELTA_MAX */
+    uint8_t flags;                  /* STORED_* */
+};
+void stored_timing_pack(const struct resp_timing *t, struct stored_timing *out);
+/* A resp_timing equivalent to the stored one: the same current_age(),
+ * freshness_lifetime() and fields (request_time reads as response_time,
+ * age_value as the initial age). */
+void stored_timing_unpack(const struct stored_timing *s, struct resp_timing *out);
+/* current_age() of the stored response at `now`. */
+int64_t stored_age(const struct stored_timing *s, time_t now);
+static inline bool stored_has_last_modified(const struct stored_timing *s)
+{
+    return s->flags & STORED_HAS_LAST_MODIFIED;
+}
+static inline time_t stored_date(const struct stored_timing *s)
+{
+    return s->response_time + s->date_off;
+}
+
 enum serve_verdict {
     SERVE_FRESH = 0,         /* fresh enough for this request: serve it */
     SERVE_STALE_OK,          /* stale, but the request's max-stale allows it */

@@ -55,6 +55,23 @@ struct cache_control {
     int64_t stale_if_error;           /* request or response (RFC 5861) */
 };
 
+/* A stored response's directives, as every cached object keeps them: 20
+ * bytes instead of 56.  Only what a response's directives can hold: the
+ * request-only max-stale and min-fresh are not kept, and every value is
+ * in [0, CC_DELTA_MAX] (parsed values are clamped so), which 32 bits hold;
+ * CC_PACKED_UNSET stands for CC_UNSET. */
+#define CC_PACKED_UNSET UINT32_MAX
+struct cc_packed {
+    uint32_t max_age;
+    uint32_t s_maxage;
+    uint32_t stale_while_revalidate;
+    uint32_t stale_if_error;
+    uint16_t flags;                   /* enum cc_flag */
+};
+void cc_pack(const struct cache_control *cc, struct cc_packed *out);
+/* The directives back (max-stale, min-fresh: CC_UNSET). */
+void cc_unpack(const struct cc_packed *p, struct cache_control *out);
+
 void cc_init(struct cache_control *cc);
 /* Parse one field line's value and merge it into *cc. */
 void cc_parse(struct cache_control *cc, const char *value, size_t len);
