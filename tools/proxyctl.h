@@ -45,9 +45,7 @@ struct response {
  * it prints why and returns EXIT_CONNECT or EXIT_FAIL. */
 int admin_request(const struct opts *o, const char *method, const char *path,
                   const json_t *body, struct response *r);
-void response_free(struct response *r);
-/* Did the daemon report a failure?  If so, say why on stderr. */
-bool report_failure(const struct response *r);
+/* Reading it (response_free, report_failure): answer.h. */
 
 /* "proxyctl: MESSAGE" and the usage on stderr; returns EXIT_USAGE. */
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
