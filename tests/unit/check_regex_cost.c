@@ -25,11 +25,35 @@ END_TEST
 START_TEST(repetition_multiplies)
 {
     ck_assert_uint_ge(regex_cost("a{100}"), 100);
-    ck_assert_uint_ge(regex_cost("(a{100}){100}"), 10000);
-    ck_assert_uint_gt(regex_cost("((a{255}){255}){255}"), REGEX_COST_MAX);
-    /* each stacked '+' doubles: glibc copies the subtree */
-    ck_assert_uint_gt(regex_cost("a+++++++++++++++++++++"), REGEX_COST_MAX);
+    ck_assert_uint_ge(regex_cost("(a{50}){50}"), 2500);
+    ck_assert_uint_gt(regex_cost("((a{100}){100}){100}"), REGEX_COST_MAX);
+    /* nested "(x*)+": each level doubles (and glibc's closures grow faster) */
+    ck_assert_uint_gt(regex_cost("(((((((((((((a*)+)+)+)+)+)+)+)+)+)+)+)+)+"), REGEX_COST_MAX);
     ck_assert_uint_le(regex_cost("a+"), 4);
+    ck_assert_uint_le(regex_cost("(ab)+c*d?e{2,3}"), 20);
+}
+END_TEST
+
+/* A repetition of a repetition is undefined in POSIX ERE; glibc took 700 MB
+ * for 20 stacked '+' and over 25 s for "+***...++++". */
+START_TEST(stacked_repetition_refused)
+{
+    ck_assert_uint_gt(regex_cost("a++"), REGEX_COST_MAX);
+    ck_assert_uint_gt(regex_cost("a**"), REGEX_COST_MAX);
+    ck_assert_uint_gt(regex_cost("a{2}?"), REGEX_COST_MAX);
+    ck_assert_uint_gt(regex_cost("x(a+*)"), REGEX_COST_MAX);
+    ck_assert_uint_gt(regex_cost("a+++++++++++++++++++++"), REGEX_COST_MAX);
+    /* repeating what can match "": "((a*)+){1,1000}" took 33 s in regcomp */
+    ck_assert_uint_gt(regex_cost("((a*)+){1,1000}"), REGEX_COST_MAX);
+    ck_assert_uint_gt(regex_cost("(a|b*){1,100}"), REGEX_COST_MAX);
+    ck_assert_uint_gt(regex_cost("(a*)+"), REGEX_COST_MAX);
+    ck_assert_uint_le(regex_cost("(a?){2}"), 20);
+    ck_assert_uint_le(regex_cost("(/[^/]*){1,10}"), 100);
+    ck_assert_uint_le(regex_cost("([a-z]*-)+"), 20);
+    /* not stacked: a group in between, an escaped or bracketed '+' */
+    ck_assert_uint_le(regex_cost("(a+)*"), 10);
+    ck_assert_uint_le(regex_cost("a\\+"), 10);
+    ck_assert_uint_le(regex_cost("a+[+]+"), 10);
     /* far past the cap: saturates, never wraps */
     ck_assert_uint_gt(regex_cost("((((((a{9999}){9999}){9999}){9999}){9999}){9999})"),
                       REGEX_COST_MAX);
@@ -44,6 +68,9 @@ START_TEST(malformed_patterns_do_not_matter)
     ck_assert_uint_le(regex_cost("[abc"), 10);
     ck_assert_uint_le(regex_cost("a{,}{"), 10);
     ck_assert_uint_le(regex_cost("\\"), 2);
+    /* nothing to repeat: regcomp() refuses it, with the glob hint */
+    ck_assert_uint_eq(regex_cost("**/*.png"), 0);
+    ck_assert_uint_eq(regex_cost("a|*b"), 0);
 }
 END_TEST
 
@@ -71,6 +98,7 @@ int main(void)
     TCase *t = tcase_create("cost");
     tcase_add_test(t, ordinary_patterns_are_cheap);
     tcase_add_test(t, repetition_multiplies);
+    tcase_add_test(t, stacked_repetition_refused);
     tcase_add_test(t, malformed_patterns_do_not_matter);
     tcase_add_test(t, config_refuses_costly_pattern);
     suite_add_tcase(s, t);
