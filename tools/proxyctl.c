@@ -7,8 +7,8 @@
  *
  * One request per connection ("Connection: close"), on a blocking-style
  * loop with poll() so every wait is bounded by the timeout.  The answer is
- * parsed with the project's llhttp glue (http_parse.h), its body with
- * jansson.
+ * read by answer.c: the project's llhttp glue (http_parse.h), its body
+ * with jansson.
  *
  * Exit status: 0 ok; 1 the daemon reported a failure (non-2xx, "ok": false,
  * verify found stale content, a cluster node did not acknowledge a purge)
@@ -35,8 +35,7 @@
 #include <jansson.h>
 
 #include "freshcache/base/assert.h"
-#include "freshcache/http/http_msg.h"
-#include "freshcache/http/http_parse.h"
+#include "answer.h"
 #include "human.h"
 #include "proxyctl.h"
 
@@ -49,8 +48,6 @@
 
 #define DEFAULT_SOCKET "/run/freshcache/admin.sock"
 #define DEFAULT_TIMEOUT_S 30.0
-#define MAX_HEAD_BYTES (64u * 1024)
-#define MAX_BODY_BYTES (64u * 1024 * 1024)
 
 static const char usage_text[] =
     "Usage: proxyctl [-s SOCKET] [--json] COMMAND [ARGS...]\n"
@@ -120,43 +117,6 @@ void errmsg(const char *fmt, ...)
 
 /* ------------------------------------------------------------------ */
 /* One request, one answer                                              */
-
-void response_free(struct response *r)
-{
-    free(r->reason);
-    free(r->body);
-    json_decref(r->json);
-    memset(r, 0, sizeof *r);
-}
-
-static void on_body(void *owner, const char *at, size_t len)
-{
-    struct response *r = owner;
-    if (r->body_too_large || r->body_len + len > MAX_BODY_BYTES) {
-        r->body_too_large = true;
-        return;
-    }
-    char *nb = realloc(r->body, r->body_len + len + 1);
-    if (!nb) {
-        r->body_too_large = true;
-        return;
-    }
-    memcpy(nb + r->body_len, at, len);
-    r->body_len += len;
-    nb[r->body_len] = '\0';
-    r->body = nb;
-    if (!r->streaming)
-        return;
-    /* Hand on every complete line; keep the rest for the next bytes. */
-    size_t start = 0;
-    for (char *nl; (nl = memchr(r->body + start, '\n', r->body_len - start)) != NULL;) {
-        size_t end = (size_t)(nl - r->body);
-        r->line(r->line_arg, r->body + start, end - start);
-        start = end + 1;
-    }
-    memmove(r->body, r->body + start, r->body_len - start + 1);
-    r->body_len -= start;
-}
 
 static int64_t now_ms(void)
 {
@@ -335,65 +295,42 @@ static int admin_call(const struct opts *o, const char *method, const char *path
     /* On EPIPE/ECONNRESET the daemon may still have answered (an error, say):
      * read what it sent before giving up. */
 
-    struct evbuffer *in = evbuffer_new();
-    struct http_msg msg;
-    struct http_parser parser;
-    http_msg_init(&msg);
-    http_parser_init(&parser, HTTP_RESPONSE, &msg, MAX_HEAD_BYTES, on_body, r);
-
+    struct answer_reader ar;
+    if (answer_init(&ar, r) != 0) {
+        errmsg("out of memory");
+        close(fd);
+        return EXIT_FAIL;
+    }
+    if (line)
+        answer_stream_lines(&ar, line, line_arg);
     int rc = EXIT_FAIL;
-    bool done = false, eof = false;
     char buf[16384];
-    while (!done) {
-        enum http_parse_event ev = eof ? http_parser_eof(&parser) : http_parser_feed(&parser, in);
-        if (r->body_too_large) {
+    for (;;) {
+        switch (answer_step(&ar)) {
+        case ANSWER_DONE:
+            rc = EXIT_OK;
+            goto out;
+        case ANSWER_TOO_LARGE:
             errmsg("the answer from %s is too large (over %u MiB)", o->socket,
-                   MAX_BODY_BYTES / (1024 * 1024));
+                   ANSWER_MAX_BODY_BYTES / (1024 * 1024));
             goto out;
-        }
-        switch (ev) {
-        case HTTP_PARSE_HEAD:
-            if (line && msg.status >= 200 && msg.status < 300) {
-                r->line = line;
-                r->line_arg = line_arg;
-                r->streaming = true;
-            }
-            continue;
-        case HTTP_PARSE_DONE:
-            if (msg.status >= 100 && msg.status < 200) {
-                /* interim answer (100 Continue): the real one follows */
-                free(r->body);
-                r->body = NULL;
-                r->body_len = 0;
-                http_parser_next(&parser);
-                if (eof)
-                    goto closed;
-                continue;
-            }
-            done = true;
-            continue;
-        case HTTP_PARSE_ERROR:
-            if (eof)
-                goto closed;
-            errmsg("malformed answer from %s: %s", o->socket, http_parser_error(&parser));
+        case ANSWER_MALFORMED:
+            errmsg("malformed answer from %s: %s", o->socket, answer_error(&ar));
             goto out;
-        case HTTP_PARSE_TOO_LARGE:
-            errmsg("malformed answer from %s: %s", o->socket, http_parser_error(&parser));
-            goto out;
-        case HTTP_PARSE_NEED_MORE:
+        case ANSWER_TRUNCATED:
+            goto closed;
+        case ANSWER_MORE:
             break;
         }
-        if (eof)
-            goto closed;
         ssize_t n = recv(fd, buf, sizeof buf, 0);
         if (n > 0) {
-            evbuffer_add(in, buf, (size_t)n);
+            answer_add(&ar, buf, (size_t)n);
             if (r->streaming)
                 deadline = now_ms() + timeout_ms;   /* progress: wait as long again */
             continue;
         }
         if (n == 0) {
-            eof = true;
+            answer_eof(&ar);
             continue;
         }
         if (errno == EINTR)
@@ -409,25 +346,12 @@ static int admin_call(const struct opts *o, const char *method, const char *path
             }
         }
         if (errno == ECONNRESET) {
-            eof = true;
+            answer_eof(&ar);
             continue;
         }
         errmsg("reading from %s: %s", o->socket, strerror(errno));
         goto out;
     }
-
-    r->status = msg.status;
-    r->reason = strndup(msg.reason_len ? msg.buf + msg.reason_off : "", msg.reason_len);
-    if (!r->body) {
-        r->body = strdup("");
-        r->body_len = 0;
-    }
-    if (r->streaming && r->body_len > 0)
-        line(line_arg, r->body, r->body_len);      /* a last line without its newline */
-    else if (r->body_len > 0)
-        r->json = json_loadb(r->body, r->body_len, JSON_DECODE_ANY, NULL);
-    rc = EXIT_OK;
-    goto out;
 
 closed:
     if (send_rc < 0)
@@ -435,8 +359,7 @@ closed:
     else
         errmsg("%s closed the connection before the answer was complete", o->socket);
 out:
-    http_msg_free(&msg);
-    evbuffer_free(in);
+    answer_free(&ar);
     close(fd);
     if (rc != EXIT_OK)
         response_free(r);
@@ -463,47 +386,6 @@ static void print_body(const struct response *r)
         if (r->body[r->body_len - 1] != '\n')
             fputc('\n', stdout);
     }
-}
-
-static bool status_ok(const struct response *r) { return r->status >= 200 && r->status < 300; }
-
-static const char *json_error_text(const struct response *r)
-{
-    if (!json_is_object(r->json))
-        return NULL;
-    const json_t *e = json_object_get(r->json, "error");
-    if (json_is_string(e))
-        return json_string_value(e);
-    if (json_is_object(e) && json_is_string(json_object_get(e, "message")))
-        return json_string_value(json_object_get(e, "message"));
-    return NULL;
-}
-
-/* Did the daemon report a failure?  If so, say why on stderr. */
-bool report_failure(const struct response *r)
-{
-    bool ok_false = json_is_object(r->json) && json_is_false(json_object_get(r->json, "ok"));
-    const char *e = json_error_text(r);
-    if (status_ok(r) && !ok_false && !e)
-        return false;
-    if (e) {
-        errmsg("%s", e);
-    } else if (!status_ok(r)) {
-        /* Not our JSON (a proxy in between, a bug): show the first line. */
-        char line[200] = "";
-        if (r->body_len > 0 && !r->json) {
-            size_t n = strcspn(r->body, "\r\n");
-            if (n >= sizeof line)
-                n = sizeof line - 1;
-            memcpy(line, r->body, n);
-            line[n] = '\0';
-        }
-        errmsg("the daemon answered %d %s%s%s", r->status, r->reason ? r->reason : "",
-               line[0] ? ": " : "", line);
-    } else {
-        errmsg("the daemon reported a failure");
-    }
-    return true;
 }
 
 static void unexpected(const struct response *r, const char *what)
@@ -902,11 +784,11 @@ static int cmd_reload(const struct opts *o, struct args *a)
     if (o->json)
         print_body(&r);
     bool ok_false = json_is_object(r.json) && json_is_false(json_object_get(r.json, "ok"));
-    if (!status_ok(&r) || ok_false || json_error_text(&r)) {
+    if (!response_status_ok(&r) || ok_false || response_error_text(&r)) {
         /* Config errors as the compiler-style lines they are, nothing
          * prefixed, so editors and CI annotate them. */
         const json_t *errs = json_is_object(r.json) ? json_object_get(r.json, "errors") : NULL;
-        const char *e = json_error_text(&r);
+        const char *e = response_error_text(&r);
         if (json_is_array(errs) && json_array_size(errs) > 0) {
             size_t i;
             const json_t *v;

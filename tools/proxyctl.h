@@ -58,9 +58,7 @@ int admin_request(const struct opts *o, const char *method, const char *path,
  * read whole into *r, as admin_request does. */
 int admin_request_lines(const struct opts *o, const char *method, const char *path,
                         const json_t *body, struct response *r, line_fn line, void *arg);
-void response_free(struct response *r);
-/* Did the daemon report a failure?  If so, say why on stderr. */
-bool report_failure(const struct response *r);
+/* Reading it (response_free, report_failure): answer.h. */
 
 /* "proxyctl: MESSAGE" and the usage on stderr; returns EXIT_USAGE. */
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "answer.h"
 #include "proxyctl.h"
 #include "top_frame.h"
 

@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "answer.h"
 #include "proxyctl.h"
 
 #define WARM_MAX_JOBS 64

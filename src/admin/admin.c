@@ -42,6 +42,7 @@
 
 #include "build_config.h"
 #include "freshcache/admin/admin.h"
+#include "freshcache/admin/admin_body.h"
 #include "freshcache/admin/admin_ops.h"
 #include "freshcache/admin/sitemap.h"
 #include "freshcache/admin/warm.h"
@@ -239,60 +240,17 @@ static void reply_fatal(struct admin_conn *c, int status, const char *msg)
 
 /* ---- request bodies ---------------------------------------------------- */
 
-static bool body_is_blank(struct admin_conn *c)
+/* The current request's body, contiguous.  Read and checked by
+ * admin_body.c; a refusal is answered here. */
+static const char *body_text(struct admin_conn *c, size_t *len)
 {
-    size_t len = evbuffer_get_length(c->body);
-    const unsigned char *p = evbuffer_pullup(c->body, -1);
-    for (size_t i = 0; i < len; i++)
-        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
-            return false;
-    return true;
+    *len = evbuffer_get_length(c->body);
+    return (const char *)evbuffer_pullup(c->body, -1);
 }
 
-/* The body as a JSON object: an empty object when the body is blank and not
- * `required`.  NULL after replying 400. */
-static json_t *body_object(struct admin_conn *c, bool required, const char *what)
+static void reply_body_error(struct admin_conn *c, const struct admin_body_error *e)
 {
-    if (body_is_blank(c)) {
-        if (!required)
-            return json_object();
-        reply_error(c, 400, NULL, "request body required: %s", what);
-        return NULL;
-    }
-    json_error_t jerr;
-    size_t len = evbuffer_get_length(c->body);
-    const char *p = (const char *)evbuffer_pullup(c->body, -1);
-    json_t *o = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (o == NULL) {
-        reply_error(c, 400, NULL, "invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-                    jerr.column);
-        return NULL;
-    }
-    if (!json_is_object(o)) {
-        json_decref(o);
-        reply_error(c, 400, NULL, "request body must be a JSON object: %s", what);
-        return NULL;
-    }
-    return o;
-}
-
-/* Reject members other than `allowed` (NULL-terminated): a typo such as
- * {"polcy": "html"} must not silently bump every policy.  false after
- * replying 400. */
-static bool only_keys(struct admin_conn *c, json_t *o, const char *const *allowed)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(o, key, v) {
-        bool ok = false;
-        for (const char *const *k = allowed; *k; k++)
-            ok = ok || strcmp(*k, key) == 0;
-        if (!ok) {
-            reply_error(c, 400, NULL, "unknown field \"%s\"", key);
-            return false;
-        }
-    }
-    return true;
+    reply_error(c, e->status, NULL, "%s", e->msg);
 }
 
 /* ---- endpoints ---------------------------------------------------------- */
@@ -401,28 +359,20 @@ static void cluster_purge_start(struct admin_conn *c, const struct cluster_purge
 static void do_purge_generation(struct admin_conn *c)
 {
     struct server *srv = c->a->srv;
-    json_t *o = body_object(c, false, "{} or {\"policy\": NAME}");
-    if (o == NULL)
-        return;
-    static const char *const keys[] = { "policy", NULL };
-    if (!only_keys(c, o, keys)) {
-        json_decref(o);
+    struct admin_generation_body b;
+    struct admin_body_error e;
+    size_t len;
+    const char *text = body_text(c, &len);
+    if (admin_body_generation(text, len, &b, &e) != 0) {
+        reply_body_error(c, &e);
         return;
     }
-    const char *policy = NULL;
-    json_t *pv = json_object_get(o, "policy");
-    if (pv != NULL && !json_is_null(pv)) {
-        if (!json_is_string(pv) || json_string_length(pv) == 0) {
-            json_decref(o);
-            reply_error(c, 400, NULL, "\"policy\" must be a policy name (a non-empty string)");
-            return;
-        }
-        policy = json_string_value(pv);
-        if (!policy_exists(srv->cfg, policy)) {
-            reply_error(c, 404, NULL, "unknown policy \"%s\"", policy);
-            json_decref(o);
-            return;
-        }
+    json_t *o = b.root;
+    const char *policy = b.policy;
+    if (policy != NULL && !policy_exists(srv->cfg, policy)) {
+        reply_error(c, 404, NULL, "unknown policy \"%s\"", policy);
+        json_decref(o);
+        return;
     }
     if (c->a->cluster) {
         struct cluster_purge p = { .what = CLUSTER_GENERATION, .policy = policy };
@@ -478,67 +428,18 @@ static void do_generation(struct admin_conn *c)
 /* POST /purge  {"url"|"prefix"|"tag": STR [, "soft": BOOL]} */
 static void do_purge(struct admin_conn *c)
 {
-    static const char usage[] =
-        "exactly one of \"url\", \"prefix\" or \"tag\" (a string), and optionally \"soft\": true";
-    json_t *o = body_object(c, true, usage);
-    if (o == NULL)
-        return;
-    static const char *const keys[] = { "url", "prefix", "tag", "soft", NULL };
-    if (!only_keys(c, o, keys)) {
-        json_decref(o);
+    struct admin_purge_body b;
+    struct admin_body_error e;
+    size_t len;
+    const char *text = body_text(c, &len);
+    if (admin_body_purge(text, len, &b, &e) != 0) {
+        reply_body_error(c, &e);
         return;
     }
-    static const struct { const char *key; enum purge_kind kind; } kinds[] = {
-        { "url", PURGE_URL }, { "prefix", PURGE_PREFIX }, { "tag", PURGE_TAG },
-    };
-    const char *key = NULL, *arg = NULL;
-    enum purge_kind kind = PURGE_URL;
-    unsigned n = 0;
-    for (size_t i = 0; i < FC_ARRAY_LEN(kinds); i++) {
-        json_t *v = json_object_get(o, kinds[i].key);
-        if (v == NULL)
-            continue;
-        n++;
-        if (!json_is_string(v) || json_string_length(v) == 0) {
-            reply_error(c, 400, NULL, "\"%s\" must be a non-empty string", kinds[i].key);
-            json_decref(o);
-            return;
-        }
-        key = kinds[i].key;
-        kind = kinds[i].kind;
-        arg = json_string_value(v);
-    }
-    if (n != 1) {
-        reply_error(c, 400, NULL, "%s", usage);
-        json_decref(o);
-        return;
-    }
-    if (strlen(arg) != json_string_length(json_object_get(o, key))) {
-        reply_error(c, 400, NULL, "\"%s\" must not contain NUL", key);
-        json_decref(o);
-        return;
-    }
-    if (kind == PURGE_URL && arg[0] != '/' && strncmp(arg, "http://", 7) != 0 &&
-        strncmp(arg, "https://", 8) != 0) {
-        reply_error(c, 400, NULL, "\"url\" must be a path (\"/p?q\") or an absolute http(s) URL");
-        json_decref(o);
-        return;
-    }
-    if (kind == PURGE_PREFIX && arg[0] != '/') {
-        reply_error(c, 400, NULL, "\"prefix\" must be a path prefix starting with \"/\"");
-        json_decref(o);
-        return;
-    }
-    bool soft = false;
-    json_t *sv = json_object_get(o, "soft");
-    if (sv != NULL) {
-        if (!json_is_boolean(sv)) {
-            reply_error(c, 400, NULL, "\"soft\" must be true or false");
-            json_decref(o);
-            return;
-        }
-        soft = json_is_true(sv);
-    }
+    json_t *o = b.root;
+    const char *key = b.key, *arg = b.arg;
+    enum purge_kind kind = b.kind;
+    bool soft = b.soft;
     char safe[256];
     if (c->a->cluster) {
         struct cluster_purge p = { .what = CLUSTER_PURGE, .kind = kind, .arg = arg, .soft = soft };
@@ -796,15 +697,13 @@ static void do_metrics(struct admin_conn *c)
 /* POST /reload */
 static void do_reload(struct admin_conn *c)
 {
-    json_t *o = body_object(c, false, "none");
-    if (o == NULL)
-        return;
-    static const char *const keys[] = { NULL };
-    if (!only_keys(c, o, keys)) {
-        json_decref(o);
+    struct admin_body_error e;
+    size_t len;
+    const char *text = body_text(c, &len);
+    if (admin_body_reload(text, len, &e) != 0) {
+        reply_body_error(c, &e);
         return;
     }
-    json_decref(o);
     char err[1024] = "";
     json_t *r = json_object();
     if (ops_reload(c->a->srv, err, sizeof err) != 0) {
@@ -892,39 +791,17 @@ static void verify_done(void *arg, struct verify_result *results, size_t n)
 /* POST /verify  {"urls": ["/", "/app.js"]} */
 static void do_verify(struct admin_conn *c)
 {
-    static const char usage[] = "{\"urls\": [\"/path\", ...]}";
-    json_t *o = body_object(c, true, usage);
-    if (o == NULL)
-        return;
-    static const char *const keys[] = { "urls", NULL };
-    if (!only_keys(c, o, keys)) {
-        json_decref(o);
-        return;
-    }
-    json_t *urls = json_object_get(o, "urls");
-    if (!json_is_array(urls) || json_array_size(urls) == 0) {
-        json_decref(o);
-        reply_error(c, 400, NULL, "\"urls\" must be a non-empty array of paths: %s", usage);
+    struct admin_verify_body b;
+    struct admin_body_error e;
+    size_t len;
+    const char *text = body_text(c, &len);
+    if (admin_body_verify(text, len, ADMIN_MAX_VERIFY_URLS,
+                          sizeof ((struct verify_result *)0)->path, &b, &e) != 0) {
+        reply_body_error(c, &e);
         return;
     }
-    size_t n = json_array_size(urls);
-    if (n > ADMIN_MAX_VERIFY_URLS) {
-        json_decref(o);
-        reply_error(c, 400, NULL, "at most %d urls per request", ADMIN_MAX_VERIFY_URLS);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        json_t *u = json_array_get(urls, i);
-        const char *s = json_string_value(u);
-        if (!json_is_string(u) || s[0] != '/' || strlen(s) != json_string_length(u) ||
-            json_string_length(u) >= sizeof ((struct verify_result *)0)->path) {
-            json_decref(o);
-            reply_error(c, 400, NULL,
-                        "urls[%zu] must be a path starting with \"/\" (at most %zu bytes)", i,
-                        sizeof ((struct verify_result *)0)->path - 1);
-            return;
-        }
-    }
+    json_t *o = b.root;
+    size_t n = b.n;
     struct verify_pending *vp = calloc(1, sizeof *vp);
     AN(vp);
     vp->magic = VERIFY_PENDING_MAGIC;
@@ -933,7 +810,7 @@ static void do_verify(struct admin_conn *c)
     vp->paths = calloc(n, sizeof *vp->paths);
     AN(vp->paths);
     for (size_t i = 0; i < n; i++) {
-        vp->paths[i] = strdup(json_string_value(json_array_get(urls, i)));
+        vp->paths[i] = strdup(admin_verify_path(&b, i));
         AN(vp->paths[i]);
     }
     json_decref(o);
@@ -1099,12 +976,13 @@ static void do_warm(struct admin_conn *c)
 {
     static const char usage[] = "{\"urls\": [\"/path\", ...]} and/or {\"sitemap\": \"/sitemap.xml\"}, "
                                 "optionally \"concurrency\": N and \"host\": NAME";
-    json_t *o = body_object(c, true, usage);
-    if (o == NULL)
-        return;
     static const char *const keys[] = { "urls", "sitemap", "concurrency", "host", NULL };
-    if (!only_keys(c, o, keys)) {
-        json_decref(o);
+    struct admin_body_error e;
+    size_t len;
+    const char *text = body_text(c, &len);
+    json_t *o = admin_body_object(text, len, true, usage, keys, &e);
+    if (o == NULL) {
+        reply_body_error(c, &e);
         return;
     }
     char host[256];

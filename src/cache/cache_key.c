@@ -2,6 +2,7 @@
  * cache_key.c — see include/freshcache/cache_key.h.
  */
 #include <ctype.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@ uint64_t cache_key_hash(const char *s, size_t len)
 static int build(struct cache_key *k, size_t cap, const char *host, size_t host_len,
                  const char *target, size_t target_len)
 {
+    /* RFC 9112 §3.2.1: an empty path is "/" ("http://h?q" is "/?q") */
+    bool empty_path = false;
     /* absolute-form: scheme://authority/path */
     if (target_len > 7 && (strncasecmp(target, "http://", 7) == 0 ||
                            (target_len > 8 && strncasecmp(target, "https://", 8) == 0))) {
@@ -41,36 +44,27 @@ static int build(struct cache_key *k, size_t cap, const char *host, size_t host_
         host_len = (size_t)(slash - auth);
         target_len = (size_t)(end - slash);
         target = slash;
-        if (target_len == 0 || target[0] == '?') {
-            /* RFC 9112 §3.2.1: an empty path is "/" ("http://h?q" is "/?q") */
-            if (host_len + 1 + target_len + 1 > cap)
-                return -1;
-            for (size_t i = 0; i < host_len; i++)
-                k->buf[i] = (char)tolower((unsigned char)host[i]);
-            k->buf[host_len] = '/';
-            memcpy(k->buf + host_len + 1, target, target_len);
-            k->host_len = host_len;
-            k->len = host_len + 1 + target_len;
-            k->buf[k->len] = '\0';
-            k->hash = cache_key_hash(k->buf, k->len);
-            return 0;
-        }
+        empty_path = target_len == 0 || target[0] == '?';
     } else if (target_len == 0 || target[0] != '/') {
         return -1;
     }
     /* strip a default port: one cache for a site's HTTP and HTTPS
-     * listeners, whatever port the client writes */
+     * listeners, whatever port the client writes (the absolute form
+     * included: "http://h:80?q" is the same key as "http://h/?q") */
     if (host_len > 3 && memcmp(host + host_len - 3, ":80", 3) == 0)
         host_len -= 3;
     else if (host_len > 4 && memcmp(host + host_len - 4, ":443", 4) == 0)
         host_len -= 4;
-    if (host_len + target_len + 1 > cap)
+    size_t path_len = (empty_path ? 1 : 0) + target_len;
+    if (host_len + path_len + 1 > cap)
         return -1;
     for (size_t i = 0; i < host_len; i++)
         k->buf[i] = (char)tolower((unsigned char)host[i]);
-    memcpy(k->buf + host_len, target, target_len);
+    if (empty_path)
+        k->buf[host_len] = '/';
+    memcpy(k->buf + host_len + (empty_path ? 1 : 0), target, target_len);
     k->host_len = host_len;
-    k->len = host_len + target_len;
+    k->len = host_len + path_len;
     k->buf[k->len] = '\0';
     k->hash = cache_key_hash(k->buf, k->len);
     return 0;

@@ -32,6 +32,7 @@
 #include "freshcache/base/assert.h"
 #include "freshcache/config/config.h"
 #include "freshcache/config/hostname.h"
+#include "freshcache/config/regex_cost.h"
 
 #define KiB (UINT64_C(1) << 10)
 #define MiB (UINT64_C(1) << 20)
@@ -1520,6 +1521,12 @@ static void field_policy_path(struct loader *ld, const struct field *f, const ch
     (void)f;
     if (s == NULL)
         return;
+    if (regex_cost(s) > REGEX_COST_MAX) {
+        error_at(ld, val, "%s: regular expression %s repeats too much (nested or stacked "
+                 "repetition would take more than %u copies of its parts)", path,
+                 as_pattern(s).s, (unsigned)REGEX_COST_MAX);
+        return;
+    }
     rc = regcomp(&p->path_re, s, REG_EXTENDED | REG_NOSUB);
     if (rc != 0) {
         char msg[256], re[256];

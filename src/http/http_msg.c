@@ -92,7 +92,9 @@ void http_msg_copy(struct http_msg *dst, const struct http_msg *src)
     dst->http_minor = src->http_minor;
     dst->url_off = http_msg_append(dst, http_msg_url(src), src->url_len);
     dst->url_len = src->url_len;
-    dst->reason_off = http_msg_append(dst, src->buf + src->reason_off, src->reason_len);
+    /* A head that stored no text has no buffer: NULL + 0 is undefined. */
+    dst->reason_off = http_msg_append(dst, src->buf ? src->buf + src->reason_off : "",
+                                      src->reason_len);
     dst->reason_len = src->reason_len;
     for (uint32_t i = 0; i < src->n_fields; i++) {
         const struct http_field *f = &src->fields[i];

@@ -170,6 +170,22 @@ START_TEST(absolute_form_empty_path_with_query)
 }
 END_TEST
 
+/*
+ * Regression (found by fuzz-cache-key; fixed in src/cache/cache_key.c): an
+ * absolute-form target with a default port and an empty path,
+ * "http://h:80?q", kept the port ("h:80/?q") while every other form drops
+ * it ("http://h:80/?q" and Host "h:80" with "/?q" give "h/?q").
+ */
+START_TEST(absolute_form_empty_path_default_port)
+{
+    ck_assert_str_eq(key("", "http://H.example:80?q=1"), "h.example/?q=1");
+    ck_assert_str_eq(key("", "https://h.example:443"), "h.example/");
+    ck_assert_str_eq(key("h.example:80", "/?q=1"), "h.example/?q=1");
+    ck_assert_str_eq(key("", "http://h.example:8080"), "h.example:8080/");
+    ck_assert_str_eq(host_part(), "h.example:8080");
+}
+END_TEST
+
 START_TEST(invalid_targets)
 {
     ck_assert_ptr_null(key("h", ""));
@@ -261,6 +277,7 @@ static Suite *cache_key_suite(void)
     TCase *kb = tcase_create("regressions");
     tcase_set_tags(kb, "regression");
     tcase_add_test(kb, absolute_form_empty_path_with_query);
+    tcase_add_test(kb, absolute_form_empty_path_default_port);
     suite_add_tcase(s, kb);
     return s;
 }

@@ -600,6 +600,26 @@ START_TEST(copy_into_used_message)
 }
 END_TEST
 
+/* Found by fuzz-http-request: "CONNECT \r\n\r\n" leaves a head with no
+ * text at all, so no buffer; its target must still be a valid (empty)
+ * string, not NULL + 0 (undefined behaviour, and a NULL key source). */
+START_TEST(url_of_empty_head)
+{
+    struct http_msg m;
+    http_msg_init(&m);
+    ck_assert_ptr_null(m.buf);
+    ck_assert_ptr_nonnull(http_msg_url(&m));
+    ck_assert_str_eq(http_msg_url(&m), "");
+    struct http_msg copy;
+    http_msg_init(&copy);
+    http_msg_copy(&copy, &m);
+    ck_assert_uint_eq(copy.url_len, 0);
+    ck_assert_ptr_nonnull(http_msg_url(&copy));
+    http_msg_free(&copy);
+    http_msg_free(&m);
+}
+END_TEST
+
 static Suite *http_msg_suite(void)
 {
     Suite *s = suite_create("http_msg");
@@ -635,6 +655,7 @@ static Suite *http_msg_suite(void)
     tcase_add_test(c, copy_response);
     tcase_add_test(c, copy_skips_dead_fields);
     tcase_add_test(c, copy_into_used_message);
+    tcase_add_test(c, url_of_empty_head);
     suite_add_tcase(s, c);
     return s;
 }
