@@ -150,6 +150,21 @@ static void h1_active_free(struct h1_active *a)
     free(a);
 }
 
+static void h1_defer(struct h1_conn *c, short what);
+
+/* Free what the pool holds beyond H1_POOL_MAX.  Only from our own deferred
+ * event: h1_deactivate may run inside the exchange's callbacks (a response
+ * completed from its send_head), where the exchange must not be freed. */
+static void h1_pool_trim(struct worker *w)
+{
+    while (w->h1_pool_n > H1_POOL_MAX) {
+        struct h1_active *a = w->h1_pool;
+        w->h1_pool = a->next_free;
+        w->h1_pool_n--;
+        h1_active_free(a);
+    }
+}
+
 /* The connection is between requests with nothing of the next one read:
  * give the per-request part back. */
 static void h1_deactivate(struct h1_conn *c)
@@ -159,10 +174,6 @@ static void h1_deactivate(struct h1_conn *c)
     FC_ASSERT(a->x.state == X_IDLE);
     c->a = NULL;
     struct worker *w = c->w;
-    if (w->h1_pool_n >= H1_POOL_MAX) {
-        h1_active_free(a);
-        return;
-    }
     if (a->req.cap > MSG_KEEP_BYTES) {
         http_msg_free(&a->req);
         http_msg_init(&a->req);
@@ -173,6 +184,8 @@ static void h1_deactivate(struct h1_conn *c)
     a->next_free = w->h1_pool;
     w->h1_pool = a;
     w->h1_pool_n++;
+    if (w->h1_pool_n > H1_POOL_MAX)
+        h1_defer(c, EV_READ);       /* reap_cb trims the pool */
 }
 
 static void reap_cb(evutil_socket_t fd, short what, void *arg);
@@ -618,6 +631,7 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct h1_conn *c = arg;
     CHECK_OBJ_NOTNULL(c, H1_MAGIC);
+    h1_pool_trim(c->w);
     if (c->state == H1_CLOSING) {
         if (conn_pending(c->conn) == 0 || c->conn->failed)
             h1_free(c);
@@ -756,8 +770,8 @@ void http1_free_all(struct worker *w)
     struct h1_conn *c;
     while ((c = LIST_FIRST(&w->h1_conns)) != NULL)
         h1_free(c);
-    struct h1_active *a;
-    while ((a = w->h1_pool) != NULL) {
+    while (w->h1_pool != NULL) {
+        struct h1_active *a = w->h1_pool;
         w->h1_pool = a->next_free;
         w->h1_pool_n--;
         h1_active_free(a);
