@@ -25,6 +25,24 @@
 static void read_cb(evutil_socket_t fd, short what, void *arg);
 static void write_cb(evutil_socket_t fd, short what, void *arg);
 
+/* An idle connection may have given its buffers back (conn_release_buffers):
+ * no buffer holds nothing. */
+static size_t in_len(const struct conn *c) { return c->in ? evbuffer_get_length(c->in) : 0; }
+static size_t out_len(const struct conn *c) { return c->out ? evbuffer_get_length(c->out) : 0; }
+
+/* The next bytes need somewhere to go. */
+static void ensure_buffers(struct conn *c)
+{
+    if (c->in == NULL) {
+        c->in = evbuffer_new();
+        AN(c->in);
+    }
+    if (c->out == NULL) {
+        c->out = evbuffer_new();
+        AN(c->out);
+    }
+}
+
 static const struct timeval *tv_or_null(const struct timeval *tv)
 {
     return tv->tv_sec || tv->tv_usec ? tv : NULL;
@@ -72,7 +90,7 @@ static void disarm_write(struct conn *c)
  * below its bound. */
 static void update_read(struct conn *c)
 {
-    bool full = c->read_high && evbuffer_get_length(c->in) >= c->read_high;
+    bool full = c->read_high && in_len(c) >= c->read_high;
     if (c->handshaking || (c->read_on && !full))
         arm_read(c);
     else
@@ -84,8 +102,10 @@ static void really_free(struct conn *c)
     event_free(c->ev_read);
     if (c->ev_write)
         event_free(c->ev_write);
-    evbuffer_free(c->in);
-    evbuffer_free(c->out);
+    if (c->in)
+        evbuffer_free(c->in);
+    if (c->out)
+        evbuffer_free(c->out);
     c->t->ops->close(c->t);
     c->magic = 0;
     free(c);
@@ -226,7 +246,18 @@ void conn_input_consumed(struct conn *c)
 
 size_t conn_pending(const struct conn *c)
 {
-    return evbuffer_get_length(c->out);
+    return out_len(c);
+}
+
+void conn_release_buffers(struct conn *c)
+{
+    CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
+    if (c->in == NULL || in_len(c) > 0 || out_len(c) > 0 || c->write_armed ||
+        c->read_wants_write || c->write_wants_read || c->handshaking || c->connecting)
+        return;
+    evbuffer_free(c->in);
+    evbuffer_free(c->out);
+    c->in = c->out = NULL;
 }
 
 int conn_fd(const struct conn *c)
@@ -237,7 +268,8 @@ int conn_fd(const struct conn *c)
 void conn_discard_output(struct conn *c)
 {
     CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
-    evbuffer_drain(c->out, evbuffer_get_length(c->out));
+    if (c->out)
+        evbuffer_drain(c->out, evbuffer_get_length(c->out));
     disarm_write(c);
 }
 
@@ -250,7 +282,7 @@ const char *conn_error(const struct conn *c)
 static int do_write(struct conn *c)
 {
     c->write_wants_read = false;
-    while (evbuffer_get_length(c->out) > 0) {
+    while (out_len(c) > 0) {
         ssize_t n = c->t->ops->write(c->t, c->out);
         if (n == TRANSPORT_AGAIN && c->t->want == WANT_READ) {
             /* TLS must read before it can write on: the read event
@@ -268,7 +300,7 @@ static int do_write(struct conn *c)
             return -1;
         }
     }
-    if (evbuffer_get_length(c->out) > 0)
+    if (out_len(c) > 0)
         arm_write(c);
     else
         disarm_write(c);
@@ -281,7 +313,7 @@ int conn_flush(struct conn *c)
     if (c->failed)
         return -1;
     if (c->write_armed || c->write_wants_read || c->connecting || c->handshaking || c->dead ||
-        evbuffer_get_length(c->out) == 0)
+        out_len(c) == 0)
         return 0;       /* an event is on it, or nothing to do */
     return do_write(c);
 }
@@ -314,7 +346,7 @@ static void do_handshake(struct conn *c)
     disarm_write(c);
     update_read(c);
     notify(c, CONN_CONNECTED);
-    if (!c->dead && !c->failed && evbuffer_get_length(c->out) > 0 && do_write(c) != 0)
+    if (!c->dead && !c->failed && out_len(c) > 0 && do_write(c) != 0)
         notify(c, CONN_ERROR);
 }
 
@@ -330,6 +362,7 @@ void conn_start_handshake(struct conn *c)
 static void do_read(struct conn *c)
 {
     c->read_wants_write = false;
+    ensure_buffers(c);
     ssize_t n = c->t->ops->read(c->t, c->in, c->read_chunk);
     if (n == TRANSPORT_AGAIN) {
         if (c->t->want == WANT_WRITE) {
@@ -406,7 +439,7 @@ static void finish_connect(struct conn *c)
     memset(&c->write_timeout, 0, sizeof c->write_timeout);
     update_read(c);
     notify(c, CONN_CONNECTED);
-    if (!c->dead && !c->failed && evbuffer_get_length(c->out) > 0 && do_write(c) != 0)
+    if (!c->dead && !c->failed && out_len(c) > 0 && do_write(c) != 0)
         notify(c, CONN_ERROR);
 }
 
@@ -441,7 +474,7 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
         reaped(c);
         return;
     }
-    if (c->cb->on_drain && evbuffer_get_length(c->out) <= c->write_low) {
+    if (c->cb->on_drain && out_len(c) <= c->write_low) {
         CALL_OWNER(c, c->cb->on_drain(c->arg));
         reaped(c);
     }

@@ -211,6 +211,8 @@ static void h1_flush(struct h1_conn *c)
     }
     if (c->state == H1_CLOSING && conn_pending(c->conn) == 0)
         h1_defer(c, EV_WRITE);
+    else if (c->a == NULL && c->state == H1_READ)
+        conn_release_buffers(c->conn);      /* idle: all written, nothing read */
 }
 
 /* ---- slow clients ------------------------------------------------------ */
@@ -561,7 +563,7 @@ static void h1_process(struct h1_conn *c)
 {
     struct evbuffer *in = c->conn->in;
     if (c->a == NULL) {
-        if (c->state != H1_READ || evbuffer_get_length(in) == 0)
+        if (c->state != H1_READ || in == NULL || evbuffer_get_length(in) == 0)
             return;
         h1_activate(c);
     }

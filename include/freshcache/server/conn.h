@@ -107,6 +107,10 @@ void conn_input_consumed(struct conn *c);
 /* Write what is queued in c->out now; arm the write event for the rest.
  * Returns -1 when the connection has failed (the peer is gone), else 0. */
 int conn_flush(struct conn *c);
+/* Between messages, with nothing buffered either way: give the input and
+ * output buffers back (an idle keep-alive connection keeps neither); the
+ * next read makes them again.  Until then c->in and c->out are NULL. */
+void conn_release_buffers(struct conn *c);
 /* Drop whatever is queued for a peer that is gone. */
 void conn_discard_output(struct conn *c);
 /* Bytes still queued for the socket. */
