@@ -43,16 +43,20 @@ static void ensure_buffers(struct conn *c)
     }
 }
 
-static const struct timeval *tv_or_null(const struct timeval *tv)
+static uint32_t ms32(uint64_t ms) { return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms; }
+
+/* Add `ev` with a timeout of `ms` (0: none). */
+static void add_with_timeout(struct event *ev, uint32_t ms)
 {
-    return tv->tv_sec || tv->tv_usec ? tv : NULL;
+    struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+    AZ(event_add(ev, ms ? &tv : NULL));
 }
 
 static void arm_read(struct conn *c)
 {
     if (c->read_armed || c->eof || c->failed || c->dead || c->connecting)
         return;
-    AZ(event_add(c->ev_read, tv_or_null(&c->read_timeout)));
+    add_with_timeout(c->ev_read, c->read_timeout_ms);
     c->read_armed = true;
 }
 
@@ -74,7 +78,7 @@ static void arm_write(struct conn *c)
         c->ev_write = event_new(c->base, c->t->fd, EV_WRITE | EV_PERSIST, write_cb, c);
         AN(c->ev_write);
     }
-    AZ(event_add(c->ev_write, tv_or_null(&c->write_timeout)));
+    add_with_timeout(c->ev_write, c->write_timeout_ms);
     c->write_armed = true;
 }
 
@@ -184,8 +188,7 @@ struct conn *conn_connect(struct event_base *base, const struct sockaddr *addr, 
     struct conn *c = conn_alloc(base, t, cb, arg);
     c->connecting = true;
     c->read_on = true;
-    c->write_timeout.tv_sec = (time_t)(connect_timeout_ms / 1000);
-    c->write_timeout.tv_usec = (suseconds_t)(connect_timeout_ms % 1000) * 1000;
+    c->write_timeout_ms = ms32(connect_timeout_ms);
     arm_write(c);
     return c;
 }
@@ -211,23 +214,18 @@ void conn_free(struct conn *c)
     really_free(c);
 }
 
-static void ms_to_tv(uint64_t ms, struct timeval *tv)
-{
-    tv->tv_sec = (time_t)(ms / 1000);
-    tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
-}
 
 void conn_set_timeouts(struct conn *c, uint64_t read_ms, uint64_t write_ms)
 {
     CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
-    ms_to_tv(read_ms, &c->read_timeout);
+    c->read_timeout_ms = ms32(read_ms);
     if (!c->connecting)
-        ms_to_tv(write_ms, &c->write_timeout);
+        c->write_timeout_ms = ms32(write_ms);
     /* Re-adding an added event only moves its timer: no epoll_ctl. */
     if (c->read_armed)
-        AZ(event_add(c->ev_read, tv_or_null(&c->read_timeout)));
+        add_with_timeout(c->ev_read, c->read_timeout_ms);
     if (c->write_armed && !c->connecting)
-        AZ(event_add(c->ev_write, tv_or_null(&c->write_timeout)));
+        add_with_timeout(c->ev_write, c->write_timeout_ms);
 }
 
 void conn_read_enable(struct conn *c, bool on)
@@ -431,12 +429,12 @@ static void finish_connect(struct conn *c)
         /* TLS to the origin: the connect timeout also bounds the
          * handshake, on whichever event it waits for (the write event's
          * timer goes on; the read event's would be none). */
-        c->read_timeout = c->write_timeout;
+        c->read_timeout_ms = c->write_timeout_ms;
         c->handshaking = true;
         do_handshake(c);
         return;
     }
-    memset(&c->write_timeout, 0, sizeof c->write_timeout);
+    c->write_timeout_ms = 0;
     update_read(c);
     notify(c, CONN_CONNECTED);
     if (!c->dead && !c->failed && out_len(c) > 0 && do_write(c) != 0)

@@ -54,11 +54,13 @@ struct conn {
     struct evbuffer *out;
     const struct conn_cb *cb;
     void *arg;
-    struct timeval read_timeout;        /* zero: none */
-    struct timeval write_timeout;
-    size_t read_high;                   /* pause reading while in holds this much (0: no bound) */
-    size_t write_low;                   /* on_drain once out holds at most this */
-    size_t read_chunk;                  /* bytes asked of one read */
+    /* 32 bits each: an idle connection is mostly this struct, so it is
+     * kept small (timeouts up to 49 days, bounds up to 4 GiB). */
+    uint32_t read_timeout_ms;           /* zero: none */
+    uint32_t write_timeout_ms;
+    uint32_t read_high;                 /* pause reading while in holds this much (0: no bound) */
+    uint32_t write_low;                 /* on_drain once out holds at most this */
+    uint32_t read_chunk;                /* bytes asked of one read */
     bool read_on;                       /* the owner wants bytes */
     bool read_armed;                    /* ev_read is added */
     bool write_armed;                   /* ev_write is added */
