@@ -539,6 +539,38 @@ class RestartTest(DeployBase):
         self.assertOk(self.get(INDEX), self.read(INDEX))
 
 
+class MemoryGivenBackTest(H.ProxyTestCase):
+    """Issue 19: memory freed by a purge goes back to the system.  The
+    sweep frees the purged objects, then, the store having shrunk by at
+    least 8 MiB, the main thread calls malloc_trim and says so at debug
+    level.  (RSS itself is measured by bench/run's rss scenario, not here.)"""
+
+    config = {"log": {"level": "debug"}, "cache": {"memory": "64MiB"}}
+
+    def test_purge_of_a_filled_cache_trims(self):
+        seed = self.uniq()
+        with self.conn() as c:
+            for i in range(96):                     # 96 x 128 KiB = 12 MiB
+                r = c.request("GET", url("/t/body", size=128 * 1024, cc="max-age=600",
+                                         seed="%s-%d" % (seed, i)))
+                self.assertOk(r)
+        st, stats = self.proxy.admin("GET", "/stats")
+        self.assertGreaterEqual(stats["bytes"], 12 * 1024 * 1024, stats)
+        st, body = self.proxy.admin("POST", "/purge/generation")
+        self.assertEqual(st, 200, body)
+        deadline = time.monotonic() + 10
+        log = ""
+        while time.monotonic() < deadline:
+            with open(self.proxy.log_path, "rb") as f:
+                log = f.read().decode("utf-8", "replace")
+            if "released freed memory to the system" in log:
+                break
+            time.sleep(0.2)
+        self.assertIn("released freed memory to the system", log)
+        st, stats = self.proxy.admin("GET", "/stats")
+        self.assertEqual(stats["objects"], 0, stats)
+
+
 class AssetChangedWithoutRenameTest(DeployBase):
 
     def test_warning_logged(self):
