@@ -60,6 +60,7 @@ struct h1_active {
     struct http_parser parser;
     struct http_msg req;
     struct exchange x;
+    struct event *deadline;             /* slow clients: its connection's timer */
 };
 
 /* Pooled per worker, beyond which given-back ones are freed; a request
@@ -79,9 +80,8 @@ struct h1_conn {
     bool peer_eof;      /* the client closed its sending side */
     bool in_io;         /* inside our own read/drain/reap handling: it flushes */
     /* Slow clients: a deadline for a whole request head, then a minimum
-     * average rate for its body (see "slow clients" below).  The timer is
-     * made on first use and let go when the connection goes idle. */
-    struct event *deadline;
+     * average rate for its body (see "slow clients" below), on the timer
+     * of the connection's h1_active (an idle connection keeps none). */
     bool head_timing;   /* the deadline is the head's */
     bool body_timing;   /* the deadline is a body rate window's */
     bool upload_paused; /* we stopped reading the body (origin backpressure) */
@@ -114,6 +114,7 @@ static void set_state(struct h1_conn *c, enum h1_state to)
 
 static const struct exchange_fe h1_fe;
 static void on_request_body(void *owner, const char *data, size_t len);
+static void deadline_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Bytes arrived on an idle connection: give it a parser, a message and an
  * exchange, from the pool when it has one. */
@@ -128,12 +129,16 @@ static void h1_activate(struct h1_conn *c)
         w->h1_pool_n--;
         a->next_free = NULL;
         a->x.fe_ctx = c;
+        /* Not pending (stopped before it came back): safe to re-aim. */
+        AZ(event_assign(a->deadline, w->base, -1, 0, deadline_cb, c));
     } else {
         a = calloc(1, sizeof *a);
         AN(a);
         a->magic = H1_ACTIVE_MAGIC;
         http_msg_init(&a->req);
         exchange_init(&a->x, w, &h1_fe, c);
+        a->deadline = evtimer_new(w->base, deadline_cb, c);
+        AN(a->deadline);
     }
     /* A fresh parser: the next message starts here, as on a new connection. */
     http_parser_init(&a->parser, HTTP_REQUEST, &a->req, worker_cfg(w)->limits.max_header_bytes,
@@ -145,6 +150,7 @@ static void h1_active_free(struct h1_active *a)
 {
     CHECK_OBJ_NOTNULL(a, H1_ACTIVE_MAGIC);
     exchange_fini(&a->x);
+    event_free(a->deadline);
     http_msg_free(&a->req);
     a->magic = 0;
     free(a);
@@ -171,7 +177,7 @@ static void h1_deactivate(struct h1_conn *c)
 {
     struct h1_active *a = c->a;
     CHECK_OBJ_NOTNULL(a, H1_ACTIVE_MAGIC);
-    FC_ASSERT(a->x.state == X_IDLE);
+    FC_ASSERT(a->x.state == X_IDLE && !evtimer_pending(a->deadline, NULL));
     c->a = NULL;
     struct worker *w = c->w;
     if (a->req.cap > MSG_KEEP_BYTES) {
@@ -225,36 +231,21 @@ static void h1_flush(struct h1_conn *c)
  * restarts on every byte, this does not.  limits.min_body_rate: a request
  * body must average this many bytes a second over each header_timeout
  * window, except a window in which we held the body back ourselves. */
-static void deadline_cb(evutil_socket_t fd, short what, void *arg);
-
 static void deadline_arm(struct h1_conn *c)
 {
-    if (c->deadline == NULL) {
-        c->deadline = evtimer_new(c->w->base, deadline_cb, c);
-        AN(c->deadline);
-    }
+    CHECK_OBJ_NOTNULL(c->a, H1_ACTIVE_MAGIC);
     uint64_t ms = worker_cfg(c->w)->limits.header_timeout_ms;
     struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
-    event_add(c->deadline, &tv);
+    event_add(c->a->deadline, &tv);
 }
 
 static void deadline_stop(struct h1_conn *c)
 {
     c->head_timing = c->body_timing = false;
-    if (c->deadline)
-        event_del(c->deadline);
+    if (c->a)
+        event_del(c->a->deadline);
 }
 
-/* Going idle: an idle connection keeps no timer of its own (client_timeout
- * is its conn's read timeout). */
-static void deadline_release(struct h1_conn *c)
-{
-    deadline_stop(c);
-    if (c->deadline) {
-        event_free(c->deadline);
-        c->deadline = NULL;
-    }
-}
 
 static void head_deadline_start(struct h1_conn *c)
 {
@@ -554,7 +545,7 @@ static void finish_exchange(struct h1_conn *c)
     if (evbuffer_get_length(c->conn->in) > 0)
         h1_defer(c, EV_READ);      /* the next pipelined request */
     else {
-        deadline_release(c);                    /* idle until bytes arrive */
+        deadline_stop(c);                       /* idle: client_timeout's now */
         h1_deactivate(c);
     }
 }
@@ -614,8 +605,6 @@ static void h1_free(struct h1_conn *c)
     CHECK_OBJ_NOTNULL(c, H1_MAGIC);
     if (c->a)
         h1_active_free(c->a);
-    if (c->deadline)
-        event_free(c->deadline);
     if (c->reap)
         event_free(c->reap);
     conn_free(c->conn);
@@ -750,7 +739,10 @@ void http1_serve(struct worker *w, struct conn *conn, const char *addr, const ch
     conn_set_owner(conn, &h1_conn_cb, c);
     conn_set_timeouts(conn, cfg->limits.client_timeout_ms, cfg->limits.client_timeout_ms);
     conn_read_enable(conn, true);
-    head_deadline_start(c);     /* the first request's head: from the accept */
+    /* The first request's head is timed from the accept, so the
+     * connection is active from now on. */
+    h1_activate(c);
+    head_deadline_start(c);
     /* Bytes already read (a listener looked at them to choose us, or TLS
      * delivered them with the handshake): parse them now. */
     if (evbuffer_get_length(conn->in) > 0)
