@@ -147,6 +147,16 @@ void exchange_respond(struct exchange *x, int status, const char *cache_status, 
     deliver_error(x, status, msg, close);
 }
 
+void exchange_refuse(struct exchange *x, const struct exchange_request *info, int status,
+                     const char *cache_status, const char *msg, bool close)
+{
+    CHECK_OBJ_NOTNULL(x, EXCHANGE_MAGIC);
+    AN(info);
+    if (x->state == X_IDLE)
+        begin(x, x->req, info);
+    exchange_respond(x, status, cache_status, msg, close);
+}
+
 void exchange_send_interim(struct exchange *x, int status, const char *lines, size_t len)
 {
     CHECK_OBJ_NOTNULL(x, EXCHANGE_MAGIC);

@@ -467,8 +467,8 @@ static void start_exchange(struct h2_conn *c, struct h2_stream *st, bool end_str
     if (m->method < 0 || m->method == HTTP_CONNECT) {
         COUNT(&c->w->counters, requests, 1);
         st->x.req = m;
-        exchange_respond(&st->x, 501, NULL,
-                         m->method < 0 ? "unknown method" : "CONNECT is not supported", false);
+        exchange_refuse(&st->x, &info, 501, NULL,
+                        m->method < 0 ? "unknown method" : "CONNECT is not supported", false);
         return;
     }
     exchange_start(&st->x, m, &info);

@@ -149,6 +149,10 @@ void exchange_start(struct exchange *x, const struct http_msg *req,
  * be NULL then). */
 void exchange_respond(struct exchange *x, int status, const char *cache_status, const char *msg,
                       bool close);
+/* exchange_respond for a request refused before exchange_start, with the
+ * client it came from (`info`: its address and scheme, for the log line). */
+void exchange_refuse(struct exchange *x, const struct exchange_request *info, int status,
+                     const char *cache_status, const char *msg, bool close);
 /* Send a 1xx interim response (RFC 9110 §15.2: 100, 102, 103; never
  * 101) ahead of the final one: forwarded from the origin or made by the
  * proxy (Early Hints).  Does nothing once the final head is out.  Never
