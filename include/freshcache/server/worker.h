@@ -33,6 +33,7 @@ LIST_HEAD(handshake_list, handshake);
 LIST_HEAD(fetch_list, fetch);
 LIST_HEAD(internal_list, internal_req);
 TAILQ_HEAD(upstream_list, upstream_conn);
+TAILQ_HEAD(reval_list, reval_batch);
 
 struct worker {
 #define WORKER_MAGIC 0x30e4e500u
@@ -51,6 +52,8 @@ struct worker {
     unsigned n_clients;             /* client connections on this worker */
     struct fetch_list fetches;      /* in progress, including detached ones */
     struct internal_list internals; /* the daemon's own requests (internal_request.h) */
+    struct reval_list reval_open;   /* revalidations to send at the pass's end (exchange.c) */
+    struct event *reval_send;       /* sends them: activated when the first one opens */
     struct upstream_list idle_upstreams;
     unsigned n_idle_upstreams;
     struct tls_session_slot origin_tls; /* resumed by the next origin connection */
