@@ -1,6 +1,7 @@
 /*
  * worker.c — see include/freshcache/server/worker.h.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,6 +65,10 @@ void *worker_main(void *arg)
 {
     struct worker *w = arg;
     CHECK_OBJ_NOTNULL(w, WORKER_MAGIC);
+    /* "fc-worker 0": what top -H, perf and gdb show for this thread. */
+    char name[16];
+    snprintf(name, sizeof name, "fc-worker %u", w->id % 1000);
+    pthread_setname_np(pthread_self(), name);
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }
