@@ -47,8 +47,15 @@ struct cache_obj *obj_new_sharing(const struct cache_obj *stale)
     o->hash = stale->hash;
     o->policy = -1;
     o->origin_ms = -1;
-    body_ref(stale->body);
-    o->body = stale->body;
+    if (stale->inline_body) {
+        /* The bytes stay in the sealed object's block: hold that object. */
+        o->inline_body = true;
+        o->body_owner = stale->body_owner;
+        obj_ref(o->body_owner);
+    } else {
+        body_ref(stale->body);
+        o->body = stale->body;
+    }
     if (stale->vary_len) {
         o->vary = malloc(stale->vary_len);
         AN(o->vary);
@@ -66,8 +73,7 @@ void obj_copy_head(struct cache_obj *o, const struct cache_obj *from)
     CHECK_OBJ_NOTNULL(from, OBJ_MAGIC);
     FC_ASSERT(o->head == NULL);
     /* The block obj_set_head made: head, ETag and NUL, tags, the hash. */
-    size_t block = from->head_len + (from->has_etag ? from->etag_len + 1 : 0) + from->tags_len +
-                   (from->chash_room ? OBJ_CHASH_LEN : 0);
+    size_t block = obj_head_block_len(from);
     o->head = malloc(block);
     AN(o->head);
     memcpy(o->head, from->head, block);
@@ -86,7 +92,7 @@ void obj_publish(struct cache_obj *o)
     CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
     FC_ASSERT(!o->linked);
     atomic_store_explicit(&o->state, OBJ_READY, memory_order_release);
-    body_wake(o->body);
+    obj_body_wake(o);
 }
 
 void obj_fail(struct cache_obj *o, int status, const char *reason)
@@ -94,6 +100,7 @@ void obj_fail(struct cache_obj *o, int status, const char *reason)
     CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
     FC_ASSERT(!obj_ready(o));
     FC_ASSERT(o->merged == NULL);       /* the same pointer: never both */
+    FC_ASSERT(!o->inline_body);         /* a placeholder's body is chunked */
     o->failed = true;
     o->fail_status = (short)status;
     o->fail_reason = reason;
@@ -116,12 +123,140 @@ void obj_unref(struct cache_obj *o)
     FC_ASSERT(!o->linked);
     if (!o->failed && o->merged)
         obj_unref(o->merged);
-    if (o->body)
+    if (o->inline_body) {
+        if (o->body_owner != o)
+            obj_unref(o->body_owner);
+    } else if (o->body) {
         body_unref(o->body);
-    free(o->vary);
-    free(o->head);          /* with etag and tags */
+    }
+    if (!o->sealed) {
+        free(o->vary);
+        free(o->head);      /* with etag and tags */
+    }
     o->magic = 0;
-    free(o);
+    free(o);                /* a sealed object: with all of the above */
+}
+
+/* ---- the body, chunked or inline ------------------------------------- */
+
+static void owner_ref_cleanup(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    obj_unref(arg);
+}
+
+size_t obj_body_read(struct cache_obj *o, struct body_cursor *cur, struct evbuffer *out,
+                     size_t max)
+{
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    if (!o->inline_body)
+        return body_read_into(o->body, cur, out, max);
+    struct cache_obj *w = o->body_owner;
+    size_t total = w->inline_len;
+    FC_ASSERT(cur->pos <= total);
+    size_t n = total - cur->pos;
+    if (n > max)
+        n = max;
+    if (n == 0)
+        return 0;
+    obj_ref(w);
+    if (evbuffer_add_reference(out, obj_inline_data(o) + cur->pos, n, owner_ref_cleanup, w) !=
+        0) {
+        obj_unref(w);
+        return 0;
+    }
+    cur->pos += n;
+    return n;
+}
+
+void obj_body_seek(struct cache_obj *o, struct body_cursor *cur, size_t pos)
+{
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    if (!o->inline_body) {
+        body_cursor_seek(o->body, cur, pos);
+        return;
+    }
+    FC_ASSERT(pos <= o->body_owner->inline_len);
+    cur->chunk = NULL;
+    cur->off = 0;
+    cur->pos = pos;
+}
+
+bool obj_body_wait(struct cache_obj *o, struct body_waiter *w, size_t pos, enum body_state seen)
+{
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    return !o->inline_body && body_wait(o->body, w, pos, seen);
+}
+
+void obj_body_unwait(struct cache_obj *o, struct body_waiter *w)
+{
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    if (!o->inline_body)
+        body_unwait(o->body, w);
+}
+
+void obj_body_wake(struct cache_obj *o)
+{
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    if (!o->inline_body)
+        body_wake(o->body);
+}
+
+struct cache_obj *obj_seal(const struct cache_obj *o)
+{
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    if (o->sealed || o->inline_body || o->private || o->failed || o->head == NULL ||
+        !obj_ready(o))
+        return NULL;
+    const struct cache_body *b = o->body;
+    if (b->transient || body_state(b) != BODY_COMPLETE)
+        return NULL;
+    size_t total = body_total(b);
+    if (total > OBJ_SEAL_MAX)
+        return NULL;
+    size_t hb = obj_head_block_len(o);
+    size_t key_sz = (size_t)o->key_len + 1;
+    struct cache_obj *n = malloc(sizeof *n + key_sz + o->vary_len + hb + total);
+    AN(n);
+    /* Every stored field as it is; then what belongs to the copy. */
+    memcpy(n, o, sizeof *n + key_sz);
+    atomic_init(&n->refcnt, 1);
+    atomic_init(&n->state, OBJ_READY);
+    atomic_init(&n->soft_purged, atomic_load(&o->soft_purged));
+    atomic_init(&n->revalidating, false);   /* o's refresh, if any, clears o's flag */
+    n->hash_next = NULL;
+    memset(&n->lru, 0, sizeof n->lru);
+    n->linked = false;
+    n->sealed_away = false;
+    n->charged = 0;
+    n->merged = NULL;
+    char *p = n->key + key_sz;
+    n->vary = NULL;
+    if (o->vary_len) {
+        memcpy(p, o->vary, o->vary_len);
+        n->vary = p;
+        p += o->vary_len;
+    }
+    memcpy(p, o->head, hb);
+    n->head = p;
+    p += hb;
+    /* The body: complete, so every chunk is final. */
+    size_t left = total;
+    for (const struct body_chunk *c = b->head; left > 0; c = c->next) {
+        FC_ASSERT(c != NULL);
+        size_t len = atomic_load_explicit(&c->len, memory_order_acquire);
+        if (len > left)
+            len = left;
+        memcpy(p, c->data, len);
+        p += len;
+        left -= len;
+    }
+    n->sealed = true;
+    n->inline_body = true;
+    n->body_owner = n;
+    n->inline_len = (uint32_t)total;
+    return n;
 }
 
 /* Fields never kept in a head: framing, hop-by-hop, ours.  A stored
@@ -203,6 +338,7 @@ void obj_chash_hex(const struct cache_obj *o, char out[65])
 void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *reason,
                   time_t response_time, const struct head_rewrite *rw)
 {
+    FC_ASSERT(!o->sealed);          /* its head is in its block */
     struct evbuffer *b = evbuffer_new();
     AN(b);
     o->status = resp->status;

@@ -41,8 +41,10 @@ struct cache_store {
 
 static size_t obj_footprint(const struct cache_obj *o)
 {
-    return sizeof *o + o->key_len + o->vary_len + o->head_len + o->etag_len +
-           sizeof(struct cache_body) + o->body->allocated;
+    size_t fixed = sizeof *o + o->key_len + o->vary_len + o->head_len + o->etag_len;
+    if (o->inline_body)     /* a merged copy counts the bytes it shares, as below */
+        return fixed + o->body_owner->inline_len;
+    return fixed + sizeof(struct cache_body) + o->body->allocated;
 }
 
 /* ---- store ------------------------------------------------------------ */
@@ -453,7 +455,7 @@ void store_insert(struct cache_store *s, struct cache_obj *o, uint64_t now_ms)
     pthread_mutex_unlock(&sh->mu);
     for (unsigned i = 0; i < n; i++)
         obj_unref(dead[i]);
-    body_wake(o->body);     /* a reader may wait for it (a fetch's placeholder) */
+    obj_body_wake(o);       /* a reader may wait for it (a fetch's placeholder) */
     evict(s);
 }
 
@@ -475,8 +477,52 @@ void store_publish(struct cache_store *s, struct cache_obj *o, uint64_t now_ms)
     pthread_mutex_unlock(&sh->mu);
     for (unsigned i = 0; i < n; i++)
         obj_unref(dead[i]);
-    body_wake(o->body);
+    obj_body_wake(o);
     evict(s);
+}
+
+bool store_seal(struct cache_store *s, struct cache_obj *o)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    if (!o->linked)         /* a hint: checked again under the lock */
+        return false;
+    /* The copy is made outside the lock (up to OBJ_SEAL_MAX bytes); what
+     * the index may change meanwhile is copied again under it. */
+    struct cache_obj *n = obj_seal(o);
+    if (n == NULL)
+        return false;
+    struct shard *sh = shard_of(s, o->hash);
+    bool done = false;
+    pthread_mutex_lock(&sh->mu);
+    if (o->linked && obj_ready(o)) {
+        struct cache_obj **pp = bucket_of(sh, o->hash);
+        while (*pp != o) {
+            FC_ASSERT(*pp != NULL);
+            pp = &(*pp)->hash_next;
+        }
+        n->hash_next = o->hash_next;
+        *pp = n;
+        o->hash_next = NULL;
+        TAILQ_INSERT_BEFORE(o, n, lru);
+        TAILQ_REMOVE(&sh->lru, o, lru);
+        n->seq = o->seq;
+        n->last_used = o->last_used;
+        atomic_store(&n->soft_purged, atomic_load(&o->soft_purged));
+        n->linked = true;
+        o->linked = false;
+        o->sealed_away = true;
+        n->charged = obj_footprint(n);
+        /* the difference, in unsigned arithmetic: exact either way */
+        atomic_fetch_add_explicit(&s->bytes, n->charged - o->charged, memory_order_relaxed);
+        o->charged = 0;
+        done = true;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    /* Done: the index's reference to o goes (n has obj_seal's); readers
+     * still holding o finish with it.  Not done: o left the index first. */
+    obj_unref(done ? o : n);
+    return done;
 }
 
 void store_remove(struct cache_store *s, struct cache_obj *o)
@@ -485,8 +531,18 @@ void store_remove(struct cache_store *s, struct cache_obj *o)
     struct shard *sh = shard_of(s, o->hash);
     struct cache_obj *dead = NULL;
     pthread_mutex_lock(&sh->mu);
-    if (o->linked)
+    if (o->linked) {
         dead = unlink_locked(s, sh, o);
+    } else if (o->sealed_away) {
+        /* Replaced by its sealed copy (store_seal), which carries its
+         * link sequence number: remove that copy instead. */
+        for (struct cache_obj *p = *bucket_of(sh, o->hash); p; p = p->hash_next) {
+            if (p->seq == o->seq && p->sealed && same_key(p, o->hash, o->key, o->key_len)) {
+                dead = unlink_locked(s, sh, p);
+                break;
+            }
+        }
+    }
     pthread_mutex_unlock(&sh->mu);
     if (dead)
         obj_unref(dead);

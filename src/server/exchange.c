@@ -67,7 +67,7 @@ void exchange_fini(struct exchange *x)
 void exchange_drop_obj(struct exchange *x)
 {
     if (x->obj) {
-        body_unwait(x->obj->body, &x->waiter);
+        obj_body_unwait(x->obj, &x->waiter);
         obj_unref(x->obj);
         x->obj = NULL;
     }
@@ -266,7 +266,7 @@ static void start_fetch(struct exchange *x, enum fetch_kind kind, struct cache_o
         send_early_hints(x, stale);
     /* A fetch that could not start failed the placeholder already: the
      * wake-up below answers 502 like any other failure. */
-    if (!body_wait(ph->body, &x->waiter, 0, BODY_PENDING))
+    if (!obj_body_wait(ph, &x->waiter, 0, BODY_PENDING))
         event_active(x->wake, EV_READ, 0);
 }
 
@@ -366,12 +366,12 @@ static void on_our_outcome(struct exchange *x)
     }
     /* Stored.  A small body is here in a moment: wait for it, so the
      * content-hash ETag goes out with this first answer too. */
-    enum body_state st = body_state(ph->body);
+    enum body_state st = obj_body_state(ph);
     if (st == BODY_STREAMING && worker_cfg(x->w)->cache.etag == ETAG_CONTENT_HASH &&
-        ph->body->expected <= DEFER_FOR_ETAG_MAX) {
-        if (body_wait(ph->body, &x->waiter, UINT64_MAX, BODY_STREAMING))
+        obj_body_expected(ph) <= DEFER_FOR_ETAG_MAX) {
+        if (obj_body_wait(ph, &x->waiter, UINT64_MAX, BODY_STREAMING))
             return;
-        st = body_state(ph->body);
+        st = obj_body_state(ph);
         if (st == BODY_STREAMING) {
             event_active(x->wake, EV_READ, 0);
             return;
@@ -426,13 +426,13 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     if (x->state != X_WAIT || x->obj == NULL)
         return;
     struct cache_obj *o = x->obj;
-    enum body_state st = body_state(o->body);
+    enum body_state st = obj_body_state(o);
     if (!obj_ready(o) && st == BODY_PENDING) {
-        if (!body_wait(o->body, &x->waiter, 0, BODY_PENDING))
+        if (!obj_body_wait(o, &x->waiter, 0, BODY_PENDING))
             event_active(x->wake, EV_READ, 0);
         return;
     }
-    body_unwait(o->body, &x->waiter);
+    obj_body_unwait(o, &x->waiter);
     if (x->obj_ours)
         on_our_outcome(x);
     else
@@ -586,7 +586,7 @@ static void handle_cacheable(struct exchange *x)
         x->obj = o;     /* keep the reference while waiting */
         x->obj_ours = false;
         x->state = X_WAIT;
-        if (!body_wait(o->body, &x->waiter, 0, BODY_PENDING))
+        if (!obj_body_wait(o, &x->waiter, 0, BODY_PENDING))
             event_active(x->wake, EV_READ, 0);
         return;
     case LOOKUP_CREATED:

@@ -642,8 +642,12 @@ static void handle_done(struct fetch *f)
                      "content-hashed names must change when content does",
                      o->key, cfg->policies[o->policy].name);
     }
-    if (f->filling)
+    if (f->filling) {
         body_finish(o->body, BODY_COMPLETE);
+        /* A small stored object moves into one allocation (obj_seal). */
+        if (!o->private)
+            store_seal(store_of(f), o);
+    }
     f->uc->requests++;
     f->uc_reusable = http_parser_keep_alive(&f->parser) && f->req_body_done;
     fetch_end(f);

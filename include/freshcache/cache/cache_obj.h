@@ -22,6 +22,7 @@
 #include "freshcache/cache/cache_key.h"
 #include "freshcache/cache/freshness.h"
 
+struct evbuffer;
 struct http_msg;
 
 enum obj_state { OBJ_BUSY = 0, OBJ_READY };
@@ -48,7 +49,15 @@ struct cache_obj {
     };
 
     uint64_t hash;
-    struct cache_body *body;
+    /* The body: a shared cache_body (filled while read, chunked), or, for
+     * a sealed object and the 304-merged copies of one (inline_body), the
+     * bytes at the end of a sealed object's block (obj_seal): body_owner
+     * is that object, o itself (no reference) or the sealed one a merged
+     * copy shares (a reference).  Read through obj_body_*(). */
+    union {
+        struct cache_body *body;        /* !inline_body */
+        struct cache_obj *body_owner;   /* inline_body */
+    };
 
     /* The stored head, pre-serialised: "HTTP/1.1 200 OK\r\n" then fields,
      * each "Name: value\r\n", without Content-Length, Transfer-Encoding,
@@ -123,6 +132,12 @@ struct cache_obj {
      * read only after (has_chash). */
     bool chash_room;
     bool has_chash;
+    /* One block (obj_seal): the object, key, Vary, head block and the
+     * complete body, freed together; head and vary point into it. */
+    bool sealed;
+    bool inline_body;                   /* body_owner, not body (above) */
+    bool sealed_away;                   /* store_seal replaced it (shard mutex) */
+    uint32_t inline_len;                /* sealed: the body's bytes */
 
     char key[];                         /* key_len bytes and a NUL */
 };
@@ -147,6 +162,64 @@ static inline unsigned char *obj_chash(const struct cache_obj *o)
            o->tags_len;
 }
 #define OBJ_CHASH_LEN 32
+
+/* Bytes of the head's allocation: head, ETag and NUL, tags, the hash. */
+static inline size_t obj_head_block_len(const struct cache_obj *o)
+{
+    return o->head_len + (o->has_etag ? o->etag_len + 1 : 0) + o->tags_len +
+           (o->chash_room ? OBJ_CHASH_LEN : 0);
+}
+
+/* ---- the body, whichever way it is held ---------------------------------
+ * Readers go through these: a chunked body (cache_body.h) may still be
+ * filling; an inline one is complete, so it never makes anyone wait. */
+
+/* Sealing copies a complete body of at most this many bytes (obj_seal):
+ * beyond it the copy costs more than the bytes it saves matter. */
+#define OBJ_SEAL_MAX (64u * 1024)
+
+/* Where an inline body's bytes are: after its owner's head block. */
+static inline const char *obj_inline_data(const struct cache_obj *o)
+{
+    FC_ASSERT(o->inline_body);
+    const struct cache_obj *w = o->body_owner;
+    FC_ASSERT(w->sealed);
+    return w->head + obj_head_block_len(w);
+}
+static inline enum body_state obj_body_state(const struct cache_obj *o)
+{
+    return o->inline_body ? BODY_COMPLETE : body_state(o->body);
+}
+static inline size_t obj_body_total(const struct cache_obj *o)
+{
+    return o->inline_body ? o->body_owner->inline_len : body_total(o->body);
+}
+/* The Content-Length the origin declared, UINT64_MAX: none (an inline
+ * body's length is known). */
+static inline uint64_t obj_body_expected(const struct cache_obj *o)
+{
+    return o->inline_body ? o->body_owner->inline_len : o->body->expected;
+}
+/* body_read_into(): references to the bytes, each holding the body (an
+ * inline body: its owner object) until the evbuffer lets go of it. */
+size_t obj_body_read(struct cache_obj *o, struct body_cursor *cur, struct evbuffer *out,
+                     size_t max);
+/* body_cursor_seek() */
+void obj_body_seek(struct cache_obj *o, struct body_cursor *cur, size_t pos);
+/* body_wait(): an inline body is complete, so never (false). */
+bool obj_body_wait(struct cache_obj *o, struct body_waiter *w, size_t pos, enum body_state seen);
+/* body_unwait(): nothing to undo for an inline body. */
+void obj_body_unwait(struct cache_obj *o, struct body_waiter *w);
+/* body_wake(): an inline body has no waiters. */
+void obj_body_wake(struct cache_obj *o);
+
+/* A sealed copy of `o` (READY, stored, its chunked body COMPLETE and at
+ * most OBJ_SEAL_MAX bytes): one allocation holding the object, key, Vary,
+ * head block and body, so a stored small object costs one malloc and no
+ * body or chunk header.  Not linked, reference count 1; the index-only
+ * fields (linkage, charged, revalidating) start clear and store_seal fills
+ * them in under the shard lock.  NULL when `o` does not qualify. */
+struct cache_obj *obj_seal(const struct cache_obj *o);
 
 /* The stored directives and timing, as the parsed structs. */
 static inline void obj_cc(const struct cache_obj *o, struct cache_control *out)
