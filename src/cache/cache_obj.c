@@ -19,7 +19,7 @@
 struct cache_obj *obj_new(const struct cache_key *k)
 {
     size_t klen = k ? k->len : 0;
-    struct cache_obj *o = calloc(1, sizeof *o + klen + 1);
+    struct cache_obj *o = calloc(1, OBJ_SIZE(klen));
     AN(o);
     o->magic = OBJ_MAGIC;
     atomic_init(&o->refcnt, 1);
@@ -37,7 +37,7 @@ struct cache_obj *obj_new(const struct cache_key *k)
 struct cache_obj *obj_new_sharing(const struct cache_obj *stale)
 {
     CHECK_OBJ_NOTNULL(stale, OBJ_MAGIC);
-    struct cache_obj *o = calloc(1, sizeof *o + stale->key_len + 1);
+    struct cache_obj *o = calloc(1, OBJ_SIZE(stale->key_len));
     AN(o);
     o->magic = OBJ_MAGIC;
     atomic_init(&o->refcnt, 1);
@@ -217,10 +217,10 @@ struct cache_obj *obj_seal(const struct cache_obj *o)
         return NULL;
     size_t hb = obj_head_block_len(o);
     size_t key_sz = (size_t)o->key_len + 1;
-    struct cache_obj *n = malloc(sizeof *n + key_sz + o->vary_len + hb + total);
+    struct cache_obj *n = malloc(OBJ_SIZE(o->key_len) + o->vary_len + hb + total);
     AN(n);
     /* Every stored field as it is; then what belongs to the copy. */
-    memcpy(n, o, sizeof *n + key_sz);
+    memcpy(n, o, OBJ_SIZE(o->key_len));
     atomic_init(&n->refcnt, 1);
     atomic_init(&n->state, OBJ_READY);
     atomic_init(&n->soft_purged, atomic_load(&o->soft_purged));
@@ -410,7 +410,8 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
     evbuffer_remove(b, o->head, len);
     evbuffer_free(b);
     o->head_len = (uint32_t)len;
-    o->fields_off = (uint32_t)fields_off;
+    FC_ASSERT(fields_off <= UINT16_MAX);
+    o->fields_off = (uint16_t)fields_off;
     char *p = o->head + len;
     o->has_etag = etag != NULL;
     o->etag_len = 0;

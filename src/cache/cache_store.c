@@ -18,7 +18,7 @@ struct shard {
     struct cache_obj **buckets;
     size_t n_buckets;           /* power of two */
     size_t count;               /* linked objects */
-    uint64_t seq;               /* last link sequence number */
+    uint32_t seq;               /* last link sequence number (wraps: obj_seq_after) */
     struct obj_list lru;        /* READY objects, most recent first */
 } __attribute__((aligned(64)));
 
@@ -224,7 +224,7 @@ enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k
         } else {
             any_ready = true;
             /* the most recent matching response (RFC 9111 §4.1) */
-            if ((found == NULL || o->seq > found->seq) &&
+            if ((found == NULL || obj_seq_after(o->seq, found->seq)) &&
                 (req == NULL || vary_match(o, req)))
                 found = o;
         }
@@ -316,7 +316,7 @@ struct cache_obj *store_find_key(struct cache_store *s, const struct cache_key *
     pthread_mutex_lock(&sh->mu);
     for (struct cache_obj *o = *bucket_of(sh, k->hash); o; o = o->hash_next) {
         if (same_key(o, k->hash, k->buf, k->len) && obj_ready(o) &&
-            (found == NULL || o->seq > found->seq) && match(o, arg))
+            (found == NULL || obj_seq_after(o->seq, found->seq)) && match(o, arg))
             found = o;
     }
     if (found)

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1733,6 +1734,21 @@ START_TEST(merged_copy_shares_a_sealed_body)
 }
 END_TEST
 
+START_TEST(seq_order_survives_the_wrap)
+{
+    ck_assert(obj_seq_after(2, 1));
+    ck_assert(!obj_seq_after(1, 2));
+    ck_assert(!obj_seq_after(7, 7));
+    /* linked just after the counter wrapped: still the newer */
+    ck_assert(obj_seq_after(0, UINT32_MAX));
+    ck_assert(obj_seq_after(5, UINT32_MAX - 5));
+    ck_assert(!obj_seq_after(UINT32_MAX, 3));
+    /* an object takes its bytes, not sizeof's rounding */
+    ck_assert_uint_eq(OBJ_SIZE(10), offsetof(struct cache_obj, key) + 11);
+    ck_assert_uint_le(OBJ_SIZE(0), sizeof(struct cache_obj) + 1);
+}
+END_TEST
+
 static Suite *cache_store_suite(void)
 {
     Suite *s = suite_create("cache_store");
@@ -1793,6 +1809,7 @@ static Suite *cache_store_suite(void)
     tcase_add_test(se, remove_after_seal_removes_the_sealed_copy);
     tcase_add_test(se, sealed_body_outlives_store_while_referenced);
     tcase_add_test(se, merged_copy_shares_a_sealed_body);
+    tcase_add_test(se, seq_order_survives_the_wrap);
     tcase_set_timeout(se, 60);
     suite_add_tcase(s, se);
 

@@ -41,7 +41,6 @@ struct cache_obj {
     /* index linkage: guarded by the shard mutex */
     struct cache_obj *hash_next;
     TAILQ_ENTRY(cache_obj) lru;
-    uint64_t seq;                       /* link order in its shard: newest wins a tie */
     size_t charged;                     /* bytes counted against the bound */
     union {
         uint64_t last_used;             /* READY: monotonic ms of the last hit */
@@ -102,13 +101,11 @@ struct cache_obj {
     uint32_t keep_until;
     uint32_t chash_first_seen;          /* when this URL first had this hash (the same) */
     int32_t origin_ms;                  /* request sent to response head, -1: none */
-    _Atomic int state;                  /* enum obj_state */
     short policy;                       /* index in cfg->policies, -1: none */
     short status;
     uint32_t key_len;
     uint32_t vary_len;
     uint32_t head_len;
-    uint32_t fields_off;                /* where the fields start in head */
     uint32_t etag_len;
     uint32_t tags_len;
     short fail_status;                  /* failed before a head: 502 or 504 */
@@ -138,9 +135,25 @@ struct cache_obj {
     bool inline_body;                   /* body_owner, not body (above) */
     bool sealed_away;                   /* store_seal replaced it (shard mutex) */
     uint32_t inline_len;                /* sealed: the body's bytes */
+    uint32_t seq;                       /* link order in its shard, newest wins a tie
+                                         * (obj_seq_after: wraps) */
+    uint16_t fields_off;                /* where the fields start in head (after the
+                                         * status line: reason at most 127 bytes) */
+    _Atomic uint8_t state;              /* enum obj_state */
 
     char key[];                         /* key_len bytes and a NUL */
 };
+/* The bytes of an object with a key of `key_len`: the key starts where
+ * the fields end, not at sizeof (which rounds up to 8). */
+#define OBJ_SIZE(key_len) (offsetof(struct cache_obj, key) + (size_t)(key_len) + 1)
+
+/* Was `a` linked after `b` in their shard?  32-bit sequence numbers wrap
+ * after 2^32 links of one shard; compared as a signed distance, the order
+ * holds for copies linked within 2^31 links of each other. */
+static inline bool obj_seq_after(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) > 0;
+}
 
 /* The origin's ETag as it sent it (NUL-terminated, etag_len bytes), or
  * NULL: right after the head in its allocation. */
