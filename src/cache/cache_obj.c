@@ -19,7 +19,7 @@
 struct cache_obj *obj_new(const struct cache_key *k)
 {
     size_t klen = k ? k->len : 0;
-    struct cache_obj *o = calloc(1, OBJ_SIZE(klen));
+    struct cache_obj *o = calloc(1, OBJ_FILL_SIZE(klen));
     AN(o);
     o->magic = OBJ_MAGIC;
     atomic_init(&o->refcnt, 1);
@@ -29,7 +29,7 @@ struct cache_obj *obj_new(const struct cache_key *k)
     o->key_len = (uint32_t)klen;
     o->hash = k ? k->hash : 0;
     o->policy = -1;
-    o->origin_ms = -1;
+    obj_fill(o)->origin_ms = -1;
     o->body = body_new();
     return o;
 }
@@ -37,7 +37,7 @@ struct cache_obj *obj_new(const struct cache_key *k)
 struct cache_obj *obj_new_sharing(const struct cache_obj *stale)
 {
     CHECK_OBJ_NOTNULL(stale, OBJ_MAGIC);
-    struct cache_obj *o = calloc(1, OBJ_SIZE(stale->key_len));
+    struct cache_obj *o = calloc(1, OBJ_FILL_SIZE(stale->key_len));
     AN(o);
     o->magic = OBJ_MAGIC;
     atomic_init(&o->refcnt, 1);
@@ -46,7 +46,7 @@ struct cache_obj *obj_new_sharing(const struct cache_obj *stale)
     o->key_len = stale->key_len;
     o->hash = stale->hash;
     o->policy = -1;
-    o->origin_ms = -1;
+    obj_fill(o)->origin_ms = -1;
     if (stale->inline_body) {
         /* The bytes stay in the sealed object's block: hold that object. */
         o->inline_body = true;
@@ -57,9 +57,10 @@ struct cache_obj *obj_new_sharing(const struct cache_obj *stale)
         o->body = stale->body;
     }
     if (stale->vary_len) {
-        o->vary = malloc(stale->vary_len);
-        AN(o->vary);
-        memcpy(o->vary, stale->vary, stale->vary_len);
+        char *v = malloc(stale->vary_len);
+        AN(v);
+        memcpy(v, obj_vary(stale), stale->vary_len);
+        obj_fill(o)->vary = v;
         o->vary_len = stale->vary_len;
     }
     o->policy = stale->policy;
@@ -71,12 +72,13 @@ struct cache_obj *obj_new_sharing(const struct cache_obj *stale)
 void obj_copy_head(struct cache_obj *o, const struct cache_obj *from)
 {
     CHECK_OBJ_NOTNULL(from, OBJ_MAGIC);
-    FC_ASSERT(o->head == NULL);
+    struct obj_fill *fo = obj_fill(o);
+    FC_ASSERT(fo->head == NULL);
     /* The block obj_set_head made: head, ETag and NUL, tags, the hash. */
     size_t block = obj_head_block_len(from);
-    o->head = malloc(block);
-    AN(o->head);
-    memcpy(o->head, from->head, block);
+    fo->head = malloc(block);
+    AN(fo->head);
+    memcpy(fo->head, obj_head(from), block);
     o->head_len = from->head_len;
     o->fields_off = from->fields_off;
     o->status = from->status;
@@ -99,11 +101,12 @@ void obj_fail(struct cache_obj *o, int status, const char *reason)
 {
     CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
     FC_ASSERT(!obj_ready(o));
-    FC_ASSERT(o->merged == NULL);       /* the same pointer: never both */
     FC_ASSERT(!o->inline_body);         /* a placeholder's body is chunked */
-    o->failed = true;
-    o->fail_status = (short)status;
-    o->fail_reason = reason;
+    struct obj_fill *fo = obj_fill(o);
+    FC_ASSERT(fo->merged == NULL);      /* the same pointer: never both */
+    fo->failed = true;
+    fo->fail_status = (short)status;
+    fo->fail_reason = reason;
     body_finish(o->body, BODY_FAILED);      /* its release store publishes both */
 }
 
@@ -121,8 +124,8 @@ void obj_unref(struct cache_obj *o)
     if (old != 1)
         return;
     FC_ASSERT(!o->linked);
-    if (!o->failed && o->merged)
-        obj_unref(o->merged);
+    if (!o->sealed && !obj_fill(o)->failed && obj_fill(o)->merged)
+        obj_unref(obj_fill(o)->merged);
     if (o->inline_body) {
         if (o->body_owner != o)
             obj_unref(o->body_owner);
@@ -130,8 +133,8 @@ void obj_unref(struct cache_obj *o)
         body_unref(o->body);
     }
     if (!o->sealed) {
-        free(o->vary);
-        free(o->head);      /* with etag and tags */
+        free(obj_fill(o)->vary);
+        free(obj_fill(o)->head);    /* with etag and tags */
     }
     o->magic = 0;
     free(o);                /* a sealed object: with all of the above */
@@ -206,8 +209,8 @@ void obj_body_wake(struct cache_obj *o)
 struct cache_obj *obj_seal(const struct cache_obj *o)
 {
     CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
-    if (o->sealed || o->inline_body || o->private || o->failed || o->head == NULL ||
-        !obj_ready(o))
+    if (o->sealed || o->inline_body || o->private || obj_fill(o)->failed ||
+        obj_fill(o)->head == NULL || !obj_ready(o))
         return NULL;
     const struct cache_body *b = o->body;
     if (b->transient || body_state(b) != BODY_COMPLETE)
@@ -230,16 +233,13 @@ struct cache_obj *obj_seal(const struct cache_obj *o)
     n->linked = false;
     n->sealed_away = false;
     n->charged = 0;
-    n->merged = NULL;
+    /* Key, Vary, head block, body: where obj_head and obj_vary look. */
     char *p = n->key + key_sz;
-    n->vary = NULL;
     if (o->vary_len) {
-        memcpy(p, o->vary, o->vary_len);
-        n->vary = p;
+        memcpy(p, obj_fill(o)->vary, o->vary_len);
         p += o->vary_len;
     }
-    memcpy(p, o->head, hb);
-    n->head = p;
+    memcpy(p, obj_fill(o)->head, hb);
     p += hb;
     /* The body: complete, so every chunk is final. */
     size_t left = total;
@@ -253,6 +253,7 @@ struct cache_obj *obj_seal(const struct cache_obj *o)
         left -= len;
     }
     n->sealed = true;
+    FC_ASSERT(obj_head(n) == n->key + key_sz + o->vary_len);
     n->inline_body = true;
     n->body_owner = n;
     n->inline_len = (uint32_t)total;
@@ -404,15 +405,16 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
     const struct cache_obj *from = rw ? rw->inherit : NULL;
     const unsigned char *hash =
         room && from && from->chash_room && from->has_chash ? obj_chash(from) : NULL;
-    char *old = o->head;
-    o->head = malloc(block);
-    AN(o->head);
-    evbuffer_remove(b, o->head, len);
+    struct obj_fill *fo = obj_fill(o);
+    char *old = fo->head;
+    fo->head = malloc(block);
+    AN(fo->head);
+    evbuffer_remove(b, fo->head, len);
     evbuffer_free(b);
     o->head_len = (uint32_t)len;
     FC_ASSERT(fields_off <= UINT16_MAX);
     o->fields_off = (uint16_t)fields_off;
-    char *p = o->head + len;
+    char *p = fo->head + len;
     o->has_etag = etag != NULL;
     o->etag_len = 0;
     if (etag) {
@@ -436,7 +438,8 @@ void obj_head_to_msg(const struct cache_obj *o, struct http_msg *m)
 {
     http_msg_reset(m);
     m->status = o->status;
-    const char *p = o->head + o->fields_off, *end = o->head + o->head_len;
+    const char *head = obj_head(o);
+    const char *p = head + o->fields_off, *end = head + o->head_len;
     while (p < end) {
         const char *eol = memchr(p, '\r', (size_t)(end - p));
         FC_ASSERT(eol != NULL);
@@ -454,15 +457,16 @@ const char *obj_reason(const struct cache_obj *o, size_t *len)
 {
     /* "HTTP/1.1 200 OK\r\n": the reason starts after the 13th byte */
     *len = o->fields_off - 2 - 13;
-    return o->head + 13;
+    return obj_head(o) + 13;
 }
 
 bool obj_field_next(const struct cache_obj *o, const char *name, size_t *iter,
                     const char **value, size_t *vlen)
 {
     size_t pos = *iter > o->fields_off ? *iter : o->fields_off;
-    const char *end = o->head + o->head_len;
-    for (const char *p = o->head + pos; p < end;) {
+    const char *head = obj_head(o);
+    const char *end = head + o->head_len;
+    for (const char *p = head + pos; p < end;) {
         const char *eol = memchr(p, '\r', (size_t)(end - p));
         FC_ASSERT(eol != NULL);
         const char *colon = memchr(p, ':', (size_t)(eol - p));
@@ -474,7 +478,7 @@ bool obj_field_next(const struct cache_obj *o, const char *name, size_t *iter,
                 v++;
             *value = v;
             *vlen = (size_t)(eol - v);
-            *iter = (size_t)(next - o->head);
+            *iter = (size_t)(next - head);
             return true;
         }
         p = next;

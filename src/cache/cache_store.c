@@ -113,7 +113,7 @@ static bool same_key(const struct cache_obj *o, uint64_t hash, const char *key, 
 static bool same_variant(const struct cache_obj *a, const struct cache_obj *b)
 {
     return a->vary_len == b->vary_len &&
-           (a->vary_len == 0 || memcmp(a->vary, b->vary, a->vary_len) == 0);
+           (a->vary_len == 0 || memcmp(obj_vary(a), obj_vary(b), a->vary_len) == 0);
 }
 
 /* Link under the shard lock; the index takes a reference. */

@@ -110,7 +110,7 @@ static void send_from_obj(struct exchange *x, const struct cache_obj *o, int sta
 {
     struct resp_head h = {
         .status = status,
-        .stored = o->head,
+        .stored = obj_head(o),
         .stored_len = o->head_len,
         .fields_off = o->fields_off,
         .stored_status = o->status,

@@ -312,7 +312,7 @@ static void serve_stale_on_error(struct exchange *x, int status)
  * served before stands in (fetch.c head_keep). */
 static void serve_kept(struct exchange *x, struct cache_obj *ph)
 {
-    struct cache_obj *k = ph->merged;
+    struct cache_obj *k = obj_merged(ph);
     obj_ref(k);
     exchange_drop_obj(x);
     COUNT(&x->w->counters, kept_after_deploy, 1);
@@ -328,25 +328,26 @@ static void serve_kept(struct exchange *x, struct cache_obj *ph)
 static void on_our_outcome(struct exchange *x)
 {
     struct cache_obj *ph = x->obj;
-    x->origin_ms = ph->origin_ms;
+    x->origin_ms = obj_fill(ph)->origin_ms;
     if (!obj_ready(ph)) {       /* failed before a head */
         if (stale_usable_on_error(x)) {
             serve_stale_on_error(x, 0);
             return;
         }
-        int status = ph->fail_status ? ph->fail_status : 502;
-        const char *why = ph->fail_reason ? ph->fail_reason : "origin fetch failed";
+        int status = obj_fill(ph)->fail_status ? obj_fill(ph)->fail_status : 502;
+        const char *why =
+            obj_fill(ph)->fail_reason ? obj_fill(ph)->fail_reason : "origin fetch failed";
         exchange_drop_obj(x);
         /* An upload cut short leaves its rest unread: close after. */
         exchange_respond(x, status, NULL, why, x->info.has_body && !x->upload_done);
         return;
     }
-    if (ph->kept) {
+    if (obj_was_kept(ph)) {
         serve_kept(x, ph);
         return;
     }
-    if (ph->merged) {           /* a 304 refreshed the stale copy */
-        struct cache_obj *m = ph->merged;
+    if (obj_merged(ph)) {           /* a 304 refreshed the stale copy */
+        struct cache_obj *m = obj_merged(ph);
         obj_ref(m);
         exchange_drop_obj(x);
         char cs[96];
@@ -392,11 +393,11 @@ static void on_our_outcome(struct exchange *x)
 static void on_coalesced_outcome(struct exchange *x)
 {
     struct cache_obj *o = x->obj;
-    if (obj_ready(o) && o->kept && vary_match(o->merged, x->req)) {
+    if (obj_ready(o) && obj_was_kept(o) && vary_match(obj_merged(o), x->req)) {
         serve_kept(x, o);
         return;
     }
-    if (obj_ready(o) && !o->private && !o->merged) {
+    if (obj_ready(o) && !o->private && !obj_merged(o)) {
         obj_ref(o);
         exchange_drop_obj(x);
         if (vary_match(o, x->req))

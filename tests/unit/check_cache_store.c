@@ -145,7 +145,7 @@ static bool present(struct cache_store *s, const char *path, uint64_t now)
 
 static bool head_has(const struct cache_obj *o, const char *s)
 {
-    return memmem(o->head, o->head_len, s, strlen(s)) != NULL;
+    return memmem(obj_head(o), o->head_len, s, strlen(s)) != NULL;
 }
 
 static struct http_msg req_with(const char *name, const char *value)
@@ -569,7 +569,7 @@ START_TEST(vary_star_not_storable)
         struct http_msg resp;
         resp_init(&resp, stars[i], NULL);
         ck_assert_msg(!vary_build(o, &resp, &req), "Vary: %s", stars[i]);
-        ck_assert_ptr_null(o->vary);
+        ck_assert_ptr_null(obj_vary(o));
         ck_assert_uint_eq(o->vary_len, 0);
         http_msg_free(&resp);
         obj_unref(o);
@@ -824,17 +824,17 @@ START_TEST(placeholder_outcomes)
     struct cache_obj *failed = obj_new(&k);
     obj_ref(failed);                                /* a waiter's */
     obj_fail(failed, 504, "origin timed out");
-    ck_assert(failed->failed && !obj_ready(failed));
+    ck_assert(obj_failed(failed) && !obj_ready(failed));
     ck_assert_int_eq(body_state(failed->body), BODY_FAILED);
-    ck_assert_int_eq(failed->fail_status, 504);
-    ck_assert_str_eq(failed->fail_reason, "origin timed out");
+    ck_assert_int_eq(obj_fill(failed)->fail_status, 504);
+    ck_assert_str_eq(obj_fill(failed)->fail_reason, "origin timed out");
     obj_unref(failed);
     obj_unref(failed);                              /* does not take the reason for an object */
 
     struct cache_obj *copy = obj_new(&k), *ph = obj_new(&k);
-    ph->merged = copy;                              /* takes obj_new's reference */
+    obj_fill(ph)->merged = copy;                    /* takes obj_new's reference */
     obj_publish(ph);
-    ck_assert(obj_ready(ph) && !ph->failed);
+    ck_assert(obj_ready(ph) && !obj_failed(ph));
     obj_ref(copy);
     ck_assert_uint_eq(atomic_load(&copy->refcnt), 2);
     obj_unref(ph);                                  /* drops its reference to copy */
@@ -1574,8 +1574,13 @@ START_TEST(seal_replaces_a_complete_object_in_place)
     ck_assert(vary_match(n, &req));
     ck_assert(head_has(n, "X-Tag: t1"));
     ck_assert_uint_eq(n->head_len, o->head_len);
-    ck_assert_int_eq(memcmp(n->head, o->head, n->head_len), 0);
-    ck_assert((uintptr_t)n->head > (uintptr_t)n && (uintptr_t)n->vary > (uintptr_t)n);
+    ck_assert_int_eq(memcmp(obj_head(n), obj_head(o), n->head_len), 0);
+    /* head and Vary inside the block, in that order after the key */
+    ck_assert_ptr_eq(obj_vary(n), n->key + n->key_len + 1);
+    ck_assert_ptr_eq(obj_head(n), obj_vary(n) + n->vary_len);
+    ck_assert_int_eq(memcmp(obj_vary(n), obj_vary(o), n->vary_len), 0);
+    ck_assert_ptr_null(obj_merged(n));
+    ck_assert(!obj_failed(n) && !obj_was_kept(n));
     ck_assert_uint_eq(obj_body_expected(n), 3000);
     assert_body_reads(n, 5, 3000);
     /* the copy is charged smaller: no body struct, no chunk */
@@ -1715,7 +1720,7 @@ START_TEST(merged_copy_shares_a_sealed_body)
     ck_assert(copy->inline_body && !copy->sealed);
     ck_assert_ptr_eq(copy->body_owner, sealed);
     obj_copy_head(copy, sealed);
-    ck_assert_ptr_ne(copy->head, sealed->head);
+    ck_assert_ptr_ne(obj_head(copy), obj_head(sealed));
     store_insert(s, copy, 3);           /* replaces the sealed one */
     ck_assert(!sealed->linked);
     obj_unref(sealed);                  /* alive: the copy holds it */

@@ -30,7 +30,7 @@ static const char *head_of(const struct cache_obj *o)
 {
     static char buf[4096];
     ck_assert_uint_lt(o->head_len, sizeof buf);
-    memcpy(buf, o->head, o->head_len);
+    memcpy(buf, obj_head(o), o->head_len);
     buf[o->head_len] = '\0';
     return buf;
 }
@@ -250,8 +250,8 @@ START_TEST(merge_shares_body_and_copies_vary)
     ck_assert_str_eq(o->key, stale->key);
     ck_assert_uint_eq(o->hash, stale->hash);
     ck_assert_uint_eq(o->vary_len, stale->vary_len);
-    ck_assert_ptr_ne(o->vary, stale->vary);
-    ck_assert_int_eq(memcmp(o->vary, stale->vary, o->vary_len), 0);
+    ck_assert_ptr_ne(obj_vary(o), obj_vary(stale));
+    ck_assert_int_eq(memcmp(obj_vary(o), obj_vary(stale), o->vary_len), 0);
     ck_assert(vary_match(o, &req));
     /* generations are stamped by the policy step (obj_apply_policy), not
      * copied from the stale copy */

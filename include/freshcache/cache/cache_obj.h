@@ -32,7 +32,10 @@ enum obj_state { OBJ_BUSY = 0, OBJ_READY };
  * directives and times are kept packed (struct cc_packed, struct
  * stored_timing) and durations in 32 bits (every one is clamped to
  * CC_DELTA_MAX = 2^31 anyway).  The key is allocated with the object; the
- * head, the ETag and the tags share one allocation (o->head). */
+ * head, the ETag and the tags share one allocation (obj_head()).  What a
+ * sealed object never needs (the head and Vary pointers, the placeholder's
+ * outcome) is not here but in struct obj_fill, after the key of an object
+ * that is not sealed. */
 struct cache_obj {
 #define OBJ_MAGIC 0x0bc0ffeeu
     unsigned magic;
@@ -58,28 +61,7 @@ struct cache_obj {
         struct cache_obj *body_owner;   /* inline_body */
     };
 
-    /* The stored head, pre-serialised: "HTTP/1.1 200 OK\r\n" then fields,
-     * each "Name: value\r\n", without Content-Length, Transfer-Encoding,
-     * hop-by-hop fields, Age, or the final CRLF.  The same allocation holds
-     * after it the ETag (obj_etag), the tags (obj_tags) and the content
-     * hash (obj_chash), each where the lengths before it end. */
-    char *head;
-
-    /* Vary: NUL-separated lower-case field names, then for each the
-     * normalised request value; NULL when the response has no Vary. */
-    char *vary;
-
     struct stored_timing timing;        /* obj_age(), obj_timing() */
-
-    /* What became of a placeholder (an object a fetch was given to fill,
-     * linked as BUSY in the store or not linked at all).  The fetch writes
-     * these before it publishes the object (OBJ_READY) or fails its body;
-     * readers look only after.  A failed placeholder (failed) has a reason
-     * and no merged copy: one pointer holds either. */
-    union {
-        struct cache_obj *merged;       /* a 304 refreshed the stale copy: serve this one */
-        const char *fail_reason;        /* failed: static text */
-    };
 
     struct cc_packed cc;                /* response directives (obj_cc()) */
     uint32_t lifetime;                  /* freshness lifetime, seconds */
@@ -100,7 +82,6 @@ struct cache_obj {
      * origin that dropped it (404/410); 0: not kept.  obj_kept(). */
     uint32_t keep_until;
     uint32_t chash_first_seen;          /* when this URL first had this hash (the same) */
-    int32_t origin_ms;                  /* request sent to response head, -1: none */
     short policy;                       /* index in cfg->policies, -1: none */
     short status;
     uint32_t key_len;
@@ -108,11 +89,7 @@ struct cache_obj {
     uint32_t head_len;
     uint32_t etag_len;
     uint32_t tags_len;
-    short fail_status;                  /* failed before a head: 502 or 504 */
-    bool failed;                        /* obj_fail: fail_reason, not merged */
     bool has_etag;                      /* the origin sent one (obj_etag) */
-    bool kept;                          /* merged is a copy kept for an origin's 404/410
-                                         * (keep_after_deploy), not a refresh */
     bool private;                       /* a response that is not stored: one reader */
     bool linked;                        /* guarded by the shard mutex */
     bool sie_from_policy;               /* stale_if_error set by the operator, not the origin */
@@ -130,7 +107,7 @@ struct cache_obj {
     bool chash_room;
     bool has_chash;
     /* One block (obj_seal): the object, key, Vary, head block and the
-     * complete body, freed together; head and vary point into it. */
+     * complete body, freed together (obj_head, obj_vary find them). */
     bool sealed;
     bool inline_body;                   /* body_owner, not body (above) */
     bool sealed_away;                   /* store_seal replaced it (shard mutex) */
@@ -147,6 +124,75 @@ struct cache_obj {
  * the fields end, not at sizeof (which rounds up to 8). */
 #define OBJ_SIZE(key_len) (offsetof(struct cache_obj, key) + (size_t)(key_len) + 1)
 
+/* An object that is not sealed (one being filled, a placeholder, a 304
+ * merge's copy, a large or pass-through response) has this after its key,
+ * 8-aligned (obj_fill): the pointers to its separately allocated head
+ * block and Vary data, and what became of it as a placeholder.  A sealed
+ * object finds its head and Vary in its own block instead, and was never
+ * a placeholder. */
+struct obj_fill {
+    /* The stored head, pre-serialised: "HTTP/1.1 200 OK\r\n" then fields,
+     * each "Name: value\r\n", without Content-Length, Transfer-Encoding,
+     * hop-by-hop fields, Age, or the final CRLF.  The same allocation holds
+     * after it the ETag (obj_etag), the tags (obj_tags) and the content
+     * hash (obj_chash), each where the lengths before it end. */
+    char *head;
+    /* Vary: NUL-separated lower-case field names, then for each the
+     * normalised request value; NULL when the response has no Vary. */
+    char *vary;
+    /* What became of a placeholder (an object a fetch was given to fill,
+     * linked as BUSY in the store or not linked at all).  The fetch writes
+     * these before it publishes the object (OBJ_READY) or fails its body;
+     * readers look only after.  A failed placeholder (failed) has a reason
+     * and no merged copy: one pointer holds either. */
+    union {
+        struct cache_obj *merged;       /* a 304 refreshed the stale copy: serve this one */
+        const char *fail_reason;        /* failed: static text */
+    };
+    int32_t origin_ms;                  /* request sent to response head, -1: none */
+    short fail_status;                  /* failed before a head: 502 or 504 */
+    bool failed;                        /* obj_fail: fail_reason, not merged */
+    bool kept;                          /* merged is a copy kept for an origin's 404/410
+                                         * (keep_after_deploy), not a refresh */
+};
+static inline size_t obj_fill_off(size_t key_len)
+{
+    return (OBJ_SIZE(key_len) + _Alignof(struct obj_fill) - 1) &
+           ~(_Alignof(struct obj_fill) - 1);
+}
+/* The allocation of an object that is not sealed. */
+#define OBJ_FILL_SIZE(key_len) (obj_fill_off(key_len) + sizeof(struct obj_fill))
+static inline struct obj_fill *obj_fill(const struct cache_obj *o)
+{
+    FC_ASSERT(!o->sealed);
+    return (struct obj_fill *)((char *)o + obj_fill_off(o->key_len));
+}
+/* The head block (see struct obj_fill), NULL before obj_set_head. */
+static inline char *obj_head(const struct cache_obj *o)
+{
+    return o->sealed ? (char *)o->key + o->key_len + 1 + o->vary_len : obj_fill(o)->head;
+}
+/* The Vary data (see struct obj_fill), NULL when the response has none. */
+static inline const char *obj_vary(const struct cache_obj *o)
+{
+    if (o->sealed)
+        return o->vary_len ? o->key + o->key_len + 1 : NULL;
+    return obj_fill(o)->vary;
+}
+/* The placeholder's outcome (struct obj_fill): a sealed object has none. */
+static inline struct cache_obj *obj_merged(const struct cache_obj *o)
+{
+    return o->sealed ? NULL : obj_fill(o)->merged;
+}
+static inline bool obj_was_kept(const struct cache_obj *o)
+{
+    return !o->sealed && obj_fill(o)->kept;
+}
+static inline bool obj_failed(const struct cache_obj *o)
+{
+    return !o->sealed && obj_fill(o)->failed;
+}
+
 /* Was `a` linked after `b` in their shard?  32-bit sequence numbers wrap
  * after 2^32 links of one shard; compared as a signed distance, the order
  * holds for copies linked within 2^31 links of each other. */
@@ -159,19 +205,19 @@ static inline bool obj_seq_after(uint32_t a, uint32_t b)
  * NULL: right after the head in its allocation. */
 static inline const char *obj_etag(const struct cache_obj *o)
 {
-    return o->has_etag ? o->head + o->head_len : NULL;
+    return o->has_etag ? obj_head(o) + o->head_len : NULL;
 }
 /* Surrogate-Key / Cache-Tag values, each NUL-terminated, back to back
  * (tags_len bytes), or NULL: after the ETag. */
 static inline const char *obj_tags(const struct cache_obj *o)
 {
-    return o->tags_len ? o->head + o->head_len + (o->has_etag ? o->etag_len + 1 : 0) : NULL;
+    return o->tags_len ? obj_head(o) + o->head_len + (o->has_etag ? o->etag_len + 1 : 0) : NULL;
 }
 /* The content hash's 32 bytes, after the ETag and tags (see chash_room). */
 static inline unsigned char *obj_chash(const struct cache_obj *o)
 {
-    FC_ASSERT(o->chash_room && o->head != NULL);
-    return (unsigned char *)o->head + o->head_len + (o->has_etag ? o->etag_len + 1 : 0) +
+    FC_ASSERT(o->chash_room && obj_head(o) != NULL);
+    return (unsigned char *)obj_head(o) + o->head_len + (o->has_etag ? o->etag_len + 1 : 0) +
            o->tags_len;
 }
 #define OBJ_CHASH_LEN 32
@@ -197,7 +243,7 @@ static inline const char *obj_inline_data(const struct cache_obj *o)
     FC_ASSERT(o->inline_body);
     const struct cache_obj *w = o->body_owner;
     FC_ASSERT(w->sealed);
-    return w->head + obj_head_block_len(w);
+    return obj_head(w) + obj_head_block_len(w);
 }
 static inline enum body_state obj_body_state(const struct cache_obj *o)
 {
@@ -281,7 +327,7 @@ void obj_copy_head(struct cache_obj *o, const struct cache_obj *from);
  * For an object linked as BUSY in the store use store_publish instead. */
 void obj_publish(struct cache_obj *o);
 /* The fetch filling `o` failed before any head: waiters see
- * BODY_FAILED and o->fail_status. */
+ * BODY_FAILED and obj_fill(o)->fail_status. */
 void obj_fail(struct cache_obj *o, int status, const char *reason);
 void obj_ref(struct cache_obj *o);
 void obj_unref(struct cache_obj *o);
@@ -290,7 +336,7 @@ static inline bool obj_ready(const struct cache_obj *o)
     return atomic_load_explicit(&o->state, memory_order_acquire) == OBJ_READY;
 }
 
-/* Serialise `resp` into o->head (status line with `reason`, fields less
+/* Serialise `resp` into obj_head(o) (status line with `reason`, fields less
  * hop-by-hop, Content-Length and Age; Date added if missing; Via appended)
  * and copy its ETag. */
 struct head_rewrite {
@@ -329,12 +375,12 @@ void obj_chash_hex(const struct cache_obj *o, char out[65]);
 /* Response fields meant for this cache only, never sent to clients:
  * purge tags and targeted cache-control fields (RFC 9213). */
 bool obj_field_internal(const char *name, size_t len);
-/* Parse o->head's fields back into a message (for a 304 merge). */
+/* Parse obj_head(o)'s fields back into a message (for a 304 merge). */
 void obj_head_to_msg(const struct cache_obj *o, struct http_msg *m);
 const char *obj_reason(const struct cache_obj *o, size_t *len);
 /* The stored head's fields named `name` (case-insensitive), one per call:
  * start with iter at 0; true with the value and its length pointing into
- * o->head (valid while `o` is referenced), false after the last. */
+ * obj_head(o) (valid while `o` is referenced), false after the last. */
 bool obj_field_next(const struct cache_obj *o, const char *name, size_t *iter,
                     const char **value, size_t *vlen);
 
