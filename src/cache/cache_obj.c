@@ -50,7 +50,7 @@ struct cache_obj *obj_new_sharing(const struct cache_obj *stale)
     if (stale->inline_body) {
         /* The bytes stay in the sealed object's block: hold that object. */
         o->inline_body = true;
-        o->body_owner = stale->body_owner;
+        o->body_owner = obj_body_owner(stale);
         obj_ref(o->body_owner);
     } else {
         body_ref(stale->body);
@@ -127,7 +127,7 @@ void obj_unref(struct cache_obj *o)
     if (!o->sealed && !obj_fill(o)->failed && obj_fill(o)->merged)
         obj_unref(obj_fill(o)->merged);
     if (o->inline_body) {
-        if (o->body_owner != o)
+        if (!o->sealed)
             obj_unref(o->body_owner);
     } else if (o->body) {
         body_unref(o->body);
@@ -155,8 +155,8 @@ size_t obj_body_read(struct cache_obj *o, struct body_cursor *cur, struct evbuff
     CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
     if (!o->inline_body)
         return body_read_into(o->body, cur, out, max);
-    struct cache_obj *w = o->body_owner;
-    size_t total = w->inline_len;
+    struct cache_obj *w = obj_body_owner(o);
+    size_t total = w->sealed_len;
     FC_ASSERT(cur->pos <= total);
     size_t n = total - cur->pos;
     if (n > max)
@@ -180,7 +180,7 @@ void obj_body_seek(struct cache_obj *o, struct body_cursor *cur, size_t pos)
         body_cursor_seek(o->body, cur, pos);
         return;
     }
-    FC_ASSERT(pos <= o->body_owner->inline_len);
+    FC_ASSERT(pos <= obj_body_owner(o)->sealed_len);
     cur->chunk = NULL;
     cur->off = 0;
     cur->pos = pos;
@@ -255,8 +255,7 @@ struct cache_obj *obj_seal(const struct cache_obj *o)
     n->sealed = true;
     FC_ASSERT(obj_head(n) == n->key + key_sz + o->vary_len);
     n->inline_body = true;
-    n->body_owner = n;
-    n->inline_len = (uint32_t)total;
+    n->sealed_len = total;
     return n;
 }
 
@@ -343,7 +342,9 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
     struct evbuffer *b = evbuffer_new();
     AN(b);
     o->status = resp->status;
-    evbuffer_add_printf(b, "HTTP/1.1 %d %s\r\n", resp->status, reason);
+    /* The reason: at most 127 bytes (the callers' buffers), so the status
+     * line's length fits o->fields_off. */
+    evbuffer_add_printf(b, "HTTP/1.1 %d %.127s\r\n", resp->status, reason);
     size_t fields_off = evbuffer_get_length(b);
     bool has_date = false, has_via = false;
     for (uint32_t i = 0; i < resp->n_fields; i++) {
@@ -412,8 +413,8 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
     evbuffer_remove(b, fo->head, len);
     evbuffer_free(b);
     o->head_len = (uint32_t)len;
-    FC_ASSERT(fields_off <= UINT16_MAX);
-    o->fields_off = (uint16_t)fields_off;
+    FC_ASSERT(fields_off <= UINT8_MAX);
+    o->fields_off = (uint8_t)fields_off;
     char *p = fo->head + len;
     o->has_etag = etag != NULL;
     o->etag_len = 0;

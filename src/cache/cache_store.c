@@ -43,8 +43,16 @@ static size_t obj_footprint(const struct cache_obj *o)
 {
     size_t fixed = sizeof *o + o->key_len + o->vary_len + o->head_len + o->etag_len;
     if (o->inline_body)     /* a merged copy counts the bytes it shares, as below */
-        return fixed + o->body_owner->inline_len;
+        return fixed + obj_body_owner(o)->sealed_len;
     return fixed + sizeof(struct cache_body) + o->body->allocated;
+}
+
+/* What an object is charged, in the 32 bits it keeps: an object over
+ * 4 GiB counts as 4 GiB against the bound (cache.memory itself is 64-bit;
+ * only such an object's share is capped). */
+static uint32_t charge_of(size_t bytes)
+{
+    return bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes;
 }
 
 /* ---- store ------------------------------------------------------------ */
@@ -438,7 +446,7 @@ static void make_ready_locked(struct cache_store *s, struct shard *sh, struct ca
     atomic_store_explicit(&o->state, OBJ_READY, memory_order_release);
     o->last_used = now_ms;
     TAILQ_INSERT_HEAD(&sh->lru, o, lru);
-    o->charged = obj_footprint(o);
+    o->charged = charge_of(obj_footprint(o));
     atomic_fetch_add_explicit(&s->bytes, o->charged, memory_order_relaxed);
 }
 
@@ -512,9 +520,10 @@ bool store_seal(struct cache_store *s, struct cache_obj *o)
         n->linked = true;
         o->linked = false;
         o->sealed_away = true;
-        n->charged = obj_footprint(n);
+        n->charged = charge_of(obj_footprint(n));
         /* the difference, in unsigned arithmetic: exact either way */
-        atomic_fetch_add_explicit(&s->bytes, n->charged - o->charged, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->bytes, (uint64_t)n->charged - o->charged,
+                                  memory_order_relaxed);
         o->charged = 0;
         done = true;
     }
@@ -577,8 +586,11 @@ void store_charge(struct cache_store *s, struct cache_obj *o, size_t bytes)
     pthread_mutex_lock(&sh->mu);
     bool counted = o->linked && obj_ready(o);
     if (counted) {
-        o->charged += bytes;
-        atomic_fetch_add_explicit(&s->bytes, bytes, memory_order_relaxed);
+        /* What the object records is what the store counts: both or
+         * neither, so an unlink takes back exactly what was added. */
+        uint32_t was = o->charged;
+        o->charged = charge_of((size_t)was + bytes);
+        atomic_fetch_add_explicit(&s->bytes, o->charged - was, memory_order_relaxed);
     }
     pthread_mutex_unlock(&sh->mu);
     if (counted)

@@ -1568,7 +1568,8 @@ START_TEST(seal_replaces_a_complete_object_in_place)
     ck_assert_int_eq(lookup(s, &k, &req, false, 4, &n), LOOKUP_FOUND);
     ck_assert_ptr_ne(n, o);
     ck_assert(n->sealed && n->inline_body && n->linked);
-    ck_assert_ptr_eq(n->body_owner, n);
+    ck_assert_ptr_eq(obj_body_owner(n), n);
+    ck_assert_uint_eq(n->sealed_len, 3000);
     ck_assert_uint_eq(n->seq, seq);
     ck_assert_str_eq(n->key, k.buf);
     ck_assert(vary_match(n, &req));

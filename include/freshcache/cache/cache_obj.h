@@ -44,7 +44,6 @@ struct cache_obj {
     /* index linkage: guarded by the shard mutex */
     struct cache_obj *hash_next;
     TAILQ_ENTRY(cache_obj) lru;
-    size_t charged;                     /* bytes counted against the bound */
     union {
         uint64_t last_used;             /* READY: monotonic ms of the last hit */
         uint64_t epoch;                 /* BUSY placeholders: generation_epoch() at creation */
@@ -53,12 +52,16 @@ struct cache_obj {
     uint64_t hash;
     /* The body: a shared cache_body (filled while read, chunked), or, for
      * a sealed object and the 304-merged copies of one (inline_body), the
-     * bytes at the end of a sealed object's block (obj_seal): body_owner
-     * is that object, o itself (no reference) or the sealed one a merged
-     * copy shares (a reference).  Read through obj_body_*(). */
+     * bytes at the end of a sealed object's block (obj_seal, one block:
+     * the object, key, Vary, head block and the complete body, freed
+     * together; obj_head and obj_vary find them there).  A sealed object
+     * keeps its body's length here; a merged copy holds a reference to the
+     * sealed object whose bytes it serves (obj_body_owner).  Read through
+     * obj_body_*(). */
     union {
         struct cache_body *body;        /* !inline_body */
-        struct cache_obj *body_owner;   /* inline_body */
+        struct cache_obj *body_owner;   /* inline_body && !sealed */
+        uint64_t sealed_len;            /* sealed */
     };
 
     struct stored_timing timing;        /* obj_age(), obj_timing() */
@@ -82,41 +85,51 @@ struct cache_obj {
      * origin that dropped it (404/410); 0: not kept.  obj_kept(). */
     uint32_t keep_until;
     uint32_t chash_first_seen;          /* when this URL first had this hash (the same) */
-    short policy;                       /* index in cfg->policies, -1: none */
-    short status;
     uint32_t key_len;
     uint32_t vary_len;
     uint32_t head_len;
     uint32_t etag_len;
     uint32_t tags_len;
-    bool has_etag;                      /* the origin sent one (obj_etag) */
-    bool private;                       /* a response that is not stored: one reader */
-    bool linked;                        /* guarded by the shard mutex */
-    bool sie_from_policy;               /* stale_if_error set by the operator, not the origin */
-    bool authorized;                    /* stored from a request with Authorization (RFC
+    uint32_t seq;                       /* link order in its shard, newest wins a tie
+                                         * (obj_seq_after: wraps) */
+    uint32_t charged;                   /* bytes counted against the bound (obj_charge:
+                                         * at most 4 GiB) */
+    short status;
+    uint8_t fields_off;                 /* where the fields start in head: after the
+                                         * status line, its reason at most 127 bytes */
+    int8_t policy;                      /* index in cfg->policies (CONFIG_MAX_POLICIES
+                                         * 64), -1: none */
+    _Atomic uint8_t state;              /* enum obj_state */
+
+    /* Flags in bits.  A bit field's write rewrites its neighbours, so
+     * the bits share a byte only with bits written by the same party at
+     * the same stage: these are set by whoever makes or fills the object,
+     * before it is published (OBJ_READY) or shared. */
+    bool has_etag : 1;                  /* the origin sent one (obj_etag) */
+    bool private : 1;                   /* a response that is not stored: one reader */
+    bool sie_from_policy : 1;           /* stale_if_error set by the operator, not the origin */
+    bool authorized : 1;                /* stored from a request with Authorization (RFC
                                          * 9111 §3.5): the policy's ttl and
                                          * response_cache_control do not apply */
-    _Atomic bool soft_purged;           /* treat as stale: revalidate on next use */
-    _Atomic bool revalidating;          /* one background refresh at a time */
-
     /* Content hash of the complete body (cache.etag: content-hash), in
      * the head's allocation (obj_chash), which has room for it when the
      * head was made in content-hash mode (chash_room): 32 bytes only where
-     * they are used.  Written by the fetch before the body turns COMPLETE,
-     * read only after (has_chash). */
-    bool chash_room;
+     * they are used. */
+    bool chash_room : 1;
+    bool : 0;
+    /* Set when the object is made, before anyone else sees it; read by
+     * readers at any time, so not in a byte written later. */
+    bool sealed : 1;                    /* one block (obj_seal; see body above) */
+    bool inline_body : 1;               /* body_owner or sealed_len, not body (above) */
+    bool : 0;
+    /* Written under the shard mutex only. */
+    bool linked : 1;
+    bool sealed_away : 1;               /* store_seal replaced it */
+    /* Written by the fetch after publication, before the body turns
+     * COMPLETE, read only after: a byte of its own. */
     bool has_chash;
-    /* One block (obj_seal): the object, key, Vary, head block and the
-     * complete body, freed together (obj_head, obj_vary find them). */
-    bool sealed;
-    bool inline_body;                   /* body_owner, not body (above) */
-    bool sealed_away;                   /* store_seal replaced it (shard mutex) */
-    uint32_t inline_len;                /* sealed: the body's bytes */
-    uint32_t seq;                       /* link order in its shard, newest wins a tie
-                                         * (obj_seq_after: wraps) */
-    uint16_t fields_off;                /* where the fields start in head (after the
-                                         * status line: reason at most 127 bytes) */
-    _Atomic uint8_t state;              /* enum obj_state */
+    _Atomic bool soft_purged;           /* treat as stale: revalidate on next use */
+    _Atomic bool revalidating;          /* one background refresh at a time */
 
     char key[];                         /* key_len bytes and a NUL */
 };
@@ -237,12 +250,19 @@ static inline size_t obj_head_block_len(const struct cache_obj *o)
  * beyond it the copy costs more than the bytes it saves matter. */
 #define OBJ_SEAL_MAX (64u * 1024)
 
+/* The sealed object whose block holds an inline body's bytes: o itself
+ * or, for a 304 merge's copy, the object it holds. */
+static inline struct cache_obj *obj_body_owner(const struct cache_obj *o)
+{
+    FC_ASSERT(o->inline_body);
+    struct cache_obj *w = o->sealed ? (struct cache_obj *)o : o->body_owner;
+    FC_ASSERT(w->sealed);
+    return w;
+}
 /* Where an inline body's bytes are: after its owner's head block. */
 static inline const char *obj_inline_data(const struct cache_obj *o)
 {
-    FC_ASSERT(o->inline_body);
-    const struct cache_obj *w = o->body_owner;
-    FC_ASSERT(w->sealed);
+    const struct cache_obj *w = obj_body_owner(o);
     return obj_head(w) + obj_head_block_len(w);
 }
 static inline enum body_state obj_body_state(const struct cache_obj *o)
@@ -251,13 +271,13 @@ static inline enum body_state obj_body_state(const struct cache_obj *o)
 }
 static inline size_t obj_body_total(const struct cache_obj *o)
 {
-    return o->inline_body ? o->body_owner->inline_len : body_total(o->body);
+    return o->inline_body ? obj_body_owner(o)->sealed_len : body_total(o->body);
 }
 /* The Content-Length the origin declared, UINT64_MAX: none (an inline
  * body's length is known). */
 static inline uint64_t obj_body_expected(const struct cache_obj *o)
 {
-    return o->inline_body ? o->body_owner->inline_len : o->body->expected;
+    return o->inline_body ? obj_body_owner(o)->sealed_len : o->body->expected;
 }
 /* body_read_into(): references to the bytes, each holding the body (an
  * inline body: its owner object) until the evbuffer lets go of it. */
