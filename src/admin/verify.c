@@ -56,7 +56,7 @@ static bool match_path(const struct cache_obj *o, const void *arg)
     const struct match_arg *m = arg;
     const char *slash = memchr(o->key, '/', o->key_len);
     return slash && strcmp(slash, m->path) == 0 && obj_body_state(o) == BODY_COMPLETE &&
-           obj_current(o, m->gens) && !atomic_load(&o->soft_purged);
+           obj_current(o, m->gens) && !obj_soft_purged(o);
 }
 
 /* SHA-256 of a complete stored body. */

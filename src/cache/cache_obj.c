@@ -23,7 +23,7 @@ struct cache_obj *obj_new(const struct cache_key *k)
     AN(o);
     o->magic = OBJ_MAGIC;
     atomic_init(&o->refcnt, 1);
-    atomic_init(&o->state, OBJ_BUSY);
+    atomic_init(&o->aflags, 0);         /* BUSY */
     if (k)
         memcpy(o->key, k->buf, klen);
     o->key_len = (uint32_t)klen;
@@ -41,7 +41,7 @@ struct cache_obj *obj_new_sharing(const struct cache_obj *stale)
     AN(o);
     o->magic = OBJ_MAGIC;
     atomic_init(&o->refcnt, 1);
-    atomic_init(&o->state, OBJ_BUSY);
+    atomic_init(&o->aflags, 0);         /* BUSY */
     memcpy(o->key, stale->key, stale->key_len);
     o->key_len = stale->key_len;
     o->hash = stale->hash;
@@ -93,7 +93,7 @@ void obj_publish(struct cache_obj *o)
 {
     CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
     FC_ASSERT(!o->linked);
-    atomic_store_explicit(&o->state, OBJ_READY, memory_order_release);
+    obj_set_ready(o);
     obj_body_wake(o);
 }
 
@@ -225,9 +225,9 @@ struct cache_obj *obj_seal(const struct cache_obj *o)
     /* Every stored field as it is; then what belongs to the copy. */
     memcpy(n, o, OBJ_SIZE(o->key_len));
     atomic_init(&n->refcnt, 1);
-    atomic_init(&n->state, OBJ_READY);
-    atomic_init(&n->soft_purged, atomic_load(&o->soft_purged));
-    atomic_init(&n->revalidating, false);   /* o's refresh, if any, clears o's flag */
+    /* READY, soft-purged as o is (store_seal copies it again under the
+     * lock); not revalidating: o's refresh, if any, clears o's flag. */
+    atomic_init(&n->aflags, (uint8_t)(OBJ_READY | (obj_soft_purged(o) ? OBJ_SOFT_PURGED : 0)));
     n->hash_next = NULL;
     memset(&n->lru, 0, sizeof n->lru);
     n->linked = false;

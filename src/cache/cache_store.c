@@ -243,7 +243,7 @@ enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k
          * what it finds is revalidated before it is served, as after a soft
          * purge; the lookup path already treats soft-purged objects so. */
         if (gens && generation_catching_up(gens))
-            atomic_store(&found->soft_purged, true);
+            obj_soft_purge(found);
         found->last_used = now_ms;
         TAILQ_REMOVE(&sh->lru, found, lru);
         TAILQ_INSERT_HEAD(&sh->lru, found, lru);
@@ -296,7 +296,7 @@ unsigned store_purge(struct cache_store *s, store_match_fn match, const void *ar
                 struct cache_obj *next = o->hash_next;
                 if (match(o, arg)) {
                     if (soft && obj_ready(o)) {
-                        atomic_store(&o->soft_purged, true);
+                        obj_soft_purge(o);
                         n++;
                     } else if (!soft) {
                         if (obj_ready(o))
@@ -443,7 +443,7 @@ static unsigned replace_variants_locked(struct cache_store *s, struct shard *sh,
 static void make_ready_locked(struct cache_store *s, struct shard *sh, struct cache_obj *o,
                               uint64_t now_ms)
 {
-    atomic_store_explicit(&o->state, OBJ_READY, memory_order_release);
+    obj_set_ready(o);
     o->last_used = now_ms;
     TAILQ_INSERT_HEAD(&sh->lru, o, lru);
     o->charged = charge_of(obj_footprint(o));
@@ -480,7 +480,7 @@ void store_publish(struct cache_store *s, struct cache_obj *o, uint64_t now_ms)
         make_ready_locked(s, sh, o, now_ms);
     } else {
         /* Removed while busy (a purge): it serves its waiters but is not kept. */
-        atomic_store_explicit(&o->state, OBJ_READY, memory_order_release);
+        obj_set_ready(o);
     }
     pthread_mutex_unlock(&sh->mu);
     for (unsigned i = 0; i < n; i++)
@@ -516,7 +516,8 @@ bool store_seal(struct cache_store *s, struct cache_obj *o)
         TAILQ_REMOVE(&sh->lru, o, lru);
         n->seq = o->seq;
         n->last_used = o->last_used;
-        atomic_store(&n->soft_purged, atomic_load(&o->soft_purged));
+        if (obj_soft_purged(o))
+            obj_soft_purge(n);
         n->linked = true;
         o->linked = false;
         o->sealed_away = true;

@@ -507,7 +507,7 @@ static void handle_found(struct exchange *x, struct cache_obj *o)
     };
     /* From a generation bump or a soft purge on, the object is stale
      * whatever its freshness says. */
-    bool current = obj_current(o, gens) && !atomic_load(&o->soft_purged);
+    bool current = obj_current(o, gens) && !obj_soft_purged(o);
     enum serve_verdict v = current ? freshness_can_serve(&in) : SERVE_MUST_VALIDATE;
     if (v != SERVE_MUST_VALIDATE) {
         COUNT(&x->w->counters, hits, 1);
@@ -522,7 +522,7 @@ static void handle_found(struct exchange *x, struct cache_obj *o)
          * with a single request. */
         COUNT(&x->w->counters, hits, 1);
         COUNT(&x->w->counters, stale, 1);
-        if (!atomic_exchange(&o->revalidating, true)) {
+        if (obj_revalidate_claim(o)) {
             struct cache_obj *ph = obj_new(x->key);
             struct fetch_params p = {
                 .kind = FETCH_REVALIDATE,
@@ -537,7 +537,7 @@ static void handle_found(struct exchange *x, struct cache_obj *o)
             };
             struct fetch *f = fetch_start(x->w, &p);
             if (f == NULL)
-                atomic_store(&o->revalidating, false);
+                obj_revalidate_release(o);
             else
                 fetch_detach(f);    /* it goes on alone */
             obj_unref(ph);

@@ -123,7 +123,7 @@ static void fetch_free(struct fetch *f)
     obj_unref(f->ph);
     if (f->stale) {
         if (f->background)
-            atomic_store(&f->stale->revalidating, false);
+            obj_revalidate_release(f->stale);
         obj_unref(f->stale);
     }
     etag_hasher_free(f->hasher);

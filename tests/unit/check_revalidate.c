@@ -480,7 +480,7 @@ START_TEST(merge_of_a_sealed_object)
     http_msg_add_str(&resp, "Surrogate-Key", "a b");
     struct cache_obj *filled = stored(&resp, "OK", NULL);
     http_msg_free(&resp);
-    atomic_store(&filled->state, OBJ_READY);
+    obj_set_ready(filled);
     struct cache_obj *stale = obj_seal(filled);
     ck_assert_ptr_nonnull(stale);
     obj_unref(filled);

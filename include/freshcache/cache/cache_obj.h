@@ -25,7 +25,12 @@
 struct evbuffer;
 struct http_msg;
 
-enum obj_state { OBJ_BUSY = 0, OBJ_READY };
+/* The bits of o->aflags: one atomic byte, changed by atomic or/and. */
+enum {
+    OBJ_READY = 1,              /* published: BUSY until then (obj_ready) */
+    OBJ_SOFT_PURGED = 2,        /* treat as stale: revalidate on next use */
+    OBJ_REVALIDATING = 4,       /* one background refresh at a time */
+};
 
 /* Laid out for size: every stored object carries one, so pointers and
  * 64-bit fields come first, narrow ones last, no padding between; the
@@ -99,7 +104,7 @@ struct cache_obj {
                                          * status line, its reason at most 127 bytes */
     int8_t policy;                      /* index in cfg->policies (CONFIG_MAX_POLICIES
                                          * 64), -1: none */
-    _Atomic uint8_t state;              /* enum obj_state */
+    _Atomic uint8_t aflags;             /* OBJ_READY, OBJ_SOFT_PURGED, OBJ_REVALIDATING */
 
     /* Flags in bits.  A bit field's write rewrites its neighbours, so
      * the bits share a byte only with bits written by the same party at
@@ -128,8 +133,6 @@ struct cache_obj {
     /* Written by the fetch after publication, before the body turns
      * COMPLETE, read only after: a byte of its own. */
     bool has_chash;
-    _Atomic bool soft_purged;           /* treat as stale: revalidate on next use */
-    _Atomic bool revalidating;          /* one background refresh at a time */
 
     char key[];                         /* key_len bytes and a NUL */
 };
@@ -353,7 +356,30 @@ void obj_ref(struct cache_obj *o);
 void obj_unref(struct cache_obj *o);
 static inline bool obj_ready(const struct cache_obj *o)
 {
-    return atomic_load_explicit(&o->state, memory_order_acquire) == OBJ_READY;
+    return atomic_load_explicit(&o->aflags, memory_order_acquire) & OBJ_READY;
+}
+/* BUSY -> READY: what the filler wrote before is visible to whoever sees
+ * obj_ready(). */
+static inline void obj_set_ready(struct cache_obj *o)
+{
+    atomic_fetch_or_explicit(&o->aflags, OBJ_READY, memory_order_release);
+}
+static inline bool obj_soft_purged(const struct cache_obj *o)
+{
+    return atomic_load_explicit(&o->aflags, memory_order_relaxed) & OBJ_SOFT_PURGED;
+}
+static inline void obj_soft_purge(struct cache_obj *o)
+{
+    atomic_fetch_or_explicit(&o->aflags, OBJ_SOFT_PURGED, memory_order_relaxed);
+}
+/* Claim the one background refresh of `o`: false when one is running. */
+static inline bool obj_revalidate_claim(struct cache_obj *o)
+{
+    return !(atomic_fetch_or(&o->aflags, OBJ_REVALIDATING) & OBJ_REVALIDATING);
+}
+static inline void obj_revalidate_release(struct cache_obj *o)
+{
+    atomic_fetch_and(&o->aflags, (uint8_t)~OBJ_REVALIDATING);
 }
 
 /* Serialise `resp` into obj_head(o) (status line with `reason`, fields less
