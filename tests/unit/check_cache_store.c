@@ -1755,6 +1755,43 @@ START_TEST(seq_order_survives_the_wrap)
 }
 END_TEST
 
+START_TEST(charge_saturates_and_comes_back_exactly)
+{
+    struct cache_store *s = store_new(UINT64_MAX / 2, 1);
+    struct cache_obj *o = make_obj("/huge", 10);
+    store_insert(s, o, 1);
+    uint64_t base = stats(s).bytes;
+    ck_assert_uint_eq(o->charged, base);
+    /* an object growing past 4 GiB counts as 4 GiB */
+    store_charge(s, o, (size_t)5 << 30);
+    ck_assert_uint_eq(o->charged, UINT32_MAX);
+    ck_assert_uint_eq(stats(s).bytes, UINT32_MAX);
+    store_charge(s, o, 1000);
+    ck_assert_uint_eq(stats(s).bytes, UINT32_MAX);
+    /* the unlink takes back what was counted, no more */
+    store_remove(s, o);
+    ck_assert_uint_eq(stats(s).bytes, 0);
+    obj_unref(o);
+    store_free(s);
+}
+END_TEST
+
+START_TEST(atomic_flags_are_independent)
+{
+    struct cache_obj *o = make_obj("/flags", 1);
+    ck_assert(!obj_ready(o) && !obj_soft_purged(o));
+    ck_assert(obj_revalidate_claim(o));
+    ck_assert(!obj_revalidate_claim(o));       /* one refresh at a time */
+    obj_set_ready(o);
+    obj_soft_purge(o);
+    ck_assert(obj_ready(o) && obj_soft_purged(o));
+    obj_revalidate_release(o);
+    ck_assert(obj_ready(o) && obj_soft_purged(o));
+    ck_assert(obj_revalidate_claim(o));
+    obj_unref(o);
+}
+END_TEST
+
 static Suite *cache_store_suite(void)
 {
     Suite *s = suite_create("cache_store");
@@ -1816,6 +1853,8 @@ static Suite *cache_store_suite(void)
     tcase_add_test(se, sealed_body_outlives_store_while_referenced);
     tcase_add_test(se, merged_copy_shares_a_sealed_body);
     tcase_add_test(se, seq_order_survives_the_wrap);
+    tcase_add_test(se, charge_saturates_and_comes_back_exactly);
+    tcase_add_test(se, atomic_flags_are_independent);
     tcase_set_timeout(se, 60);
     suite_add_tcase(s, se);
 
