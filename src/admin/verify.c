@@ -58,8 +58,8 @@ static bool match_path(const struct cache_obj *o, const void *arg)
 {
     const struct match_arg *m = arg;
     const char *slash = memchr(o->key, '/', o->key_len);
-    return slash && strcmp(slash, m->path) == 0 && body_state(o->body) == BODY_COMPLETE &&
-           obj_current(o, m->gens) && !atomic_load(&o->soft_purged);
+    return slash && strcmp(slash, m->path) == 0 && obj_body_state(o) == BODY_COMPLETE &&
+           obj_current(o, m->gens) && !obj_soft_purged(o);
 }
 
 /* SHA-256 of a complete stored body. */
@@ -70,8 +70,13 @@ static void stored_hash(const struct cache_obj *o, char out[65])
         memcpy(h, obj_chash(o), OBJ_CHASH_LEN);
     } else {
         struct etag_hasher *eh = etag_hasher_new();
-        size_t total = body_total(o->body);
-        for (struct body_chunk *c = o->body->head; c && total; c = c->next) {
+        size_t total = obj_body_total(o);
+        if (o->inline_body) {
+            etag_hasher_update(eh, obj_inline_data(o), total);
+            total = 0;
+        }
+        for (struct body_chunk *c = o->inline_body ? NULL : o->body->head; c && total;
+             c = c->next) {
             size_t n = atomic_load(&c->len);
             if (n > total)
                 n = total;

@@ -78,7 +78,7 @@ void exchange_fini(struct exchange *x)
 void exchange_drop_obj(struct exchange *x)
 {
     if (x->obj) {
-        body_unwait(x->obj->body, &x->waiter);
+        obj_body_unwait(x->obj, &x->waiter);
         obj_unref(x->obj);
         x->obj = NULL;
     }
@@ -296,7 +296,7 @@ static void launch_fetch(struct exchange *x, bool busy, bool store_allowed)
         send_early_hints(x, x->stale);
     /* A fetch that could not start failed the placeholder already: the
      * wake-up below answers 502 like any other failure. */
-    if (!body_wait(ph->body, &x->waiter, 0, BODY_PENDING))
+    if (!obj_body_wait(ph, &x->waiter, 0, BODY_PENDING))
         event_active(x->wake, EV_READ, 0);
 }
 
@@ -471,7 +471,7 @@ static void serve_stale_on_error(struct exchange *x, int status)
  * served before stands in (fetch.c head_keep). */
 static void serve_kept(struct exchange *x, struct cache_obj *ph)
 {
-    struct cache_obj *k = ph->merged;
+    struct cache_obj *k = obj_merged(ph);
     obj_ref(k);
     exchange_drop_obj(x);
     COUNT(&x->w->counters, kept_after_deploy, 1);
@@ -487,25 +487,26 @@ static void serve_kept(struct exchange *x, struct cache_obj *ph)
 static void on_our_outcome(struct exchange *x)
 {
     struct cache_obj *ph = x->obj;
-    x->origin_ms = ph->origin_ms;
+    x->origin_ms = obj_fill(ph)->origin_ms;
     if (!obj_ready(ph)) {       /* failed before a head */
         if (stale_usable_on_error(x)) {
             serve_stale_on_error(x, 0);
             return;
         }
-        int status = ph->fail_status ? ph->fail_status : 502;
-        const char *why = ph->fail_reason ? ph->fail_reason : "origin fetch failed";
+        int status = obj_fill(ph)->fail_status ? obj_fill(ph)->fail_status : 502;
+        const char *why =
+            obj_fill(ph)->fail_reason ? obj_fill(ph)->fail_reason : "origin fetch failed";
         exchange_drop_obj(x);
         /* An upload cut short leaves its rest unread: close after. */
         exchange_respond(x, status, NULL, why, x->info.has_body && !x->upload_done);
         return;
     }
-    if (ph->kept) {
+    if (obj_was_kept(ph)) {
         serve_kept(x, ph);
         return;
     }
-    if (ph->merged) {           /* a 304 refreshed the stale copy */
-        struct cache_obj *m = ph->merged;
+    if (obj_merged(ph)) {           /* a 304 refreshed the stale copy */
+        struct cache_obj *m = obj_merged(ph);
         obj_ref(m);
         exchange_drop_obj(x);
         char cs[96];
@@ -525,12 +526,12 @@ static void on_our_outcome(struct exchange *x)
     }
     /* Stored.  A small body is here in a moment: wait for it, so the
      * content-hash ETag goes out with this first answer too. */
-    enum body_state st = body_state(ph->body);
+    enum body_state st = obj_body_state(ph);
     if (st == BODY_STREAMING && worker_cfg(x->w)->cache.etag == ETAG_CONTENT_HASH &&
-        ph->body->expected <= DEFER_FOR_ETAG_MAX) {
-        if (body_wait(ph->body, &x->waiter, UINT64_MAX, BODY_STREAMING))
+        obj_body_expected(ph) <= DEFER_FOR_ETAG_MAX) {
+        if (obj_body_wait(ph, &x->waiter, UINT64_MAX, BODY_STREAMING))
             return;
-        st = body_state(ph->body);
+        st = obj_body_state(ph);
         if (st == BODY_STREAMING) {
             event_active(x->wake, EV_READ, 0);
             return;
@@ -552,30 +553,32 @@ static void on_joined_outcome(struct exchange *x)
 {
     struct cache_obj *ph = x->obj;
     char cs[96];
-    x->origin_ms = ph->origin_ms;
-    if (obj_ready(ph) && ph->kept) {
+    x->origin_ms = obj_fill(ph)->origin_ms;
+    if (obj_ready(ph) && obj_was_kept(ph)) {
         serve_kept(x, ph);
         return;
     }
-    if (obj_ready(ph) && (ph->merged || (!ph->private && vary_match(ph, x->req)))) {
+    struct cache_obj *merged = obj_ready(ph) ? obj_merged(ph) : NULL;
+    if (obj_ready(ph) && (merged || (!ph->private && vary_match(ph, x->req)))) {
         /* The refreshed copy (a 304), or the new response, stored. */
-        struct cache_obj *o = ph->merged ? ph->merged : ph;
+        struct cache_obj *o = merged ? merged : ph;
         snprintf(cs, sizeof cs, "fwd=%s; fwd-status=%d; collapsed", x->fwd,
-                 ph->merged ? 304 : ph->status);
+                 merged ? 304 : ph->status);
         obj_ref(o);
         exchange_drop_obj(x);
         deliver_obj(x, o, cs);
         obj_unref(o);
         return;
     }
-    if (!obj_ready(ph) && ph->fail_status) {
+    if (!obj_ready(ph) && obj_fill(ph)->fail_status) {
         /* The origin failed the revalidation: as for its leader. */
         if (stale_usable_on_error(x)) {
             serve_stale_on_error(x, 0);
             return;
         }
-        int status = ph->fail_status;
-        const char *why = ph->fail_reason ? ph->fail_reason : "origin fetch failed";
+        int status = obj_fill(ph)->fail_status;
+        const char *why =
+            obj_fill(ph)->fail_reason ? obj_fill(ph)->fail_reason : "origin fetch failed";
         exchange_drop_obj(x);
         exchange_respond(x, status, NULL, why, false);
         return;
@@ -597,11 +600,11 @@ static void on_coalesced_outcome(struct exchange *x)
         return;
     }
     struct cache_obj *o = x->obj;
-    if (obj_ready(o) && o->kept && vary_match(o->merged, x->req)) {
+    if (obj_ready(o) && obj_was_kept(o) && vary_match(obj_merged(o), x->req)) {
         serve_kept(x, o);
         return;
     }
-    if (obj_ready(o) && !o->private && !o->merged) {
+    if (obj_ready(o) && !o->private && !obj_merged(o)) {
         obj_ref(o);
         exchange_drop_obj(x);
         if (vary_match(o, x->req))
@@ -631,13 +634,13 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     if (x->state != X_WAIT || x->obj == NULL)
         return;
     struct cache_obj *o = x->obj;
-    enum body_state st = body_state(o->body);
+    enum body_state st = obj_body_state(o);
     if (!obj_ready(o) && st == BODY_PENDING) {
-        if (!body_wait(o->body, &x->waiter, 0, BODY_PENDING))
+        if (!obj_body_wait(o, &x->waiter, 0, BODY_PENDING))
             event_active(x->wake, EV_READ, 0);
         return;
     }
-    body_unwait(o->body, &x->waiter);
+    obj_body_unwait(o, &x->waiter);
     if (x->obj_ours)
         on_our_outcome(x);
     else
@@ -711,7 +714,7 @@ static void handle_found(struct exchange *x, struct cache_obj *o)
     };
     /* From a generation bump or a soft purge on, the object is stale
      * whatever its freshness says. */
-    bool current = obj_current(o, gens) && !atomic_load(&o->soft_purged);
+    bool current = obj_current(o, gens) && !obj_soft_purged(o);
     enum serve_verdict v = current ? freshness_can_serve(&in) : SERVE_MUST_VALIDATE;
     if (v != SERVE_MUST_VALIDATE) {
         COUNT(&x->w->counters, hits, 1);
@@ -726,7 +729,7 @@ static void handle_found(struct exchange *x, struct cache_obj *o)
          * with a single request. */
         COUNT(&x->w->counters, hits, 1);
         COUNT(&x->w->counters, stale, 1);
-        if (!atomic_exchange(&o->revalidating, true)) {
+        if (obj_revalidate_claim(o)) {
             struct cache_obj *ph = obj_new(x->key);
             struct fetch_params p = {
                 .kind = FETCH_REVALIDATE,
@@ -741,7 +744,7 @@ static void handle_found(struct exchange *x, struct cache_obj *o)
             };
             struct fetch *f = fetch_start(x->w, &p);
             if (f == NULL)
-                atomic_store(&o->revalidating, false);
+                obj_revalidate_release(o);
             else
                 fetch_detach(f);    /* it goes on alone */
             obj_unref(ph);
@@ -790,7 +793,7 @@ static void handle_cacheable(struct exchange *x)
         x->obj = o;     /* keep the reference while waiting */
         x->obj_ours = false;
         x->state = X_WAIT;
-        if (!body_wait(o->body, &x->waiter, 0, BODY_PENDING))
+        if (!obj_body_wait(o, &x->waiter, 0, BODY_PENDING))
             event_active(x->wake, EV_READ, 0);
         return;
     case LOOKUP_CREATED:
