@@ -258,6 +258,12 @@ void conn_release_buffers(struct conn *c)
     c->in = c->out = NULL;
 }
 
+void conn_claim_buffers(struct conn *c)
+{
+    CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
+    ensure_buffers(c);
+}
+
 int conn_fd(const struct conn *c)
 {
     return c->t->fd;

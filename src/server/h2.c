@@ -15,10 +15,12 @@
 
 #include "freshcache/base/assert.h"
 #include "freshcache/base/log.h"
+#include "freshcache/base/page_slab.h"
 #include "freshcache/http/http_msg.h"
 #include "freshcache/server/conn.h"
 #include "freshcache/server/exchange.h"
 #include "freshcache/server/h2.h"
+#include "freshcache/server/h2_mem.h"
 #include "freshcache/server/worker.h"
 
 /* Frames queued for a client beyond which nghttp2 is told to wait (the
@@ -49,6 +51,11 @@
  * idle connection kept about 3 KiB of indexed response fields (of 40);
  * nginx indexes none either: fields go as literals with an indexed name. */
 #define DEFLATE_TABLE 0
+/* Address space the worker's page slab reserves per connection allowed
+ * (h2_mem.h): a session's frame buffer (5 pages) and stream map (1, 2 past
+ * 192 streams), with room.  Only pages in use cost memory; past the
+ * reservation, blocks come from malloc. */
+#define H2_SLAB_PER_CONN (32 * 1024)
 /* Per-field overhead counted against limits.max_header_bytes (RFC 9113
  * §6.5.2's 32 octets). */
 #define FIELD_OVERHEAD 32
@@ -81,6 +88,8 @@ struct h2_conn {
     bool preface_done;              /* the client's first SETTINGS arrived */
     unsigned n_paused;              /* streams whose upload we hold back */
     uint64_t paused_ms;             /* when an upload was last held back */
+    bool released;                  /* idle, its memory given back (h2_idle) */
+    struct h2_mem mem;              /* nghttp2's memory */
 };
 
 struct h2_stream {
@@ -610,12 +619,31 @@ static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int 
 
 /* ---- the connection ------------------------------------------------------ */
 
+/* An idle connection (no stream, nothing for nghttp2 to send, nothing
+ * queued for the socket) keeps only its session's state: nghttp2's frame
+ * buffer and empty stream map go back to the system (h2_mem.h), and so
+ * do the socket buffers, as an idle HTTP/1.1 connection's do.  The next
+ * bytes either way bring them back. */
+static void h2_idle(struct h2_conn *c)
+{
+    if (c->released || c->n_streams > 0 || nghttp2_session_want_write(c->sess) ||
+        conn_pending(c->conn) > 0)
+        return;
+    h2_mem_idle(&c->mem);
+    conn_release_buffers(c->conn);
+    c->released = true;
+}
+
 /* Let nghttp2 write what it has, hand it to the socket, and close when the
  * session has nothing more to do. */
 static void h2_send(struct h2_conn *c)
 {
     if (c->dead)
         return;
+    if (c->released && !nghttp2_session_want_write(c->sess))
+        return;     /* idle, and still nothing to do */
+    c->released = false;
+    conn_claim_buffers(c->conn);
     for (;;) {
         int rv = nghttp2_session_send(c->sess);
         if (rv != 0) {
@@ -635,6 +663,8 @@ static void h2_send(struct h2_conn *c)
     bool done = !nghttp2_session_want_read(c->sess) && !nghttp2_session_want_write(c->sess);
     if ((done || (c->goaway && c->n_streams == 0)) && conn_pending(c->conn) == 0)
         h2_close(c);
+    else
+        h2_idle(c);
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -688,6 +718,8 @@ static void on_read(void *arg)
 {
     struct h2_conn *c = arg;
     CHECK_OBJ_NOTNULL(c, H2_CONN_MAGIC);
+    c->released = false;            /* bytes came: h2_send looks again */
+    conn_claim_buffers(c->conn);
     struct evbuffer *in = c->conn->in;
     while (evbuffer_get_length(in) > 0 && !c->dead) {
         struct evbuffer_iovec v;
@@ -911,7 +943,11 @@ void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char 
      * not use: let them go. */
     nghttp2_option_set_no_closed_streams(opt, 1);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, DEFLATE_TABLE);
-    AZ(nghttp2_session_server_new2(&c->sess, cb, c, opt));
+    if (w->h2_slab == NULL)
+        w->h2_slab = page_slab_new(H2_SLAB_PER_CONN * (size_t)(cfg->limits.max_connections + 64));
+    h2_mem_init(&c->mem, w->h2_slab);
+    AZ(nghttp2_session_server_new3(&c->sess, cb, c, opt, h2_mem_creating(&c->mem)));
+    h2_mem_created(&c->mem);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
 
@@ -956,4 +992,6 @@ void h2_free_all(struct worker *w)
     struct h2_conn *c;
     while ((c = LIST_FIRST(&w->h2_conns)) != NULL)
         h2_free(c);
+    page_slab_destroy(w->h2_slab);
+    w->h2_slab = NULL;
 }
