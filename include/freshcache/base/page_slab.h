@@ -55,7 +55,9 @@ size_t page_slab_discard(struct page_slab *s, void *p);
  * read the same after).  Returns the bytes given back. */
 size_t page_slab_discard_zeros(struct page_slab *s, void *p);
 
-/* Pages of block `p` the system currently backs with memory (mincore). */
+/* Pages of block `p` mapped now (mincore): written ones, and ones only
+ * read since they were given back (mapped to the kernel's shared zero
+ * page, which costs nothing). */
 size_t page_slab_resident_pages(const struct page_slab *s, const void *p);
 /* Blocks allocated now. */
 size_t page_slab_live(const struct page_slab *s);
