@@ -71,8 +71,8 @@ struct h2_conn {
     char addr[INET6_ADDRSTRLEN];
     const char *scheme;
     nghttp2_session *sess;
-    struct event *flush_ev;         /* deferred nghttp2_session_send */
-    struct event *reap;             /* deferred free */
+    /* Both made when needed and freed while idle (h2_idle): */
+    struct event *later;            /* deferred nghttp2_session_send, or free when dead */
     struct event *tick;             /* once a second: streams that stall */
     struct h2_stream_list streams;
     unsigned n_streams;
@@ -118,11 +118,36 @@ struct h2_stream {
 };
 
 static void h2_close(struct h2_conn *c);
+static void later_cb(evutil_socket_t fd, short what, void *arg);
+static void tick_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Run later_cb from the loop: send what nghttp2 has, or free a dead
+ * connection. */
+static void run_later(struct h2_conn *c)
+{
+    if (c->later == NULL) {
+        c->later = event_new(c->w->base, -1, 0, later_cb, c);
+        AN(c->later);
+    }
+    event_active(c->later, EV_WRITE, 0);
+}
 
 static void schedule_flush(struct h2_conn *c)
 {
     if (!c->dead)
-        event_active(c->flush_ev, EV_WRITE, 0);
+        run_later(c);
+}
+
+/* The once-a-second watch (tick_cb) runs while the connection waits for
+ * its preface or has streams. */
+static void tick_arm(struct h2_conn *c)
+{
+    if (c->tick != NULL)
+        return;
+    c->tick = event_new(c->w->base, -1, EV_PERSIST, tick_cb, c);
+    AN(c->tick);
+    struct timeval one = { 1, 0 };
+    AZ(event_add(c->tick, &one));
 }
 
 /* ---- streams ------------------------------------------------------------ */
@@ -394,6 +419,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
         return 0;
     struct h2_stream *st = stream_new(c, frame->hd.stream_id);
     nghttp2_session_set_stream_user_data(s, frame->hd.stream_id, st);
+    tick_arm(c);
     return 0;
 }
 
@@ -631,6 +657,16 @@ static void h2_idle(struct h2_conn *c)
         return;
     h2_mem_idle(&c->mem);
     conn_release_buffers(c->conn);
+    /* Nothing to watch or to do later (this may run inside either
+     * callback: neither touches its event after us). */
+    if (c->preface_done && c->tick != NULL) {
+        event_free(c->tick);
+        c->tick = NULL;
+    }
+    if (c->later != NULL) {
+        event_free(c->later);
+        c->later = NULL;
+    }
     c->released = true;
 }
 
@@ -667,13 +703,18 @@ static void h2_send(struct h2_conn *c)
         h2_idle(c);
 }
 
-static void flush_cb(evutil_socket_t fd, short what, void *arg)
+static void h2_free(struct h2_conn *c);
+
+static void later_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct h2_conn *c = arg;
     CHECK_OBJ_NOTNULL(c, H2_CONN_MAGIC);
-    h2_send(c);
+    if (c->dead)
+        h2_free(c);
+    else
+        h2_send(c);
 }
 
 static void h2_free(struct h2_conn *c)
@@ -686,22 +727,16 @@ static void h2_free(struct h2_conn *c)
         stream_free(st);
     }
     nghttp2_session_del(c->sess);
-    event_free(c->flush_ev);
-    event_free(c->reap);
-    event_free(c->tick);
+    if (c->later)
+        event_free(c->later);
+    if (c->tick)
+        event_free(c->tick);
     conn_free(c->conn);
     LIST_REMOVE(c, link);
     c->w->n_clients--;
     atomic_fetch_sub(&c->w->srv->n_clients, 1);
     c->magic = 0;
     free(c);
-}
-
-static void reap_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    h2_free(arg);
 }
 
 /* The connection is over: free it from its own event. */
@@ -711,7 +746,7 @@ static void h2_close(struct h2_conn *c)
         return;
     c->dead = true;
     conn_read_enable(c->conn, false);
-    event_active(c->reap, EV_WRITE, 0);
+    run_later(c);
 }
 
 static void on_read(void *arg)
@@ -920,12 +955,6 @@ void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char 
     c->scheme = scheme;
     snprintf(c->addr, sizeof c->addr, "%s", addr);
     LIST_INIT(&c->streams);
-    c->flush_ev = event_new(w->base, -1, 0, flush_cb, c);
-    c->reap = event_new(w->base, -1, 0, reap_cb, c);
-    c->tick = event_new(w->base, -1, EV_PERSIST, tick_cb, c);
-    AN(c->flush_ev);
-    AN(c->reap);
-    AN(c->tick);
     c->control_tokens = CONTROL_BURST;
     c->control_ms = worker_now_ms(w);
     c->reset_tokens = RESET_BURST;
@@ -966,8 +995,7 @@ void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char 
     conn_set_owner(conn, &h2_conn_cb, c);
     conn_set_timeouts(conn, cfg->limits.client_timeout_ms, cfg->limits.client_timeout_ms);
     conn_read_enable(conn, true);
-    struct timeval one = { 1, 0 };
-    AZ(event_add(c->tick, &one));
+    tick_arm(c);        /* the preface is due */
     /* The preface may already be buffered (a cleartext listener peeked
      * at it): parse it now, and send our SETTINGS. */
     on_read(c);

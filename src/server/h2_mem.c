@@ -38,11 +38,24 @@ static void untrack(struct h2_mem *m, void *p)
     }
 }
 
+/* Whether a block of `size` goes to the slab: a page or more, or the
+ * deflater's HPACK table (see h2_mem.h). */
+static bool slab_sized(struct h2_mem *m, size_t size)
+{
+    if (size >= H2_MEM_SLAB_MIN)
+        return true;
+    if (m->creating && size == H2_MEM_HPACK_RING && !m->ring_seen) {
+        m->ring_seen = true;
+        return true;
+    }
+    return false;
+}
+
 /* A block of `size` bytes, zeroed if it comes from the slab. */
 static void *alloc(struct h2_mem *m, size_t size, bool *zeroed)
 {
     void *p = NULL;
-    if (m->slab && size >= H2_MEM_SLAB_MIN && (p = page_slab_alloc(m->slab, size)) != NULL) {
+    if (m->slab && slab_sized(m, size) && (p = page_slab_alloc(m->slab, size)) != NULL) {
         track(m, p, size);
         *zeroed = true;
         return p;
@@ -123,6 +136,7 @@ nghttp2_mem *h2_mem_creating(struct h2_mem *m)
     CHECK_OBJ_NOTNULL(m, H2_MEM_MAGIC);
     m->creating = true;
     m->n_framebuf = 0;
+    m->ring_seen = false;
     return &m->mem;
 }
 

@@ -23,6 +23,13 @@
  * - every page of its other large blocks that holds only zeros (an empty
  *   stream map), which reads the same after.
  *
+ * One block under a page goes to the slab as well: the HPACK deflater's
+ * table (1 KiB of entry pointers, the first of the two HPACK tables
+ * nghttp2_session_server_new3 makes).  Our deflater indexes nothing
+ * (h2.c's DEFLATE_TABLE 0), so its page is never written and never costs
+ * memory.  Not the inflater's: a browser's requests fill it, and a page
+ * written for 1 KiB of pointers would cost more than malloc's 1 KiB.
+ *
  * The next frame or stream touches them again and the kernel supplies
  * zeroed pages.  Without a slab (it could not be mapped, or is full) all
  * goes to malloc and nothing is given back.
@@ -40,10 +47,13 @@ struct page_slab;
 /* Large blocks of a session tracked for h2_mem_idle; more (a session
  * with many streams' large header blocks at once) are freed as usual but
  * not given back while idle. */
-#define H2_MEM_TRACKED 8
+#define H2_MEM_TRACKED 4
 /* The smallest block that goes to the slab (a page: smaller ones would
  * waste most of theirs). */
 #define H2_MEM_SLAB_MIN 4096
+/* The size of an HPACK table's ring of entries as nghttp2 makes it
+ * (4096 / 32 entries). */
+#define H2_MEM_HPACK_RING (128 * sizeof(void *))
 /* The smallest block that can be the frame buffer. */
 #define H2_MEM_FRAMEBUF_MIN 16384
 
@@ -53,6 +63,7 @@ struct h2_mem {
     nghttp2_mem mem;                /* what nghttp2 calls; mem_user_data is this */
     struct page_slab *slab;         /* the worker's (NULL: malloc only) */
     bool creating;                  /* inside nghttp2_session_server_new3 */
+    bool ring_seen;                 /* the deflater's table is made */
     unsigned n_framebuf;            /* frame-buffer candidates seen while creating */
     unsigned n;                     /* tracked blocks */
     struct {
