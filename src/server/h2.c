@@ -56,6 +56,9 @@
  * 192 streams), with room.  Only pages in use cost memory; past the
  * reservation, blocks come from malloc. */
 #define H2_SLAB_PER_CONN (32 * 1024)
+/* An idle connection gives its memory back this long after its last
+ * activity (h2_idle_soon). */
+#define IDLE_RELEASE_MS 200
 /* Per-field overhead counted against limits.max_header_bytes (RFC 9113
  * §6.5.2's 32 octets). */
 #define FIELD_OVERHEAD 32
@@ -71,7 +74,7 @@ struct h2_conn {
     char addr[INET6_ADDRSTRLEN];
     const char *scheme;
     nghttp2_session *sess;
-    /* Both made when needed and freed while idle (h2_idle): */
+    /* Both made when needed and freed while idle (h2_release): */
     struct event *later;            /* deferred nghttp2_session_send, or free when dead */
     struct event *tick;             /* once a second: streams that stall */
     struct h2_stream_list streams;
@@ -88,7 +91,7 @@ struct h2_conn {
     bool preface_done;              /* the client's first SETTINGS arrived */
     unsigned n_paused;              /* streams whose upload we hold back */
     uint64_t paused_ms;             /* when an upload was last held back */
-    bool released;                  /* idle, its memory given back (h2_idle) */
+    bool released;                  /* idle, its memory given back (h2_release) */
     struct h2_mem mem;              /* nghttp2's memory */
 };
 
@@ -649,11 +652,33 @@ static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int 
  * queued for the socket) keeps only its session's state: nghttp2's frame
  * buffer and empty stream map go back to the system (h2_mem.h), and so
  * do the socket buffers, as an idle HTTP/1.1 connection's do.  The next
- * bytes either way bring them back. */
-static void h2_idle(struct h2_conn *c)
+ * bytes either way bring them back.  Not at once: a busy client (a page's
+ * next requests, h2load's) is idle between batches for a moment, and
+ * giving pages back to fault them in again then costs more CPU than
+ * HTTP/2 itself; IDLE_RELEASE_MS after the last activity. */
+static bool h2_is_idle(struct h2_conn *c)
 {
-    if (c->released || c->n_streams > 0 || nghttp2_session_want_write(c->sess) ||
-        conn_pending(c->conn) > 0)
+    return !c->released && c->n_streams == 0 && !nghttp2_session_want_write(c->sess) &&
+           conn_pending(c->conn) == 0;
+}
+
+/* Idle now: give back in IDLE_RELEASE_MS, unless activity comes first
+ * (each call moves the timer). */
+static void h2_idle_soon(struct h2_conn *c)
+{
+    if (!h2_is_idle(c))
+        return;
+    if (c->later == NULL) {
+        c->later = event_new(c->w->base, -1, 0, later_cb, c);
+        AN(c->later);
+    }
+    struct timeval tv = { 0, IDLE_RELEASE_MS * 1000 };
+    AZ(event_add(c->later, &tv));
+}
+
+static void h2_release(struct h2_conn *c)
+{
+    if (!h2_is_idle(c))
         return;
     h2_mem_idle(&c->mem);
     conn_release_buffers(c->conn);
@@ -700,19 +725,22 @@ static void h2_send(struct h2_conn *c)
     if ((done || (c->goaway && c->n_streams == 0)) && conn_pending(c->conn) == 0)
         h2_close(c);
     else
-        h2_idle(c);
+        h2_idle_soon(c);
 }
 
 static void h2_free(struct h2_conn *c);
 
+/* Made active: send (or free when dead); its timer expired: idle long
+ * enough (h2_idle_soon). */
 static void later_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
-    (void)what;
     struct h2_conn *c = arg;
     CHECK_OBJ_NOTNULL(c, H2_CONN_MAGIC);
     if (c->dead)
         h2_free(c);
+    else if (what == EV_TIMEOUT)
+        h2_release(c);
     else
         h2_send(c);
 }
