@@ -75,6 +75,11 @@ struct page_slab *page_slab_new(size_t bytes)
     s->meta = reserve(s->meta_len);
     if (s->base == NULL || s->meta == NULL)
         goto fail;
+    /* Pages, never huge pages: with transparent huge pages "always",
+     * khugepaged would fill a 2 MiB range around a few live pages with
+     * zeros, and a page given back inside a huge one is only split off
+     * later.  Advisory: a kernel without THP says EINVAL, which is fine. */
+    (void)madvise(s->base, s->n_pages * s->page, MADV_NOHUGEPAGE);
     return s;
 fail:
     if (s->base)
