@@ -1025,6 +1025,71 @@ class MetricsTest(H2Case):
         self.assertEqual(after["freshcache_connections"], 0, "the closed connection still counted")
 
 
+class IdleAndBusyAgainTest(H2Case):
+    """An idle connection gives nghttp2's frame buffer, its empty stream
+    map and its socket buffers back (src/server/h2_mem.c); every one of
+    many connections must then work as before, again and again: busy
+    (concurrent streams, a body larger than the frame buffer, an upload,
+    large response fields), idle, a PING while idle, busy again.  Under
+    ASan this is the use-after-give-back check: a page given back reads
+    as zeros, so anything nghttp2 still needed from it would break the
+    responses here."""
+
+    tls = True
+    N = 24
+    # A response head larger than the frame buffer (its fields come from
+    # the request's query: the request must be allowed as large, and not
+    # be a GET, whose target makes a cache key of bounded length).
+    config = {"limits": {"max_header_bytes": "64KiB"}}
+
+    def busy(self, c, seed, round_):
+        small = url("/t/body", size=300, seed=seed, cc="max-age=60")
+        large = url("/t/body", size=100000, seed=seed + "L", cc="max-age=60")
+        big_head = url("/t/body", size=10, seed=seed, hdr=["X-Big-%d:%s" % (k, "b" * 7000)
+                                                           for k in range(3)])
+        echo = url("/t/echo", raw=1, n="%s-%d" % (seed, round_))
+        data = random.Random(seed + str(round_)).randbytes(40000)
+        sids = [c.send_request("GET", small), c.send_request("GET", large),
+                c.send_request("GET", small, {"X-Long": "v" * 6000}),
+                c.send_request("POST", big_head, body=b"")]
+        up = c.send_request("POST", echo, {"content-length": str(len(data))}, end_stream=False)
+        c.send_body(up, data)
+        r_small, r_large, r_long, r_big, r_up = c.read_all(sids + [up])
+        self.assertOk(r_small, expected_body(300, seed))
+        self.assertOk(r_large, expected_body(100000, seed + "L"))
+        self.assertOk(r_long, expected_body(300, seed))
+        self.assertOk(r_big, expected_body(10, seed))
+        for k in range(3):
+            self.assertEqual(r_big.header("X-Big-%d" % k), "b" * 7000)
+        self.assertOk(r_up, data)
+
+    def ping(self, c, opaque):
+        import h2.events
+        c.h2.ping(opaque)
+        c.flush()
+        acked = c.wait(lambda: any(isinstance(e, h2.events.PingAckReceived) and
+                                   e.ping_data == opaque for e in c.events))
+        self.assertTrue(acked, "no PING ACK on an idle connection")
+
+    def test_many_connections_busy_idle_busy(self):
+        seeds = [self.uniq() for _ in range(self.N)]
+        conns = [self.conn(timeout=30) for _ in range(self.N)]
+        try:
+            for round_ in range(3):
+                for c, seed in zip(conns, seeds):
+                    self.busy(c, seed, round_)
+                # All idle now (every stream answered); then touched while idle.
+                for k, c in enumerate(conns):
+                    self.ping(c, b"idle%04d" % k)
+                for c in conns:
+                    self.assertIsNone(c.goaway)
+                    self.assertFalse(c.eof)
+        finally:
+            for c in conns:
+                c.close()
+        self.assertStillServes()
+
+
 class ProtocolChoiceTest(H2Case):
     """A listener with http2: true: the first bytes choose the protocol."""
 

@@ -26,6 +26,7 @@ struct event_base;
 struct evbuffer;
 struct event;
 struct listener;
+struct page_slab;
 
 LIST_HEAD(h1_list, h1_conn);
 LIST_HEAD(h2_list, h2_conn);
@@ -49,6 +50,7 @@ struct worker {
     struct h1_active *h1_pool;      /* their per-request parts, given back when idle */
     unsigned h1_pool_n;
     struct h2_list h2_conns;        /* HTTP/2 client connections (h2.h) */
+    struct page_slab *h2_slab;      /* their sessions' large blocks (h2_mem.h) */
     unsigned n_clients;             /* client connections on this worker */
     struct fetch_list fetches;      /* in progress, including detached ones */
     struct internal_list internals; /* the daemon's own requests (internal_request.h) */
