@@ -153,19 +153,30 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
     struct fetch *f = arg;
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
     FC_ASSERT(f->state == FS_DONE);
+    /* The connection is free for the next fetch now, not only when the
+     * requester lets go of this one. */
+    if (f->uc) {
+        upstream_release(f->uc, f->uc_reusable);
+        f->uc = NULL;
+    }
     fetch_unref(f);
 }
 
 /* The fetch is over.  It is freed from an event of its own, never here:
  * this may run inside the origin connection's callbacks or inside llhttp's,
  * whose callers still hold the fetch and its parser.  From now on every
- * entry point returns at once; the origin connection hears nothing more. */
+ * entry point returns at once; the origin connection hears nothing more.
+ * A connection going back to the pool keeps its read event armed: the
+ * pool watches the same event for the origin closing it, and stopping and
+ * restarting it cost two epoll_ctl per revalidated request (strace,
+ * docs/performance.md).  Whatever arrives before the reap stays in its
+ * input (or marks it EOF) and keeps it out of the pool. */
 static void fetch_end(struct fetch *f)
 {
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
     FC_ASSERT(f->state != FS_DONE);
     f->state = FS_DONE;
-    if (f->uc)
+    if (f->uc && !f->uc_reusable)
         conn_read_enable(f->uc->conn, false);
     event_active(f->reap, EV_WRITE, 0);
 }

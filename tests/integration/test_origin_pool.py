@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""The origin connection pool (issue 15).
+
+A connection goes back to the worker's pool after a complete exchange with
+its read event still armed (no epoll_ctl per request).  So what arrives
+between the end of the response and the fetch's deferred release (bytes,
+the origin closing) must keep it out of the pool, and a pooled connection
+keeps none of the read timeout it had while waiting for a response.
+"""
+
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+from harness import expected_body, url  # noqa: E402
+
+
+class KeepAliveOrigin:
+    """A keep-alive origin answering GET /PATH with a 200 whose body names
+    the connection and the request on it ("c<conn>r<req>").  After the
+    response, /close closes the connection at once (no Connection: close),
+    /junk sends stray bytes after it and keeps the connection open.  Every
+    accepted connection is counted."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.accepted = 0
+        self.stopping = False
+        self.conns = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.accepted += 1
+                n = self.accepted
+                self.conns.append(c)
+            threading.Thread(target=self.answer, args=(c, n), daemon=True).start()
+
+    def answer(self, c, n):
+        buf = b""
+        req = 0
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = c.recv(4096)
+                    if not d:
+                        return
+                    buf += d
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                req += 1
+                path = head.split(b" ", 2)[1].decode().split("?")[0]
+                body = b"c%dr%d" % (n, req)
+                resp = (b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\n"
+                        b"Content-Length: %d\r\n\r\n" % len(body)) + body
+                if path == "/junk":
+                    resp += b"HTTP/1.1 200 OK\r\n"     # nobody asked for this
+                c.sendall(resp)
+                if path == "/close":
+                    return
+        except OSError:
+            return
+        finally:
+            c.close()
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.close()
+                except OSError:
+                    pass
+
+
+class RawPoolTest(H.ProxyTestCase):
+    # One worker: one pool, so which connection a request gets is known.
+    config = {"workers": 1}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.raw = KeepAliveOrigin()
+        cls.origin_port = cls.raw.port
+        super().setUpClass()
+        cls.addClassCleanup(cls.raw.stop)
+
+    def settle(self):
+        # the origin's close or stray bytes reach the daemon
+        time.sleep(0.3)
+
+    def test_reused_when_nothing_follows(self):
+        first = self.get("/plain?a")
+        self.assertEqual(first.status, 200, first)
+        conn = first.body.split(b"r")[0]
+        for i in range(5):
+            r = self.get("/plain?%d" % i)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.body.split(b"r")[0], conn, "pooled connection not reused")
+
+    def test_origin_close_after_response_not_reused(self):
+        """The origin closes right after a complete keep-alive response:
+        whether the EOF comes before or after the fetch's release, the
+        next request goes out on a new connection and succeeds."""
+        for i in range(10):
+            r = self.get("/close?%d" % i)
+            self.assertEqual(r.status, 200, r)
+            closed = r.body.split(b"r")[0]
+            if i % 2:
+                self.settle()
+            r = self.get("/plain?after%d" % i)
+            self.assertEqual(r.status, 200, r)
+            self.assertNotEqual(r.body.split(b"r")[0], closed,
+                                "a request went out on the connection the origin closed")
+
+    def test_stray_bytes_after_response_not_reused(self):
+        for i in range(5):
+            r = self.get("/junk?%d" % i)
+            self.assertEqual(r.status, 200, r)
+            junk = r.body.split(b"r")[0]
+            self.settle()
+            r = self.get("/plain?after-junk%d" % i)
+            self.assertEqual(r.status, 200, r)
+            self.assertNotEqual(r.body.split(b"r")[0], junk,
+                                "a connection with stray bytes was reused")
+
+
+class PoolTimeoutTest(H.ProxyTestCase):
+    """A pooled connection keeps no read timeout: the 2 s origin
+    read_timeout ran while the fetch waited for its response, and once
+    the connection is idle it must not close it."""
+    config = {"workers": 1, "origin": {"read_timeout": "1s"}}
+
+    def test_idle_longer_than_read_timeout_is_reused(self):
+        seed = self.uniq()
+        t = url("/t/body", size=100, cc="no-store", seed=seed)
+        self.assertOk(self.get(t), expected_body(100, seed))
+        before = self.origin.stats()["connections"]["accepted"]
+        time.sleep(1.6)     # past the read timeout, the connection idle in the pool
+        self.assertOk(self.get(t), expected_body(100, seed))
+        after = self.origin.stats()["connections"]["accepted"]
+        # (the control endpoints' own connections are not counted)
+        self.assertEqual(after - before, 0,
+                         "the pooled connection was closed by a read timeout while idle")
+
+
+if __name__ == "__main__":
+    H.main()
