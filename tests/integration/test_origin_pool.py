@@ -9,7 +9,6 @@ keeps none of the read timeout it had while waiting for a response.
 """
 
 import os
-import socket
 import sys
 import threading
 import time
@@ -17,46 +16,34 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 from harness import expected_body, url  # noqa: E402
+from test_callbacks import RawOrigin  # noqa: E402
 
 
-class KeepAliveOrigin:
-    """A keep-alive origin answering GET /PATH with a 200 whose body names
-    the connection and the request on it ("c<conn>r<req>").  After the
-    response, /close closes the connection at once (no Connection: close),
-    /junk sends stray bytes after it and keeps the connection open.  Every
-    accepted connection is counted."""
+class KeepAliveOrigin(RawOrigin):
+    """test_callbacks' raw origin, but keep-alive: GET /PATH gets a 200
+    whose body names the connection and the request on it ("c<conn>r<req>").
+    After the response, /close closes the connection at once (no
+    Connection: close), /junk sends stray bytes after it and keeps the
+    connection open."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.lock = threading.Lock()
-        self.accepted = 0
-        self.stopping = False
-        self.conns = []
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
+        self.next_conn = 0
+        self.conn_lock = threading.Lock()
+        super().__init__(delay=0.0)
 
-    def serve(self):
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.accepted += 1
-                n = self.accepted
-                self.conns.append(c)
-            threading.Thread(target=self.answer, args=(c, n), daemon=True).start()
-
-    def answer(self, c, n):
+    def answer(self, c):
+        with self.conn_lock:
+            self.next_conn += 1
+            n = self.next_conn
         buf = b""
         req = 0
-        try:
+        with c:
             while True:
                 while b"\r\n\r\n" not in buf:
-                    d = c.recv(4096)
+                    try:
+                        d = c.recv(4096)
+                    except OSError:
+                        return
                     if not d:
                         return
                     buf += d
@@ -71,20 +58,6 @@ class KeepAliveOrigin:
                 c.sendall(resp)
                 if path == "/close":
                     return
-        except OSError:
-            return
-        finally:
-            c.close()
-
-    def stop(self):
-        self.stopping = True
-        self.sock.close()
-        with self.lock:
-            for c in self.conns:
-                try:
-                    c.close()
-                except OSError:
-                    pass
 
 
 class RawPoolTest(H.ProxyTestCase):
