@@ -21,6 +21,7 @@ void http_msg_reset(struct http_msg *m)
     m->len = 0;
     m->n_fields = 0;
     m->has_connection = false;
+    m->connection_names = false;
     m->method = 0;
     m->url_off = m->url_len = 0;
     m->status = 0;
@@ -68,6 +69,38 @@ static struct http_field *field_push(struct http_msg *m)
     return f;
 }
 
+/* Field names hop-by-hop whatever Connection says (RFC 9110 §7.6.1). */
+static const char *const hop_fields[] = {
+    "Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+    "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+};
+
+static bool always_hop(const char *name, size_t len)
+{
+    for (size_t i = 0; i < FC_ARRAY_LEN(hop_fields); i++)
+        if (http_token_eq(name, len, hop_fields[i]))
+            return true;
+    return len >= 6 && strncasecmp(name, "Proxy-", 6) == 0;
+}
+
+/* A Connection field: does it name a field that is not hop-by-hop anyway?
+ * Nearly every one says only keep-alive or close, and then no other field
+ * needs its name looked for in the Connection list (http_is_hop_by_hop). */
+static void note_connection(struct http_msg *m, const struct http_field *f)
+{
+    m->has_connection = true;
+    const char *s = http_field_value(m, f), *end = s + f->value_len, *e;
+    size_t el;
+    while (!m->connection_names && http_list_next(&s, end, &e, &el)) {
+        const char *semi = memchr(e, ';', el);
+        size_t tl = semi ? (size_t)(semi - e) : el;
+        while (tl > 0 && (e[tl - 1] == ' ' || e[tl - 1] == '\t'))
+            tl--;
+        if (!http_token_eq(e, tl, "close") && !always_hop(e, tl))
+            m->connection_names = true;
+    }
+}
+
 void http_msg_add(struct http_msg *m, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     struct http_field *f = field_push(m);
@@ -77,10 +110,10 @@ void http_msg_add(struct http_msg *m, const char *name, size_t nlen, const char 
     f = &m->fields[m->n_fields - 1];
     f->name_off = no;
     f->name_len = (uint32_t)nlen;
-    if (http_token_eq(name, nlen, "Connection"))
-        m->has_connection = true;
     f->value_off = vo;
     f->value_len = (uint32_t)vlen;
+    if (http_token_eq(name, nlen, "Connection"))
+        note_connection(m, f);
 }
 
 void http_msg_copy(struct http_msg *dst, const struct http_msg *src)
@@ -226,19 +259,16 @@ void http_msg_write_fields(const struct http_msg *m, struct evbuffer *out)
 
 bool http_is_hop_by_hop(const struct http_msg *m, const struct http_field *f)
 {
-    static const char *const hop[] = {
-        "Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
-        "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
-    };
     const char *name = http_field_name(m, f);
-    for (size_t i = 0; i < FC_ARRAY_LEN(hop); i++)
-        if (http_token_eq(name, f->name_len, hop[i]))
-            return true;
-    if (f->name_len >= 6 && strncasecmp(name, "Proxy-", 6) == 0)
+    if (always_hop(name, f->name_len))
         return true;
-    /* fields named by Connection (looked for only if there is one) */
+    /* fields named by Connection (looked for only if it names any but
+     * close and the always-hop ones, or for a field named Close) */
+    if (!m->has_connection ||
+        (!m->connection_names && !http_token_eq(name, f->name_len, "Close")))
+        return false;
     char nm[128];
-    if (m->has_connection && f->name_len < sizeof nm) {
+    if (f->name_len < sizeof nm) {
         memcpy(nm, name, f->name_len);
         nm[f->name_len] = '\0';
         if (http_msg_has_token(m, "Connection", nm))
@@ -251,6 +281,8 @@ bool http_is_hop_by_hop(const struct http_msg *m, const struct http_field *f)
 void http_msg_fields_done(struct http_msg *m)
 {
     m->has_connection = false;
-    for (uint32_t i = 0; i < m->n_fields && !m->has_connection; i++)
-        m->has_connection = http_field_is(m, &m->fields[i], "Connection");
+    m->connection_names = false;
+    for (uint32_t i = 0; i < m->n_fields; i++)
+        if (!m->fields[i].dead && http_field_is(m, &m->fields[i], "Connection"))
+            note_connection(m, &m->fields[i]);
 }

@@ -40,6 +40,8 @@ struct http_msg {
 
     uint8_t http_major, http_minor;
     bool has_connection;        /* a Connection field is present (hop-by-hop checks) */
+    bool connection_names;      /* ...naming a field other than close and the fields
+                                 * hop-by-hop anyway (keep-alive, upgrade, te...) */
 };
 
 void http_msg_init(struct http_msg *m);
@@ -79,7 +81,7 @@ unsigned http_msg_remove(struct http_msg *m, const char *name);
 bool http_msg_has_token(const struct http_msg *m, const char *name, const char *token);
 
 /* The parser filled the fields piecewise: recompute what http_msg_add
- * keeps up to date (has_connection). */
+ * keeps up to date (has_connection, connection_names). */
 void http_msg_fields_done(struct http_msg *m);
 
 /* Append "Name: value\r\n" for every live field. */
