@@ -69,18 +69,27 @@ static struct http_field *field_push(struct http_msg *m)
     return f;
 }
 
-/* Field names hop-by-hop whatever Connection says (RFC 9110 §7.6.1). */
-static const char *const hop_fields[] = {
-    "Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
-    "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
-};
-
+/* Field names hop-by-hop whatever Connection says (RFC 9110 §7.6.1):
+ * Connection, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade and
+ * Proxy-* (Proxy-Connection, -Authenticate, -Authorization...).  By
+ * length first: every field of every message passes here, and most
+ * names have a length none of these has. */
 static bool always_hop(const char *name, size_t len)
 {
-    for (size_t i = 0; i < FC_ARRAY_LEN(hop_fields); i++)
-        if (http_token_eq(name, len, hop_fields[i]))
-            return true;
-    return len >= 6 && strncasecmp(name, "Proxy-", 6) == 0;
+    if (len >= 6 && (name[0] | 0x20) == 'p' && strncasecmp(name, "Proxy-", 6) == 0)
+        return true;
+    switch (len) {
+    case 2:
+        return http_token_eq(name, len, "TE");
+    case 7:
+        return http_token_eq(name, len, "Trailer") || http_token_eq(name, len, "Upgrade");
+    case 10:
+        return http_token_eq(name, len, "Connection") || http_token_eq(name, len, "Keep-Alive");
+    case 17:
+        return http_token_eq(name, len, "Transfer-Encoding");
+    default:
+        return false;
+    }
 }
 
 /* A Connection field: does it name a field that is not hop-by-hop anyway?

@@ -340,6 +340,8 @@ START_TEST(hop_by_hop_fixed)
         "Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
         "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "proxy-x-anything",
         "keep-alive", "transfer-encoding", "TRAILER",
+        /* Proxy-* of the lengths the fixed names have */
+        "Proxy-X", "Proxy-Abcd", "proxy-abcdefghijk",
     };
     static const char *const no[] = {
         "Content-Length", "Host", "Cache-Control", "Via", "Trailers", "Proxy", "X-Proxy-Id",
