@@ -130,5 +130,41 @@ class PoolTimeoutTest(H.ProxyTestCase):
                          "the pooled connection was closed by a read timeout while idle")
 
 
+class FetchReuseTest(H.ProxyTestCase):
+    """Fetches are pooled per worker: one that carried a large request and
+    response head (its message buffers given back, not kept) and one that
+    revalidated are followed by others that see nothing of them."""
+    config = {"workers": 1}
+
+    def test_large_then_small_heads(self):
+        for i in range(6):
+            seed = self.uniq()
+            big = "X-Pad:" + "p" * 6000
+            t = url("/t/body", size=200 + i, cc="no-store", seed=seed, hdr=big)
+            r = self.get(t, headers={"X-Client-Pad": "q" * 6000})
+            self.assertOk(r, expected_body(200 + i, seed))
+            self.assertEqual(r.header("X-Pad"), "p" * 6000)
+            t2 = url("/t/body", size=10 + i, cc="no-store", seed=seed)
+            r = self.get(t2)
+            self.assertOk(r, expected_body(10 + i, seed))
+            self.assertIsNone(r.header("X-Pad"))
+            logged = self.origin.log(t2)
+            self.assertIsNone(H.req_header(logged[-1], "X-Client-Pad"))
+
+    def test_revalidation_then_miss(self):
+        seed = self.uniq()
+        t = url("/t/body", size=300, cc="no-cache", etag=1, seed=seed)
+        self.assertOk(self.get(t), expected_body(300, seed))
+        for i in range(5):
+            r = self.get(t)
+            self.assertOk(r, expected_body(300, seed))
+            self.assertIn("fwd-status=304", r.header("Cache-Status"))
+            other = url("/t/body", size=50 + i, cc="max-age=60", seed=seed)
+            r = self.get(other)
+            self.assertOk(r, expected_body(50 + i, seed))
+            logged = self.origin.log(other)
+            self.assertIsNone(H.req_header(logged[-1], "If-None-Match"))
+
+
 if __name__ == "__main__":
     H.main()

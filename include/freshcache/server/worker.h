@@ -50,6 +50,8 @@ struct worker {
     struct h2_list h2_conns;        /* HTTP/2 client connections (h2.h) */
     unsigned n_clients;             /* client connections on this worker */
     struct fetch_list fetches;      /* in progress, including detached ones */
+    struct fetch_list fetch_pool;   /* ended ones kept for reuse (fetch.c) */
+    unsigned fetch_pool_n;
     struct internal_list internals; /* the daemon's own requests (internal_request.h) */
     struct upstream_list idle_upstreams;
     unsigned n_idle_upstreams;
