@@ -69,6 +69,13 @@ static struct http_field *field_push(struct http_msg *m)
     return f;
 }
 
+struct http_field *http_msg_field_new(struct http_msg *m)
+{
+    struct http_field *f = field_push(m);
+    f->name_off = f->value_off = m->len;
+    return f;
+}
+
 /* Field names hop-by-hop whatever Connection says (RFC 9110 §7.6.1):
  * Connection, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade and
  * Proxy-* (Proxy-Connection, -Authenticate, -Authorization...).  By
@@ -291,7 +298,9 @@ void http_msg_fields_done(struct http_msg *m)
 {
     m->has_connection = false;
     m->connection_names = false;
-    for (uint32_t i = 0; i < m->n_fields; i++)
-        if (!m->fields[i].dead && http_field_is(m, &m->fields[i], "Connection"))
-            note_connection(m, &m->fields[i]);
+    for (uint32_t i = 0; i < m->n_fields; i++) {
+        const struct http_field *f = &m->fields[i];
+        if (!f->dead && http_token_eq(http_field_name(m, f), f->name_len, "Connection"))
+            note_connection(m, f);
+    }
 }

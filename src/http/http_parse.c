@@ -113,10 +113,8 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
         return trailer_account(p, len + 4);
     if (head_account(p, len + 4))
         return HPE_USER;
-    if (p->last != PS_FIELD) {
-        http_msg_add(m, "", 0, "", 0);
-        m->fields[m->n_fields - 1].name_off = m->len;
-    }
+    if (p->last != PS_FIELD)
+        http_msg_field_new(m);
     http_msg_append(m, at, len);
     m->fields[m->n_fields - 1].name_len += (uint32_t)len;
     p->last = PS_FIELD;

@@ -52,6 +52,9 @@ void http_msg_free(struct http_msg *m);
 uint32_t http_msg_append(struct http_msg *m, const char *s, size_t len);
 
 void http_msg_add(struct http_msg *m, const char *name, size_t nlen, const char *value, size_t vlen);
+/* A new empty field at the end, its name and value at the end of the
+ * text (the parser appends them piecewise). */
+struct http_field *http_msg_field_new(struct http_msg *m);
 /* dst becomes a copy of src's start line and live fields. */
 void http_msg_copy(struct http_msg *dst, const struct http_msg *src);
 /* Convenience for NUL-terminated name and value. */
