@@ -168,10 +168,14 @@ const struct http_field *http_msg_next(const struct http_msg *m, const char *nam
     /* The name's length once, not per field (http_token_eq's strlen folds
      * only for a literal; here it ran for every field of every lookup). */
     size_t nlen = strlen(name);
+    /* The first byte, case-folded, before strncasecmp: names of the same
+     * length mostly differ there (Date/ETag, Host/Vary...). */
+    unsigned char c0 = (unsigned char)(name[0] | 0x20);
     for (uint32_t i = *iter; i < m->n_fields; i++) {
         const struct http_field *f = &m->fields[i];
         if (f->name_len == nlen && !f->dead &&
-            strncasecmp(m->buf + f->name_off, name, nlen) == 0) {
+            (nlen == 0 || ((unsigned char)(m->buf[f->name_off] | 0x20) == c0 &&
+                           strncasecmp(m->buf + f->name_off, name, nlen) == 0))) {
             *iter = i + 1;
             return &m->fields[i];
         }
