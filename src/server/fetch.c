@@ -151,8 +151,11 @@ static void fetch_free(struct fetch *f)
     LIST_REMOVE(f, link);
     if (f->uc)
         upstream_release(f->uc, f->uc_reusable);
-    if (f->filling && f->ph->private)
+    if (f->filling && f->ph->private) {
         body_unwait_drain(f->ph->body, &f->drain);
+        /* made active before it was unhooked: not for the next user */
+        event_del(f->drain_ev);
+    }
     obj_unref(f->ph);
     if (f->stale) {
         if (f->background)
@@ -162,9 +165,9 @@ static void fetch_free(struct fetch *f)
     etag_hasher_free(f->hasher);
     free(f->key);
     struct worker *w = f->w;
-    /* Never pending here: reap ran (its reference is gone) and the drain
-     * waiter is unhooked; a drain made active meanwhile finds the next
-     * fetch not paused and does nothing.  Freed at shutdown, not pooled. */
+    /* Neither event is pending here: reap ran (its reference is gone),
+     * the drain waiter is unhooked and its event deleted.  Freed at
+     * shutdown, not pooled. */
     if (w->fetch_pool_n >= FETCH_POOL_MAX || atomic_load(&w->srv->stopping)) {
         fetch_destroy(f);
         return;
