@@ -55,51 +55,85 @@ void revalidate_add_validators(struct evbuffer *out, const struct cache_obj *sta
     }
 }
 
-/* How many lines named `name` the stored head has; *value, *vlen: the
- * last one's value. */
-static unsigned stored_lines(const struct cache_obj *o, const char *name, size_t nlen,
-                             const char **value, size_t *vlen)
+/* The stored head's field lines, found once per merge: the 304 check
+ * looks up every field of the 304 in it, and a memchr walk of the whole
+ * head per lookup was ~2 k instructions of a revalidated request
+ * (callgrind, docs/performance.md). */
+#define STORED_LINES_MAX 64
+
+struct stored_index {
+    unsigned n;
+    struct {
+        const char *name, *value;
+        uint32_t name_len, value_len;
+    } line[STORED_LINES_MAX];
+};
+
+/* False when the head has more lines than the index holds (the general
+ * merge takes those). */
+static bool stored_index_build(struct stored_index *ix, const struct cache_obj *o)
 {
     const char *p = obj_head(o) + o->fields_off, *end = obj_head(o) + o->head_len;
-    unsigned n = 0;
+    ix->n = 0;
     while (p < end) {
         const char *eol = memchr(p, '\r', (size_t)(end - p));
         FC_ASSERT(eol != NULL);
-        if ((size_t)(eol - p) > nlen && p[nlen] == ':' && strncasecmp(p, name, nlen) == 0) {
-            const char *v = p + nlen + 1;
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        if (colon) {
+            if (ix->n == STORED_LINES_MAX)
+                return false;
+            const char *v = colon + 1;
             while (v < eol && *v == ' ')
                 v++;
-            *value = v;
-            *vlen = (size_t)(eol - v);
-            n++;
+            ix->line[ix->n].name = p;
+            ix->line[ix->n].name_len = (uint32_t)(colon - p);
+            ix->line[ix->n].value = v;
+            ix->line[ix->n].value_len = (uint32_t)(eol - v);
+            ix->n++;
         }
         p = eol + 2;
+    }
+    return true;
+}
+
+/* How many lines named `name` the stored head has; *value, *vlen: the
+ * last one's value. */
+static unsigned stored_lines(const struct stored_index *ix, const char *name, size_t nlen,
+                             const char **value, size_t *vlen)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < ix->n; i++) {
+        if (ix->line[i].name_len == nlen && strncasecmp(ix->line[i].name, name, nlen) == 0) {
+            *value = ix->line[i].value;
+            *vlen = ix->line[i].value_len;
+            n++;
+        }
     }
     return n;
 }
 
 /* The value of the stored head's only `name` line, or NULL (none, or more
  * than one). */
-static const char *stored_value(const struct cache_obj *o, const char *name, size_t nlen,
+static const char *stored_value(const struct stored_index *ix, const char *name, size_t nlen,
                                 size_t *vlen)
 {
     const char *v = NULL;
-    return stored_lines(o, name, nlen, &v, vlen) == 1 ? v : NULL;
+    return stored_lines(ix, name, nlen, &v, vlen) == 1 ? v : NULL;
 }
 
 /* Was the stored head made under the rewrite in force now?  (A reload may
  * have changed the policy since.) */
-static bool same_rewrite(const struct cache_obj *stale, const struct head_rewrite *rw)
+static bool same_rewrite(const struct stored_index *ix, const struct head_rewrite *rw)
 {
     const char *v;
-    size_t vl;
+    size_t vl = 0;
     if (rw && rw->cache_control) {
-        v = stored_value(stale, "Cache-Control", 13, &vl);
+        v = stored_value(ix, "Cache-Control", 13, &vl);
         if (v == NULL || vl != strlen(rw->cache_control) || memcmp(v, rw->cache_control, vl) != 0)
             return false;
     }
     if (rw && rw->drop_validators &&
-        (stored_lines(stale, "ETag", 4, &v, &vl) || stored_lines(stale, "Last-Modified", 13, &v, &vl)))
+        (stored_lines(ix, "ETag", 4, &v, &vl) || stored_lines(ix, "Last-Modified", 13, &v, &vl)))
         return false;
     return true;
 }
@@ -125,11 +159,11 @@ static bool one_line(const struct http_msg *m, const struct http_field *f)
  * instructions of the ~65 k a revalidated request cost, docs/performance.md).
  * Anything else (a changed or new field, a repeated one, Via, tags)
  * takes the general merge. */
-static bool head_unchanged(const struct cache_obj *stale, const struct http_msg *r,
+static bool head_unchanged(const struct stored_index *ix, const struct http_msg *r,
                            const struct head_rewrite *rw, const char **date)
 {
     *date = NULL;
-    if (!same_rewrite(stale, rw))
+    if (!same_rewrite(ix, rw))
         return false;
     for (uint32_t i = 0; i < r->n_fields; i++) {
         const struct http_field *f = &r->fields[i];
@@ -145,8 +179,8 @@ static bool head_unchanged(const struct cache_obj *stale, const struct http_msg 
         if (http_token_eq(n, nl, "Via") || http_token_eq(n, nl, "Cache-Status") ||
             obj_field_internal(n, nl) || !one_line(r, f))
             return false;
-        size_t sl;
-        const char *sv = stored_value(stale, n, nl, &sl);
+        size_t sl = 0;
+        const char *sv = stored_value(ix, n, nl, &sl);
         if (sv == NULL || sl != f->value_len)
             return false;
         if (http_token_eq(n, nl, "Date")) {
@@ -164,11 +198,13 @@ struct cache_obj *revalidate_merge(const struct cache_obj *stale, const struct h
 {
     struct cache_obj *o = obj_new_sharing(stale);
     const char *date;
-    if (head_unchanged(stale, resp304, rw, &date)) {
+    struct stored_index ix;
+    if (stored_index_build(&ix, stale) && head_unchanged(&ix, resp304, rw, &date)) {
         obj_copy_head(o, stale);
         if (date) {
-            size_t dl;
-            const char *sv = stored_value(stale, "Date", 4, &dl);
+            size_t dl = 0;
+            const char *sv = stored_value(&ix, "Date", 4, &dl);
+            AN(sv);     /* head_unchanged found exactly one, of this length */
             memcpy(obj_head(o) + (sv - obj_head(stale)), date, dl);
         }
         return o;

@@ -21,6 +21,7 @@ void http_msg_reset(struct http_msg *m)
     m->len = 0;
     m->n_fields = 0;
     m->has_connection = false;
+    m->connection_names = false;
     m->method = 0;
     m->url_off = m->url_len = 0;
     m->status = 0;
@@ -68,6 +69,54 @@ static struct http_field *field_push(struct http_msg *m)
     return f;
 }
 
+struct http_field *http_msg_field_new(struct http_msg *m)
+{
+    struct http_field *f = field_push(m);
+    f->name_off = f->value_off = m->len;
+    return f;
+}
+
+/* Field names hop-by-hop whatever Connection says (RFC 9110 §7.6.1):
+ * Connection, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade and
+ * Proxy-* (Proxy-Connection, -Authenticate, -Authorization...).  By
+ * length first: every field of every message passes here, and most
+ * names have a length none of these has. */
+static bool always_hop(const char *name, size_t len)
+{
+    if (len >= 6 && (name[0] | 0x20) == 'p' && strncasecmp(name, "Proxy-", 6) == 0)
+        return true;
+    switch (len) {
+    case 2:
+        return http_token_eq(name, len, "TE");
+    case 7:
+        return http_token_eq(name, len, "Trailer") || http_token_eq(name, len, "Upgrade");
+    case 10:
+        return http_token_eq(name, len, "Connection") || http_token_eq(name, len, "Keep-Alive");
+    case 17:
+        return http_token_eq(name, len, "Transfer-Encoding");
+    default:
+        return false;
+    }
+}
+
+/* A Connection field: does it name a field that is not hop-by-hop anyway?
+ * Nearly every one says only keep-alive or close, and then no other field
+ * needs its name looked for in the Connection list (http_is_hop_by_hop). */
+static void note_connection(struct http_msg *m, const struct http_field *f)
+{
+    m->has_connection = true;
+    const char *s = http_field_value(m, f), *end = s + f->value_len, *e;
+    size_t el;
+    while (!m->connection_names && http_list_next(&s, end, &e, &el)) {
+        const char *semi = memchr(e, ';', el);
+        size_t tl = semi ? (size_t)(semi - e) : el;
+        while (tl > 0 && (e[tl - 1] == ' ' || e[tl - 1] == '\t'))
+            tl--;
+        if (!http_token_eq(e, tl, "close") && !always_hop(e, tl))
+            m->connection_names = true;
+    }
+}
+
 void http_msg_add(struct http_msg *m, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     struct http_field *f = field_push(m);
@@ -77,10 +126,10 @@ void http_msg_add(struct http_msg *m, const char *name, size_t nlen, const char 
     f = &m->fields[m->n_fields - 1];
     f->name_off = no;
     f->name_len = (uint32_t)nlen;
-    if (http_token_eq(name, nlen, "Connection"))
-        m->has_connection = true;
     f->value_off = vo;
     f->value_len = (uint32_t)vlen;
+    if (http_token_eq(name, nlen, "Connection"))
+        note_connection(m, f);
 }
 
 void http_msg_copy(struct http_msg *dst, const struct http_msg *src)
@@ -119,10 +168,14 @@ const struct http_field *http_msg_next(const struct http_msg *m, const char *nam
     /* The name's length once, not per field (http_token_eq's strlen folds
      * only for a literal; here it ran for every field of every lookup). */
     size_t nlen = strlen(name);
+    /* The first byte, case-folded, before strncasecmp: names of the same
+     * length mostly differ there (Date/ETag, Host/Vary...). */
+    unsigned char c0 = (unsigned char)(name[0] | 0x20);
     for (uint32_t i = *iter; i < m->n_fields; i++) {
         const struct http_field *f = &m->fields[i];
         if (f->name_len == nlen && !f->dead &&
-            strncasecmp(m->buf + f->name_off, name, nlen) == 0) {
+            (nlen == 0 || ((unsigned char)(m->buf[f->name_off] | 0x20) == c0 &&
+                           strncasecmp(m->buf + f->name_off, name, nlen) == 0))) {
             *iter = i + 1;
             return &m->fields[i];
         }
@@ -226,19 +279,16 @@ void http_msg_write_fields(const struct http_msg *m, struct evbuffer *out)
 
 bool http_is_hop_by_hop(const struct http_msg *m, const struct http_field *f)
 {
-    static const char *const hop[] = {
-        "Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
-        "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
-    };
     const char *name = http_field_name(m, f);
-    for (size_t i = 0; i < FC_ARRAY_LEN(hop); i++)
-        if (http_token_eq(name, f->name_len, hop[i]))
-            return true;
-    if (f->name_len >= 6 && strncasecmp(name, "Proxy-", 6) == 0)
+    if (always_hop(name, f->name_len))
         return true;
-    /* fields named by Connection (looked for only if there is one) */
+    /* fields named by Connection (looked for only if it names any but
+     * close and the always-hop ones, or for a field named Close) */
+    if (!m->has_connection ||
+        (!m->connection_names && !http_token_eq(name, f->name_len, "Close")))
+        return false;
     char nm[128];
-    if (m->has_connection && f->name_len < sizeof nm) {
+    if (f->name_len < sizeof nm) {
         memcpy(nm, name, f->name_len);
         nm[f->name_len] = '\0';
         if (http_msg_has_token(m, "Connection", nm))
@@ -251,6 +301,10 @@ bool http_is_hop_by_hop(const struct http_msg *m, const struct http_field *f)
 void http_msg_fields_done(struct http_msg *m)
 {
     m->has_connection = false;
-    for (uint32_t i = 0; i < m->n_fields && !m->has_connection; i++)
-        m->has_connection = http_field_is(m, &m->fields[i], "Connection");
+    m->connection_names = false;
+    for (uint32_t i = 0; i < m->n_fields; i++) {
+        const struct http_field *f = &m->fields[i];
+        if (!f->dead && http_token_eq(http_field_name(m, f), f->name_len, "Connection"))
+            note_connection(m, f);
+    }
 }

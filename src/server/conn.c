@@ -45,10 +45,17 @@ static void ensure_buffers(struct conn *c)
 
 static uint32_t ms32(uint64_t ms) { return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms; }
 
-/* Add `ev` with a timeout of `ms` (0: none). */
+/* Add `ev` with a timeout of `ms` (0: none).  event_add() with no
+ * timeval leaves a timer already set on an added event in place, so "none"
+ * on an added event removes its timer explicitly (an origin connection
+ * going idle with its read event still armed keeps no read timeout). */
 static void add_with_timeout(struct event *ev, uint32_t ms)
 {
     struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+    if (ms == 0 && event_pending(ev, EV_TIMEOUT, NULL)) {
+        AZ(event_remove_timer(ev));
+        return;
+    }
     AZ(event_add(ev, ms ? &tv : NULL));
 }
 

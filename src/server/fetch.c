@@ -40,6 +40,12 @@
 #define PASS_LOW (256 * 1024)
 /* Origin response heads larger than this are refused (502). */
 #define ORIGIN_HEAD_MAX (64 * 1024)
+/* Ended fetches kept per worker for the next ones (their events, buffers
+ * and message buffers: ~3 k instructions of allocation and freeing per
+ * fetch otherwise, callgrind, docs/performance.md); a message grown past
+ * FETCH_MSG_KEEP bytes gives its buffers back on the way in. */
+#define FETCH_POOL_MAX 64
+#define FETCH_MSG_KEEP 4096
 
 enum fetch_state {
     FS_CONNECTING = 0,
@@ -100,6 +106,8 @@ struct fetch {
 };
 
 static void read_cb(void *arg);
+static void reap_cb(evutil_socket_t fd, short what, void *arg);
+static void drain_cb(evutil_socket_t fd, short what, void *arg);
 static void retry_or_fail(struct fetch *f, int status, const char *why);
 static void conn_event_cb(void *arg, enum conn_event ev);
 static void upload_drained_cb(void *arg);
@@ -112,14 +120,42 @@ static const struct conn_cb fetch_conn_cb = {
 
 static struct cache_store *store_of(struct fetch *f) { return f->w->srv->store; }
 
+/* Free what a pooled fetch does not keep. */
+static void fetch_destroy(struct fetch *f)
+{
+    evbuffer_free(f->head_out);
+    evbuffer_free(f->body_out);
+    http_msg_free(&f->req);
+    http_msg_free(&f->resp);
+    event_free(f->reap);
+    event_free(f->drain_ev);
+    f->magic = 0;
+    free(f);
+}
+
+/* A message kept for the next fetch: emptied, its buffers kept unless
+ * this one grew them large. */
+static void msg_recycle(struct http_msg *m)
+{
+    if (m->cap > FETCH_MSG_KEEP || m->cap_fields * sizeof *m->fields > FETCH_MSG_KEEP) {
+        http_msg_free(m);
+        http_msg_init(m);
+    } else {
+        http_msg_reset(m);
+    }
+}
+
 static void fetch_free(struct fetch *f)
 {
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
     LIST_REMOVE(f, link);
     if (f->uc)
         upstream_release(f->uc, f->uc_reusable);
-    if (f->filling && f->ph->private)
+    if (f->filling && f->ph->private) {
         body_unwait_drain(f->ph->body, &f->drain);
+        /* made active before it was unhooked: not for the next user */
+        event_del(f->drain_ev);
+    }
     obj_unref(f->ph);
     if (f->stale) {
         if (f->background)
@@ -127,15 +163,59 @@ static void fetch_free(struct fetch *f)
         obj_unref(f->stale);
     }
     etag_hasher_free(f->hasher);
-    evbuffer_free(f->head_out);
-    evbuffer_free(f->body_out);
-    http_msg_free(&f->req);
-    http_msg_free(&f->resp);
     free(f->key);
-    event_free(f->reap);
-    event_free(f->drain_ev);
-    f->magic = 0;
-    free(f);
+    struct worker *w = f->w;
+    /* Neither event is pending here: reap ran (its reference is gone),
+     * the drain waiter is unhooked and its event deleted.  Freed at
+     * shutdown, not pooled. */
+    if (w->fetch_pool_n >= FETCH_POOL_MAX || atomic_load(&w->srv->stopping)) {
+        fetch_destroy(f);
+        return;
+    }
+    evbuffer_drain(f->head_out, evbuffer_get_length(f->head_out));
+    evbuffer_drain(f->body_out, evbuffer_get_length(f->body_out));
+    msg_recycle(&f->req);
+    msg_recycle(&f->resp);
+    LIST_INSERT_HEAD(&w->fetch_pool, f, link);
+    w->fetch_pool_n++;
+}
+
+/* A fetch from the worker's pool, or a new one: zeroed but for what the
+ * pool keeps (events aimed at this very struct, empty buffers, messages). */
+static struct fetch *fetch_get(struct worker *w)
+{
+    struct fetch *f = LIST_FIRST(&w->fetch_pool);
+    if (f) {
+        CHECK_OBJ(f, FETCH_MAGIC);
+        LIST_REMOVE(f, link);
+        w->fetch_pool_n--;
+        struct event *reap = f->reap, *drain_ev = f->drain_ev;
+        struct evbuffer *head_out = f->head_out, *body_out = f->body_out;
+        struct http_msg req = f->req, resp = f->resp;
+        memset(f, 0, sizeof *f);
+        f->reap = reap;
+        f->drain_ev = drain_ev;
+        f->head_out = head_out;
+        f->body_out = body_out;
+        f->req = req;
+        f->resp = resp;
+    } else {
+        f = calloc(1, sizeof *f);
+        AN(f);
+        f->reap = event_new(w->base, -1, 0, reap_cb, f);
+        f->drain_ev = event_new(w->base, -1, 0, drain_cb, f);
+        AN(f->reap);
+        AN(f->drain_ev);
+        f->head_out = evbuffer_new();
+        f->body_out = evbuffer_new();
+        AN(f->head_out);
+        AN(f->body_out);
+        http_msg_init(&f->req);
+        http_msg_init(&f->resp);
+    }
+    f->magic = FETCH_MAGIC;
+    f->w = w;
+    return f;
 }
 
 static void fetch_unref(struct fetch *f)
@@ -153,19 +233,30 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
     struct fetch *f = arg;
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
     FC_ASSERT(f->state == FS_DONE);
+    /* The connection is free for the next fetch now, not only when the
+     * requester lets go of this one. */
+    if (f->uc) {
+        upstream_release(f->uc, f->uc_reusable);
+        f->uc = NULL;
+    }
     fetch_unref(f);
 }
 
 /* The fetch is over.  It is freed from an event of its own, never here:
  * this may run inside the origin connection's callbacks or inside llhttp's,
  * whose callers still hold the fetch and its parser.  From now on every
- * entry point returns at once; the origin connection hears nothing more. */
+ * entry point returns at once; the origin connection hears nothing more.
+ * A connection going back to the pool keeps its read event armed: the
+ * pool watches the same event for the origin closing it, and stopping and
+ * restarting it cost two epoll_ctl per revalidated request (strace,
+ * docs/performance.md).  Whatever arrives before the reap stays in its
+ * input (or marks it EOF) and keeps it out of the pool. */
 static void fetch_end(struct fetch *f)
 {
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
     FC_ASSERT(f->state != FS_DONE);
     f->state = FS_DONE;
-    if (f->uc)
+    if (f->uc && !f->uc_reusable)
         conn_read_enable(f->uc->conn, false);
     event_active(f->reap, EV_WRITE, 0);
 }
@@ -819,20 +910,11 @@ static void retry_or_fail(struct fetch *f, int status, const char *why)
 struct fetch *fetch_start(struct worker *w, const struct fetch_params *p)
 {
     CHECK_OBJ_NOTNULL(p->ph, OBJ_MAGIC);
-    struct fetch *f = calloc(1, sizeof *f);
-    AN(f);
-    f->magic = FETCH_MAGIC;
-    f->w = w;
+    struct fetch *f = fetch_get(w);
     f->refs = 2;                    /* its own, and the caller's */
-    f->reap = event_new(w->base, -1, 0, reap_cb, f);
-    f->drain_ev = event_new(w->base, -1, 0, drain_cb, f);
-    AN(f->reap);
-    AN(f->drain_ev);
     f->drain.ev = f->drain_ev;
     LIST_INSERT_HEAD(&w->fetches, f, link);
     f->kind = p->kind;
-    http_msg_init(&f->req);
-    http_msg_init(&f->resp);
     http_msg_copy(&f->req, p->req);
     if (p->key)
         f->key = cache_key_dup(p->key);
@@ -857,10 +939,6 @@ struct fetch *fetch_start(struct worker *w, const struct fetch_params *p)
                   r->method == HTTP_TRACE);
     const struct fc_config *cfg = worker_cfg(w);
     gen_stamp_take(&f->stamp, w->srv->gens, cfg->n_policies);
-    f->head_out = evbuffer_new();
-    f->body_out = evbuffer_new();
-    AN(f->head_out);
-    AN(f->body_out);
     fetch_request_build(f->head_out, cfg, p, &f->req);
     if (connect_origin(f) != 0) {
         if (f->ph_busy)
@@ -882,6 +960,11 @@ void fetch_free_all(struct worker *w)
         if (f->state != FS_DONE)
             fail(f, 502, "shutting down");
         fetch_free(f);
+    }
+    while ((f = LIST_FIRST(&w->fetch_pool)) != NULL) {
+        LIST_REMOVE(f, link);
+        w->fetch_pool_n--;
+        fetch_destroy(f);
     }
 }
 

@@ -49,7 +49,7 @@ static void rb_flush(struct reqbuf *w)
     }
 }
 
-static void rb_add(struct reqbuf *w, const void *p, size_t n)
+static inline void rb_add(struct reqbuf *w, const void *p, size_t n)
 {
     if (n > sizeof w->buf - w->len) {
         rb_flush(w);
@@ -217,7 +217,8 @@ void fetch_request_build(struct evbuffer *out, const struct fc_config *cfg,
         rb_add(b, host, hl);
     RB_LIT(b, "\r\n");
 
-    bool trusted = p->client_addr &&
+    /* (no list, the default: no address to parse per request) */
+    bool trusted = p->client_addr && cfg->n_trusted_proxies > 0 &&
                    cidr_list_contains(cfg->trusted_proxies, cfg->n_trusted_proxies, p->client_addr);
     for (uint32_t i = 0; i < r->n_fields; i++) {
         const struct http_field *fl = &r->fields[i];

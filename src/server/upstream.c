@@ -105,14 +105,18 @@ void upstream_release(struct upstream_conn *uc, bool reusable)
 {
     CHECK_OBJ_NOTNULL(uc, UPSTREAM_MAGIC);
     struct worker *w = uc->w;
-    if (!reusable || w->n_idle_upstreams >= IDLE_MAX || evbuffer_get_length(uc->conn->in) > 0 ||
-        conn_pending(uc->conn) > 0 || atomic_load(&w->srv->stopping)) {
+    /* The fetch leaves a reusable connection's read event armed (no
+     * epoll_ctl per exchange): an EOF or error it saw since, or bytes it
+     * read, rule the connection out here. */
+    struct conn *c = uc->conn;
+    if (!reusable || w->n_idle_upstreams >= IDLE_MAX || c->eof || c->failed ||
+        evbuffer_get_length(c->in) > 0 || conn_pending(c) > 0 || atomic_load(&w->srv->stopping)) {
         conn_close(uc);
         return;
     }
-    conn_set_timeouts(uc->conn, 0, 0);
-    conn_set_owner(uc->conn, &idle_cb, uc);
-    conn_read_enable(uc->conn, true);
+    conn_set_timeouts(c, 0, 0);
+    conn_set_owner(c, &idle_cb, uc);
+    conn_read_enable(c, true);      /* already armed after a clean exchange */
     uc->idle = true;
     /* Most recently used first: it is the least likely to have been closed
      * by the origin's keep-alive timeout. */

@@ -55,6 +55,7 @@ int worker_init(struct worker *w, struct server *srv, unsigned id)
     LIST_INIT(&w->h1_conns);
     LIST_INIT(&w->h2_conns);
     LIST_INIT(&w->fetches);
+    LIST_INIT(&w->fetch_pool);
     LIST_INIT(&w->internals);
     TAILQ_INIT(&w->idle_upstreams);
     TAILQ_INIT(&w->reval_open);

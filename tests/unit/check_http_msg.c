@@ -340,6 +340,8 @@ START_TEST(hop_by_hop_fixed)
         "Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
         "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "proxy-x-anything",
         "keep-alive", "transfer-encoding", "TRAILER",
+        /* Proxy-* of the lengths the fixed names have */
+        "Proxy-X", "Proxy-Abcd", "proxy-abcdefghijk",
     };
     static const char *const no[] = {
         "Content-Length", "Host", "Cache-Control", "Via", "Trailers", "Proxy", "X-Proxy-Id",
@@ -380,6 +382,42 @@ START_TEST(hop_by_hop_named_by_connection)
     ck_assert(!hop(&m, "X-Private"));
     ck_assert(!hop(&m, "x-other"));
     http_msg_free(&m);
+}
+END_TEST
+
+/* Connection naming only keep-alive (or close) leaves every other field
+ * end-to-end without looking each name up in it; a later Connection line
+ * naming a field still counts, when added or when the parser's fields are
+ * done. */
+START_TEST(hop_by_hop_keep_alive_only)
+{
+    for (int parsed = 0; parsed < 2; parsed++) {
+        struct http_msg m;
+        http_msg_init(&m);
+        http_msg_add_str(&m, "Connection", "Keep-Alive");
+        http_msg_add_str(&m, "X-A", "1");
+        http_msg_add_str(&m, "Close", "1");
+        http_msg_add_str(&m, "Keep-Alive", "timeout=5");
+        if (parsed)
+            http_msg_fields_done(&m);
+        ck_assert(!m.connection_names);
+        ck_assert(hop(&m, "Connection"));
+        ck_assert(hop(&m, "Keep-Alive"));
+        ck_assert(!hop(&m, "X-A"));
+        ck_assert(!hop(&m, "Close"));
+        http_msg_add_str(&m, "Connection", "close, upgrade");
+        if (parsed)
+            http_msg_fields_done(&m);
+        ck_assert(!m.connection_names);
+        ck_assert(hop(&m, "Close"));        /* a field named by the close token */
+        ck_assert(!hop(&m, "X-A"));
+        http_msg_add_str(&m, "connection", "x-a");
+        if (parsed)
+            http_msg_fields_done(&m);
+        ck_assert(m.connection_names);
+        ck_assert(hop(&m, "X-A"));
+        http_msg_free(&m);
+    }
 }
 END_TEST
 
@@ -643,6 +681,7 @@ static Suite *http_msg_suite(void)
     TCase *h = tcase_create("hop_by_hop");
     tcase_add_test(h, hop_by_hop_fixed);
     tcase_add_test(h, hop_by_hop_named_by_connection);
+    tcase_add_test(h, hop_by_hop_keep_alive_only);
     tcase_add_test(h, hop_by_hop_long_name);
     suite_add_tcase(s, h);
 

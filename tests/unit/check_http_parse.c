@@ -646,6 +646,39 @@ START_TEST(obs_fold_in_pipelined_request)
 }
 END_TEST
 
+/* The obs-fold scan skips inside lines; a head split anywhere between
+ * reads (a line start in one read, its first byte in the next) is judged
+ * the same as in one piece. */
+START_TEST(obs_fold_split_anywhere)
+{
+    static const char *const heads[] = {
+        "\r\nGET /a HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n",       /* folded */
+        "GET /a HTTP/1.1\r\nHost: a\r\nX: 1\r\n\t2\r\n\r\n",           /* folded */
+        "GET /a HTTP/1.1\r\nHost: a\r\nX-Long-Name: 1 2 3\r\nY: 4\r\n\r\n", /* clean */
+    };
+    for (size_t h = 0; h < sizeof heads / sizeof heads[0]; h++) {
+        size_t len = strlen(heads[h]);
+        for (size_t cut = 1; cut < len; cut++) {
+            struct ctx *c = ctx_new(HTTP_REQUEST, 8192);
+            evbuffer_add(c->in, heads[h], cut);
+            enum http_parse_event ev = feed(c);
+            if (ev == HTTP_PARSE_NEED_MORE) {
+                evbuffer_add(c->in, heads[h] + cut, len - cut);
+                ev = feed(c);
+            }
+            if (h < 2) {
+                ck_assert_msg(ev == HTTP_PARSE_ERROR, "head %zu cut at %zu: %d", h, cut, ev);
+                ck_assert_int_eq(http_parser_error_status(&c->p), 400);
+            } else {
+                ck_assert_msg(ev == HTTP_PARSE_HEAD, "head %zu cut at %zu: %d", h, cut, ev);
+                ck_assert_str_eq(hdr(c, "Y"), "4");
+            }
+            ctx_free(c);
+        }
+    }
+}
+END_TEST
+
 START_TEST(head_too_large)
 {
     struct ctx *c = ctx_new(HTTP_REQUEST, 64);
@@ -1092,6 +1125,7 @@ static Suite *http_parse_suite(void)
     tcase_add_test(er, trailers_dropped);
     tcase_add_test(er, chunk_extensions_bounded);
     tcase_add_test(er, obs_fold_in_pipelined_request);
+    tcase_add_test(er, obs_fold_split_anywhere);
     suite_add_tcase(s, er);
 
     TCase *rs = tcase_create("response");

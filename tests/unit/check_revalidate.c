@@ -378,6 +378,41 @@ START_TEST(merge_unchanged_head_takes_the_new_date)
 }
 END_TEST
 
+/* A stored head with more lines than the merge indexes (64): the 304's
+ * Date still replaces the stored one, every other line is kept. */
+START_TEST(merge_many_stored_lines)
+{
+    struct http_msg resp;
+    http_msg_init(&resp);
+    resp.status = 200;
+    char name[32];
+    for (int i = 0; i < 80; i++) {
+        snprintf(name, sizeof name, "X-F%02d", i);
+        http_msg_add_str(&resp, name, "v");
+    }
+    http_msg_add_str(&resp, "Date", "Mon, 02 Nov 2026 10:00:00 GMT");
+    http_msg_add_str(&resp, "ETag", "\"v1\"");
+    struct cache_obj *stale = stored(&resp, "OK", NULL);
+    http_msg_free(&resp);
+
+    struct http_msg r304;
+    http_msg_init(&r304);
+    r304.status = 304;
+    http_msg_add_str(&r304, "Date", "Mon, 02 Nov 2026 10:00:07 GMT");
+    http_msg_add_str(&r304, "ETag", "\"v1\"");
+    struct cache_obj *o = revalidate_merge(stale, &r304, T0, NULL);
+    http_msg_free(&r304);
+    const char *h = head_of(o);
+    ck_assert_ptr_nonnull(strstr(h, "\r\nDate: Mon, 02 Nov 2026 10:00:07 GMT\r\n"));
+    ck_assert_uint_eq(count_of(h, "Date: "), 1);
+    ck_assert_uint_eq(count_of(h, ": v\r\n"), 80);
+    ck_assert_ptr_nonnull(strstr(h, "\r\nX-F79: v\r\n"));
+    ck_assert_str_eq(obj_etag(o), "\"v1\"");
+    obj_unref(o);
+    obj_unref(stale);
+}
+END_TEST
+
 START_TEST(merge_with_rewrite)
 {
     /* A policy's Cache-Control replaces both the stored and the 304's. */
@@ -532,6 +567,7 @@ static Suite *revalidate_suite(void)
     tcase_add_test(m, merge_shares_body_and_copies_vary);
     tcase_add_test(m, merge_of_a_sealed_object);
     tcase_add_test(m, merge_carries_the_content_hash);
+    tcase_add_test(m, merge_many_stored_lines);
     tcase_add_test(m, merge_with_rewrite);
     tcase_add_test(m, merge_unchanged_head_takes_the_new_date);
     suite_add_tcase(s, m);

@@ -40,6 +40,8 @@ struct http_msg {
 
     uint8_t http_major, http_minor;
     bool has_connection;        /* a Connection field is present (hop-by-hop checks) */
+    bool connection_names;      /* ...naming a field other than close and the fields
+                                 * hop-by-hop anyway (keep-alive, upgrade, te...) */
 };
 
 void http_msg_init(struct http_msg *m);
@@ -50,6 +52,9 @@ void http_msg_free(struct http_msg *m);
 uint32_t http_msg_append(struct http_msg *m, const char *s, size_t len);
 
 void http_msg_add(struct http_msg *m, const char *name, size_t nlen, const char *value, size_t vlen);
+/* A new empty field at the end, its name and value at the end of the
+ * text (the parser appends them piecewise). */
+struct http_field *http_msg_field_new(struct http_msg *m);
 /* dst becomes a copy of src's start line and live fields. */
 void http_msg_copy(struct http_msg *dst, const struct http_msg *src);
 /* Convenience for NUL-terminated name and value. */
@@ -79,7 +84,7 @@ unsigned http_msg_remove(struct http_msg *m, const char *name);
 bool http_msg_has_token(const struct http_msg *m, const char *name, const char *token);
 
 /* The parser filled the fields piecewise: recompute what http_msg_add
- * keeps up to date (has_connection). */
+ * keeps up to date (has_connection, connection_names). */
 void http_msg_fields_done(struct http_msg *m);
 
 /* Append "Name: value\r\n" for every live field. */

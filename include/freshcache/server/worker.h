@@ -53,6 +53,8 @@ struct worker {
     struct page_slab *h2_slab;      /* their sessions' large blocks (h2_mem.h) */
     unsigned n_clients;             /* client connections on this worker */
     struct fetch_list fetches;      /* in progress, including detached ones */
+    struct fetch_list fetch_pool;   /* ended ones kept for reuse (fetch.c) */
+    unsigned fetch_pool_n;
     struct internal_list internals; /* the daemon's own requests (internal_request.h) */
     struct reval_list reval_open;   /* revalidations to send at the pass's end (exchange.c) */
     struct event *reval_send;       /* sends them: activated when the first one opens */
