@@ -32,7 +32,8 @@
 /* 64 shards: with a handful of workers two lookups rarely meet on a lock. */
 #define STORE_SHARDS 64
 
-/* Objects remembered for content-hash first-seen times. */
+/* Objects remembered for content-hash first-seen times, at most: the
+ * history starts at 8 KiB and doubles with the URLs seen, up to 4 MiB. */
 #define ETAG_HISTORY_SLOTS (256 * 1024)
 /* Objects examined per sweep call (every SWEEP_INTERVAL in main.c). */
 #define SWEEP_BUDGET 50000
