@@ -411,6 +411,12 @@ size_t store_sweep(struct cache_store *s, const struct generations *gens, size_t
     return removed;
 }
 
+bool store_sweep_caught_up(const struct cache_store *s, const struct generations *gens)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    return s->sweep_clean_epoch == generation_epoch(gens);
+}
+
 static void evict(struct cache_store *s);
 
 /* Make `o` READY in the index, replacing its older copies.  Lock held. */
