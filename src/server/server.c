@@ -296,7 +296,8 @@ void server_sum_counters(struct server *srv, struct counters *out)
  * the system.  glibc keeps freed memory in its arenas, and after a deploy
  * freed a full cache an operator would see no change in RSS.  Once the
  * store has shrunk by TRIM_MIN bytes from its high mark (taken on every
- * sweep call) and the sweep has caught up,
+ * sweep call) and the sweep has caught up, the index's bucket arrays
+ * shrink to the objects left (a million objects grew them to 8 MiB), and
  * malloc_trim() releases the free pages of every arena (madvise), which
  * the hit path never calls into. */
 static void trim_if_shrunk(struct server *srv, bool caught_up)
@@ -309,9 +310,11 @@ static void trim_if_shrunk(struct server *srv, bool caught_up)
     }
     if (!caught_up || srv->trim_mark - st.bytes < TRIM_MIN)
         return;
+    size_t index = store_shrink_index(srv->store);
     malloc_trim(0);
-    log_debug("released freed memory to the system (the store shrank by %llu MiB)",
-              (unsigned long long)((srv->trim_mark - st.bytes) >> 20));
+    log_debug("released freed memory to the system (the store shrank by %llu MiB, "
+              "its index by %zu KiB)",
+              (unsigned long long)((srv->trim_mark - st.bytes) >> 20), index >> 10);
     srv->trim_mark = st.bytes;
 }
 
