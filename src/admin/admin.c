@@ -771,6 +771,8 @@ static void verify_done(void *arg, struct verify_result *results, size_t n)
         json_object_set_new(e, "origin_status", json_integer(vr->origin_status));
         json_object_set_new(e, "stored", json_boolean(vr->proxy_sha256[0] != '\0'));
         json_object_set_new(e, "stale", json_boolean(vr->stale));
+        if (vr->error[0])
+            json_object_set_new(e, "error", json_string(vr->error));
         json_array_append_new(list, e);
         if (vr->stale)
             stale++;

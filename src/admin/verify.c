@@ -4,17 +4,17 @@
  * counts as much as the bytes: a stored 404 for a page the origin now
  * serves is what a client would wrongly get, even if no body differs.
  *
- * Runs on the admin thread's event loop: one plain GET per path straight to
- * the origin (no cache, no validators), all in parallel, each parsed with
- * the project's llhttp glue and hashed as it streams.
+ * Runs on the admin thread's event loop: one GET per path straight to the
+ * origin (no cache, no validators), all in parallel, each parsed with the
+ * project's llhttp glue and hashed as it streams.  The connections are the
+ * fetches' kind (server/conn.h): over TLS to an https:// origin, with the
+ * certificate checked by origin.tls exactly as for a fetch.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
 
 #include "freshcache/admin/admin_ops.h"
 #include "freshcache/base/assert.h"
@@ -23,13 +23,15 @@
 #include "freshcache/cache/etag.h"
 #include "freshcache/http/http_parse.h"
 #include "freshcache/base/log.h"
+#include "freshcache/server/conn.h"
+#include "freshcache/server/tls.h"
 
 struct verify_job;
 
 struct verify_item {
     struct verify_job *job;
     struct verify_result *res;
-    struct bufferevent *bev;
+    struct conn *conn;
     struct http_msg resp;
     struct http_parser parser;
     struct etag_hasher *hasher;
@@ -40,6 +42,7 @@ struct verify_job {
     struct verify_result *results;
     struct verify_item *items;
     size_t n, pending;
+    uint64_t read_timeout_ms;       /* origin.read_timeout when the job began */
     verify_done_cb done;
     void *arg;
 };
@@ -55,8 +58,8 @@ static bool match_path(const struct cache_obj *o, const void *arg)
 {
     const struct match_arg *m = arg;
     const char *slash = memchr(o->key, '/', o->key_len);
-    return slash && strcmp(slash, m->path) == 0 && body_state(o->body) == BODY_COMPLETE &&
-           obj_current(o, m->gens) && !atomic_load(&o->soft_purged);
+    return slash && strcmp(slash, m->path) == 0 && obj_body_state(o) == BODY_COMPLETE &&
+           obj_current(o, m->gens) && !obj_soft_purged(o);
 }
 
 /* SHA-256 of a complete stored body. */
@@ -67,8 +70,13 @@ static void stored_hash(const struct cache_obj *o, char out[65])
         memcpy(h, obj_chash(o), OBJ_CHASH_LEN);
     } else {
         struct etag_hasher *eh = etag_hasher_new();
-        size_t total = body_total(o->body);
-        for (struct body_chunk *c = o->body->head; c && total; c = c->next) {
+        size_t total = obj_body_total(o);
+        if (o->inline_body) {
+            etag_hasher_update(eh, obj_inline_data(o), total);
+            total = 0;
+        }
+        for (struct body_chunk *c = o->inline_body ? NULL : o->body->head; c && total;
+             c = c->next) {
             size_t n = atomic_load(&c->len);
             if (n > total)
                 n = total;
@@ -96,12 +104,16 @@ static void job_release(struct verify_job *job)
     free(job);
 }
 
-static void item_finish(struct verify_item *it, bool ok)
+/* `why`: NULL when the origin's answer was read whole. */
+static void item_finish(struct verify_item *it, const char *why)
 {
     if (it->done)
         return;
     it->done = true;
-    if (ok) {
+    if (why) {
+        snprintf(it->res->error, sizeof it->res->error, "%s", why);
+        log_warn("verify %s: %s", it->res->path, why);
+    } else {
         unsigned char h[32];
         etag_hasher_final(it->hasher, h);
         hex_encode(h, 32, it->res->origin_sha256);
@@ -111,9 +123,9 @@ static void item_finish(struct verify_item *it, bool ok)
     r->stale = r->proxy_sha256[0] && r->origin_sha256[0] &&
                (r->proxy_status != r->origin_status ||
                 strcmp(r->proxy_sha256, r->origin_sha256) != 0);
-    if (it->bev) {
-        bufferevent_free(it->bev);
-        it->bev = NULL;
+    if (it->conn) {
+        conn_free(it->conn);    /* inside its callback: freed when it returns */
+        it->conn = NULL;
     }
     job_release(it->job);
 }
@@ -124,34 +136,57 @@ static void on_body(void *owner, const char *data, size_t len)
     etag_hasher_update(it->hasher, data, len);
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
+static void read_cb(void *arg)
 {
     struct verify_item *it = arg;
+    if (it->done)
+        return;
     for (;;) {
-        enum http_parse_event ev = http_parser_feed(&it->parser, bufferevent_get_input(bev));
+        enum http_parse_event ev = http_parser_feed(&it->parser, it->conn->in);
         if (ev == HTTP_PARSE_HEAD)
             continue;
         if (ev == HTTP_PARSE_DONE)
-            item_finish(it, true);
+            item_finish(it, NULL);
         else if (ev != HTTP_PARSE_NEED_MORE)
-            item_finish(it, false);
+            item_finish(it, http_parser_error(&it->parser));
         return;
     }
 }
 
-static void event_cb(struct bufferevent *bev, short what, void *arg)
+static void event_cb(void *arg, enum conn_event ev)
 {
     struct verify_item *it = arg;
-    if (what & BEV_EVENT_CONNECTED)
+    if (it->done)
         return;
-    if (what & BEV_EVENT_EOF) {
-        read_cb(bev, it);
+    switch (ev) {
+    case CONN_CONNECTED:
+        conn_set_timeouts(it->conn, it->job->read_timeout_ms, it->job->read_timeout_ms);
+        if (conn_flush(it->conn) != 0)
+            item_finish(it, conn_error(it->conn) ? conn_error(it->conn) : "origin connection reset");
+        return;
+    case CONN_EOF:
+        read_cb(it);
         if (!it->done)
-            item_finish(it, http_parser_eof(&it->parser) == HTTP_PARSE_DONE);
+            item_finish(it, http_parser_eof(&it->parser) == HTTP_PARSE_DONE
+                                ? NULL : "origin closed the connection early");
+        return;
+    case CONN_READ_TIMEOUT:
+        item_finish(it, "origin read timeout");
+        return;
+    case CONN_WRITE_TIMEOUT:
+        item_finish(it, "origin connect timeout");
+        return;
+    case CONN_ERROR:
+        /* A TLS failure says why (verification, protocol). */
+        item_finish(it, conn_error(it->conn) ? conn_error(it->conn) : "cannot connect to origin");
         return;
     }
-    item_finish(it, false);
 }
+
+static const struct conn_cb verify_conn_cb = {
+    .on_read = read_cb,
+    .on_event = event_cb,
+};
 
 int ops_verify(struct server *srv, struct event_base *base, const char *const *paths, size_t n,
                verify_done_cb done, void *arg)
@@ -163,6 +198,7 @@ int ops_verify(struct server *srv, struct event_base *base, const char *const *p
     job->pending = n + 1;   /* +1 until every item is started */
     job->done = done;
     job->arg = arg;
+    job->read_timeout_ms = cfg->origin.read_timeout_ms;
     job->results = calloc(n ? n : 1, sizeof *job->results);
     job->items = calloc(n ? n : 1, sizeof *job->items);
     AN(job->results);
@@ -188,20 +224,20 @@ int ops_verify(struct server *srv, struct event_base *base, const char *const *p
         it->hasher = etag_hasher_new();
         http_msg_init(&it->resp);
         http_parser_init(&it->parser, HTTP_RESPONSE, &it->resp, 64 * 1024, on_body, it);
-        it->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-        AN(it->bev);
-        struct timeval t = { (time_t)(cfg->origin.read_timeout_ms / 1000),
-                             (suseconds_t)(cfg->origin.read_timeout_ms % 1000) * 1000 };
-        bufferevent_set_timeouts(it->bev, &t, &t);
-        bufferevent_setcb(it->bev, read_cb, NULL, event_cb, it);
-        evbuffer_add_printf(bufferevent_get_output(it->bev),
+        /* https://: the handshake runs before CONN_CONNECTED, under the
+         * origin.tls in force (no session slot: verify is rare). */
+        SSL *ssl = tls_origin_ssl(srv->tls, NULL);
+        it->conn = conn_connect(base, (const struct sockaddr *)&cfg->origin.addr,
+                                cfg->origin.addrlen, cfg->origin.connect_timeout_ms, ssl,
+                                &verify_conn_cb, it);
+        if (it->conn == NULL) {
+            item_finish(it, "cannot connect to origin");
+            continue;
+        }
+        evbuffer_add_printf(it->conn->out,
                             "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: freshcache-verify\r\n"
                             "Connection: close\r\n\r\n",
                             paths[i], host);
-        bufferevent_enable(it->bev, EV_READ | EV_WRITE);
-        if (bufferevent_socket_connect(it->bev, (const struct sockaddr *)&cfg->origin.addr,
-                                       (int)cfg->origin.addrlen) != 0)
-            item_finish(it, false);
     }
     job_release(job);    /* the start guard: may complete the job at once */
     return 0;

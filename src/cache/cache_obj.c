@@ -19,17 +19,17 @@
 struct cache_obj *obj_new(const struct cache_key *k)
 {
     size_t klen = k ? k->len : 0;
-    struct cache_obj *o = calloc(1, sizeof *o + klen + 1);
+    struct cache_obj *o = calloc(1, OBJ_FILL_SIZE(klen));
     AN(o);
     o->magic = OBJ_MAGIC;
     atomic_init(&o->refcnt, 1);
-    atomic_init(&o->state, OBJ_BUSY);
+    atomic_init(&o->aflags, 0);         /* BUSY */
     if (k)
         memcpy(o->key, k->buf, klen);
     o->key_len = (uint32_t)klen;
     o->hash = k ? k->hash : 0;
     o->policy = -1;
-    o->origin_ms = -1;
+    obj_fill(o)->origin_ms = -1;
     o->body = body_new();
     return o;
 }
@@ -37,22 +37,30 @@ struct cache_obj *obj_new(const struct cache_key *k)
 struct cache_obj *obj_new_sharing(const struct cache_obj *stale)
 {
     CHECK_OBJ_NOTNULL(stale, OBJ_MAGIC);
-    struct cache_obj *o = calloc(1, sizeof *o + stale->key_len + 1);
+    struct cache_obj *o = calloc(1, OBJ_FILL_SIZE(stale->key_len));
     AN(o);
     o->magic = OBJ_MAGIC;
     atomic_init(&o->refcnt, 1);
-    atomic_init(&o->state, OBJ_BUSY);
+    atomic_init(&o->aflags, 0);         /* BUSY */
     memcpy(o->key, stale->key, stale->key_len);
     o->key_len = stale->key_len;
     o->hash = stale->hash;
     o->policy = -1;
-    o->origin_ms = -1;
-    body_ref(stale->body);
-    o->body = stale->body;
+    obj_fill(o)->origin_ms = -1;
+    if (stale->inline_body) {
+        /* The bytes stay in the sealed object's block: hold that object. */
+        o->inline_body = true;
+        o->body_owner = obj_body_owner(stale);
+        obj_ref(o->body_owner);
+    } else {
+        body_ref(stale->body);
+        o->body = stale->body;
+    }
     if (stale->vary_len) {
-        o->vary = malloc(stale->vary_len);
-        AN(o->vary);
-        memcpy(o->vary, stale->vary, stale->vary_len);
+        char *v = malloc(stale->vary_len);
+        AN(v);
+        memcpy(v, obj_vary(stale), stale->vary_len);
+        obj_fill(o)->vary = v;
         o->vary_len = stale->vary_len;
     }
     o->policy = stale->policy;
@@ -64,13 +72,13 @@ struct cache_obj *obj_new_sharing(const struct cache_obj *stale)
 void obj_copy_head(struct cache_obj *o, const struct cache_obj *from)
 {
     CHECK_OBJ_NOTNULL(from, OBJ_MAGIC);
-    FC_ASSERT(o->head == NULL);
+    struct obj_fill *fo = obj_fill(o);
+    FC_ASSERT(fo->head == NULL);
     /* The block obj_set_head made: head, ETag and NUL, tags, the hash. */
-    size_t block = from->head_len + (from->has_etag ? from->etag_len + 1 : 0) + from->tags_len +
-                   (from->chash_room ? OBJ_CHASH_LEN : 0);
-    o->head = malloc(block);
-    AN(o->head);
-    memcpy(o->head, from->head, block);
+    size_t block = obj_head_block_len(from);
+    fo->head = malloc(block);
+    AN(fo->head);
+    memcpy(fo->head, obj_head(from), block);
     o->head_len = from->head_len;
     o->fields_off = from->fields_off;
     o->status = from->status;
@@ -85,18 +93,20 @@ void obj_publish(struct cache_obj *o)
 {
     CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
     FC_ASSERT(!o->linked);
-    atomic_store_explicit(&o->state, OBJ_READY, memory_order_release);
-    body_wake(o->body);
+    obj_set_ready(o);
+    obj_body_wake(o);
 }
 
 void obj_fail(struct cache_obj *o, int status, const char *reason)
 {
     CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
     FC_ASSERT(!obj_ready(o));
-    FC_ASSERT(o->merged == NULL);       /* the same pointer: never both */
-    o->failed = true;
-    o->fail_status = (short)status;
-    o->fail_reason = reason;
+    FC_ASSERT(!o->inline_body);         /* a placeholder's body is chunked */
+    struct obj_fill *fo = obj_fill(o);
+    FC_ASSERT(fo->merged == NULL);      /* the same pointer: never both */
+    fo->failed = true;
+    fo->fail_status = (short)status;
+    fo->fail_reason = reason;
     body_finish(o->body, BODY_FAILED);      /* its release store publishes both */
 }
 
@@ -114,14 +124,139 @@ void obj_unref(struct cache_obj *o)
     if (old != 1)
         return;
     FC_ASSERT(!o->linked);
-    if (!o->failed && o->merged)
-        obj_unref(o->merged);
-    if (o->body)
+    if (!o->sealed && !obj_fill(o)->failed && obj_fill(o)->merged)
+        obj_unref(obj_fill(o)->merged);
+    if (o->inline_body) {
+        if (!o->sealed)
+            obj_unref(o->body_owner);
+    } else if (o->body) {
         body_unref(o->body);
-    free(o->vary);
-    free(o->head);          /* with etag and tags */
+    }
+    if (!o->sealed) {
+        free(obj_fill(o)->vary);
+        free(obj_fill(o)->head);    /* with etag and tags */
+    }
     o->magic = 0;
-    free(o);
+    free(o);                /* a sealed object: with all of the above */
+}
+
+/* ---- the body, chunked or inline ------------------------------------- */
+
+static void owner_ref_cleanup(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    obj_unref(arg);
+}
+
+size_t obj_body_read(struct cache_obj *o, struct body_cursor *cur, struct evbuffer *out,
+                     size_t max)
+{
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    if (!o->inline_body)
+        return body_read_into(o->body, cur, out, max);
+    struct cache_obj *w = obj_body_owner(o);
+    size_t total = w->sealed_len;
+    FC_ASSERT(cur->pos <= total);
+    size_t n = total - cur->pos;
+    if (n > max)
+        n = max;
+    if (n == 0)
+        return 0;
+    obj_ref(w);
+    if (evbuffer_add_reference(out, obj_inline_data(o) + cur->pos, n, owner_ref_cleanup, w) !=
+        0) {
+        obj_unref(w);
+        return 0;
+    }
+    cur->pos += n;
+    return n;
+}
+
+void obj_body_seek(struct cache_obj *o, struct body_cursor *cur, size_t pos)
+{
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    if (!o->inline_body) {
+        body_cursor_seek(o->body, cur, pos);
+        return;
+    }
+    FC_ASSERT(pos <= obj_body_owner(o)->sealed_len);
+    cur->chunk = NULL;
+    cur->off = 0;
+    cur->pos = pos;
+}
+
+bool obj_body_wait(struct cache_obj *o, struct body_waiter *w, size_t pos, enum body_state seen)
+{
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    return !o->inline_body && body_wait(o->body, w, pos, seen);
+}
+
+void obj_body_unwait(struct cache_obj *o, struct body_waiter *w)
+{
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    if (!o->inline_body)
+        body_unwait(o->body, w);
+}
+
+void obj_body_wake(struct cache_obj *o)
+{
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    if (!o->inline_body)
+        body_wake(o->body);
+}
+
+struct cache_obj *obj_seal(const struct cache_obj *o)
+{
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    if (o->sealed || o->inline_body || o->private || obj_fill(o)->failed ||
+        obj_fill(o)->head == NULL || !obj_ready(o))
+        return NULL;
+    const struct cache_body *b = o->body;
+    if (b->transient || body_state(b) != BODY_COMPLETE)
+        return NULL;
+    size_t total = body_total(b);
+    if (total > OBJ_SEAL_MAX)
+        return NULL;
+    size_t hb = obj_head_block_len(o);
+    size_t key_sz = (size_t)o->key_len + 1;
+    struct cache_obj *n = malloc(OBJ_SIZE(o->key_len) + o->vary_len + hb + total);
+    AN(n);
+    /* Every stored field as it is; then what belongs to the copy. */
+    memcpy(n, o, OBJ_SIZE(o->key_len));
+    atomic_init(&n->refcnt, 1);
+    /* READY, soft-purged as o is (store_seal copies it again under the
+     * lock); not revalidating: o's refresh, if any, clears o's flag. */
+    atomic_init(&n->aflags, (uint8_t)(OBJ_READY | (obj_soft_purged(o) ? OBJ_SOFT_PURGED : 0)));
+    n->hash_next = NULL;
+    memset(&n->lru, 0, sizeof n->lru);
+    n->linked = false;
+    n->sealed_away = false;
+    n->charged = 0;
+    /* Key, Vary, head block, body: where obj_head and obj_vary look. */
+    char *p = n->key + key_sz;
+    if (o->vary_len) {
+        memcpy(p, obj_fill(o)->vary, o->vary_len);
+        p += o->vary_len;
+    }
+    memcpy(p, obj_fill(o)->head, hb);
+    p += hb;
+    /* The body: complete, so every chunk is final. */
+    size_t left = total;
+    for (const struct body_chunk *c = b->head; left > 0; c = c->next) {
+        FC_ASSERT(c != NULL);
+        size_t len = atomic_load_explicit(&c->len, memory_order_acquire);
+        if (len > left)
+            len = left;
+        memcpy(p, c->data, len);
+        p += len;
+        left -= len;
+    }
+    n->sealed = true;
+    FC_ASSERT(obj_head(n) == n->key + key_sz + o->vary_len);
+    n->inline_body = true;
+    n->sealed_len = total;
+    return n;
 }
 
 /* Fields never kept in a head: framing, hop-by-hop, ours.  A stored
@@ -203,10 +338,13 @@ void obj_chash_hex(const struct cache_obj *o, char out[65])
 void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *reason,
                   time_t response_time, const struct head_rewrite *rw)
 {
+    FC_ASSERT(!o->sealed);          /* its head is in its block */
     struct evbuffer *b = evbuffer_new();
     AN(b);
     o->status = resp->status;
-    evbuffer_add_printf(b, "HTTP/1.1 %d %s\r\n", resp->status, reason);
+    /* The reason: at most 127 bytes (the callers' buffers), so the status
+     * line's length fits o->fields_off. */
+    evbuffer_add_printf(b, "HTTP/1.1 %d %.127s\r\n", resp->status, reason);
     size_t fields_off = evbuffer_get_length(b);
     bool has_date = false, has_via = false;
     for (uint32_t i = 0; i < resp->n_fields; i++) {
@@ -268,14 +406,16 @@ void obj_set_head(struct cache_obj *o, const struct http_msg *resp, const char *
     const struct cache_obj *from = rw ? rw->inherit : NULL;
     const unsigned char *hash =
         room && from && from->chash_room && from->has_chash ? obj_chash(from) : NULL;
-    char *old = o->head;
-    o->head = malloc(block);
-    AN(o->head);
-    evbuffer_remove(b, o->head, len);
+    struct obj_fill *fo = obj_fill(o);
+    char *old = fo->head;
+    fo->head = malloc(block);
+    AN(fo->head);
+    evbuffer_remove(b, fo->head, len);
     evbuffer_free(b);
     o->head_len = (uint32_t)len;
-    o->fields_off = (uint32_t)fields_off;
-    char *p = o->head + len;
+    FC_ASSERT(fields_off <= UINT8_MAX);
+    o->fields_off = (uint8_t)fields_off;
+    char *p = fo->head + len;
     o->has_etag = etag != NULL;
     o->etag_len = 0;
     if (etag) {
@@ -299,7 +439,8 @@ void obj_head_to_msg(const struct cache_obj *o, struct http_msg *m)
 {
     http_msg_reset(m);
     m->status = o->status;
-    const char *p = o->head + o->fields_off, *end = o->head + o->head_len;
+    const char *head = obj_head(o);
+    const char *p = head + o->fields_off, *end = head + o->head_len;
     while (p < end) {
         const char *eol = memchr(p, '\r', (size_t)(end - p));
         FC_ASSERT(eol != NULL);
@@ -317,15 +458,16 @@ const char *obj_reason(const struct cache_obj *o, size_t *len)
 {
     /* "HTTP/1.1 200 OK\r\n": the reason starts after the 13th byte */
     *len = o->fields_off - 2 - 13;
-    return o->head + 13;
+    return obj_head(o) + 13;
 }
 
 bool obj_field_next(const struct cache_obj *o, const char *name, size_t *iter,
                     const char **value, size_t *vlen)
 {
     size_t pos = *iter > o->fields_off ? *iter : o->fields_off;
-    const char *end = o->head + o->head_len;
-    for (const char *p = o->head + pos; p < end;) {
+    const char *head = obj_head(o);
+    const char *end = head + o->head_len;
+    for (const char *p = head + pos; p < end;) {
         const char *eol = memchr(p, '\r', (size_t)(end - p));
         FC_ASSERT(eol != NULL);
         const char *colon = memchr(p, ':', (size_t)(eol - p));
@@ -337,7 +479,7 @@ bool obj_field_next(const struct cache_obj *o, const char *name, size_t *iter,
                 v++;
             *value = v;
             *vlen = (size_t)(eol - v);
-            *iter = (size_t)(next - o->head);
+            *iter = (size_t)(next - head);
             return true;
         }
         p = next;

@@ -21,7 +21,7 @@ struct shard {
     struct cache_obj **buckets;
     size_t n_buckets;           /* power of two */
     size_t count;               /* linked objects */
-    uint64_t seq;               /* last link sequence number */
+    uint32_t seq;               /* last link sequence number (wraps: obj_seq_after) */
     struct obj_list lru;        /* READY objects, most recent first */
 } __attribute__((aligned(64)));
 
@@ -44,8 +44,18 @@ struct cache_store {
 
 static size_t obj_footprint(const struct cache_obj *o)
 {
-    return sizeof *o + o->key_len + o->vary_len + o->head_len + o->etag_len +
-           sizeof(struct cache_body) + o->body->allocated;
+    size_t fixed = sizeof *o + o->key_len + o->vary_len + o->head_len + o->etag_len;
+    if (o->inline_body)     /* a merged copy counts the bytes it shares, as below */
+        return fixed + obj_body_owner(o)->sealed_len;
+    return fixed + sizeof(struct cache_body) + o->body->allocated;
+}
+
+/* What an object is charged, in the 32 bits it keeps: an object over
+ * 4 GiB counts as 4 GiB against the bound (cache.memory itself is 64-bit;
+ * only such an object's share is capped). */
+static uint32_t charge_of(size_t bytes)
+{
+    return bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes;
 }
 
 /* ---- store ------------------------------------------------------------ */
@@ -140,7 +150,7 @@ static bool same_key(const struct cache_obj *o, uint64_t hash, const char *key, 
 static bool same_variant(const struct cache_obj *a, const struct cache_obj *b)
 {
     return a->vary_len == b->vary_len &&
-           (a->vary_len == 0 || memcmp(a->vary, b->vary, a->vary_len) == 0);
+           (a->vary_len == 0 || memcmp(obj_vary(a), obj_vary(b), a->vary_len) == 0);
 }
 
 /* Link under the shard lock; the index takes a reference. */
@@ -251,7 +261,7 @@ enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k
         } else {
             any_ready = true;
             /* the most recent matching response (RFC 9111 §4.1) */
-            if ((found == NULL || o->seq > found->seq) &&
+            if ((found == NULL || obj_seq_after(o->seq, found->seq)) &&
                 (req == NULL || vary_match(o, req)))
                 found = o;
         }
@@ -262,7 +272,7 @@ enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k
          * what it finds is revalidated before it is served, as after a soft
          * purge; the lookup path already treats soft-purged objects so. */
         if (gens && generation_catching_up(gens))
-            atomic_store(&found->soft_purged, true);
+            obj_soft_purge(found);
         found->last_used = now_ms;
         TAILQ_REMOVE(&sh->lru, found, lru);
         TAILQ_INSERT_HEAD(&sh->lru, found, lru);
@@ -315,7 +325,7 @@ unsigned store_purge(struct cache_store *s, store_match_fn match, const void *ar
                 struct cache_obj *next = o->hash_next;
                 if (match(o, arg)) {
                     if (soft && obj_ready(o)) {
-                        atomic_store(&o->soft_purged, true);
+                        obj_soft_purge(o);
                         n++;
                     } else if (!soft) {
                         if (obj_ready(o))
@@ -343,7 +353,7 @@ struct cache_obj *store_find_key(struct cache_store *s, const struct cache_key *
     pthread_mutex_lock(&sh->mu);
     for (struct cache_obj *o = *bucket_of(sh, k->hash); o; o = o->hash_next) {
         if (same_key(o, k->hash, k->buf, k->len) && obj_ready(o) &&
-            (found == NULL || o->seq > found->seq) && match(o, arg))
+            (found == NULL || obj_seq_after(o->seq, found->seq)) && match(o, arg))
             found = o;
     }
     if (found)
@@ -468,10 +478,10 @@ static unsigned replace_variants_locked(struct cache_store *s, struct shard *sh,
 static void make_ready_locked(struct cache_store *s, struct shard *sh, struct cache_obj *o,
                               uint64_t now_ms)
 {
-    atomic_store_explicit(&o->state, OBJ_READY, memory_order_release);
+    obj_set_ready(o);
     o->last_used = now_ms;
     TAILQ_INSERT_HEAD(&sh->lru, o, lru);
-    o->charged = obj_footprint(o);
+    o->charged = charge_of(obj_footprint(o));
     atomic_fetch_add_explicit(&s->bytes, o->charged, memory_order_relaxed);
 }
 
@@ -488,7 +498,7 @@ void store_insert(struct cache_store *s, struct cache_obj *o, uint64_t now_ms)
     pthread_mutex_unlock(&sh->mu);
     for (unsigned i = 0; i < n; i++)
         obj_unref(dead[i]);
-    body_wake(o->body);     /* a reader may wait for it (a fetch's placeholder) */
+    obj_body_wake(o);       /* a reader may wait for it (a fetch's placeholder) */
     evict(s);
 }
 
@@ -505,13 +515,59 @@ void store_publish(struct cache_store *s, struct cache_obj *o, uint64_t now_ms)
         make_ready_locked(s, sh, o, now_ms);
     } else {
         /* Removed while busy (a purge): it serves its waiters but is not kept. */
-        atomic_store_explicit(&o->state, OBJ_READY, memory_order_release);
+        obj_set_ready(o);
     }
     pthread_mutex_unlock(&sh->mu);
     for (unsigned i = 0; i < n; i++)
         obj_unref(dead[i]);
-    body_wake(o->body);
+    obj_body_wake(o);
     evict(s);
+}
+
+bool store_seal(struct cache_store *s, struct cache_obj *o)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
+    if (!o->linked)         /* a hint: checked again under the lock */
+        return false;
+    /* The copy is made outside the lock (up to OBJ_SEAL_MAX bytes); what
+     * the index may change meanwhile is copied again under it. */
+    struct cache_obj *n = obj_seal(o);
+    if (n == NULL)
+        return false;
+    struct shard *sh = shard_of(s, o->hash);
+    bool done = false;
+    pthread_mutex_lock(&sh->mu);
+    if (o->linked && obj_ready(o)) {
+        struct cache_obj **pp = bucket_of(sh, o->hash);
+        while (*pp != o) {
+            FC_ASSERT(*pp != NULL);
+            pp = &(*pp)->hash_next;
+        }
+        n->hash_next = o->hash_next;
+        *pp = n;
+        o->hash_next = NULL;
+        TAILQ_INSERT_BEFORE(o, n, lru);
+        TAILQ_REMOVE(&sh->lru, o, lru);
+        n->seq = o->seq;
+        n->last_used = o->last_used;
+        if (obj_soft_purged(o))
+            obj_soft_purge(n);
+        n->linked = true;
+        o->linked = false;
+        o->sealed_away = true;
+        n->charged = charge_of(obj_footprint(n));
+        /* the difference, in unsigned arithmetic: exact either way */
+        atomic_fetch_add_explicit(&s->bytes, (uint64_t)n->charged - o->charged,
+                                  memory_order_relaxed);
+        o->charged = 0;
+        done = true;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    /* Done: the index's reference to o goes (n has obj_seal's); readers
+     * still holding o finish with it.  Not done: o left the index first. */
+    obj_unref(done ? o : n);
+    return done;
 }
 
 void store_remove(struct cache_store *s, struct cache_obj *o)
@@ -520,8 +576,18 @@ void store_remove(struct cache_store *s, struct cache_obj *o)
     struct shard *sh = shard_of(s, o->hash);
     struct cache_obj *dead = NULL;
     pthread_mutex_lock(&sh->mu);
-    if (o->linked)
+    if (o->linked) {
         dead = unlink_locked(s, sh, o);
+    } else if (o->sealed_away) {
+        /* Replaced by its sealed copy (store_seal), which carries its
+         * link sequence number: remove that copy instead. */
+        for (struct cache_obj *p = *bucket_of(sh, o->hash); p; p = p->hash_next) {
+            if (p->seq == o->seq && p->sealed && same_key(p, o->hash, o->key, o->key_len)) {
+                dead = unlink_locked(s, sh, p);
+                break;
+            }
+        }
+    }
     pthread_mutex_unlock(&sh->mu);
     if (dead)
         obj_unref(dead);
@@ -556,8 +622,11 @@ void store_charge(struct cache_store *s, struct cache_obj *o, size_t bytes)
     pthread_mutex_lock(&sh->mu);
     bool counted = o->linked && obj_ready(o);
     if (counted) {
-        o->charged += bytes;
-        atomic_fetch_add_explicit(&s->bytes, bytes, memory_order_relaxed);
+        /* What the object records is what the store counts: both or
+         * neither, so an unlink takes back exactly what was added. */
+        uint32_t was = o->charged;
+        o->charged = charge_of((size_t)was + bytes);
+        atomic_fetch_add_explicit(&s->bytes, o->charged - was, memory_order_relaxed);
     }
     pthread_mutex_unlock(&sh->mu);
     if (counted)

@@ -91,7 +91,8 @@ void obj_apply_policy(struct cache_obj *o, const struct fc_config *cfg, int pi,
 {
     CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
     const struct fc_policy *pol = policy_at(cfg, pi);
-    o->policy = (short)(pol ? pi : -1);
+    _Static_assert(CONFIG_MAX_POLICIES <= INT8_MAX, "a policy index fits o->policy");
+    o->policy = (int8_t)(pol ? pi : -1);
     o->generation = (uint32_t)stamp->global;
     o->policy_layout = (uint32_t)stamp->layout;
     o->policy_gen = pol && pi < GEN_MAX_POLICIES ? (uint32_t)stamp->policy[pi] : 0;

@@ -60,7 +60,7 @@ void revalidate_add_validators(struct evbuffer *out, const struct cache_obj *sta
 static unsigned stored_lines(const struct cache_obj *o, const char *name, size_t nlen,
                              const char **value, size_t *vlen)
 {
-    const char *p = o->head + o->fields_off, *end = o->head + o->head_len;
+    const char *p = obj_head(o) + o->fields_off, *end = obj_head(o) + o->head_len;
     unsigned n = 0;
     while (p < end) {
         const char *eol = memchr(p, '\r', (size_t)(end - p));
@@ -169,7 +169,7 @@ struct cache_obj *revalidate_merge(const struct cache_obj *stale, const struct h
         if (date) {
             size_t dl;
             const char *sv = stored_value(stale, "Date", 4, &dl);
-            memcpy(o->head + (sv - stale->head), date, dl);
+            memcpy(obj_head(o) + (sv - obj_head(stale)), date, dl);
         }
         return o;
     }

@@ -87,8 +87,8 @@ bool vary_build(struct cache_obj *o, const struct http_msg *resp, const struct h
         free(b.p);
         return false;
     }
-    free(o->vary);
-    o->vary = b.p;
+    free(obj_fill(o)->vary);
+    obj_fill(o)->vary = b.p;
     o->vary_len = (uint32_t)b.len;
     return true;
 }
@@ -97,7 +97,7 @@ bool vary_match(const struct cache_obj *o, const struct http_msg *req)
 {
     if (o->vary_len == 0)
         return true;
-    const char *p = o->vary, *end = o->vary + o->vary_len;
+    const char *p = obj_vary(o), *end = p + o->vary_len;
     struct sbuf b = { 0 };
     bool ok = true;
     while (p < end && ok) {

@@ -256,6 +256,18 @@ void conn_release_buffers(struct conn *c)
     evbuffer_free(c->in);
     evbuffer_free(c->out);
     c->in = c->out = NULL;
+    /* Nor the write event a full socket buffer (or a TLS handshake) made:
+     * arm_write makes it again on need. */
+    if (c->ev_write != NULL) {
+        event_free(c->ev_write);
+        c->ev_write = NULL;
+    }
+}
+
+void conn_claim_buffers(struct conn *c)
+{
+    CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
+    ensure_buffers(c);
 }
 
 int conn_fd(const struct conn *c)

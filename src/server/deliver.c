@@ -56,10 +56,10 @@ static bool bodyless_status(int status)
  * once complete. */
 static uint64_t obj_length(const struct cache_obj *o)
 {
-    const struct cache_body *b = o->body;
-    if (b->expected != UINT64_MAX)
-        return b->expected;
-    return body_state(b) == BODY_COMPLETE ? body_total(b) : UINT64_MAX;
+    uint64_t expected = obj_body_expected(o);
+    if (expected != UINT64_MAX)
+        return expected;
+    return obj_body_state(o) == BODY_COMPLETE ? obj_body_total(o) : UINT64_MAX;
 }
 
 /* What clients see as the object's validators. */
@@ -72,7 +72,7 @@ static void obj_validators(const struct exchange *x, const struct cache_obj *o,
     v->date = stored_date(&o->timing);
     if (worker_cfg(x->w)->cache.etag == ETAG_CONTENT_HASH) {
         /* Only a complete body has a hash; until then, no validators. */
-        if (body_state(o->body) == BODY_COMPLETE && o->has_chash) {
+        if (obj_body_state(o) == BODY_COMPLETE && o->has_chash) {
             etag_format(obj_chash(o), etag_buf);
             v->etag = etag_buf;
             v->etag_len = 66;
@@ -110,7 +110,7 @@ static void send_from_obj(struct exchange *x, const struct cache_obj *o, int sta
 {
     struct resp_head h = {
         .status = status,
-        .stored = o->head,
+        .stored = obj_head(o),
         .stored_len = o->head_len,
         .fields_off = o->fields_off,
         .stored_status = o->status,
@@ -172,10 +172,10 @@ void deliver_obj(struct exchange *x, struct cache_obj *o, const char *cache_stat
     }
     int status = cond == COND_NOT_MODIFIED ? 304 : o->status;
     uint64_t first = 0, last = 0;
-    if (status == 200 && body_state(o->body) == BODY_COMPLETE) {
+    if (status == 200 && obj_body_state(o) == BODY_COMPLETE) {
         size_t rl;
         const char *r = http_msg_get(x->req, "Range", &rl);
-        uint64_t size = body_total(o->body);
+        uint64_t size = obj_body_total(o);
         size_t il;
         const char *ir = r ? http_msg_get(x->req, "If-Range", &il) : NULL;
         if (r && (ir == NULL || if_range_matches(ir, il, &v))) {
@@ -224,9 +224,9 @@ void deliver_obj(struct exchange *x, struct cache_obj *o, const char *cache_stat
         EXTRA_LIT(&e, "-");
         extra_u64(&e, last);
         EXTRA_LIT(&e, "/");
-        extra_u64(&e, body_total(o->body));
+        extra_u64(&e, obj_body_total(o));
         EXTRA_LIT(&e, "\r\n");
-        body_cursor_seek(o->body, &x->cur, (size_t)first);
+        obj_body_seek(o, &x->cur, (size_t)first);
         x->send_end = last + 1;
         length = last + 1 - first;
     }
@@ -250,19 +250,19 @@ enum body_read exchange_body_read(struct exchange *x, struct evbuffer *out, size
 {
     CHECK_OBJ_NOTNULL(x, EXCHANGE_MAGIC);
     FC_ASSERT(x->state == X_SEND && x->obj != NULL);
-    struct cache_body *b = x->obj->body;
+    struct cache_obj *o = x->obj;
     size_t added = 0;
     enum body_read r = BODY_READ_MORE;
     for (;;) {
         /* The state first: if it says COMPLETE, the total read after it
          * is final. */
-        enum body_state st = body_state(b);
+        enum body_state st = obj_body_state(o);
         uint64_t want = x->send_end - x->cur.pos;
         size_t room = max - added;
         if (want < room)
             room = (size_t)want;
-        added += body_read_into(b, &x->cur, out, room);
-        if (x->cur.pos == x->send_end || (st == BODY_COMPLETE && x->cur.pos == body_total(b))) {
+        added += obj_body_read(o, &x->cur, out, room);
+        if (x->cur.pos == x->send_end || (st == BODY_COMPLETE && x->cur.pos == obj_body_total(o))) {
             r = BODY_READ_END;
             break;
         }
@@ -274,11 +274,11 @@ enum body_read exchange_body_read(struct exchange *x, struct evbuffer *out, size
         }
         if (added == max)
             break;          /* the front end comes back when its peer took some */
-        if (body_wait(b, &x->waiter, x->cur.pos, st))
+        if (obj_body_wait(o, &x->waiter, x->cur.pos, st))
             break;          /* woken on progress: body_ready */
     }
     if (r != BODY_READ_MORE) {
-        body_unwait(b, &x->waiter);
+        obj_body_unwait(o, &x->waiter);
         x->state = X_DONE;
     }
     COUNT(&x->w->counters, bytes_sent, added);

@@ -38,6 +38,17 @@
  * paused (resumed when the fetch's upload_drained event says so). */
 #define UPLOAD_HIGH (1024 * 1024)
 
+/* A revalidation several requests share (see "revalidations shared
+ * within one pass of the loop" below). */
+struct reval_batch {
+#define REVAL_BATCH_MAGIC 0x3e7a1b0du
+    unsigned magic;
+    struct cache_obj *stale;            /* the copy revalidated (ref) */
+    struct cache_obj *ph;               /* what the leader's fetch fills (ref) */
+    struct exchange *leader;            /* NULL once it ended before the send */
+    TAILQ_ENTRY(reval_batch) link;
+};
+
 static void wake_cb(evutil_socket_t fd, short what, void *arg);
 static void upload_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -67,7 +78,7 @@ void exchange_fini(struct exchange *x)
 void exchange_drop_obj(struct exchange *x)
 {
     if (x->obj) {
-        body_unwait(x->obj->body, &x->waiter);
+        obj_body_unwait(x->obj, &x->waiter);
         obj_unref(x->obj);
         x->obj = NULL;
     }
@@ -111,6 +122,12 @@ void exchange_end(struct exchange *x)
         return;
     if (exchange_answered(x))
         log_exchange(x);
+    if (x->batch) {
+        /* We led a revalidation not sent yet: it goes without us. */
+        CHECK_OBJ_NOTNULL(x->batch, REVAL_BATCH_MAGIC);
+        x->batch->leader = NULL;
+        x->batch = NULL;
+    }
     exchange_drop_obj(x);
     drop_fetch(x);
     event_del(x->wake);
@@ -145,6 +162,16 @@ void exchange_respond(struct exchange *x, int status, const char *cache_status, 
     else if (!x->cs[0])
         snprintf(x->cs, sizeof x->cs, "fwd=miss");
     deliver_error(x, status, msg, close);
+}
+
+void exchange_refuse(struct exchange *x, const struct exchange_request *info, int status,
+                     const char *cache_status, const char *msg, bool close)
+{
+    CHECK_OBJ_NOTNULL(x, EXCHANGE_MAGIC);
+    AN(info);
+    if (x->state == X_IDLE)
+        begin(x, x->req, info);
+    exchange_respond(x, status, cache_status, msg, close);
 }
 
 void exchange_send_interim(struct exchange *x, int status, const char *lines, size_t len)
@@ -224,27 +251,36 @@ static void on_fetch_interim(void *arg, int status, const char *lines, size_t le
     exchange_send_interim(x, status, lines, len);
 }
 
-/* Start our fetch and wait on its placeholder.  `ph` is a BUSY object we
- * hold (coalescing) or NULL for a new private-until-decided one. */
-static void start_fetch(struct exchange *x, enum fetch_kind kind, struct cache_obj *busy,
-                        struct cache_obj *stale, bool store_allowed, const char *fwd)
+/* Our fetch of `ph` (our reference), revalidating `stale` (NULL: none),
+ * is about to start: wait on it. */
+static void prepare_fetch(struct exchange *x, enum fetch_kind kind, struct cache_obj *ph,
+                          struct cache_obj *stale, const char *fwd)
 {
-    struct cache_obj *ph = busy;
-    if (ph)
-        obj_ref(ph);
-    else
-        ph = obj_new(kind == FETCH_PASS ? NULL : x->key);
     if (stale) {
         obj_ref(stale);
         x->stale = stale;
     }
+    snprintf(x->cs, sizeof x->cs, "fwd=miss");
+    x->fwd = fwd;
+    x->fetch_kind = kind;
+    x->obj = ph;
+    x->obj_ours = true;
+    x->state = X_WAIT;
+}
+
+/* Start the fetch prepare_fetch() made ready.  `busy`: ph is linked as
+ * BUSY in the store (coalesced misses wait on it). */
+static void launch_fetch(struct exchange *x, bool busy, bool store_allowed)
+{
+    struct cache_obj *ph = x->obj;
+    enum fetch_kind kind = x->fetch_kind;
     struct fetch_params p = {
         .kind = kind,
         .req = x->req,
         .key = kind == FETCH_PASS ? NULL : x->key,
         .ph = ph,
-        .ph_busy = busy != NULL,
-        .stale = stale,
+        .ph_busy = busy,
+        .stale = x->stale,
         .client_addr = x->info.client_addr,
         .scheme = x->info.scheme,
         .client_head = x->head_req,
@@ -255,19 +291,142 @@ static void start_fetch(struct exchange *x, enum fetch_kind kind, struct cache_o
         .interim = on_fetch_interim,
         .interim_arg = x,
     };
-    snprintf(x->cs, sizeof x->cs, "fwd=miss");
-    x->fwd = fwd;
-    x->fetch_kind = kind;
-    x->obj = ph;                /* our reference */
-    x->obj_ours = true;
-    x->state = X_WAIT;
     x->fetch = fetch_start(x->w, &p);
     if (x->fetch && kind != FETCH_PASS)
-        send_early_hints(x, stale);
+        send_early_hints(x, x->stale);
     /* A fetch that could not start failed the placeholder already: the
      * wake-up below answers 502 like any other failure. */
-    if (!body_wait(ph->body, &x->waiter, 0, BODY_PENDING))
+    if (!obj_body_wait(ph, &x->waiter, 0, BODY_PENDING))
         event_active(x->wake, EV_READ, 0);
+}
+
+/* Start our fetch and wait on its placeholder.  `busy` is a BUSY object we
+ * hold (coalescing) or NULL for a new private-until-decided one. */
+static void start_fetch(struct exchange *x, enum fetch_kind kind, struct cache_obj *busy,
+                        struct cache_obj *stale, bool store_allowed, const char *fwd)
+{
+    struct cache_obj *ph = busy;
+    if (ph)
+        obj_ref(ph);
+    else
+        ph = obj_new(kind == FETCH_PASS ? NULL : x->key);
+    prepare_fetch(x, kind, ph, stale, fwd);
+    launch_fetch(x, busy != NULL, store_allowed);
+}
+
+/* ---- revalidations shared within one pass of the loop -------------------
+ *
+ * Requests that must revalidate the same stored copy (no-cache HTML, a
+ * stale copy, a bumped generation) and are read in the same pass of the
+ * worker's loop share one conditional request.  It is sent at the end of
+ * the pass, after every request that joined it arrived, so each answer
+ * was validated by the origin after its own request came (RFC 9111
+ * §5.2.2.4: never reused without validation; the collapsing of §4).  The
+ * first request leads with its own fetch; the others wait on its
+ * placeholder like coalesced misses and get the refreshed copy, or the
+ * origin's new response when it is stored.  Whatever cannot be shared (a
+ * response not stored, a leader gone before the send) sends them to the
+ * origin on their own.  A request with credentials never joins: its own
+ * must be checked.  (struct reval_batch is at the top of the file.) */
+static void batch_free(struct reval_batch *b)
+{
+    CHECK_OBJ_NOTNULL(b, REVAL_BATCH_MAGIC);
+    obj_unref(b->ph);
+    obj_unref(b->stale);
+    b->magic = 0;
+    free(b);
+}
+
+/* End of the pass: every open revalidation goes to the origin. */
+static void batches_send_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    struct reval_batch *b;
+    while ((b = TAILQ_FIRST(&w->reval_open)) != NULL) {
+        TAILQ_REMOVE(&w->reval_open, b, link);
+        struct exchange *x = b->leader;
+        if (x) {
+            CHECK_OBJ_NOTNULL(x, EXCHANGE_MAGIC);
+            FC_ASSERT(x->batch == b && x->obj == b->ph);
+            x->batch = NULL;
+            launch_fetch(x, false, true);
+        } else {
+            /* No request left to send: whoever joined goes on its own. */
+            obj_fail(b->ph, 0, "the revalidation's leader left");
+        }
+        batch_free(b);
+    }
+}
+
+static bool may_share_revalidation(const struct exchange *x)
+{
+    return worker_cfg(x->w)->cache.coalesce && !http_msg_has(x->req, "Authorization");
+}
+
+static void revalidate(struct exchange *x, struct cache_obj *o, const char *fwd)
+{
+    struct worker *w = x->w;
+    if (!may_share_revalidation(x)) {
+        start_fetch(x, FETCH_REVALIDATE, NULL, o, true, fwd);
+        return;
+    }
+    struct reval_batch *b;
+    TAILQ_FOREACH(b, &w->reval_open, link) {
+        if (b->stale != o)
+            continue;
+        /* Join: wait on the leader's placeholder. */
+        COUNT(&w->counters, collapsed, 1);
+        obj_ref(o);
+        x->stale = o;
+        obj_ref(b->ph);
+        x->obj = b->ph;
+        x->obj_ours = false;
+        x->joined = true;
+        x->fwd = fwd;
+        x->fetch_kind = FETCH_REVALIDATE;
+        snprintf(x->cs, sizeof x->cs, "fwd=%s", fwd);
+        x->state = X_WAIT;
+        send_early_hints(x, o);
+        if (x->state == X_WAIT && !body_wait(b->ph->body, &x->waiter, 0, BODY_PENDING))
+            event_active(x->wake, EV_READ, 0);
+        return;
+    }
+    /* Lead: our fetch waits for the end of the pass. */
+    if (w->reval_send == NULL) {
+        w->reval_send = event_new(w->base, -1, 0, batches_send_cb, w);
+        AN(w->reval_send);
+    }
+    b = calloc(1, sizeof *b);
+    AN(b);
+    b->magic = REVAL_BATCH_MAGIC;
+    obj_ref(o);
+    b->stale = o;
+    b->ph = obj_new(x->key);
+    b->leader = x;
+    obj_ref(b->ph);
+    prepare_fetch(x, FETCH_REVALIDATE, b->ph, o, fwd);
+    x->batch = b;
+    if (TAILQ_EMPTY(&w->reval_open))
+        event_active(w->reval_send, EV_WRITE, 0);   /* after the events this pass has */
+    TAILQ_INSERT_TAIL(&w->reval_open, b, link);
+    if (!body_wait(b->ph->body, &x->waiter, 0, BODY_PENDING))
+        event_active(x->wake, EV_READ, 0);
+}
+
+void exchange_free_batches(struct worker *w)
+{
+    struct reval_batch *b;
+    while ((b = TAILQ_FIRST(&w->reval_open)) != NULL) {
+        TAILQ_REMOVE(&w->reval_open, b, link);
+        FC_ASSERT(b->leader == NULL);   /* every request ended before */
+        batch_free(b);
+    }
+    if (w->reval_send) {
+        event_free(w->reval_send);
+        w->reval_send = NULL;
+    }
 }
 
 /* RFC 5861 stale-if-error (or the policy's): may the copy we revalidated
@@ -312,7 +471,7 @@ static void serve_stale_on_error(struct exchange *x, int status)
  * served before stands in (fetch.c head_keep). */
 static void serve_kept(struct exchange *x, struct cache_obj *ph)
 {
-    struct cache_obj *k = ph->merged;
+    struct cache_obj *k = obj_merged(ph);
     obj_ref(k);
     exchange_drop_obj(x);
     COUNT(&x->w->counters, kept_after_deploy, 1);
@@ -328,25 +487,26 @@ static void serve_kept(struct exchange *x, struct cache_obj *ph)
 static void on_our_outcome(struct exchange *x)
 {
     struct cache_obj *ph = x->obj;
-    x->origin_ms = ph->origin_ms;
+    x->origin_ms = obj_fill(ph)->origin_ms;
     if (!obj_ready(ph)) {       /* failed before a head */
         if (stale_usable_on_error(x)) {
             serve_stale_on_error(x, 0);
             return;
         }
-        int status = ph->fail_status ? ph->fail_status : 502;
-        const char *why = ph->fail_reason ? ph->fail_reason : "origin fetch failed";
+        int status = obj_fill(ph)->fail_status ? obj_fill(ph)->fail_status : 502;
+        const char *why =
+            obj_fill(ph)->fail_reason ? obj_fill(ph)->fail_reason : "origin fetch failed";
         exchange_drop_obj(x);
         /* An upload cut short leaves its rest unread: close after. */
         exchange_respond(x, status, NULL, why, x->info.has_body && !x->upload_done);
         return;
     }
-    if (ph->kept) {
+    if (obj_was_kept(ph)) {
         serve_kept(x, ph);
         return;
     }
-    if (ph->merged) {           /* a 304 refreshed the stale copy */
-        struct cache_obj *m = ph->merged;
+    if (obj_merged(ph)) {           /* a 304 refreshed the stale copy */
+        struct cache_obj *m = obj_merged(ph);
         obj_ref(m);
         exchange_drop_obj(x);
         char cs[96];
@@ -366,12 +526,12 @@ static void on_our_outcome(struct exchange *x)
     }
     /* Stored.  A small body is here in a moment: wait for it, so the
      * content-hash ETag goes out with this first answer too. */
-    enum body_state st = body_state(ph->body);
+    enum body_state st = obj_body_state(ph);
     if (st == BODY_STREAMING && worker_cfg(x->w)->cache.etag == ETAG_CONTENT_HASH &&
-        ph->body->expected <= DEFER_FOR_ETAG_MAX) {
-        if (body_wait(ph->body, &x->waiter, UINT64_MAX, BODY_STREAMING))
+        obj_body_expected(ph) <= DEFER_FOR_ETAG_MAX) {
+        if (obj_body_wait(ph, &x->waiter, UINT64_MAX, BODY_STREAMING))
             return;
-        st = body_state(ph->body);
+        st = obj_body_state(ph);
         if (st == BODY_STREAMING) {
             event_active(x->wake, EV_READ, 0);
             return;
@@ -388,15 +548,63 @@ static void on_our_outcome(struct exchange *x)
     obj_unref(ph);
 }
 
+/* The revalidation we joined has an outcome. */
+static void on_joined_outcome(struct exchange *x)
+{
+    struct cache_obj *ph = x->obj;
+    char cs[96];
+    x->origin_ms = obj_fill(ph)->origin_ms;
+    if (obj_ready(ph) && obj_was_kept(ph)) {
+        serve_kept(x, ph);
+        return;
+    }
+    struct cache_obj *merged = obj_ready(ph) ? obj_merged(ph) : NULL;
+    if (obj_ready(ph) && (merged || (!ph->private && vary_match(ph, x->req)))) {
+        /* The refreshed copy (a 304), or the new response, stored. */
+        struct cache_obj *o = merged ? merged : ph;
+        snprintf(cs, sizeof cs, "fwd=%s; fwd-status=%d; collapsed", x->fwd,
+                 merged ? 304 : ph->status);
+        obj_ref(o);
+        exchange_drop_obj(x);
+        deliver_obj(x, o, cs);
+        obj_unref(o);
+        return;
+    }
+    if (!obj_ready(ph) && obj_fill(ph)->fail_status) {
+        /* The origin failed the revalidation: as for its leader. */
+        if (stale_usable_on_error(x)) {
+            serve_stale_on_error(x, 0);
+            return;
+        }
+        int status = obj_fill(ph)->fail_status;
+        const char *why =
+            obj_fill(ph)->fail_reason ? obj_fill(ph)->fail_reason : "origin fetch failed";
+        exchange_drop_obj(x);
+        exchange_respond(x, status, NULL, why, false);
+        return;
+    }
+    /* Not shareable (not stored, another variant) or never sent: our own. */
+    struct cache_obj *stale = x->stale;
+    x->stale = NULL;
+    exchange_drop_obj(x);
+    x->joined = false;
+    start_fetch(x, FETCH_REVALIDATE, NULL, stale, true, x->fwd);
+    obj_unref(stale);
+}
+
 /* A placeholder another request's fetch fills has an outcome. */
 static void on_coalesced_outcome(struct exchange *x)
 {
+    if (x->joined) {
+        on_joined_outcome(x);
+        return;
+    }
     struct cache_obj *o = x->obj;
-    if (obj_ready(o) && o->kept && vary_match(o->merged, x->req)) {
+    if (obj_ready(o) && obj_was_kept(o) && vary_match(obj_merged(o), x->req)) {
         serve_kept(x, o);
         return;
     }
-    if (obj_ready(o) && !o->private && !o->merged) {
+    if (obj_ready(o) && !o->private && !obj_merged(o)) {
         obj_ref(o);
         exchange_drop_obj(x);
         if (vary_match(o, x->req))
@@ -426,13 +634,13 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     if (x->state != X_WAIT || x->obj == NULL)
         return;
     struct cache_obj *o = x->obj;
-    enum body_state st = body_state(o->body);
+    enum body_state st = obj_body_state(o);
     if (!obj_ready(o) && st == BODY_PENDING) {
-        if (!body_wait(o->body, &x->waiter, 0, BODY_PENDING))
+        if (!obj_body_wait(o, &x->waiter, 0, BODY_PENDING))
             event_active(x->wake, EV_READ, 0);
         return;
     }
-    body_unwait(o->body, &x->waiter);
+    obj_body_unwait(o, &x->waiter);
     if (x->obj_ours)
         on_our_outcome(x);
     else
@@ -506,7 +714,7 @@ static void handle_found(struct exchange *x, struct cache_obj *o)
     };
     /* From a generation bump or a soft purge on, the object is stale
      * whatever its freshness says. */
-    bool current = obj_current(o, gens) && !atomic_load(&o->soft_purged);
+    bool current = obj_current(o, gens) && !obj_soft_purged(o);
     enum serve_verdict v = current ? freshness_can_serve(&in) : SERVE_MUST_VALIDATE;
     if (v != SERVE_MUST_VALIDATE) {
         COUNT(&x->w->counters, hits, 1);
@@ -521,7 +729,7 @@ static void handle_found(struct exchange *x, struct cache_obj *o)
          * with a single request. */
         COUNT(&x->w->counters, hits, 1);
         COUNT(&x->w->counters, stale, 1);
-        if (!atomic_exchange(&o->revalidating, true)) {
+        if (obj_revalidate_claim(o)) {
             struct cache_obj *ph = obj_new(x->key);
             struct fetch_params p = {
                 .kind = FETCH_REVALIDATE,
@@ -536,7 +744,7 @@ static void handle_found(struct exchange *x, struct cache_obj *o)
             };
             struct fetch *f = fetch_start(x->w, &p);
             if (f == NULL)
-                atomic_store(&o->revalidating, false);
+                obj_revalidate_release(o);
             else
                 fetch_detach(f);    /* it goes on alone */
             obj_unref(ph);
@@ -546,8 +754,7 @@ static void handle_found(struct exchange *x, struct cache_obj *o)
         only_if_cached_miss(x);
     } else {
         COUNT(&x->w->counters, revalidations, 1);
-        start_fetch(x, FETCH_REVALIDATE, NULL, o, true,
-                    (x->req_cc.flags & CC_NO_CACHE) ? "request" : "stale");
+        revalidate(x, o, (x->req_cc.flags & CC_NO_CACHE) ? "request" : "stale");
     }
 }
 
@@ -586,7 +793,7 @@ static void handle_cacheable(struct exchange *x)
         x->obj = o;     /* keep the reference while waiting */
         x->obj_ours = false;
         x->state = X_WAIT;
-        if (!body_wait(o->body, &x->waiter, 0, BODY_PENDING))
+        if (!obj_body_wait(o, &x->waiter, 0, BODY_PENDING))
             event_active(x->wake, EV_READ, 0);
         return;
     case LOOKUP_CREATED:

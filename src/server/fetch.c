@@ -123,7 +123,7 @@ static void fetch_free(struct fetch *f)
     obj_unref(f->ph);
     if (f->stale) {
         if (f->background)
-            atomic_store(&f->stale->revalidating, false);
+            obj_revalidate_release(f->stale);
         obj_unref(f->stale);
     }
     etag_hasher_free(f->hasher);
@@ -425,7 +425,7 @@ static void head_merge(struct fetch *f, const struct resp_timing *t, const struc
         m->cc = st->cc;
     obj_apply_policy(m, cfg, st->policy, &f->stamp);
     store_insert(store_of(f), m, worker_now_ms(f->w));
-    f->ph->merged = m;              /* takes revalidate_merge's reference */
+    obj_fill(f->ph)->merged = m;              /* takes revalidate_merge's reference */
     f->ph->status = 304;
     obj_publish(f->ph);
     f->discard = true;
@@ -435,7 +435,7 @@ static void head_merge(struct fetch *f, const struct resp_timing *t, const struc
  * the store holds a copy within its keep window, of any generation (a
  * deploy removed the previous release's asset; a page loaded before it
  * still asks).  The copy stands in, like a 304's merge: the placeholder
- * points to it (o->kept) and the origin's body is dropped.  Only when the
+ * points to it (obj_was_kept) and the origin's body is dropped.  Only when the
  * policy the copy falls under now still has the option: a reload that
  * removed it ends the fallback at once.  A kept copy also wins over
  * storing the 404 (negative caching), which would replace it. */
@@ -479,8 +479,8 @@ static bool head_keep(struct fetch *f)
     struct cache_obj *ph = f->ph;
     if (f->ph_busy)
         store_remove(store_of(f), ph);
-    ph->merged = k;             /* takes store_find_key's reference */
-    ph->kept = true;
+    obj_fill(ph)->merged = k;   /* takes store_find_key's reference */
+    obj_fill(ph)->kept = true;
     ph->status = st;
     obj_publish(ph);
     f->discard = true;
@@ -537,7 +537,7 @@ static void handle_head(struct fetch *f)
     f->state = FS_BODY;
     uint64_t origin_ms = worker_now_ms(f->w) - f->sent_ms;
     counters_origin_latency(&f->w->counters, origin_ms);
-    f->ph->origin_ms = (int32_t)(origin_ms > INT32_MAX ? INT32_MAX : origin_ms);
+    obj_fill(f->ph)->origin_ms = (int32_t)(origin_ms > INT32_MAX ? INT32_MAX : origin_ms);
     if (f->unsafe && r->status >= 200 && r->status < 400)
         invalidate_unsafe(f);
 
@@ -632,7 +632,7 @@ static void handle_done(struct fetch *f)
         etag_hasher_final(f->hasher, obj_chash(o));
         bool changed = false;
         o->chash_first_seen = obj_time32(etag_history_note(
-            f->w->srv->etag_hist, o->hash ^ cache_key_hash(o->vary ? o->vary : "", o->vary_len),
+            f->w->srv->etag_hist, o->hash ^ cache_key_hash(obj_vary(o) ? obj_vary(o) : "", o->vary_len),
             obj_chash(o), f->response_time, &changed));
         o->has_chash = true;    /* published by body_finish's release store */
         const struct fc_config *cfg = worker_cfg(f->w);
@@ -642,8 +642,12 @@ static void handle_done(struct fetch *f)
                      "content-hashed names must change when content does",
                      o->key, cfg->policies[o->policy].name);
     }
-    if (f->filling)
+    if (f->filling) {
         body_finish(o->body, BODY_COMPLETE);
+        /* A small stored object moves into one allocation (obj_seal). */
+        if (!o->private)
+            store_seal(store_of(f), o);
+    }
     f->uc->requests++;
     f->uc_reusable = http_parser_keep_alive(&f->parser) && f->req_body_done;
     fetch_end(f);

@@ -15,10 +15,12 @@
 
 #include "freshcache/base/assert.h"
 #include "freshcache/base/log.h"
+#include "freshcache/base/page_slab.h"
 #include "freshcache/http/http_msg.h"
 #include "freshcache/server/conn.h"
 #include "freshcache/server/exchange.h"
 #include "freshcache/server/h2.h"
+#include "freshcache/server/h2_mem.h"
 #include "freshcache/server/worker.h"
 
 /* Frames queued for a client beyond which nghttp2 is told to wait (the
@@ -49,6 +51,14 @@
  * idle connection kept about 3 KiB of indexed response fields (of 40);
  * nginx indexes none either: fields go as literals with an indexed name. */
 #define DEFLATE_TABLE 0
+/* Address space the worker's page slab reserves per connection allowed
+ * (h2_mem.h): a session's frame buffer (5 pages) and stream map (1, 2 past
+ * 192 streams), with room.  Only pages in use cost memory; past the
+ * reservation, blocks come from malloc. */
+#define H2_SLAB_PER_CONN (32 * 1024)
+/* An idle connection gives its memory back this long after its last
+ * activity (h2_idle_soon). */
+#define IDLE_RELEASE_MS 200
 /* Per-field overhead counted against limits.max_header_bytes (RFC 9113
  * §6.5.2's 32 octets). */
 #define FIELD_OVERHEAD 32
@@ -64,8 +74,8 @@ struct h2_conn {
     char addr[INET6_ADDRSTRLEN];
     const char *scheme;
     nghttp2_session *sess;
-    struct event *flush_ev;         /* deferred nghttp2_session_send */
-    struct event *reap;             /* deferred free */
+    /* Both made when needed and freed while idle (h2_release): */
+    struct event *later;            /* deferred nghttp2_session_send, or free when dead */
     struct event *tick;             /* once a second: streams that stall */
     struct h2_stream_list streams;
     unsigned n_streams;
@@ -81,6 +91,8 @@ struct h2_conn {
     bool preface_done;              /* the client's first SETTINGS arrived */
     unsigned n_paused;              /* streams whose upload we hold back */
     uint64_t paused_ms;             /* when an upload was last held back */
+    bool released;                  /* idle, its memory given back (h2_release) */
+    struct h2_mem mem;              /* nghttp2's memory */
 };
 
 struct h2_stream {
@@ -109,11 +121,36 @@ struct h2_stream {
 };
 
 static void h2_close(struct h2_conn *c);
+static void later_cb(evutil_socket_t fd, short what, void *arg);
+static void tick_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Run later_cb from the loop: send what nghttp2 has, or free a dead
+ * connection. */
+static void run_later(struct h2_conn *c)
+{
+    if (c->later == NULL) {
+        c->later = event_new(c->w->base, -1, 0, later_cb, c);
+        AN(c->later);
+    }
+    event_active(c->later, EV_WRITE, 0);
+}
 
 static void schedule_flush(struct h2_conn *c)
 {
     if (!c->dead)
-        event_active(c->flush_ev, EV_WRITE, 0);
+        run_later(c);
+}
+
+/* The once-a-second watch (tick_cb) runs while the connection waits for
+ * its preface or has streams. */
+static void tick_arm(struct h2_conn *c)
+{
+    if (c->tick != NULL)
+        return;
+    c->tick = event_new(c->w->base, -1, EV_PERSIST, tick_cb, c);
+    AN(c->tick);
+    struct timeval one = { 1, 0 };
+    AZ(event_add(c->tick, &one));
 }
 
 /* ---- streams ------------------------------------------------------------ */
@@ -385,6 +422,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
         return 0;
     struct h2_stream *st = stream_new(c, frame->hd.stream_id);
     nghttp2_session_set_stream_user_data(s, frame->hd.stream_id, st);
+    tick_arm(c);
     return 0;
 }
 
@@ -467,8 +505,8 @@ static void start_exchange(struct h2_conn *c, struct h2_stream *st, bool end_str
     if (m->method < 0 || m->method == HTTP_CONNECT) {
         COUNT(&c->w->counters, requests, 1);
         st->x.req = m;
-        exchange_respond(&st->x, 501, NULL,
-                         m->method < 0 ? "unknown method" : "CONNECT is not supported", false);
+        exchange_refuse(&st->x, &info, 501, NULL,
+                        m->method < 0 ? "unknown method" : "CONNECT is not supported", false);
         return;
     }
     exchange_start(&st->x, m, &info);
@@ -610,12 +648,63 @@ static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int 
 
 /* ---- the connection ------------------------------------------------------ */
 
+/* An idle connection (no stream, nothing for nghttp2 to send, nothing
+ * queued for the socket) keeps only its session's state: nghttp2's frame
+ * buffer and empty stream map go back to the system (h2_mem.h), and so
+ * do the socket buffers, as an idle HTTP/1.1 connection's do.  The next
+ * bytes either way bring them back.  Not at once: a busy client (a page's
+ * next requests, h2load's) is idle between batches for a moment, and
+ * giving pages back to fault them in again then costs more CPU than
+ * HTTP/2 itself; IDLE_RELEASE_MS after the last activity. */
+static bool h2_is_idle(struct h2_conn *c)
+{
+    return !c->released && c->n_streams == 0 && !nghttp2_session_want_write(c->sess) &&
+           conn_pending(c->conn) == 0;
+}
+
+/* Idle now: give back in IDLE_RELEASE_MS, unless activity comes first
+ * (each call moves the timer). */
+static void h2_idle_soon(struct h2_conn *c)
+{
+    if (!h2_is_idle(c))
+        return;
+    if (c->later == NULL) {
+        c->later = event_new(c->w->base, -1, 0, later_cb, c);
+        AN(c->later);
+    }
+    struct timeval tv = { 0, IDLE_RELEASE_MS * 1000 };
+    AZ(event_add(c->later, &tv));
+}
+
+static void h2_release(struct h2_conn *c)
+{
+    if (!h2_is_idle(c))
+        return;
+    h2_mem_idle(&c->mem);
+    conn_release_buffers(c->conn);
+    /* Nothing to watch or to do later (this may run inside either
+     * callback: neither touches its event after us). */
+    if (c->preface_done && c->tick != NULL) {
+        event_free(c->tick);
+        c->tick = NULL;
+    }
+    if (c->later != NULL) {
+        event_free(c->later);
+        c->later = NULL;
+    }
+    c->released = true;
+}
+
 /* Let nghttp2 write what it has, hand it to the socket, and close when the
  * session has nothing more to do. */
 static void h2_send(struct h2_conn *c)
 {
     if (c->dead)
         return;
+    if (c->released && !nghttp2_session_want_write(c->sess))
+        return;     /* idle, and still nothing to do */
+    c->released = false;
+    conn_claim_buffers(c->conn);
     for (;;) {
         int rv = nghttp2_session_send(c->sess);
         if (rv != 0) {
@@ -635,15 +724,25 @@ static void h2_send(struct h2_conn *c)
     bool done = !nghttp2_session_want_read(c->sess) && !nghttp2_session_want_write(c->sess);
     if ((done || (c->goaway && c->n_streams == 0)) && conn_pending(c->conn) == 0)
         h2_close(c);
+    else
+        h2_idle_soon(c);
 }
 
-static void flush_cb(evutil_socket_t fd, short what, void *arg)
+static void h2_free(struct h2_conn *c);
+
+/* Made active: send (or free when dead); its timer expired: idle long
+ * enough (h2_idle_soon). */
+static void later_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
-    (void)what;
     struct h2_conn *c = arg;
     CHECK_OBJ_NOTNULL(c, H2_CONN_MAGIC);
-    h2_send(c);
+    if (c->dead)
+        h2_free(c);
+    else if (what == EV_TIMEOUT)
+        h2_release(c);
+    else
+        h2_send(c);
 }
 
 static void h2_free(struct h2_conn *c)
@@ -656,22 +755,16 @@ static void h2_free(struct h2_conn *c)
         stream_free(st);
     }
     nghttp2_session_del(c->sess);
-    event_free(c->flush_ev);
-    event_free(c->reap);
-    event_free(c->tick);
+    if (c->later)
+        event_free(c->later);
+    if (c->tick)
+        event_free(c->tick);
     conn_free(c->conn);
     LIST_REMOVE(c, link);
     c->w->n_clients--;
     atomic_fetch_sub(&c->w->srv->n_clients, 1);
     c->magic = 0;
     free(c);
-}
-
-static void reap_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    h2_free(arg);
 }
 
 /* The connection is over: free it from its own event. */
@@ -681,13 +774,15 @@ static void h2_close(struct h2_conn *c)
         return;
     c->dead = true;
     conn_read_enable(c->conn, false);
-    event_active(c->reap, EV_WRITE, 0);
+    run_later(c);
 }
 
 static void on_read(void *arg)
 {
     struct h2_conn *c = arg;
     CHECK_OBJ_NOTNULL(c, H2_CONN_MAGIC);
+    c->released = false;            /* bytes came: h2_send looks again */
+    conn_claim_buffers(c->conn);
     struct evbuffer *in = c->conn->in;
     while (evbuffer_get_length(in) > 0 && !c->dead) {
         struct evbuffer_iovec v;
@@ -888,12 +983,6 @@ void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char 
     c->scheme = scheme;
     snprintf(c->addr, sizeof c->addr, "%s", addr);
     LIST_INIT(&c->streams);
-    c->flush_ev = event_new(w->base, -1, 0, flush_cb, c);
-    c->reap = event_new(w->base, -1, 0, reap_cb, c);
-    c->tick = event_new(w->base, -1, EV_PERSIST, tick_cb, c);
-    AN(c->flush_ev);
-    AN(c->reap);
-    AN(c->tick);
     c->control_tokens = CONTROL_BURST;
     c->control_ms = worker_now_ms(w);
     c->reset_tokens = RESET_BURST;
@@ -911,7 +1000,11 @@ void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char 
      * not use: let them go. */
     nghttp2_option_set_no_closed_streams(opt, 1);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, DEFLATE_TABLE);
-    AZ(nghttp2_session_server_new2(&c->sess, cb, c, opt));
+    if (w->h2_slab == NULL)
+        w->h2_slab = page_slab_new(H2_SLAB_PER_CONN * (size_t)(cfg->limits.max_connections + 64));
+    h2_mem_init(&c->mem, w->h2_slab);
+    AZ(nghttp2_session_server_new3(&c->sess, cb, c, opt, h2_mem_creating(&c->mem)));
+    h2_mem_created(&c->mem);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
 
@@ -930,8 +1023,7 @@ void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char 
     conn_set_owner(conn, &h2_conn_cb, c);
     conn_set_timeouts(conn, cfg->limits.client_timeout_ms, cfg->limits.client_timeout_ms);
     conn_read_enable(conn, true);
-    struct timeval one = { 1, 0 };
-    AZ(event_add(c->tick, &one));
+    tick_arm(c);        /* the preface is due */
     /* The preface may already be buffered (a cleartext listener peeked
      * at it): parse it now, and send our SETTINGS. */
     on_read(c);
@@ -956,4 +1048,6 @@ void h2_free_all(struct worker *w)
     struct h2_conn *c;
     while ((c = LIST_FIRST(&w->h2_conns)) != NULL)
         h2_free(c);
+    page_slab_destroy(w->h2_slab);
+    w->h2_slab = NULL;
 }

@@ -501,8 +501,10 @@ static void refuse(struct h1_conn *c, int status, const char *msg)
         c->r.keep_alive = false;
         c->a->x.req = &c->a->req;     /* what was parsed of it, for the log */
     }
-    if (!c->r.head_sent)
-        exchange_respond(&c->a->x, status, "fwd=bypass", msg, true);
+    if (!c->r.head_sent) {
+        struct exchange_request info = { .client_addr = c->addr, .scheme = c->scheme };
+        exchange_refuse(&c->a->x, &info, status, "fwd=bypass", msg, true);
+    }
 }
 
 static void on_request_head(struct h1_conn *c)
@@ -528,14 +530,14 @@ static void on_request_head(struct h1_conn *c)
          * close.  (An Upgrade is ignored: the parser goes on.) */
         COUNT(&c->w->counters, requests, 1);
         c->a->x.req = m;
-        exchange_respond(&c->a->x, 501, NULL, "CONNECT is not supported", true);
+        exchange_refuse(&c->a->x, &info, 501, NULL, "CONNECT is not supported", true);
         h1_close(c);
         return;
     }
     if (!c->r.http10 && !http_msg_has(m, "Host")) {
         COUNT(&c->w->counters, requests, 1);
         c->a->x.req = m;
-        exchange_respond(&c->a->x, 400, NULL, "missing Host", true);
+        exchange_refuse(&c->a->x, &info, 400, NULL, "missing Host", true);
         return;
     }
     if (c->r.has_body && !c->r.http10 && http_msg_has_token(m, "Expect", "100-continue"))

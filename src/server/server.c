@@ -19,6 +19,7 @@
 #include "freshcache/cache/etag.h"
 #include "freshcache/cache/generation.h"
 #include "freshcache/server/access_log.h"
+#include "freshcache/server/exchange.h"
 #include "freshcache/server/fetch.h"
 #include "freshcache/server/h2.h"
 #include "freshcache/server/http1.h"
@@ -64,6 +65,7 @@ static void free_worker(struct worker *w)
     http1_free_all(w);
     h2_free_all(w);
     internal_free_all(w);
+    exchange_free_batches(w);
     fetch_free_all(w);
     upstream_close_idle(w);
     access_log_detach(w);

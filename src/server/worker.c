@@ -1,6 +1,7 @@
 /*
  * worker.c — see include/freshcache/server/worker.h.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,7 @@ int worker_init(struct worker *w, struct server *srv, unsigned id)
     LIST_INIT(&w->fetches);
     LIST_INIT(&w->internals);
     TAILQ_INIT(&w->idle_upstreams);
+    TAILQ_INIT(&w->reval_open);
     return 0;
 }
 
@@ -63,6 +65,10 @@ void *worker_main(void *arg)
 {
     struct worker *w = arg;
     CHECK_OBJ_NOTNULL(w, WORKER_MAGIC);
+    /* "fc-worker 0": what top -H, perf and gdb show for this thread. */
+    char name[16];
+    snprintf(name, sizeof name, "fc-worker %u", w->id % 1000);
+    pthread_setname_np(pthread_self(), name);
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }
@@ -72,7 +78,8 @@ void worker_free(struct worker *w)
     if (w->magic != WORKER_MAGIC)
         return;
     FC_ASSERT(LIST_EMPTY(&w->h1_conns) && LIST_EMPTY(&w->h2_conns) && LIST_EMPTY(&w->fetches) &&
-              LIST_EMPTY(&w->handshakes) && LIST_EMPTY(&w->internals));
+              LIST_EMPTY(&w->handshakes) && LIST_EMPTY(&w->internals) &&
+              TAILQ_EMPTY(&w->reval_open) && w->reval_send == NULL);
     tls_session_slot_clear(&w->origin_tls);
     FC_ASSERT(w->n_listeners == 0 && w->access_buf == NULL);
     free(w->listeners);

@@ -322,6 +322,110 @@ class CoalesceOverStreamsTest(H2Case):
         self.assertLessEqual(n, 10)
 
 
+class SharedRevalidationTest(H2Case):
+    """Requests read in one pass of the worker's loop that must revalidate
+    the same stored copy share one conditional request, sent after all of
+    them arrived (exchange.c).  Several HEADERS in one write are read in
+    one pass, which makes it deterministic here."""
+
+    def send_together(self, c, target, n, headers=None):
+        flush = c.flush
+        c.flush = lambda: None
+        try:
+            sids = [c.send_request("GET", target, headers=headers) for _ in range(n)]
+        finally:
+            c.flush = flush
+        c.flush()
+        return c.read_all(sids)
+
+    def stored_no_cache(self, seed, **kw):
+        t = url("/t/body", size=3000, seed=seed, etag=1, cc="no-cache", **kw)
+        self.assertOk(self.get(t), expected_body(3000, seed))
+        self.assertOriginCount(t, 1)
+        return t
+
+    def test_one_conditional_request_for_streams_read_together(self):
+        seed = self.uniq()
+        t = self.stored_no_cache(seed)
+        with self.conn() as c:
+            rs = self.send_together(c, t, 10)
+        self.assertOriginCount(t, 2)
+        conditional = self.origin.log(t)[1]
+        self.assertIsNotNone(H.req_header(conditional, "If-None-Match"), conditional)
+        collapsed = 0
+        for r in rs:
+            self.assertOk(r, expected_body(3000, seed))
+            self.assertEqual(r.cache_status.get("fwd-status"), 304, r)
+            collapsed += bool(r.cache_status.get("collapsed"))
+        self.assertEqual(collapsed, 9, [r.header("Cache-Status") for r in rs])
+        # requests that come later are validated again: never by an answer
+        # to a request sent before they arrived
+        r = self.get(t)
+        self.assertOk(r, expected_body(3000, seed))
+        self.assertOriginCount(t, 3)
+
+    def test_changed_content_reaches_every_stream(self):
+        key = self.uniq()
+        t = url("/t/mutable", key=key, etag=1, cc="no-cache")
+        self.origin.set(key, "old")
+        self.assertOk(self.get(t), b"old\n")
+        self.origin.set(key, "new")
+        with self.conn() as c:
+            rs = self.send_together(c, t, 8)
+        for r in rs:
+            self.assertOk(r, b"new\n")
+            self.assertEqual(r.cache_status.get("fwd-status"), 200, r)
+        self.assertOriginCount(t, 2)
+
+    def test_requests_with_credentials_revalidate_their_own(self):
+        seed = self.uniq()
+        t = url("/t/body", size=500, seed=seed, etag=1, cc="public, no-cache")
+        self.assertOk(self.get(t), expected_body(500, seed))
+        with self.conn() as c:
+            rs = self.send_together(c, t, 4, headers={"Authorization": "Bearer x"})
+        for r in rs:
+            self.assertOk(r, expected_body(500, seed))
+            self.assertFalse(r.cache_status.get("collapsed"), r)
+        self.assertOriginCount(t, 5)
+
+    def test_leader_reset_before_the_send(self):
+        """The first stream is reset in the same write as the others: its
+        revalidation is not sent for it, the others still get answers."""
+        seed = self.uniq()
+        t = self.stored_no_cache(seed)
+        with self.conn() as c:
+            flush = c.flush
+            c.flush = lambda: None
+            try:
+                sids = [c.send_request("GET", t) for _ in range(5)]
+                c.h2.reset_stream(sids[0])
+            finally:
+                c.flush = flush
+            c.flush()
+            rs = c.read_all(sids[1:])
+        for r in rs:
+            self.assertOk(r, expected_body(3000, seed))
+        # nobody sent the shared one: each of the 4 revalidated on its own
+        self.assertOriginCount(t, 1 + 4)
+        self.assertEqual(sum(bool(r.cache_status.get("collapsed")) for r in rs), 0, rs)
+        self.assertStillServes()
+
+
+
+class SharedRevalidationOffTest(H2Case):
+    config = {"cache": {"coalesce": False}}
+
+    def test_coalesce_off_sends_each(self):
+        seed = self.uniq()
+        t = SharedRevalidationTest.stored_no_cache(self, seed)
+        with self.conn() as c:
+            rs = SharedRevalidationTest.send_together(self, c, t, 4)
+        for r in rs:
+            self.assertOk(r, expected_body(3000, seed))
+            self.assertFalse(r.cache_status.get("collapsed"), r)
+        self.assertOriginCount(t, 5)
+
+
 class StreamingTest(H2Case):
 
     def test_large_body_streamed_not_buffered(self):
@@ -919,6 +1023,71 @@ class MetricsTest(H2Case):
         self.assertGreaterEqual(d["freshcache_bytes_sent_total"], 12000, d)
         self.assertEqual(open_now, 1, "freshcache_connections while the HTTP/2 connection is open")
         self.assertEqual(after["freshcache_connections"], 0, "the closed connection still counted")
+
+
+class IdleAndBusyAgainTest(H2Case):
+    """An idle connection gives nghttp2's frame buffer, its empty stream
+    map and its socket buffers back (src/server/h2_mem.c); every one of
+    many connections must then work as before, again and again: busy
+    (concurrent streams, a body larger than the frame buffer, an upload,
+    large response fields), idle, a PING while idle, busy again.  Under
+    ASan this is the use-after-give-back check: a page given back reads
+    as zeros, so anything nghttp2 still needed from it would break the
+    responses here."""
+
+    tls = True
+    N = 24
+    # A response head larger than the frame buffer (its fields come from
+    # the request's query: the request must be allowed as large, and not
+    # be a GET, whose target makes a cache key of bounded length).
+    config = {"limits": {"max_header_bytes": "64KiB"}}
+
+    def busy(self, c, seed, round_):
+        small = url("/t/body", size=300, seed=seed, cc="max-age=60")
+        large = url("/t/body", size=100000, seed=seed + "L", cc="max-age=60")
+        big_head = url("/t/body", size=10, seed=seed, hdr=["X-Big-%d:%s" % (k, "b" * 7000)
+                                                           for k in range(3)])
+        echo = url("/t/echo", raw=1, n="%s-%d" % (seed, round_))
+        data = random.Random(seed + str(round_)).randbytes(40000)
+        sids = [c.send_request("GET", small), c.send_request("GET", large),
+                c.send_request("GET", small, {"X-Long": "v" * 6000}),
+                c.send_request("POST", big_head, body=b"")]
+        up = c.send_request("POST", echo, {"content-length": str(len(data))}, end_stream=False)
+        c.send_body(up, data)
+        r_small, r_large, r_long, r_big, r_up = c.read_all(sids + [up])
+        self.assertOk(r_small, expected_body(300, seed))
+        self.assertOk(r_large, expected_body(100000, seed + "L"))
+        self.assertOk(r_long, expected_body(300, seed))
+        self.assertOk(r_big, expected_body(10, seed))
+        for k in range(3):
+            self.assertEqual(r_big.header("X-Big-%d" % k), "b" * 7000)
+        self.assertOk(r_up, data)
+
+    def ping(self, c, opaque):
+        import h2.events
+        c.h2.ping(opaque)
+        c.flush()
+        acked = c.wait(lambda: any(isinstance(e, h2.events.PingAckReceived) and
+                                   e.ping_data == opaque for e in c.events))
+        self.assertTrue(acked, "no PING ACK on an idle connection")
+
+    def test_many_connections_busy_idle_busy(self):
+        seeds = [self.uniq() for _ in range(self.N)]
+        conns = [self.conn(timeout=30) for _ in range(self.N)]
+        try:
+            for round_ in range(3):
+                for c, seed in zip(conns, seeds):
+                    self.busy(c, seed, round_)
+                # All idle now (every stream answered); then touched while idle.
+                for k, c in enumerate(conns):
+                    self.ping(c, b"idle%04d" % k)
+                for c in conns:
+                    self.assertIsNone(c.goaway)
+                    self.assertFalse(c.eof)
+        finally:
+            for c in conns:
+                c.close()
+        self.assertStillServes()
 
 
 class ProtocolChoiceTest(H2Case):

@@ -1118,6 +1118,24 @@ class AccessLogTest(OpsTestCase):
         self.assertFalse(re.search(rb"[\x00-\x1f\x7f]", new[0]), new[0])
         d = self.parse(new[0].decode())
         self.assertEqual(d["status"], "400")
+        # a request refused before its exchange still names its client
+        # (it was "(null)")
+        self.assertEqual(d["client"], "127.0.0.1")
+
+    def test_refusals_name_the_client(self):
+        seed = self.uniq()
+        cases = [(b"GET /%s/nohost HTTP/1.1\r\n\r\n" % seed.encode(), 400),
+                 (b"CONNECT %s.example:443 HTTP/1.1\r\nHost: x\r\n\r\n" % seed.encode(), 501)]
+        for raw, status in cases:
+            with self.conn() as c:
+                c.send(raw)
+                self.assertEqual(c.read_response().status, status)
+        lines = self.lines_for(seed, n=2)
+        self.assertEqual(len(lines), 2, lines)
+        for ln in lines:
+            d = self.parse(ln)
+            self.assertEqual(d["client"], "127.0.0.1", ln)
+            self.assertIn(d["status"], ("400", "501"), ln)
 
     def test_sigusr1_reopens(self):
         seed = self.uniq()

@@ -43,6 +43,7 @@ sees SNI, client certificates and resumed sessions):
 Needs FRESHCACHED, TEST_ORIGIN and PROXYCTL (see harness.py), openssl and
 curl."""
 
+import hashlib
 import http.server
 import os
 import re
@@ -1331,6 +1332,40 @@ class OriginTest(H.ProxyTestCase):
             self.assertEqual((r.status, r.body), (200, b"origin /r%d" % i), r)
         self.assertEqual(o.connections, 5)
         self.assertEqual([q["resumed"] for q in o.requests], [False, True, True, True, True])
+
+    def test_verify_over_https(self):
+        """POST /verify asks an https:// origin over TLS, checked like a
+        fetch (the configured CA and name), and compares its answer with
+        the stored copy.  Regression: it used a plain TCP socket."""
+        o = self.tls_origin()
+        p = self.proxy_for("https://localhost:%d" % o.port, {"ca_file": pki.ca.cert}, workers=1)
+        self.assertEqual(self.fetch(p, "/v").status, 200)
+        st, doc = p.admin("POST", "/verify", {"urls": ["/v", "/not-stored"]})
+        self.assertEqual(st, 200, doc)
+        r0, r1 = doc["results"]
+        want = hashlib.sha256(b"origin /v").hexdigest()
+        self.assertEqual((r0["origin_status"], r0["origin_sha256"], r0["proxy_sha256"]),
+                         (200, want, want), r0)
+        self.assertIs(r0["stale"], False, r0)
+        self.assertEqual((r1["origin_status"], r1["proxy_sha256"]), (200, ""), r1)
+        self.assertEqual(r1["origin_sha256"], hashlib.sha256(b"origin /not-stored").hexdigest())
+        self.assertEqual(doc["stale"], 0, doc)
+        # the fetch first, then verify's two in parallel (either order)
+        self.assertEqual(o.requests[0]["path"], "/v")
+        self.assertEqual(sorted(q["path"] for q in o.requests[1:]), ["/not-stored", "/v"])
+        self.assertEqual({q["sni"] for q in o.requests}, {"localhost"})
+        self.assertEqual(o.failures, [])
+        # an origin whose certificate does not verify: an error, never a
+        # comparison against bytes from an unchecked peer
+        bad = self.tls_origin(pki.stranger)
+        p = self.proxy_for("https://localhost:%d" % bad.port, {"ca_file": pki.ca.cert})
+        st, doc = p.admin("POST", "/verify", {"urls": ["/x"]})
+        self.assertEqual(st, 200, doc)
+        r0 = doc["results"][0]
+        self.assertEqual((r0["origin_sha256"], r0["origin_status"]), ("", 0), doc)
+        self.assertIn("certificate verify failed", r0["error"], r0)
+        self.assertEqual(bad.requests, [])
+        self.assertIn("verify /x: certificate verify failed", log_text(p))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,7 +145,7 @@ static bool present(struct cache_store *s, const char *path, uint64_t now)
 
 static bool head_has(const struct cache_obj *o, const char *s)
 {
-    return memmem(o->head, o->head_len, s, strlen(s)) != NULL;
+    return memmem(obj_head(o), o->head_len, s, strlen(s)) != NULL;
 }
 
 static struct http_msg req_with(const char *name, const char *value)
@@ -568,7 +569,7 @@ START_TEST(vary_star_not_storable)
         struct http_msg resp;
         resp_init(&resp, stars[i], NULL);
         ck_assert_msg(!vary_build(o, &resp, &req), "Vary: %s", stars[i]);
-        ck_assert_ptr_null(o->vary);
+        ck_assert_ptr_null(obj_vary(o));
         ck_assert_uint_eq(o->vary_len, 0);
         http_msg_free(&resp);
         obj_unref(o);
@@ -865,17 +866,17 @@ START_TEST(placeholder_outcomes)
     struct cache_obj *failed = obj_new(&k);
     obj_ref(failed);                                /* a waiter's */
     obj_fail(failed, 504, "origin timed out");
-    ck_assert(failed->failed && !obj_ready(failed));
+    ck_assert(obj_failed(failed) && !obj_ready(failed));
     ck_assert_int_eq(body_state(failed->body), BODY_FAILED);
-    ck_assert_int_eq(failed->fail_status, 504);
-    ck_assert_str_eq(failed->fail_reason, "origin timed out");
+    ck_assert_int_eq(obj_fill(failed)->fail_status, 504);
+    ck_assert_str_eq(obj_fill(failed)->fail_reason, "origin timed out");
     obj_unref(failed);
     obj_unref(failed);                              /* does not take the reason for an object */
 
     struct cache_obj *copy = obj_new(&k), *ph = obj_new(&k);
-    ph->merged = copy;                              /* takes obj_new's reference */
+    obj_fill(ph)->merged = copy;                    /* takes obj_new's reference */
     obj_publish(ph);
-    ck_assert(obj_ready(ph) && !ph->failed);
+    ck_assert(obj_ready(ph) && !obj_failed(ph));
     obj_ref(copy);
     ck_assert_uint_eq(atomic_load(&copy->refcnt), 2);
     obj_unref(ph);                                  /* drops its reference to copy */
@@ -1563,6 +1564,276 @@ START_TEST(kept_copies_outlive_sweep_and_go_first)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------ sealing */
+
+/* The bytes an object's body reads as, whichever way it is held. */
+static void assert_body_reads(struct cache_obj *o, unsigned seed, size_t len)
+{
+    ck_assert_int_eq(obj_body_state(o), BODY_COMPLETE);
+    ck_assert_uint_eq(obj_body_total(o), len);
+    char *want = malloc(len + 1), *got = malloc(len + 1);
+    fill(want, len, seed);
+    struct evbuffer *out = evbuffer_new();
+    struct body_cursor cur = { 0 };
+    /* in two reads, to check the cursor */
+    size_t first = obj_body_read(o, &cur, out, len / 3);
+    ck_assert_uint_eq(first, len / 3);
+    ck_assert_uint_eq(obj_body_read(o, &cur, out, SIZE_MAX), len - first);
+    ck_assert_uint_eq(obj_body_read(o, &cur, out, SIZE_MAX), 0);
+    ck_assert_int_eq(evbuffer_remove(out, got, len), (int)len);
+    ck_assert_int_eq(memcmp(got, want, len), 0);
+    evbuffer_free(out);
+    free(want);
+    free(got);
+}
+
+START_TEST(seal_replaces_a_complete_object_in_place)
+{
+    struct cache_store *s = store_new(UINT64_MAX / 2, 1);
+    struct http_msg req = req_with("Accept", "text/plain");
+    struct cache_key k = key_of("/seal");
+    /* a tagged, Vary'd object and an older neighbour in the LRU order */
+    insert(s, make_obj("/older", 10), 1);
+    struct cache_obj *o = make_obj_ex(&k, 3000, 5, true, "Accept", &req, "t1");
+    store_insert(s, o, 2);
+    insert(s, make_obj("/newer", 10), 3);
+    uint64_t bytes_before = stats(s).bytes;
+    uint64_t seq = o->seq;
+
+    ck_assert(store_seal(s, o));
+    ck_assert(!o->linked);
+    ck_assert(o->sealed_away);
+    ck_assert_uint_eq(stats(s).objects, 3);
+    /* one block: object, key, Vary, head, body, and no body struct */
+    struct cache_obj *n;
+    ck_assert_int_eq(lookup(s, &k, &req, false, 4, &n), LOOKUP_FOUND);
+    ck_assert_ptr_ne(n, o);
+    ck_assert(n->sealed && n->inline_body && n->linked);
+    ck_assert_ptr_eq(obj_body_owner(n), n);
+    ck_assert_uint_eq(n->sealed_len, 3000);
+    ck_assert_uint_eq(n->seq, seq);
+    ck_assert_str_eq(n->key, k.buf);
+    ck_assert(vary_match(n, &req));
+    ck_assert(head_has(n, "X-Tag: t1"));
+    ck_assert_uint_eq(n->head_len, o->head_len);
+    ck_assert_int_eq(memcmp(obj_head(n), obj_head(o), n->head_len), 0);
+    /* head and Vary inside the block, in that order after the key */
+    ck_assert_ptr_eq(obj_vary(n), n->key + n->key_len + 1);
+    ck_assert_ptr_eq(obj_head(n), obj_vary(n) + n->vary_len);
+    ck_assert_int_eq(memcmp(obj_vary(n), obj_vary(o), n->vary_len), 0);
+    ck_assert_ptr_null(obj_merged(n));
+    ck_assert(!obj_failed(n) && !obj_was_kept(n));
+    ck_assert_uint_eq(obj_body_expected(n), 3000);
+    assert_body_reads(n, 5, 3000);
+    /* the copy is charged smaller: no body struct, no chunk */
+    ck_assert_uint_lt(stats(s).bytes, bytes_before);
+    /* the holder of the old object still reads it */
+    assert_body_reads(o, 5, 3000);
+    obj_unref(o);
+    obj_unref(n);
+    store_free(s);
+    http_msg_free(&req);
+}
+END_TEST
+
+START_TEST(seal_keeps_lru_position)
+{
+    uint64_t fp = standard_footprint();
+    struct cache_store *s = store_new(3 * fp, 1);
+    struct cache_key k0 = key_of(objpath(0));
+    struct cache_obj *o0 = make_obj_ex(&k0, 1000, 1000, true, NULL, NULL, NULL);
+    store_insert(s, o0, 1);
+    insert(s, make_obj(objpath(1), 1000), 2);
+    ck_assert(store_seal(s, o0));       /* still the least recently used */
+    obj_unref(o0);
+    insert(s, make_obj(objpath(2), 1000), 3);
+    insert(s, make_obj(objpath(3), 1000), 4);
+    insert(s, make_obj(objpath(4), 1000), 5);
+    ck_assert(!present(s, objpath(0), 6));
+    ck_assert(present(s, objpath(4), 6));
+    store_free(s);
+}
+END_TEST
+
+START_TEST(seal_refuses_what_does_not_qualify)
+{
+    struct cache_store *s = store_new(UINT64_MAX / 2, 1);
+    /* still streaming: a reader may be waiting for more */
+    struct cache_key k = key_of("/streaming");
+    struct cache_obj *o = obj_new(&k);
+    struct http_msg resp;
+    resp_init(&resp, NULL, NULL);
+    obj_set_head(o, &resp, "OK", RESPONSE_TIME, NULL);
+    body_start(o->body, 10);
+    body_append(o->body, "01234", 5);
+    store_insert(s, o, 1);
+    ck_assert(!store_seal(s, o));
+    ck_assert(o->linked && !o->sealed_away);
+    /* failed (truncated): never stored complete, never sealed */
+    body_finish(o->body, BODY_FAILED);
+    ck_assert(!store_seal(s, o));
+    store_remove(s, o);
+    obj_unref(o);
+    /* larger than OBJ_SEAL_MAX: stays chunked */
+    struct cache_obj *big = make_obj("/big", OBJ_SEAL_MAX + 1);
+    store_insert(s, big, 2);
+    ck_assert(!store_seal(s, big));
+    ck_assert(big->linked && !big->inline_body);
+    /* not linked (removed meanwhile): nothing changes */
+    store_remove(s, big);
+    ck_assert(!store_seal(s, big));
+    obj_unref(big);
+    /* exactly OBJ_SEAL_MAX: sealed */
+    struct cache_obj *edge = make_obj("/edge", OBJ_SEAL_MAX);
+    store_insert(s, edge, 3);
+    ck_assert(store_seal(s, edge));
+    obj_unref(edge);
+    /* a sealed object is not sealed again */
+    struct cache_key ke = key_of("/edge");
+    struct cache_obj *n;
+    ck_assert_int_eq(lookup(s, &ke, NULL, false, 4, &n), LOOKUP_FOUND);
+    ck_assert(!store_seal(s, n));
+    obj_unref(n);
+    ck_assert_uint_eq(stats(s).objects, 1);
+    http_msg_free(&resp);
+    store_free(s);
+}
+END_TEST
+
+START_TEST(remove_after_seal_removes_the_sealed_copy)
+{
+    struct cache_store *s = store_new(UINT64_MAX / 2, 1);
+    struct cache_obj *o = make_obj("/gone", 100);
+    store_insert(s, o, 1);
+    ck_assert(store_seal(s, o));
+    ck_assert(present(s, "/gone", 2));
+    /* a fetch holding the object it filled removes it (e.g. the origin
+     * said it is no longer cacheable): the sealed copy goes */
+    store_remove(s, o);
+    ck_assert(!present(s, "/gone", 3));
+    ck_assert_uint_eq(stats(s).objects, 0);
+    ck_assert_uint_eq(stats(s).bytes, 0);
+    obj_unref(o);
+    store_free(s);
+}
+END_TEST
+
+START_TEST(sealed_body_outlives_store_while_referenced)
+{
+    struct cache_store *s = store_new(UINT64_MAX / 2, 1);
+    struct cache_obj *o = make_obj("/held", 2000);
+    store_insert(s, o, 1);
+    ck_assert(store_seal(s, o));
+    obj_unref(o);           /* the filled object is freed now */
+    struct cache_key k = key_of("/held");
+    struct cache_obj *n;
+    ck_assert_int_eq(lookup(s, &k, NULL, false, 2, &n), LOOKUP_FOUND);
+    ck_assert_uint_eq(atomic_load(&n->refcnt), 2);
+    struct evbuffer *out = evbuffer_new();
+    struct body_cursor cur = { 0 };
+    ck_assert_uint_eq(obj_body_read(n, &cur, out, SIZE_MAX), 2000);
+    ck_assert_uint_eq(atomic_load(&n->refcnt), 3);     /* one for the reference */
+    obj_unref(n);
+    store_free(s);
+    ck_assert_uint_eq(atomic_load(&n->refcnt), 1);
+    ck_assert_uint_eq(n->magic, OBJ_MAGIC);
+    char *want = malloc(2000), *got = malloc(2000);
+    fill(want, 2000, 2000);
+    ck_assert_int_eq(evbuffer_remove(out, got, 2000), 2000);   /* drops the reference */
+    ck_assert_int_eq(memcmp(got, want, 2000), 0);
+    evbuffer_free(out);     /* the sealed block is freed (ASan/LSan check) */
+    free(want);
+    free(got);
+}
+END_TEST
+
+START_TEST(merged_copy_shares_a_sealed_body)
+{
+    struct cache_store *s = store_new(UINT64_MAX / 2, 1);
+    struct cache_obj *o = make_obj("/m", 700);
+    store_insert(s, o, 1);
+    ck_assert(store_seal(s, o));
+    obj_unref(o);
+    struct cache_key k = key_of("/m");
+    struct cache_obj *sealed;
+    ck_assert_int_eq(lookup(s, &k, NULL, false, 2, &sealed), LOOKUP_FOUND);
+    /* a 304 merge: a new object with its own head, the same bytes */
+    struct cache_obj *copy = obj_new_sharing(sealed);
+    ck_assert(copy->inline_body && !copy->sealed);
+    ck_assert_ptr_eq(copy->body_owner, sealed);
+    obj_copy_head(copy, sealed);
+    ck_assert_ptr_ne(obj_head(copy), obj_head(sealed));
+    store_insert(s, copy, 3);           /* replaces the sealed one */
+    ck_assert(!sealed->linked);
+    obj_unref(sealed);                  /* alive: the copy holds it */
+    ck_assert_uint_eq(atomic_load(&sealed->refcnt), 1);
+    ck_assert(!store_seal(s, copy));    /* its bytes are already inline */
+    /* a merge of the copy shares the same owner, not a chain */
+    struct cache_obj *copy2 = obj_new_sharing(copy);
+    ck_assert_ptr_eq(copy2->body_owner, sealed);
+    obj_copy_head(copy2, copy);
+    store_insert(s, copy2, 4);
+    obj_unref(copy);
+    assert_body_reads(copy2, 700, 700);
+    ck_assert_uint_eq(atomic_load(&sealed->refcnt), 1);
+    obj_unref(copy2);
+    store_free(s);          /* the last holder: everything freed (ASan/LSan) */
+}
+END_TEST
+
+START_TEST(seq_order_survives_the_wrap)
+{
+    ck_assert(obj_seq_after(2, 1));
+    ck_assert(!obj_seq_after(1, 2));
+    ck_assert(!obj_seq_after(7, 7));
+    /* linked just after the counter wrapped: still the newer */
+    ck_assert(obj_seq_after(0, UINT32_MAX));
+    ck_assert(obj_seq_after(5, UINT32_MAX - 5));
+    ck_assert(!obj_seq_after(UINT32_MAX, 3));
+    /* an object takes its bytes, not sizeof's rounding */
+    ck_assert_uint_eq(OBJ_SIZE(10), offsetof(struct cache_obj, key) + 11);
+    ck_assert_uint_le(OBJ_SIZE(0), sizeof(struct cache_obj) + 1);
+}
+END_TEST
+
+START_TEST(charge_saturates_and_comes_back_exactly)
+{
+    struct cache_store *s = store_new(UINT64_MAX / 2, 1);
+    struct cache_obj *o = make_obj("/huge", 10);
+    store_insert(s, o, 1);
+    uint64_t base = stats(s).bytes;
+    ck_assert_uint_eq(o->charged, base);
+    /* an object growing past 4 GiB counts as 4 GiB */
+    store_charge(s, o, (size_t)5 << 30);
+    ck_assert_uint_eq(o->charged, UINT32_MAX);
+    ck_assert_uint_eq(stats(s).bytes, UINT32_MAX);
+    store_charge(s, o, 1000);
+    ck_assert_uint_eq(stats(s).bytes, UINT32_MAX);
+    /* the unlink takes back what was counted, no more */
+    store_remove(s, o);
+    ck_assert_uint_eq(stats(s).bytes, 0);
+    obj_unref(o);
+    store_free(s);
+}
+END_TEST
+
+START_TEST(atomic_flags_are_independent)
+{
+    struct cache_obj *o = make_obj("/flags", 1);
+    ck_assert(!obj_ready(o) && !obj_soft_purged(o));
+    ck_assert(obj_revalidate_claim(o));
+    ck_assert(!obj_revalidate_claim(o));       /* one refresh at a time */
+    obj_set_ready(o);
+    obj_soft_purge(o);
+    ck_assert(obj_ready(o) && obj_soft_purged(o));
+    obj_revalidate_release(o);
+    ck_assert(obj_ready(o) && obj_soft_purged(o));
+    ck_assert(obj_revalidate_claim(o));
+    obj_unref(o);
+}
+END_TEST
+
 static Suite *cache_store_suite(void)
 {
     Suite *s = suite_create("cache_store");
@@ -1615,6 +1886,19 @@ static Suite *cache_store_suite(void)
     tcase_add_test(bd, body_references_released_piecewise);
     tcase_set_timeout(bd, 60);
     suite_add_tcase(s, bd);
+
+    TCase *se = tcase_create("seal");
+    tcase_add_test(se, seal_replaces_a_complete_object_in_place);
+    tcase_add_test(se, seal_keeps_lru_position);
+    tcase_add_test(se, seal_refuses_what_does_not_qualify);
+    tcase_add_test(se, remove_after_seal_removes_the_sealed_copy);
+    tcase_add_test(se, sealed_body_outlives_store_while_referenced);
+    tcase_add_test(se, merged_copy_shares_a_sealed_body);
+    tcase_add_test(se, seq_order_survives_the_wrap);
+    tcase_add_test(se, charge_saturates_and_comes_back_exactly);
+    tcase_add_test(se, atomic_flags_are_independent);
+    tcase_set_timeout(se, 60);
+    suite_add_tcase(s, se);
 
     TCase *sw = tcase_create("sweep");
     tcase_add_unchecked_fixture(sw, tmp_base_make, tmp_base_remove);

@@ -59,7 +59,7 @@ static bool find(struct cache_store *s, const char *host, const char *path, bool
     enum lookup_result r = store_lookup(s, &k, NULL, false, 1, g, false, &o);
     if (r != LOOKUP_FOUND)
         return false;
-    *soft = atomic_load(&o->soft_purged);
+    *soft = obj_soft_purged(o);
     obj_unref(o);
     return true;
 }

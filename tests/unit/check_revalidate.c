@@ -30,7 +30,7 @@ static const char *head_of(const struct cache_obj *o)
 {
     static char buf[4096];
     ck_assert_uint_lt(o->head_len, sizeof buf);
-    memcpy(buf, o->head, o->head_len);
+    memcpy(buf, obj_head(o), o->head_len);
     buf[o->head_len] = '\0';
     return buf;
 }
@@ -250,8 +250,8 @@ START_TEST(merge_shares_body_and_copies_vary)
     ck_assert_str_eq(o->key, stale->key);
     ck_assert_uint_eq(o->hash, stale->hash);
     ck_assert_uint_eq(o->vary_len, stale->vary_len);
-    ck_assert_ptr_ne(o->vary, stale->vary);
-    ck_assert_int_eq(memcmp(o->vary, stale->vary, o->vary_len), 0);
+    ck_assert_ptr_ne(obj_vary(o), obj_vary(stale));
+    ck_assert_int_eq(memcmp(obj_vary(o), obj_vary(stale), o->vary_len), 0);
     ck_assert(vary_match(o, &req));
     /* generations are stamped by the policy step (obj_apply_policy), not
      * copied from the stale copy */
@@ -467,6 +467,58 @@ START_TEST(merge_carries_the_content_hash)
 }
 END_TEST
 
+
+/* A sealed stale copy (one block, obj_seal): the merge gets a head of its
+ * own and serves the sealed object's bytes, holding that object. */
+START_TEST(merge_of_a_sealed_object)
+{
+    struct http_msg resp;
+    http_msg_init(&resp);
+    resp.status = 200;
+    http_msg_add_str(&resp, "Cache-Control", "max-age=1");
+    http_msg_add_str(&resp, "ETag", "\"v1\"");
+    http_msg_add_str(&resp, "Surrogate-Key", "a b");
+    struct cache_obj *filled = stored(&resp, "OK", NULL);
+    http_msg_free(&resp);
+    obj_set_ready(filled);
+    struct cache_obj *stale = obj_seal(filled);
+    ck_assert_ptr_nonnull(stale);
+    obj_unref(filled);
+    ck_assert(stale->sealed);
+    ck_assert_str_eq(obj_etag(stale), "\"v1\"");
+    ck_assert_int_eq(memcmp(obj_tags(stale), "a\0b\0", 4), 0);
+
+    struct http_msg r304;
+    http_msg_init(&r304);
+    r304.status = 304;
+    http_msg_add_str(&r304, "Cache-Control", "max-age=60");
+    struct cache_obj *o = revalidate_merge(stale, &r304, T0 + 10, NULL);
+    http_msg_free(&r304);
+    /* the head is replaced, in the copy's own allocation */
+    ck_assert(!o->sealed && o->inline_body);
+    ck_assert_ptr_eq(o->body_owner, stale);
+    ck_assert_ptr_nonnull(strstr(head_of(o), "Cache-Control: max-age=60\r\n"));
+    ck_assert_ptr_null(strstr(head_of(o), "max-age=1\r\n"));
+    ck_assert_ptr_nonnull(strstr(head_of(stale), "Cache-Control: max-age=1\r\n"));
+    ck_assert_str_eq(obj_etag(o), "\"v1\"");
+    ck_assert_int_eq(memcmp(obj_tags(o), "a\0b\0", 4), 0);
+    ck_assert_uint_eq(atomic_load(&stale->refcnt), 2);
+
+    /* the stale object goes from the index; its bytes live on */
+    obj_unref(stale);
+    ck_assert_uint_eq(obj_body_total(o), 5);
+    ck_assert_int_eq(obj_body_state(o), BODY_COMPLETE);
+    struct evbuffer *out = evbuffer_new();
+    struct body_cursor cur = { 0 };
+    ck_assert_uint_eq(obj_body_read(o, &cur, out, SIZE_MAX), 5);
+    obj_unref(o);           /* the evbuffer's reference holds the block */
+    char got[6] = { 0 };
+    evbuffer_remove(out, got, 5);
+    ck_assert_str_eq(got, "hello");
+    evbuffer_free(out);     /* freed now (ASan/LSan check) */
+}
+END_TEST
+
 static Suite *revalidate_suite(void)
 {
     Suite *s = suite_create("revalidate");
@@ -478,6 +530,7 @@ static Suite *revalidate_suite(void)
     tcase_add_test(m, merge_replaces_fields);
     tcase_add_test(m, merge_keeps_framing_fields);
     tcase_add_test(m, merge_shares_body_and_copies_vary);
+    tcase_add_test(m, merge_of_a_sealed_object);
     tcase_add_test(m, merge_carries_the_content_hash);
     tcase_add_test(m, merge_with_rewrite);
     tcase_add_test(m, merge_unchanged_head_takes_the_new_date);

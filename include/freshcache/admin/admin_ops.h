@@ -76,6 +76,7 @@ struct verify_result {
     char origin_sha256[65];         /* "" when the origin failed */
     int proxy_status;               /* 0 when not stored */
     int origin_status;              /* 0 when the origin could not be reached */
+    char error[160];                /* why the origin's answer is missing ("" when none) */
     bool stale;                     /* stored, and the origin answers another status or body */
 };
 typedef void (*verify_done_cb)(void *arg, struct verify_result *results, size_t n);

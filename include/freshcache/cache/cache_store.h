@@ -100,7 +100,14 @@ void store_insert(struct cache_store *s, struct cache_obj *o, uint64_t now_ms);
 /* A BUSY placeholder got its response head: it becomes READY (fields must
  * be filled first), replacing older variants.  Wakes waiters. */
 void store_publish(struct cache_store *s, struct cache_obj *o, uint64_t now_ms);
-/* Remove an object from the index (no-op if not linked). */
+/* The fetch that filled stored object `o` completed its body: replace `o`
+ * in the index by its sealed copy (obj_seal: one allocation, no body
+ * struct), in the same place in its bucket and the LRU order.  Readers
+ * holding `o` go on with it.  False (nothing changes) when `o` is not
+ * linked or does not qualify. */
+bool store_seal(struct cache_store *s, struct cache_obj *o);
+/* Remove an object from the index (no-op if not linked); an object that
+ * store_seal replaced: its sealed copy. */
 void store_remove(struct cache_store *s, struct cache_obj *o);
 /* Remove every object of a key (all variants).  Returns how many. */
 unsigned store_remove_key(struct cache_store *s, const struct cache_key *k);

@@ -113,6 +113,9 @@ int conn_flush(struct conn *c);
  * output buffers back (an idle keep-alive connection keeps neither); the
  * next read makes them again.  Until then c->in and c->out are NULL. */
 void conn_release_buffers(struct conn *c);
+/* Make them again before writing without a read first (HTTP/2 sends
+ * frames of its own: GOAWAY, PING acknowledgements). */
+void conn_claim_buffers(struct conn *c);
 /* Drop whatever is queued for a peer that is gone. */
 void conn_discard_output(struct conn *c);
 /* Bytes still queued for the socket. */

@@ -123,6 +123,8 @@ struct exchange {
     struct fetch *fetch;
     int fetch_kind;                     /* enum fetch_kind of our fetch */
     const char *fwd;                    /* Cache-Status fwd= of our fetch */
+    struct reval_batch *batch;          /* we lead it: our fetch starts at its send */
+    bool joined;                        /* obj is another request's revalidation */
     struct body_cursor cur;
     uint64_t send_end;                  /* body offset to stop at (a Range), or UINT64_MAX */
     bool upload_paused;
@@ -149,11 +151,18 @@ void exchange_start(struct exchange *x, const struct http_msg *req,
  * be NULL then). */
 void exchange_respond(struct exchange *x, int status, const char *cache_status, const char *msg,
                       bool close);
+/* exchange_respond for a request refused before exchange_start, with the
+ * client it came from (`info`: its address and scheme, for the log line). */
+void exchange_refuse(struct exchange *x, const struct exchange_request *info, int status,
+                     const char *cache_status, const char *msg, bool close);
 /* Send a 1xx interim response (RFC 9110 §15.2: 100, 102, 103; never
  * 101) ahead of the final one: forwarded from the origin or made by the
  * proxy (Early Hints).  Does nothing once the final head is out.  Never
  * stored, never replayed. */
 void exchange_send_interim(struct exchange *x, int status, const char *lines, size_t len);
+/* The worker's loop ended: free the shared revalidations it never sent
+ * (their requests are gone). */
+void exchange_free_batches(struct worker *w);
 /* Request body bytes.  Returns how many wait for the origin (the front
  * end's backpressure: see upload_pause). */
 size_t exchange_upload(struct exchange *x, const char *data, size_t len);

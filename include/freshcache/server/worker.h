@@ -26,6 +26,7 @@ struct event_base;
 struct evbuffer;
 struct event;
 struct listener;
+struct page_slab;
 
 LIST_HEAD(h1_list, h1_conn);
 LIST_HEAD(h2_list, h2_conn);
@@ -33,6 +34,7 @@ LIST_HEAD(handshake_list, handshake);
 LIST_HEAD(fetch_list, fetch);
 LIST_HEAD(internal_list, internal_req);
 TAILQ_HEAD(upstream_list, upstream_conn);
+TAILQ_HEAD(reval_list, reval_batch);
 
 struct worker {
 #define WORKER_MAGIC 0x30e4e500u
@@ -48,9 +50,12 @@ struct worker {
     struct h1_active *h1_pool;      /* their per-request parts, given back when idle */
     unsigned h1_pool_n;
     struct h2_list h2_conns;        /* HTTP/2 client connections (h2.h) */
+    struct page_slab *h2_slab;      /* their sessions' large blocks (h2_mem.h) */
     unsigned n_clients;             /* client connections on this worker */
     struct fetch_list fetches;      /* in progress, including detached ones */
     struct internal_list internals; /* the daemon's own requests (internal_request.h) */
+    struct reval_list reval_open;   /* revalidations to send at the pass's end (exchange.c) */
+    struct event *reval_send;       /* sends them: activated when the first one opens */
     struct upstream_list idle_upstreams;
     unsigned n_idle_upstreams;
     struct tls_session_slot origin_tls; /* resumed by the next origin connection */
