@@ -502,7 +502,8 @@ static void refuse(struct h1_conn *c, int status, const char *msg)
         c->a->x.req = &c->a->req;     /* what was parsed of it, for the log */
     }
     if (!c->r.head_sent) {
-        struct exchange_request info = { .client_addr = c->addr, .scheme = c->scheme };
+        struct exchange_request info = { .client_addr = c->a->addr,
+                                         .scheme = c->tls ? "https" : "http" };
         exchange_refuse(&c->a->x, &info, status, "fwd=bypass", msg, true);
     }
 }
