@@ -13,6 +13,9 @@
 
 TAILQ_HEAD(obj_list, cache_obj);
 
+/* A shard's index starts with this many buckets and never shrinks below. */
+#define SHARD_MIN_BUCKETS 1024
+
 struct shard {
     pthread_mutex_t mu;
     struct cache_obj **buckets;
@@ -75,7 +78,7 @@ struct cache_store *store_new(uint64_t max_bytes, unsigned n_shards)
         struct shard *sh = &s->shards[i];
         memset(sh, 0, sizeof *sh);
         AZ(pthread_mutex_init(&sh->mu, NULL));
-        sh->n_buckets = 1024;
+        sh->n_buckets = SHARD_MIN_BUCKETS;
         sh->buckets = calloc(sh->n_buckets, sizeof *sh->buckets);
         AN(sh->buckets);
         TAILQ_INIT(&sh->lru);
@@ -93,9 +96,9 @@ static struct cache_obj **bucket_of(struct shard *sh, uint64_t hash)
     return &sh->buckets[hash & (sh->n_buckets - 1)];
 }
 
-static void shard_grow(struct shard *sh)
+/* Rehash into `nb` buckets (a power of two). */
+static void shard_resize(struct shard *sh, size_t nb)
 {
-    size_t nb = sh->n_buckets * 2;
     struct cache_obj **b = calloc(nb, sizeof *b);
     AN(b);
     for (size_t i = 0; i < sh->n_buckets; i++) {
@@ -111,6 +114,32 @@ static void shard_grow(struct shard *sh)
     free(sh->buckets);
     sh->buckets = b;
     sh->n_buckets = nb;
+}
+
+static void shard_grow(struct shard *sh)
+{
+    shard_resize(sh, sh->n_buckets * 2);
+}
+
+size_t store_shrink_index(struct cache_store *s)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    size_t freed = 0;
+    for (unsigned i = 0; i < s->n_shards; i++) {
+        struct shard *sh = &s->shards[i];
+        pthread_mutex_lock(&sh->mu);
+        /* Below a quarter full: down to at most half full, so that the
+         * next growth (past full) is far. */
+        if (sh->n_buckets > SHARD_MIN_BUCKETS && sh->count < sh->n_buckets / 4) {
+            size_t nb = SHARD_MIN_BUCKETS;
+            while (nb < 2 * sh->count)
+                nb *= 2;
+            freed += (sh->n_buckets - nb) * sizeof *sh->buckets;
+            shard_resize(sh, nb);
+        }
+        pthread_mutex_unlock(&sh->mu);
+    }
+    return freed;
 }
 
 static bool same_key(const struct cache_obj *o, uint64_t hash, const char *key, size_t len)
@@ -419,6 +448,12 @@ size_t store_sweep(struct cache_store *s, const struct generations *gens, size_t
         }
     }
     return removed;
+}
+
+bool store_sweep_caught_up(const struct cache_store *s, const struct generations *gens)
+{
+    CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
+    return s->sweep_clean_epoch == generation_epoch(gens);
 }
 
 static void evict(struct cache_store *s);

@@ -17,6 +17,7 @@
 
 #include "freshcache/base/assert.h"
 #include "freshcache/base/log.h"
+#include "freshcache/base/peer_addr.h"
 #include "freshcache/server/conn.h"
 #include "freshcache/server/h2.h"
 #include "freshcache/server/http1.h"
@@ -50,7 +51,7 @@ struct handshake {
     bool done;
     bool sniff;                     /* cleartext: waiting for the first bytes */
     uint64_t accept_ms;
-    char addr[INET6_ADDRSTRLEN];
+    struct peer_addr peer;
 };
 
 static void handshake_free(struct handshake *h, bool keep_conn)
@@ -106,10 +107,11 @@ static void handshake_event(void *arg, enum conn_event ev)
         COUNT(&w->counters, tls_handshakes, 1);
         struct conn *c = h->conn;
         SSL *ssl = transport_tls_ssl(c->t);
+        char text[PEER_ADDR_TEXT];
         if (ssl && tls_alpn_is_h2(ssl))
-            h2_serve(w, c, h->addr, "https");
+            h2_serve(w, c, peer_addr_format(&h->peer, text), "https");
         else
-            http1_serve(w, c, h->addr, "https");
+            http1_serve(w, c, &h->peer, true);
         handshake_free(h, true);
         return;
     }
@@ -125,7 +127,8 @@ static void handshake_event(void *arg, enum conn_event ev)
      * word, counted, logged for debugging. */
     COUNT(&w->counters, tls_handshake_failures, 1);
     const char *why = conn_error(h->conn);
-    log_debug("TLS handshake with %s failed: %s", h->addr,
+    char text[PEER_ADDR_TEXT];
+    log_debug("TLS handshake with %s failed: %s", peer_addr_format(&h->peer, text),
               ev == CONN_READ_TIMEOUT || ev == CONN_WRITE_TIMEOUT ? "timed out"
               : why ? why : "connection closed");
     event_active(h->reap, EV_WRITE, 0);
@@ -149,17 +152,20 @@ static void sniff_read(void *arg)
         /* Could still be either: wait for more, but not for a preface
          * trickled a byte at a time (each byte restarts the read timeout). */
         if (worker_now_ms(h->w) - h->accept_ms >= worker_cfg(h->w)->limits.header_timeout_ms) {
-            log_debug("client %s: no preface or request within header_timeout", h->addr);
+            char text[PEER_ADDR_TEXT];
+            log_debug("client %s: no preface or request within header_timeout",
+                      peer_addr_format(&h->peer, text));
             h->done = true;
             event_active(h->reap, EV_WRITE, 0);
         }
         return;
     }
     h->done = true;
+    char text[PEER_ADDR_TEXT];
     if (prefix)
-        h2_serve(h->w, h->conn, h->addr, "http");
+        h2_serve(h->w, h->conn, peer_addr_format(&h->peer, text), "http");
     else
-        http1_serve(h->w, h->conn, h->addr, "http");
+        http1_serve(h->w, h->conn, &h->peer, false);
     handshake_free(h, true);
 }
 
@@ -168,14 +174,15 @@ static const struct conn_cb handshake_cb = {
     .on_event = handshake_event,
 };
 
-static struct handshake *pending_new(struct worker *w, struct conn *c, const char *addr)
+static struct handshake *pending_new(struct worker *w, struct conn *c,
+                                     const struct peer_addr *peer)
 {
     struct handshake *h = calloc(1, sizeof *h);
     AN(h);
     h->magic = HANDSHAKE_MAGIC;
     h->w = w;
     h->conn = c;
-    snprintf(h->addr, sizeof h->addr, "%s", addr);
+    h->peer = *peer;
     h->accept_ms = worker_now_ms(w);
     h->reap = event_new(w->base, -1, 0, handshake_reap, h);
     AN(h->reap);
@@ -184,7 +191,7 @@ static struct handshake *pending_new(struct worker *w, struct conn *c, const cha
     return h;
 }
 
-static void start_handshake(struct listener *l, evutil_socket_t fd, const char *addr)
+static void start_handshake(struct listener *l, evutil_socket_t fd, const struct peer_addr *peer)
 {
     struct worker *w = l->w;
     SSL *ssl = tls_accept_ssl(w->srv->tls, l->address);
@@ -194,7 +201,7 @@ static void start_handshake(struct listener *l, evutil_socket_t fd, const char *
         return;
     }
     struct handshake *h = pending_new(w, conn_new(w->base, transport_tls_new(fd, ssl), NULL, NULL),
-                                      addr);
+                                      peer);
     uint64_t t = worker_cfg(w)->limits.handshake_timeout_ms;
     conn_set_timeouts(h->conn, t, t);
     conn_start_handshake(h->conn);
@@ -221,23 +228,18 @@ static void accept_cb(struct evconnlistener *el, evutil_socket_t fd, struct sock
         evutil_closesocket(fd);
         return;
     }
-    char addr[INET6_ADDRSTRLEN];
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof addr);
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof addr);
-    else
-        snprintf(addr, sizeof addr, "unknown");
+    struct peer_addr peer;
+    peer_addr_set(&peer, sa);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     COUNT(&w->counters, connections, 1);
     if (l->tls) {
-        start_handshake(l, fd, addr);
+        start_handshake(l, fd, &peer);
         return;
     }
     struct conn *c = conn_new(w->base, transport_tcp_new(fd), NULL, NULL);
     if (l->h2c) {
-        struct handshake *h = pending_new(w, c, addr);
+        struct handshake *h = pending_new(w, c, &peer);
         h->sniff = true;
         /* Silent: the front end's header_timeout would have cut it. */
         const struct fc_config *cfg = worker_cfg(w);
@@ -247,7 +249,7 @@ static void accept_cb(struct evconnlistener *el, evutil_socket_t fd, struct sock
         conn_read_enable(c, true);
         return;
     }
-    http1_serve(w, c, addr, "http");
+    http1_serve(w, c, &peer, false);
 }
 
 static void accept_error_cb(struct evconnlistener *el, void *arg)

@@ -33,7 +33,8 @@
 /* 64 shards: with a handful of workers two lookups rarely meet on a lock. */
 #define STORE_SHARDS 64
 
-/* Objects remembered for content-hash first-seen times. */
+/* Objects remembered for content-hash first-seen times, at most: the
+ * history starts at 8 KiB and doubles with the URLs seen, up to 4 MiB. */
 #define ETAG_HISTORY_SLOTS (256 * 1024)
 /* Objects examined per sweep call (every SWEEP_INTERVAL in main.c). */
 #define SWEEP_BUDGET 50000
@@ -296,10 +297,12 @@ void server_sum_counters(struct server *srv, struct counters *out)
 /* Memory the store gave back (a sweep after a bump, a purge): hand it to
  * the system.  glibc keeps freed memory in its arenas, and after a deploy
  * freed a full cache an operator would see no change in RSS.  Once the
- * store has shrunk by TRIM_MIN bytes and nothing is left to sweep,
+ * store has shrunk by TRIM_MIN bytes from its high mark (taken on every
+ * sweep call) and the sweep has caught up, the index's bucket arrays
+ * shrink to the objects left (a million objects grew them to 8 MiB), and
  * malloc_trim() releases the free pages of every arena (madvise), which
  * the hit path never calls into. */
-static void trim_if_shrunk(struct server *srv)
+static void trim_if_shrunk(struct server *srv, bool caught_up)
 {
     struct store_stats st;
     store_get_stats(srv->store, &st);
@@ -307,11 +310,13 @@ static void trim_if_shrunk(struct server *srv)
         srv->trim_mark = st.bytes;          /* growing: remember the high mark */
         return;
     }
-    if (srv->trim_mark - st.bytes < TRIM_MIN)
+    if (!caught_up || srv->trim_mark - st.bytes < TRIM_MIN)
         return;
+    size_t index = store_shrink_index(srv->store);
     malloc_trim(0);
-    log_debug("released freed memory to the system (the store shrank by %llu MiB)",
-              (unsigned long long)((srv->trim_mark - st.bytes) >> 20));
+    log_debug("released freed memory to the system (the store shrank by %llu MiB, "
+              "its index by %zu KiB)",
+              (unsigned long long)((srv->trim_mark - st.bytes) >> 20), index >> 10);
     srv->trim_mark = st.bytes;
 }
 
@@ -319,14 +324,18 @@ void server_sweep(struct server *srv)
 {
     /* With after_purge: revalidate, older generations are what the next
      * request revalidates against: they leave by LRU, not by sweep. */
-    size_t n = 0;
     if (srv->cfg->cache.after_purge == AFTER_PURGE_REFETCH) {
-        n = store_sweep(srv->store, srv->gens, SWEEP_BUDGET);
+        size_t n = store_sweep(srv->store, srv->gens, SWEEP_BUDGET);
         if (n)
             log_debug("sweep: reclaimed %zu objects of older generations", n);
     }
-    if (n < SWEEP_BUDGET)
-        trim_if_shrunk(srv);
+    /* Trim once the sweep has caught up (a whole pass since the bump):
+     * a pass spans several calls (64 shards of at least 1024 buckets are
+     * more than one call's budget), and trimming after the first of them
+     * (then measuring the shrink from there) left what the others freed
+     * in the arenas. */
+    trim_if_shrunk(srv, srv->cfg->cache.after_purge != AFTER_PURGE_REFETCH ||
+                        store_sweep_caught_up(srv->store, srv->gens));
 }
 
 /* On each worker's thread: its listeners follow the new config, and idle

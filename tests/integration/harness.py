@@ -324,9 +324,12 @@ def build_request(method, target, headers=None, body=None, version="HTTP/1.1",
 
 
 class RawConn:
-    def __init__(self, port, timeout=10.0):
+    def __init__(self, port, timeout=10.0, source=None):
+        """source: a local address to connect from (another 127.x address
+        makes another client)."""
         self.port = port
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         self.eof = False

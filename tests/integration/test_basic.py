@@ -319,5 +319,29 @@ class StaticSiteTest(H.ProxyTestCase):
         self.assertEqual(r.status, 404, r)
 
 
+class ClientAddressTest(H.ProxyTestCase):
+    """HTTP/1.1's own (not run over HTTP/2 by test_h2.py): the pooled
+    per-request state carries the client's address as text."""
+
+    def test_client_address_per_connection(self):
+        # An idle connection keeps its peer's address binary; each request
+        # gets it as text in the per-request state a worker pools, which
+        # the previous request may have used for another client: every
+        # request must still carry its own connection's address.
+        sources = ["127.0.0.%d" % i for i in range(2, 7)]
+        conns = [H.RawConn(self.port, source=src) for src in sources]
+        try:
+            for rnd in range(3):
+                for src, c in zip(sources, conns):
+                    r = c.request("GET", url("/t/echo", n="%s-%s-%d" % (self.uniq(), src, rnd)))
+                    self.assertEqual(r.status, 200, r)
+                    seen = json.loads(r.body)
+                    xff = [v for k, v in seen["headers"] if k.lower() == "x-forwarded-for"]
+                    self.assertEqual(xff, [src], seen)
+        finally:
+            for c in conns:
+                c.close()
+
+
 if __name__ == "__main__":
     H.main()

@@ -686,6 +686,48 @@ START_TEST(newest_matching_variant_after_growth)
 }
 END_TEST
 
+/* After a purge the index gives back buckets sized for the peak: a shard
+ * under a quarter full shrinks to at most half full (never below 1024
+ * buckets), and every object left is still found. */
+START_TEST(index_shrinks_after_the_peak)
+{
+    struct cache_store *s = store_new(UINT64_MAX / 2, 1);
+    char path[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(path, sizeof path, "/peak-%d", i);
+        insert(s, make_obj(path, 1), 1);
+    }
+    /* 5000 objects grew the shard to 8192 buckets: more than a quarter full */
+    ck_assert_uint_eq(store_shrink_index(s), 0);
+    for (int i = 0; i < 5000; i++) {
+        if (i % 10 == 0)
+            continue;
+        snprintf(path, sizeof path, "/peak-%d", i);
+        struct cache_key k = key_of(path);
+        ck_assert_uint_eq(store_remove_key(s, &k), 1);
+    }
+    ck_assert_uint_eq(stats(s).objects, 500);
+    /* 500 left: 8192 -> 1024 buckets */
+    ck_assert_uint_eq(store_shrink_index(s), (8192 - 1024) * sizeof(void *));
+    ck_assert_uint_eq(store_shrink_index(s), 0);
+    for (int i = 0; i < 5000; i++) {
+        snprintf(path, sizeof path, "/peak-%d", i);
+        ck_assert(present(s, path, 2) == (i % 10 == 0));
+    }
+    /* and it grows again as before */
+    for (int i = 0; i < 3000; i++) {
+        snprintf(path, sizeof path, "/again-%d", i);
+        insert(s, make_obj(path, 1), 3);
+    }
+    for (int i = 0; i < 3000; i += 7) {
+        snprintf(path, sizeof path, "/again-%d", i);
+        ck_assert(present(s, path, 4));
+    }
+    ck_assert_uint_eq(store_shrink_index(s), 0);
+    store_free(s);
+}
+END_TEST
+
 /* --------------------------------------------------------- coalescing */
 
 static int fired;
@@ -1863,6 +1905,10 @@ static Suite *cache_store_suite(void)
     tcase_add_checked_fixture(sw, tmp_dir_make, NULL);
     tcase_add_test(sw, sweep_reclaims_old_generations_and_stragglers);
     suite_add_tcase(s, sw);
+
+    TCase *ix = tcase_create("index");
+    tcase_add_test(ix, index_shrinks_after_the_peak);
+    suite_add_tcase(s, ix);
 
     TCase *cc = tcase_create("concurrency");
     tcase_add_loop_test(cc, concurrent_readers, 0, 4);

@@ -283,49 +283,225 @@ START_TEST(history_keys_independent)
 }
 END_TEST
 
-/* Two keys sharing a slot: the newer replaces the older, which is then
- * forgotten — its next note is a first sighting (younger time, and no
- * "changed" since nothing is remembered to compare with). */
-START_TEST(history_collision_replaces)
+/* The history places a key by its hash after MurmurHash3's fmix64; these
+ * undo it, so a test can choose where keys land (fmix64 is a bijection:
+ * xor-shifts by 33 undo themselves, odd multipliers have inverses). */
+static uint64_t mul_inverse(uint64_t a)
 {
-    const size_t slots = 16;
-    struct etag_history *hist = etag_history_new(slots);
-    unsigned char a[32], b[32];
+    uint64_t x = a;             /* Newton: each step doubles the good bits */
+    for (int i = 0; i < 6; i++)
+        x *= 2 - a * x;
+    return x;
+}
+
+static uint64_t unmix(uint64_t m)
+{
+    m ^= m >> 33;
+    m *= mul_inverse(0xc4ceb9fe1a85ec53ULL);
+    m ^= m >> 33;
+    m *= mul_inverse(0xff51afd7ed558ccdULL);
+    m ^= m >> 33;
+    return m;
+}
+
+/* A key whose mixed hash has `top` in its top 6 bits (its bucket in the
+ * starting table) and `check` in the 32 bits below them. */
+static uint64_t key_at(uint64_t top, uint32_t check, uint32_t low)
+{
+    return unmix((top << 58) | ((uint64_t)check << 26) | (low & 0x3ffffff));
+}
+
+START_TEST(history_unmix_roundtrip)
+{
+    /* the test's keys mean what they say: same bucket, chosen checks */
+    struct etag_history *hist = etag_history_new(512);
+    unsigned char a[32];
     fill_hash(a, 1);
-    fill_hash(b, 2);
-    bool changed = true;
-    uint64_t k1 = 5, k2 = 5 + slots;        /* same slot */
-    ck_assert_int_eq(etag_history_note(hist, k1, a, 100, &changed), 100);
+    bool changed;
+    ck_assert_int_eq(etag_history_note(hist, key_at(3, 77, 1), a, 100, &changed), 100);
+    /* same top bits and check, other low bits: the history cannot tell
+     * them apart, and says so with the old time */
+    ck_assert_int_eq(etag_history_note(hist, key_at(3, 77, 2), a, 200, &changed), 100);
     ck_assert(!changed);
-    ck_assert_int_eq(etag_history_note(hist, k2, b, 200, &changed), 200);
-    ck_assert(!changed);                    /* another key, not a change */
-    ck_assert_int_eq(etag_history_note(hist, k2, b, 250, &changed), 200);
-    ck_assert_int_eq(etag_history_note(hist, k1, a, 300, &changed), 300);
-    ck_assert(!changed);
-    /* and k2 was pushed out in turn */
-    ck_assert_int_eq(etag_history_note(hist, k2, b, 400, &changed), 400);
-    ck_assert(!changed);
-    /* a key in another slot is unaffected */
-    ck_assert_int_eq(etag_history_note(hist, 6, a, 500, &changed), 500);
-    ck_assert_int_eq(etag_history_note(hist, k2, b, 600, &changed), 400);
     etag_history_free(hist);
 }
 END_TEST
 
-/* Zero slots is one slot: every key collides, nothing crashes. */
+/* A bucket holds eight keys; a ninth pushes one out, which is then
+ * forgotten: its next note is a first sighting (younger time, and no
+ * "changed" since nothing is remembered to compare with). */
+START_TEST(history_full_bucket_forgets)
+{
+    struct etag_history *hist = etag_history_new(512);     /* never grows */
+    unsigned char a[32];
+    fill_hash(a, 1);
+    bool changed = true;
+    for (uint32_t k = 0; k < 8; k++) {
+        ck_assert_int_eq(etag_history_note(hist, key_at(5, 1000 + k, 0), a, 100 + k, &changed),
+                         100 + k);
+        ck_assert(!changed);
+    }
+    for (uint32_t k = 0; k < 8; k++)
+        ck_assert_int_eq(etag_history_note(hist, key_at(5, 1000 + k, 0), a, 200, &changed), 100 + k);
+    /* the ninth takes way (check % 8) = 1001's */
+    ck_assert_int_eq(etag_history_note(hist, key_at(5, 2001, 0), a, 300, &changed), 300);
+    ck_assert(!changed);
+    ck_assert_int_eq(etag_history_note(hist, key_at(5, 1001, 0), a, 400, &changed), 400);
+    ck_assert(!changed);
+    /* the others, and keys of other buckets, are unaffected */
+    ck_assert_int_eq(etag_history_note(hist, key_at(5, 1000, 0), a, 500, &changed), 100);
+    ck_assert_int_eq(etag_history_note(hist, key_at(6, 1001, 0), a, 600, &changed), 600);
+    ck_assert_int_eq(etag_history_note(hist, key_at(6, 1001, 0), a, 700, &changed), 600);
+    etag_history_free(hist);
+}
+END_TEST
+
+/* Zero (or too few) slots is the starting table, which never grows:
+ * every key works, nothing crashes. */
 START_TEST(history_zero_slots)
 {
     struct etag_history *hist = etag_history_new(0);
+    ck_assert_uint_eq(etag_history_slots(hist), 512);
     unsigned char a[32];
     fill_hash(a, 1);
     bool changed;
     ck_assert_int_eq(etag_history_note(hist, 1, a, 10, &changed), 10);
     ck_assert_int_eq(etag_history_note(hist, 1, a, 20, &changed), 10);
-    ck_assert_int_eq(etag_history_note(hist, 2, a, 30, &changed), 30);
-    ck_assert_int_eq(etag_history_note(hist, 1, a, 40, &changed), 40);
-    ck_assert(!changed);
     ck_assert_int_eq(etag_history_note(hist, UINT64_MAX, a, 50, &changed), 50);
+    for (uint64_t k = 100; k < 5000; k++)
+        etag_history_note(hist, k, a, 60, &changed);
+    ck_assert_uint_eq(etag_history_slots(hist), 512);
+    ck_assert_uint_le(etag_history_used(hist), 512);
     etag_history_free(hist);
+}
+END_TEST
+
+/* It starts at 8 KiB and doubles with the keys seen, up to its cap. */
+START_TEST(history_grows_to_cap)
+{
+    struct etag_history *hist = etag_history_new(8192);
+    ck_assert_uint_eq(etag_history_slots(hist), 512);
+    ck_assert_uint_eq(etag_history_used(hist), 0);
+    unsigned char a[32];
+    fill_hash(a, 1);
+    bool changed;
+    for (uint64_t k = 0; k < 320; k++)      /* 5/8 of 512: no doubling yet */
+        etag_history_note(hist, k * 0x9e3779b97f4a7c15ULL, a, 100, &changed);
+    ck_assert_uint_eq(etag_history_slots(hist), 512);
+    for (uint64_t k = 320; k < 2000; k++)
+        etag_history_note(hist, k * 0x9e3779b97f4a7c15ULL, a, 100, &changed);
+    ck_assert_uint_eq(etag_history_slots(hist), 4096);  /* 2000 > 5/8 of 2048 */
+    size_t used = etag_history_used(hist);
+    ck_assert_uint_le(used, 2000);
+    ck_assert_uint_ge(used, 1900);          /* few pushed out of full buckets */
+    /* never past the cap, however many keys */
+    for (uint64_t k = 2000; k < 50000; k++)
+        etag_history_note(hist, k * 0x9e3779b97f4a7c15ULL, a, 100, &changed);
+    ck_assert_uint_eq(etag_history_slots(hist), 8192);
+    ck_assert_uint_le(etag_history_used(hist), 8192);
+    etag_history_free(hist);
+}
+END_TEST
+
+/* A doubling moves every entry to its new bucket: what was remembered
+ * before it still is after, with its first-seen time. */
+START_TEST(history_doubling_keeps_entries)
+{
+    struct etag_history *hist = etag_history_new(1u << 18);
+    enum { N = 320 };
+    unsigned char a[32];
+    bool changed, kept[N];
+    uint64_t key[N];
+    for (int k = 0; k < N; k++) {
+        /* five keys in each of the 64 buckets: none is full */
+        key[k] = key_at((uint64_t)k % 64, (uint32_t)k * 2654435761u, 0);
+        fill_hash(a, k);
+        etag_history_note(hist, key[k], a, 1000 + k, &changed);
+    }
+    ck_assert_uint_eq(etag_history_slots(hist), 512);
+    int n_kept = 0;
+    for (int k = 0; k < N; k++) {
+        fill_hash(a, k);
+        kept[k] = etag_history_note(hist, key[k], a, 5000, &changed) == 1000 + k;
+        n_kept += kept[k];
+    }
+    ck_assert_int_eq(n_kept, N);
+    /* the doubling: one more key (320 of 512 is the 5/8 mark) */
+    fill_hash(a, 9999);
+    etag_history_note(hist, 0xbf58476d1ce4e5b9ULL, a, 6000, &changed);
+    ck_assert_uint_eq(etag_history_slots(hist), 1024);
+    ck_assert_uint_eq(etag_history_used(hist), (size_t)n_kept + 1);
+    for (int k = 0; k < N; k++) {
+        if (!kept[k])
+            continue;
+        fill_hash(a, k);
+        ck_assert_int_eq(etag_history_note(hist, key[k], a, 7000, &changed), 1000 + k);
+        ck_assert(!changed);
+    }
+    etag_history_free(hist);
+}
+END_TEST
+
+/* The property that matters: when a URL's bytes change, the time
+ * returned is later than any time returned for that URL before, so no
+ * If-Modified-Since from an older version can validate the new one —
+ * through doublings, and for keys the history cannot tell apart (pairs
+ * sharing bucket and check here).  With `cap` below the keys, keys get
+ * pushed out: a forgotten key's change gets at least `now`. */
+static void changed_bytes_run(size_t cap, bool pressure)
+{
+    struct etag_history *hist = etag_history_new(cap);
+    enum { KEYS = 6000, STEPS = 120000 };
+    static time_t latest[KEYS];
+    static int version[KEYS];
+    static uint64_t key[KEYS];
+    for (int k = 0; k < KEYS; k++) {
+        key[k] = key_at((uint64_t)(k / 2) % 64, (uint32_t)(k / 2) * 2654435761u, (uint32_t)k);
+        latest[k] = 0;
+        version[k] = -1;
+    }
+    uint64_t rnd = 88172645463325252ULL;
+    time_t now = 1000;
+    unsigned char h[32];
+    int changes = 0;
+    for (int i = 0; i < STEPS; i++) {
+        rnd ^= rnd << 13;
+        rnd ^= rnd >> 7;
+        rnd ^= rnd << 17;
+        int k = (int)(rnd % KEYS);
+        int v = version[k] < 0 ? 0 : version[k] + (int)((rnd >> 32) % 4 == 0);
+        if (i % 50 == 0)
+            now++;
+        fill_hash(h, v + 7 * (k % 3));  /* some keys share bytes */
+        bool changed;
+        time_t t = etag_history_note(hist, key[k], h, now, &changed);
+        ck_assert_int_ge(t, 1000);
+        ck_assert_int_le(t, now + 5);   /* changes within a second: +1 each */
+        if (version[k] >= 0 && v != version[k]) {
+            if (pressure)
+                ck_assert(t > latest[k] || t >= now);
+            else
+                ck_assert_int_gt(t, latest[k]);
+            changes++;
+        }
+        if (t > latest[k])
+            latest[k] = t;
+        version[k] = v;
+    }
+    ck_assert_int_gt(changes, 1000);
+    ck_assert_uint_le(etag_history_slots(hist), cap < 512 ? 512 : cap);
+    etag_history_free(hist);
+}
+
+START_TEST(history_changed_bytes_never_older)
+{
+    changed_bytes_run(1u << 18, false);     /* 512 -> 8192 entries on the way */
+}
+END_TEST
+
+START_TEST(history_changed_bytes_under_pressure)
+{
+    changed_bytes_run(2048, true);
 }
 END_TEST
 
@@ -353,8 +529,14 @@ static Suite *etag_suite(void)
     tcase_add_test(tc, history_same_hash_keeps_first_time);
     tcase_add_test(tc, history_new_hash_changes);
     tcase_add_test(tc, history_keys_independent);
-    tcase_add_test(tc, history_collision_replaces);
+    tcase_add_test(tc, history_unmix_roundtrip);
+    tcase_add_test(tc, history_full_bucket_forgets);
     tcase_add_test(tc, history_zero_slots);
+    tcase_add_test(tc, history_grows_to_cap);
+    tcase_add_test(tc, history_doubling_keeps_entries);
+    tcase_add_test(tc, history_changed_bytes_never_older);
+    tcase_add_test(tc, history_changed_bytes_under_pressure);
+    tcase_set_timeout(tc, 60);      /* the property runs, under ASan on a busy machine */
     suite_add_tcase(s, tc);
     return s;
 }

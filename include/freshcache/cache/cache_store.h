@@ -83,6 +83,14 @@ struct cache_obj *store_find(struct cache_store *s, store_match_fn match, const 
  * stay, moved to the end of the LRU order so memory pressure evicts them
  * first.  Call from one thread only. */
 size_t store_sweep(struct cache_store *s, const struct generations *gens, size_t budget);
+/* A whole sweep pass has run since the last bump: what it reclaims is
+ * freed (the sweep's thread only). */
+bool store_sweep_caught_up(const struct cache_store *s, const struct generations *gens);
+/* Give back hash buckets sized for a peak the store has left (after a
+ * purge): a shard under a quarter full shrinks to at most half full.
+ * Takes each shard's lock in turn; for the sweep's thread, never the hit
+ * path.  Returns the bytes of bucket arrays freed. */
+size_t store_shrink_index(struct cache_store *s);
 
 /* A new object (from obj_new + fields) enters the index READY, replacing
  * any object of the same key and Vary variant, and wakes its body's

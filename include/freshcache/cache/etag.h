@@ -5,9 +5,11 @@
  * ETag clients see is derived from it: identical bytes keep their ETag
  * across deploys, changed bytes always get a new one, whatever the origin
  * derived its own ETag from.  Last-Modified becomes the time the proxy
- * first saw that hash for that URL, remembered in a small fixed-size table
- * (a forgotten entry only makes Last-Modified younger, never wrong in the
- * direction that yields a false 304).
+ * first saw that hash for that URL, remembered in a table that grows with
+ * the number of URLs seen, up to a cap (a forgotten entry only makes
+ * Last-Modified younger, never wrong in the direction that yields a false
+ * 304).  The table outlives purges by design; it is owned by the server
+ * runtime (srv->etag_hist) and shared by the workers.
  */
 #ifndef FRESHCACHE_ETAG_H
 #define FRESHCACHE_ETAG_H
@@ -27,8 +29,15 @@ void etag_hasher_free(struct etag_hasher *h);
 void etag_format(const unsigned char hash[32], char out[67]);
 
 struct etag_history;
-struct etag_history *etag_history_new(size_t slots);
+/* A history that starts small (512 entries, 8 KiB) and doubles as URLs
+ * are noted, up to the largest power-of-two number of entries that is at
+ * most `max_slots` (never below the starting size).  Thread-safe. */
+struct etag_history *etag_history_new(size_t max_slots);
 void etag_history_free(struct etag_history *h);
+/* Entries the table has room for now, and entries in use (for tests and
+ * the memory notes in docs/performance.md). */
+size_t etag_history_slots(struct etag_history *h);
+size_t etag_history_used(struct etag_history *h);
 /* Record that the object keyed `key_hash` now has `hash` at `now`.
  * Returns the first time this URL was seen with this hash; *changed is set
  * when a different hash was remembered for it, and then the time returned

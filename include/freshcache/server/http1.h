@@ -15,14 +15,17 @@
 #ifndef FRESHCACHE_HTTP1_H
 #define FRESHCACHE_HTTP1_H
 
+#include <stdbool.h>
+
 struct conn;
+struct peer_addr;
 struct worker;
 
 /* A connection was accepted on worker `w` (and its TLS handshake, if any,
- * is done): serve HTTP/1.1 on it.  `addr` is the peer's address as text,
- * `scheme` "http" or "https".  Takes the conn; counted in the server's
- * n_clients already. */
-void http1_serve(struct worker *w, struct conn *conn, const char *addr, const char *scheme);
+ * is done): serve HTTP/1.1 on it.  `peer` is the client's address (copied),
+ * `tls` whether the scheme is "https".  Takes the conn; counted in the
+ * server's n_clients already. */
+void http1_serve(struct worker *w, struct conn *conn, const struct peer_addr *peer, bool tls);
 /* Close every connection that is idle between requests (graceful stop). */
 void http1_close_idle(struct worker *w);
 /* Shutdown, after the worker's loop ended: free every connection left. */
