@@ -377,6 +377,19 @@ class SharedRevalidationTest(H2Case):
             self.assertEqual(r.cache_status.get("fwd-status"), 200, r)
         self.assertOriginCount(t, 2)
 
+    def test_answer_not_stored_each_asks_on_its_own(self):
+        """The origin's answer to the shared request is not stored (a 503):
+        it is the leader's; the others go to the origin themselves."""
+        key = self.uniq()
+        t = url("/t/mutable", key=key, etag=1, cc="no-cache")
+        self.origin.set(key, "up")
+        self.assertOk(self.get(t), b"up\n")
+        self.origin.set(key, status=503)
+        with self.conn() as c:
+            rs = self.send_together(c, t, 4)
+        self.assertEqual([r.status for r in rs], [503] * 4, rs)
+        self.assertOriginCount(t, 1 + 1 + 3)
+
     def test_requests_with_credentials_revalidate_their_own(self):
         seed = self.uniq()
         t = url("/t/body", size=500, seed=seed, etag=1, cc="public, no-cache")
@@ -410,6 +423,30 @@ class SharedRevalidationTest(H2Case):
         self.assertEqual(sum(bool(r.cache_status.get("collapsed")) for r in rs), 0, rs)
         self.assertStillServes()
 
+
+
+class SharedRevalidationFailureTest(H2Case):
+    """The shared revalidation fails (the origin is gone): every request
+    that joined it answers as its leader does, stale-if-error included."""
+
+    def test_origin_down(self):
+        seed = self.uniq()
+        plain = url("/t/body", size=700, seed=seed, etag=1, cc="no-cache")
+        sie = url("/t/body", size=800, seed=seed, etag=1, cc="max-age=0, stale-if-error=600")
+        self.assertOk(self.get(plain), expected_body(700, seed))
+        self.assertOk(self.get(sie), expected_body(800, seed))
+        fresh = url("/t/body", size=100, seed=seed, cc="max-age=600")
+        self.assertOk(self.get(fresh), expected_body(100, seed))
+        self.origin.stop()          # connections to it are refused from now on
+        with self.conn() as c:
+            rs = SharedRevalidationTest.send_together(self, c, plain, 5)
+        self.assertEqual([r.status for r in rs], [502] * 5, rs)
+        with self.conn() as c:
+            rs = SharedRevalidationTest.send_together(self, c, sie, 5)
+        for r in rs:
+            self.assertOk(r, expected_body(800, seed))
+            self.assertEqual(r.cache_status.get("detail"), "stale-if-error", r)
+        self.assertHit(self.get(fresh))     # and the proxy is well
 
 
 class SharedRevalidationOffTest(H2Case):
