@@ -416,7 +416,7 @@ static void revalidate(struct exchange *x, struct cache_obj *o, const char *fwd)
         cs_build(x->cs, sizeof x->cs, fwd, 0, NULL);
         x->state = X_WAIT;
         send_early_hints(x, o);
-        if (x->state == X_WAIT && !body_wait(b->ph->body, &x->waiter, 0, BODY_PENDING))
+        if (x->state == X_WAIT && !obj_body_wait(b->ph, &x->waiter, 0, BODY_PENDING))
             event_active(x->wake, EV_READ, 0);
         return;
     }
@@ -438,7 +438,7 @@ static void revalidate(struct exchange *x, struct cache_obj *o, const char *fwd)
     if (TAILQ_EMPTY(&w->reval_open))
         event_active(w->reval_send, EV_WRITE, 0);   /* after the events this pass has */
     TAILQ_INSERT_TAIL(&w->reval_open, b, link);
-    if (!body_wait(b->ph->body, &x->waiter, 0, BODY_PENDING))
+    if (!obj_body_wait(b->ph, &x->waiter, 0, BODY_PENDING))
         event_active(x->wake, EV_READ, 0);
 }
 
