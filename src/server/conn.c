@@ -365,6 +365,12 @@ static void do_handshake(struct conn *c)
     notify(c, CONN_CONNECTED);
     if (!c->dead && !c->failed && out_len(c) > 0 && do_write(c) != 0)
         notify(c, CONN_ERROR);
+    /* The handshake may have read the first request too (TLS 1.3 sends it
+     * with the client's Finished; read_ahead takes both): no socket event
+     * will say so. */
+    if (!c->dead && !c->failed && c->read_armed && c->t->ops->pending &&
+        c->t->ops->pending(c->t) > 0)
+        event_active(c->ev_read, EV_READ, 0);
 }
 
 void conn_start_handshake(struct conn *c)

@@ -213,6 +213,9 @@ static bool configure_server_ctx(SSL_CTX *ctx, const struct fc_listen_tls *t)
      * no 34 KiB of TLS buffers. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    /* One read(2) for a record's header and body, and for every record
+     * the socket has (nginx does the same): half the reads per request. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     /* Tickets only: no per-context session cache to lock and fill. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     return true;
@@ -432,6 +435,9 @@ static bool build_origin(struct tls_config *tc, const struct fc_config *cfg,
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    /* One read(2) for a record's header and body, and for every record
+     * the socket has (nginx does the same): half the reads per request. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     tc->origin_verify = o->tls_verify;
     if (o->tls_verify) {

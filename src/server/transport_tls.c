@@ -29,6 +29,7 @@ struct tls_transport {
     SSL *ssl;
     bool handshake_done;
     bool plain_http;                /* the peer sent an HTTP request, not TLS */
+    bool need_socket;               /* OpenSSL's last read wanted bytes from the socket */
     char err[200];
 };
 
@@ -42,6 +43,7 @@ static ssize_t failure(struct tls_transport *tt, int rc)
     switch (e) {
     case SSL_ERROR_WANT_READ:
         tt->t.want = WANT_READ;
+        tt->need_socket = true;
         return TRANSPORT_AGAIN;
     case SSL_ERROR_WANT_WRITE:
         tt->t.want = WANT_WRITE;
@@ -77,6 +79,7 @@ static int tls_handshake(struct transport *t)
     int rc = SSL_do_handshake(tt->ssl);
     if (rc == 1) {
         tt->handshake_done = true;
+        tt->need_socket = false;    /* read ahead: the first request may be in already */
         return 1;
     }
     ssize_t r = failure(tt, rc);
@@ -106,6 +109,7 @@ static ssize_t tls_read(struct transport *t, struct evbuffer *in, size_t max)
             r = failure(tt, rc);
             break;
         }
+        tt->need_socket = false;
         got += n;
     }
     if (got > 0) {
@@ -149,9 +153,18 @@ static ssize_t tls_write(struct transport *t, struct evbuffer *out)
     return (ssize_t)total;
 }
 
+/* Bytes OpenSSL holds that no socket event will announce: decrypted ones,
+ * or records read ahead (the contexts set read_ahead, as nginx does: a
+ * record's header and body, and several records, in one read(2)).  Once a
+ * read ended wanting the socket, what it holds is a partial record, which
+ * only the socket can complete. */
 static size_t tls_pending(struct transport *t)
 {
-    return (size_t)SSL_pending(TT(t)->ssl);
+    struct tls_transport *tt = TT(t);
+    size_t n = (size_t)SSL_pending(tt->ssl);
+    if (n > 0)
+        return n;
+    return !tt->need_socket && SSL_has_pending(tt->ssl) ? 1 : 0;
 }
 
 static void tls_close(struct transport *t)
