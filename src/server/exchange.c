@@ -510,22 +510,29 @@ static void serve_kept(struct exchange *x, struct cache_obj *ph)
     obj_unref(k);
 }
 
+/* The fetch of `ph` (ours, or the revalidation we joined) failed before a
+ * head: the stale copy where stale-if-error allows it, else its error. */
+static void answer_failed_fetch(struct exchange *x, struct cache_obj *ph)
+{
+    if (stale_usable_on_error(x)) {
+        serve_stale_on_error(x, 0);
+        return;
+    }
+    const struct obj_fill *fill = obj_fill(ph);
+    int status = fill->fail_status ? fill->fail_status : 502;
+    const char *why = fill->fail_reason ? fill->fail_reason : "origin fetch failed";
+    exchange_drop_obj(x);
+    /* An upload cut short leaves its rest unread: close after. */
+    exchange_respond(x, status, NULL, why, x->info.has_body && !x->upload_done);
+}
+
 /* Our fetch's placeholder has an outcome. */
 static void on_our_outcome(struct exchange *x)
 {
     struct cache_obj *ph = x->obj;
     x->origin_ms = obj_fill(ph)->origin_ms;
     if (!obj_ready(ph)) {       /* failed before a head */
-        if (stale_usable_on_error(x)) {
-            serve_stale_on_error(x, 0);
-            return;
-        }
-        int status = obj_fill(ph)->fail_status ? obj_fill(ph)->fail_status : 502;
-        const char *why =
-            obj_fill(ph)->fail_reason ? obj_fill(ph)->fail_reason : "origin fetch failed";
-        exchange_drop_obj(x);
-        /* An upload cut short leaves its rest unread: close after. */
-        exchange_respond(x, status, NULL, why, x->info.has_body && !x->upload_done);
+        answer_failed_fetch(x, ph);
         return;
     }
     if (obj_was_kept(ph)) {
@@ -598,15 +605,7 @@ static void on_joined_outcome(struct exchange *x)
     }
     if (!obj_ready(ph) && obj_fill(ph)->fail_status) {
         /* The origin failed the revalidation: as for its leader. */
-        if (stale_usable_on_error(x)) {
-            serve_stale_on_error(x, 0);
-            return;
-        }
-        int status = obj_fill(ph)->fail_status;
-        const char *why =
-            obj_fill(ph)->fail_reason ? obj_fill(ph)->fail_reason : "origin fetch failed";
-        exchange_drop_obj(x);
-        exchange_respond(x, status, NULL, why, false);
+        answer_failed_fetch(x, ph);
         return;
     }
     /* Not shareable (not stored, another variant) or never sent: our own. */
