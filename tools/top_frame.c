@@ -369,6 +369,22 @@ static bool only_label(const char *series, char *out, size_t len)
     return top_label_value(series, label, out, len);
 }
 
+/*
+ * A sample's value as a whole number of something (bytes, seconds).  Values
+ * come from whatever answered on the admin socket, so NaN, infinities and
+ * numbers past 2^64 are possible; converting those to an integer type is
+ * undefined behaviour in C, hence the clamp: NaN and negatives read as 0,
+ * anything too large as the largest count.
+ */
+static uint64_t sample_count(double v)
+{
+    if (!(v > 0))
+        return 0;
+    if (v >= 18446744073709551615.0)
+        return UINT64_MAX;
+    return (uint64_t)v;
+}
+
 static void render_header(const struct span *sp, const char *where, time_t now,
                           struct top_frame *f)
 {
@@ -379,7 +395,7 @@ static void render_header(const struct span *sp, const char *where, time_t now,
             top_label_value(cur->series[i].name, "version", version, sizeof version);
     double v;
     if (top_sample_get(cur, M_UPTIME, &v) && v >= 0)
-        human_duration((uint64_t)v, up, sizeof up);
+        human_duration(sample_count(v), up, sizeof up);
     struct tm tm;
     if (localtime_r(&now, &tm))
         strftime(clock, sizeof clock, "%H:%M:%S", &tm);
@@ -392,8 +408,11 @@ static void render_header(const struct span *sp, const char *where, time_t now,
             add(f, "generation %.0f", gen);
         } else if (changed <= 0) {
             add(f, "generation %.0f, never bumped", gen);
+        } else if (!(changed < (double)now + 1)) {
+            /* in the future, or NaN: print what came, compute nothing from it */
+            add(f, "generation %.0f, last bump at %g (not a time before now)", gen, changed);
         } else {
-            time_t t = (time_t)changed;
+            time_t t = (time_t)changed; /* 0 < changed < now + 1: fits */
             char when[64] = "", ago[64];
             if (localtime_r(&t, &tm))
                 strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %Z", &tm);
@@ -439,7 +458,7 @@ static void render_requests(const struct span *sp, struct top_frame *f)
         fmt_quantile(p90, sizeof p90, sp, 0.9), fmt_quantile(p99, sizeof p99, sp, 0.99));
     double out;
     if (rate(sp, M_BYTES_SENT, &out))
-        human_bytes((uint64_t)out, c, sizeof c);
+        human_bytes(sample_count(out), c, sizeof c);
     else
         snprintf(c, sizeof c, "-");
     add(f, "%-16s %8s/s", "bytes out", c);
@@ -462,12 +481,13 @@ static void render_store(const struct span *sp, struct top_frame *f)
         max_bytes > 0) {
         /* a bar of 20: how close the store is to evicting */
         char bar[21];
-        int full = (int)(20.0 * bytes / max_bytes + 0.5);
+        double share = bytes / max_bytes; /* NaN if both are infinite */
+        int full = share >= 1 ? 20 : share > 0 ? (int)(20.0 * share + 0.5) : 0;
         for (int i = 0; i < 20; i++)
             bar[i] = i < full ? '#' : '.';
         bar[20] = '\0';
-        human_bytes((uint64_t)bytes, a, sizeof a);
-        human_bytes((uint64_t)max_bytes, b, sizeof b);
+        human_bytes(sample_count(bytes), a, sizeof a);
+        human_bytes(sample_count(max_bytes), b, sizeof b);
         add(f, "%-16s %s of %s (%s)  [%s]", "memory", a, b,
             fmt_percent(c, sizeof c, bytes, max_bytes), bar);
     }

@@ -398,6 +398,41 @@ START_TEST(frame_large_rates)
 }
 END_TEST
 
+/* Values no integer holds (a foreign or broken exporter): the frame shows
+ * them without converting them (the fuzzer found the generation timestamp
+ * +Inf cast to time_t, undefined behaviour). */
+START_TEST(frame_values_out_of_range)
+{
+    utc();
+    struct top_sample *b = parse_ok("freshcache_uptime_seconds +Inf\n"
+                                    "freshcache_generation 3\n"
+                                    "freshcache_generation_changed_timestamp_seconds +Inf\n"
+                                    "freshcache_bytes 1e300\n"
+                                    "freshcache_max_bytes NaN\n");
+    struct top_frame f;
+    top_frame_render(NULL, b, "s", T0, &f);
+    assert_line(&f, "freshcache (version unknown) on s", "up ");
+    assert_line(&f, "generation 3", "last bump at inf (not a time before now)");
+    free(b);
+
+    b = parse_ok("freshcache_uptime_seconds -1\n"
+                 "freshcache_generation 3\n"
+                 "freshcache_generation_changed_timestamp_seconds NaN\n"
+                 "freshcache_bytes +Inf\n"
+                 "freshcache_max_bytes 1e300\n");
+    top_frame_render(NULL, b, "s", T0, &f);
+    assert_line(&f, "freshcache (version unknown) on s", "up ?");
+    assert_line(&f, "generation 3", "last bump at nan (not a time before now)");
+    assert_line(&f, "memory ", "[####################]");
+    free(b);
+
+    b = parse_ok("freshcache_bytes 5\nfreshcache_max_bytes +Inf\n");
+    top_frame_render(NULL, b, "s", T0, &f);
+    assert_line(&f, "memory ", "[....................]");
+    free(b);
+}
+END_TEST
+
 static Suite *top_frame_suite(void)
 {
     Suite *s = suite_create("top_frame");
@@ -421,6 +456,7 @@ static Suite *top_frame_suite(void)
     tcase_add_test(tc, frame_idle);
     tcase_add_test(tc, frame_missing_metrics);
     tcase_add_test(tc, frame_large_rates);
+    tcase_add_test(tc, frame_values_out_of_range);
     suite_add_tcase(s, tc);
     return s;
 }
