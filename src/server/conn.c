@@ -361,8 +361,13 @@ static void do_handshake(struct conn *c)
     }
     c->handshaking = false;
     disarm_write(c);
-    update_read(c);
+    /* The read event stays armed through the owner's CONNECTED: a server
+     * connection's new owner (the protocol) enables reading there, and
+     * disarming it before would cost an epoll_ctl DEL and ADD per
+     * handshake for nothing.  What the owner did not ask for goes after. */
     notify(c, CONN_CONNECTED);
+    if (!c->dead && !c->failed)
+        update_read(c);
     if (!c->dead && !c->failed && out_len(c) > 0 && do_write(c) != 0)
         notify(c, CONN_ERROR);
     /* The handshake may have read the first request too (TLS 1.3 sends it
