@@ -499,6 +499,9 @@ static const struct counter_meta {
     /* "connections" in /stats is the number open now (a gauge). */
     { "connections", "connections_accepted", "freshcache_connections_accepted_total",
       "Client connections accepted." },
+    { "connections_handed_off", "connections_handed_off",
+      "freshcache_connections_handed_off_total",
+      "Accepted connections handed to a less loaded worker (accept balancing)." },
     { "tls_handshakes", "tls_handshakes", "freshcache_tls_handshakes_total",
       "TLS handshakes completed with clients." },
     { "tls_handshake_failures", "tls_handshake_failures", "freshcache_tls_handshake_failures_total",
@@ -656,6 +659,12 @@ static void do_metrics(struct admin_conn *c)
     metric(b, "freshcache_uptime_seconds", "gauge", "Seconds since the daemon started.",
            st.uptime_seconds);
     metric(b, "freshcache_connections", "gauge", "Client connections open now.", st.connections);
+    evbuffer_add_printf(b, "# HELP freshcache_worker_connections Client connections each worker "
+                           "holds, TLS handshakes included.\n"
+                           "# TYPE freshcache_worker_connections gauge\n");
+    for (unsigned i = 0; i < ops_workers(c->a->srv); i++)
+        evbuffer_add_printf(b, "freshcache_worker_connections{worker=\"%u\"} %u\n", i,
+                            ops_worker_connections(c->a->srv, i));
     static const uint64_t bounds[ORIGIN_LATENCY_N_BUCKETS] = ORIGIN_LATENCY_BUCKETS_MS;
     evbuffer_add_printf(b, "# HELP freshcache_origin_latency_seconds Time from sending a request "
                            "to the origin to its response head.\n"

@@ -9,6 +9,7 @@
 
 #include "freshcache/admin/admin_ops.h"
 #include "freshcache/server/tls.h"
+#include "freshcache/server/worker.h"
 #include "freshcache/base/assert.h"
 #include "freshcache/cache/cache_store.h"
 #include "freshcache/cache/generation.h"
@@ -65,6 +66,17 @@ void ops_stats(struct server *srv, struct ops_stats *out)
     out->generation_changed_ms = generation_changed_ms(srv->gens);
     out->uptime_seconds = (uint64_t)(time(NULL) - srv->started);
     out->connections = atomic_load(&srv->n_clients);
+}
+
+unsigned ops_workers(struct server *srv)
+{
+    return srv->n_workers;
+}
+
+unsigned ops_worker_connections(struct server *srv, unsigned i)
+{
+    FC_ASSERT(i < srv->n_workers);
+    return atomic_load_explicit(&srv->workers[i].n_conns, memory_order_relaxed);
 }
 
 size_t ops_tls_certs(struct server *srv, const struct tls_cert_info **out)

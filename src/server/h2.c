@@ -762,7 +762,7 @@ static void h2_free(struct h2_conn *c)
     conn_free(c->conn);
     LIST_REMOVE(c, link);
     c->w->n_clients--;
-    atomic_fetch_sub(&c->w->srv->n_clients, 1);
+    worker_client_gone(c->w);
     c->magic = 0;
     free(c);
 }

@@ -642,7 +642,7 @@ static void h1_free(struct h1_conn *c)
     conn_free(c->conn);
     LIST_REMOVE(c, link);
     c->w->n_clients--;
-    atomic_fetch_sub(&c->w->srv->n_clients, 1);
+    worker_client_gone(c->w);
     c->magic = 0;
     free(c);
 }

@@ -61,6 +61,7 @@ static void free_worker(struct worker *w)
     if (w->magic != WORKER_MAGIC)
         return;
     listeners_close(w);
+    listeners_free_handoffs(w);
     listeners_free_handshakes(w);
     http1_free_all(w);
     h2_free_all(w);

@@ -1367,6 +1367,7 @@ class MetricsTest(OpsTestCase):
                          ("freshcache_cache_evictions_total", "counter"),
                          ("freshcache_purges_total", "counter"),
                          ("freshcache_connections_accepted_total", "counter"),
+                         ("freshcache_connections_handed_off_total", "counter"),
                          ("freshcache_objects", "gauge"),
                          ("freshcache_bytes", "gauge"),
                          ("freshcache_generation", "gauge"),
@@ -1397,6 +1398,33 @@ class MetricsTest(OpsTestCase):
         bumped = self.metrics()[0]
         self.assertEqual(bumped["freshcache_generation"], after["freshcache_generation"] + 1)
         self.assertEqual(bumped["freshcache_purges_total"], after["freshcache_purges_total"] + 1)
+
+    def worker_connections(self):
+        values, _ = self.metrics()
+        return [values['freshcache_worker_connections{worker="%d"}' % i] for i in range(2)]
+
+    def test_accept_balancing(self):
+        """40 keep-alive clients, one after another: the two workers hold
+        20 each, give or take the balancing margin (2 plus an eighth),
+        whatever the kernel's SO_REUSEPORT hash chose; every connection
+        is counted on one worker and given back when it closes."""
+        t = url("/t/body", size=10, seed=self.uniq(), cc="max-age=60")
+        conns = []
+        try:
+            for _ in range(40):
+                c = H.RawConn(self.port)
+                conns.append(c)
+                c.send(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % t.encode())
+                self.assertEqual(c.read_response().status, 200)
+            per = self.quiet(self.worker_connections)
+            self.assertEqual(sum(per), 40, per)
+            self.assertLessEqual(max(per) - min(per), 2 + min(per) // 8, per)
+            values, _ = self.metrics()
+            self.assertIn("freshcache_connections_handed_off_total", values)
+        finally:
+            for c in conns:
+                c.close()
+        self.assertEqual(self.quiet(self.worker_connections, timeout=5), [0, 0])
 
     def test_same_numbers_as_proxyctl_stats(self):
         for i in range(3):

@@ -292,6 +292,24 @@ def metric(proxy, name):
     return None
 
 
+def worker_connections(proxy):
+    """freshcache_worker_connections of each worker, in worker order."""
+    status, text = proxy.admin("GET", "/metrics")
+    assert status == 200, (status, text)
+    return [int(m.group(2)) for m in
+            re.finditer(r'(?m)^freshcache_worker_connections\{worker="(\d+)"\} (\d+)$', text)]
+
+
+def wait_worker_connections(proxy, want, timeout=5.0):
+    """Poll until the workers hold `want` connections in all."""
+    deadline = time.monotonic() + timeout
+    while True:
+        per = worker_connections(proxy)
+        if sum(per) == want or time.monotonic() > deadline:
+            return per
+        time.sleep(0.05)
+
+
 def wait_metric(proxy, name, want, timeout=5.0):
     """Poll until metric `name` reaches `want`; then a moment more, so a
     count that goes past it shows.  Returns the last value."""
@@ -561,6 +579,12 @@ class ListenerTest(TLSCase):
             served = time.monotonic() - t0
             self.assertEqual((r.rc, r.status, r.body), (0, 200, expected_body(100, seed)), r)
             self.assertLess(served, HANDSHAKE_TIMEOUT, "the real client waited for the silent ones")
+            # accept balancing: both workers hold about half of them (the
+            # kernel's SO_REUSEPORT hash alone splits 60 by 7 or more
+            # about one time in three)
+            per = wait_worker_connections(self.proxy, 60)
+            self.assertEqual((len(per), sum(per)), (2, 60), per)
+            self.assertLessEqual(max(per) - min(per), 6, per)
             # the silent ones are all still open
             for s in socks:
                 s.setblocking(False)
@@ -579,6 +603,9 @@ class ListenerTest(TLSCase):
                 s.close()
         self.assertEqual(wait_metric(self.proxy, name, before + 60), before + 60)
         self.assertEqual(metric(self.proxy, "freshcache_tls_handshakes_total"), ok_before + 1)
+        # every failed handshake, on whichever worker took it, gave its
+        # place back
+        self.assertEqual(wait_worker_connections(self.proxy, 0), [0, 0])
         self.assertStillServes()
 
     def test_stalled_handshake(self):

@@ -54,6 +54,10 @@ struct ops_stats {
 };
 /* GET /stats and GET /metrics */
 void ops_stats(struct server *srv, struct ops_stats *out);
+/* The worker threads, and the client connections worker `i` holds now
+ * (what accept balancing compares). */
+unsigned ops_workers(struct server *srv);
+unsigned ops_worker_connections(struct server *srv, unsigned i);
 /* The listener certificates in force, for their expiry (GET /metrics).
  * Valid until the next reload. */
 struct tls_cert_info;

@@ -21,6 +21,7 @@
     X(client_errors)   \
     X(bytes_sent)      \
     X(connections)     \
+    X(connections_handed_off) \
     X(tls_handshakes)  \
     X(tls_handshake_failures) \
     X(kept_after_deploy)      \

@@ -5,8 +5,10 @@
  * Every worker binds its own socket to each configured address
  * (SO_REUSEPORT), so the kernel spreads connections between workers
  * without a shared accept lock.  An accepted connection is counted against
- * limits.max_connections, wrapped in its transport and handed to its
- * protocol front end.
+ * limits.max_connections, handed to the least loaded worker when the
+ * kernel's spread left the accepting one busier by a margin (listener.c,
+ * "Accept balancing"), wrapped in its transport and given to its protocol
+ * front end.
  */
 #ifndef FRESHCACHE_LISTENER_H
 #define FRESHCACHE_LISTENER_H
@@ -22,6 +24,9 @@ int listeners_open(struct worker *w);
 void listeners_sync(struct worker *w);
 /* Stop accepting on every address of `w`. */
 void listeners_close(struct worker *w);
+/* Shutdown: close the sockets other workers handed `w` that it did not
+ * take, and free its hand-off queue. */
+void listeners_free_handoffs(struct worker *w);
 /* Shutdown: free the TLS connections still in their handshake. */
 void listeners_free_handshakes(struct worker *w);
 /* Can `l` be bound, or is it held by some other socket?  0 or -1 (errno). */

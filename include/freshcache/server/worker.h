@@ -6,8 +6,10 @@
  * connections without a shared accept lock), its own client connections,
  * fetches and pool of keep-alive origin connections, and its own counters.
  * Nothing here is touched by another thread, except the counters (read
- * with relaxed atomics) and events made active by cache bodies filled on
- * other workers.
+ * with relaxed atomics), events made active by cache bodies filled on
+ * other workers, and accept balancing: every worker reads the others'
+ * n_conns, and hands sockets to the least loaded one through its
+ * handoff queue (listener.c).
  */
 #ifndef FRESHCACHE_WORKER_H
 #define FRESHCACHE_WORKER_H
@@ -25,6 +27,7 @@
 struct event_base;
 struct evbuffer;
 struct event;
+struct handoff_queue;
 struct listener;
 struct page_slab;
 
@@ -52,6 +55,11 @@ struct worker {
     struct h2_list h2_conns;        /* HTTP/2 client connections (h2.h) */
     struct page_slab *h2_slab;      /* their sessions' large blocks (h2_mem.h) */
     unsigned n_clients;             /* client connections on this worker */
+    /* Accept balancing (listener.c): the client connections this worker
+     * holds or was handed, handshakes included — what other workers read
+     * to choose where a new one goes — and its queue of handed sockets. */
+    _Atomic unsigned n_conns;
+    struct handoff_queue *handoff;
     struct fetch_list fetches;      /* in progress, including detached ones */
     struct fetch_list fetch_pool;   /* ended ones kept for reuse (fetch.c) */
     unsigned fetch_pool_n;
@@ -75,6 +83,14 @@ void *worker_main(void *arg);
 /* Free the loop and what worker_init made (connections, fetches and
  * listeners are freed by their owners first: server.c). */
 void worker_free(struct worker *w);
+
+/* A client connection of `w` is gone: one less against
+ * limits.max_connections and in accept balancing. */
+static inline void worker_client_gone(struct worker *w)
+{
+    atomic_fetch_sub_explicit(&w->n_conns, 1, memory_order_relaxed);
+    atomic_fetch_sub(&w->srv->n_clients, 1);
+}
 
 /* The worker's cached clock (event loop time), in seconds and monotonic ms. */
 time_t worker_now(struct worker *w);
