@@ -434,6 +434,61 @@ class ListenerTest(TLSCase):
         p = s_client(self.tls_port, "-servername", "default.test")
         self.assertEqual(session_line(p.out)[:2], ("New", "TLSv1.3"), p.out)
 
+    def test_request_in_the_finished_segment(self):
+        """TLS 1.3: the client's Finished and its first request in one TCP
+        segment.  The server's handshake reads both (read_ahead), so no
+        socket event announces the request: the connection must find it in
+        the transport, not wait for a client that waits for it."""
+        seed = self.uniq()
+        t = url("/t/body", size=700, seed=seed, cc="max-age=60")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ctx.wrap_bio(incoming, outgoing, server_hostname="default.test")
+        with socket.create_connection(("127.0.0.1", self.tls_port), timeout=10) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    if outgoing.pending:
+                        s.sendall(outgoing.read())
+                    data = s.recv(65536)
+                    self.assertTrue(data, "closed during the handshake")
+                    incoming.write(data)
+            self.assertEqual(tls.version(), "TLSv1.3")
+            # Finished is in `outgoing`, unsent: the request joins it
+            tls.write(b"GET %s HTTP/1.1\r\nHost: default.test\r\nConnection: close\r\n\r\n"
+                      % t.encode())
+            s.sendall(outgoing.read())
+            s.settimeout(HANDSHAKE_TIMEOUT / 2)
+            answer = b""
+            while True:
+                try:
+                    chunk = tls.read(65536)
+                    if not chunk:       # close_notify
+                        break
+                    answer += chunk
+                    continue
+                except ssl.SSLWantReadError:
+                    pass
+                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                    break
+                try:
+                    data = s.recv(65536)
+                except socket.timeout:
+                    self.fail("no answer: the request read with the handshake was "
+                              "left in the transport (got %r)" % answer[:80])
+                if not data:
+                    break
+                incoming.write(data)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+        self.assertEqual(body, expected_body(700, seed))
+
     def test_sni_chooses_the_certificate(self):
         cases = [
             ("default.test", pki.ecdsa),
