@@ -421,6 +421,44 @@ static void do_read(struct conn *c)
         event_active(c->ev_read, EV_READ, 0);
 }
 
+void conn_linger(struct conn *c, uint64_t idle_ms)
+{
+    CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
+    FC_ASSERT(out_len(c) == 0 && !c->handshaking && !c->connecting);
+    if (c->t->ops->finish)
+        c->t->ops->finish(c->t);
+    shutdown(c->t->fd, SHUT_WR);
+    c->lingering = true;
+    if (c->in)
+        evbuffer_drain(c->in, evbuffer_get_length(c->in));
+    disarm_write(c);
+    c->read_timeout_ms = ms32(idle_ms);
+    c->read_high = 0;
+    c->read_on = true;
+    if (c->read_armed)
+        add_with_timeout(c->ev_read, c->read_timeout_ms);  /* restart its timer */
+    else
+        update_read(c);
+}
+
+/* Lingering: read the raw socket (TLS records too: nothing in them
+ * matters now) and drop it, until the peer closes or nothing is left. */
+static void linger_read(struct conn *c)
+{
+    char sink[4096];
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = recv(c->t->fd, sink, sizeof sink, MSG_DONTWAIT);
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        c->eof = true;
+        disarm_read(c);
+        notify(c, CONN_EOF);
+        return;
+    }
+}
+
 static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -428,6 +466,11 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
     CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
     if (what & EV_TIMEOUT) {
         notify(c, CONN_READ_TIMEOUT);
+        reaped(c);
+        return;
+    }
+    if (c->lingering) {
+        linger_read(c);
         reaped(c);
         return;
     }

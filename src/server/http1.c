@@ -80,7 +80,7 @@ struct h1_active {
 struct h1_conn {
 #define H1_MAGIC 0xc11e4700u
     unsigned magic;
-    enum h1_state state;
+    uint8_t state;      /* enum h1_state: a byte keeps the struct in its malloc class */
     bool tls;           /* scheme "https" */
     bool peer_eof;      /* the client closed its sending side */
     bool in_io;         /* inside our own read/drain/reap handling: it flushes */
@@ -90,6 +90,8 @@ struct h1_conn {
     bool head_timing;   /* the deadline is the head's */
     bool body_timing;   /* the deadline is a body rate window's */
     bool upload_paused; /* we stopped reading the body (origin backpressure) */
+    bool linger_over;   /* closing in stages (conn lingering) ended: the peer closed,
+                         * went silent or the time is up */
     bool paused_in_window;
     struct h1_request r;
     /* Binary (17 bytes, not 46 of text): an idle connection is mostly
@@ -647,16 +649,56 @@ static void h1_free(struct h1_conn *c)
     free(c);
 }
 
+/*
+ * Closing in stages (RFC 9112 §9.6).  Closing a socket that holds bytes we
+ * did not read makes the kernel send a reset, and a reset that reaches the
+ * client before it read our last response destroys that response: the
+ * 400 of a malformed request, the answer to a request whose body we did
+ * not take, the last answer before pipelined requests we will not serve.
+ * When the client may still be sending, we shut our sending side and read
+ * on to discard, until it closes, stays silent for LINGER_IDLE_MS, or
+ * LINGER_MAX_MS in all (nginx's lingering_timeout and lingering_time).  A
+ * connection closed after a complete request with nothing more read —
+ * most — closes at once.
+ */
+#define LINGER_IDLE_MS 5000
+#define LINGER_MAX_MS 30000
+
+static bool h1_should_linger(const struct h1_conn *c)
+{
+    if (c->peer_eof || c->conn->eof || c->conn->failed)
+        return false;
+    if (c->conn->in != NULL && evbuffer_get_length(c->conn->in) > 0)
+        return true;        /* pipelined requests, or a body, unread */
+    return c->a != NULL && !c->r.req_done;
+}
+
+static void h1_linger(struct h1_conn *c)
+{
+    conn_linger(c->conn, LINGER_IDLE_MS);
+    if (c->reap == NULL) {
+        c->reap = event_new(c->w->base, -1, 0, reap_cb, c);
+        AN(c->reap);
+    }
+    struct timeval tv = { .tv_sec = LINGER_MAX_MS / 1000, .tv_usec = 0 };
+    AZ(event_add(c->reap, &tv));
+}
+
 /* Deferred work: free a closing connection, or parse buffered input. */
 static void reap_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
-    (void)what;
     struct h1_conn *c = arg;
     CHECK_OBJ_NOTNULL(c, H1_MAGIC);
     h1_pool_trim(c->w);
     if (c->state == H1_CLOSING) {
-        if (conn_pending(c->conn) == 0 || c->conn->failed)
+        if (c->conn->failed || c->linger_over || (what & EV_TIMEOUT))
+            h1_free(c);
+        else if (c->conn->lingering || conn_pending(c->conn) != 0)
+            ;   /* the peer, or the socket, has the next move */
+        else if (h1_should_linger(c))
+            h1_linger(c);
+        else
             h1_free(c);
         return;
     }
@@ -727,6 +769,11 @@ static void on_event(void *arg, enum conn_event ev)
 {
     struct h1_conn *c = arg;
     CHECK_OBJ_NOTNULL(c, H1_MAGIC);
+    if (c->conn->lingering) {   /* whatever it is, the linger is over */
+        c->linger_over = true;
+        h1_defer(c, EV_WRITE);
+        return;
+    }
     switch (ev) {
     case CONN_EOF:
         if (c->state == H1_EXCHANGE) {

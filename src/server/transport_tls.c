@@ -28,6 +28,7 @@ struct tls_transport {
     struct transport t;             /* first: the generic part */
     SSL *ssl;
     bool handshake_done;
+    bool finished;                  /* our close_notify is sent (tls_finish) */
     bool plain_http;                /* the peer sent an HTTP request, not TLS */
     bool need_socket;               /* OpenSSL's last read wanted bytes from the socket */
     char err[200];
@@ -167,16 +168,24 @@ static size_t tls_pending(struct transport *t)
     return !tt->need_socket && SSL_has_pending(tt->ssl) ? 1 : 0;
 }
 
-static void tls_close(struct transport *t)
+/* The close_notify alert, once (a lingering close sends it before shutting
+ * the socket's sending side; tls_close then sends none).  Best effort,
+ * never blocking: the peer may be gone already. */
+static void tls_finish(struct transport *t)
 {
     struct tls_transport *tt = TT(t);
-    if (tt->handshake_done) {
-        /* Best effort, never blocking: a close_notify if the socket takes
-         * it.  The peer may be gone already. */
+    if (tt->handshake_done && !tt->finished) {
         SSL_set_quiet_shutdown(tt->ssl, 0);
         SSL_shutdown(tt->ssl);
     }
     ERR_clear_error();
+    tt->finished = true;
+}
+
+static void tls_close(struct transport *t)
+{
+    struct tls_transport *tt = TT(t);
+    tls_finish(t);
     SSL_free(tt->ssl);
     if (t->fd >= 0)
         close(t->fd);
@@ -189,6 +198,7 @@ static const struct transport_ops tls_ops = {
     .read = tls_read,
     .write = tls_write,
     .pending = tls_pending,
+    .finish = tls_finish,
     .close = tls_close,
 };
 

@@ -146,6 +146,96 @@ class BadRequestTest(RobustnessCase):
         self.assertStillServes()
 
 
+class LingeringCloseTest(RobustnessCase):
+    """RFC 9112 §9.6: a connection we close while the client may still be
+    sending closes in stages — our side first, theirs read and dropped —
+    so the kernel sends a FIN after our last response, not a reset that
+    can destroy it."""
+
+    def connections(self):
+        status, text = self.proxy.admin("GET", "/metrics")
+        self.assertEqual(status, 200, text)
+        for line in text.splitlines():
+            if line.startswith("freshcache_connections "):
+                return int(float(line.split()[1]))
+        self.fail("no freshcache_connections")
+
+    def wait_connections(self, want, timeout):
+        deadline = time.monotonic() + timeout
+        while self.connections() != want and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.connections()
+
+    def send_close_and_more(self, seed):
+        """A request with Connection: close, then 1 MiB of pipelined
+        requests the proxy will not serve (more than the socket buffers
+        hold: some are still unread when the answer is out), sent by a
+        thread; the socket."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        first = ("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                 % url("/t/body", size=3000, seed=seed)).encode()
+        more = b"GET /t/body?size=1 HTTP/1.1\r\nHost: x\r\n\r\n" * 24000
+
+        def send():
+            try:
+                s.sendall(first + more)
+            except OSError:
+                pass        # the proxy stops reading when its linger ends
+        t = threading.Thread(target=send, daemon=True)
+        t.start()
+        self.addCleanup(t.join, 10)
+        return s
+
+    def read_to_end(self, s):
+        """Everything until the proxy's FIN; a reset fails the test."""
+        got = b""
+        while True:
+            try:
+                d = s.recv(65536)
+            except ConnectionResetError:
+                self.fail("reset after %d bytes: the proxy closed with unread input" % len(got))
+            if not d:
+                return got
+            got += d
+
+    def test_answer_then_fin_despite_unread_pipeline(self):
+        seed = self.uniq()
+        s = self.send_close_and_more(seed)
+        try:
+            got = self.read_to_end(s)
+        finally:
+            s.close()
+        head, _, body = got.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head[:100])
+        self.assertEqual(body, expected_body(3000, seed))
+        # the client closed: the proxy lets go at once
+        self.assertEqual(self.wait_connections(0, 3), 0)
+        self.assertStillServes()
+
+    def test_malformed_request_then_fin(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        try:
+            s.sendall(b"GARBAGE\r\n\r\n" + b"x" * 60000)
+            got = self.read_to_end(s)
+        finally:
+            s.close()
+        self.assertTrue(got.startswith(b"HTTP/1.1 400 "), got[:100])
+        self.assertStillServes()
+
+    def test_linger_ends_when_the_client_stays_silent(self):
+        s = self.send_close_and_more(self.uniq())
+        try:
+            got = self.read_to_end(s)       # our side is closed ...
+            self.assertTrue(got.startswith(b"HTTP/1.1 200 "), got[:100])
+            self.assertEqual(self.connections(), 1)     # ... theirs is read on
+            t0 = time.monotonic()
+            self.assertEqual(self.wait_connections(0, 8), 0)
+            self.assertGreater(time.monotonic() - t0, 3.5)  # after 5 s of silence
+        finally:
+            s.close()
+        self.assertStillServes()
+
+
 class ClientGoneTest(RobustnessCase):
 
     def test_client_leaves_before_response(self):

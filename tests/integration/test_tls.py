@@ -489,6 +489,35 @@ class ListenerTest(TLSCase):
         self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
         self.assertEqual(body, expected_body(700, seed))
 
+    def test_malformed_request_closes_in_stages(self):
+        """A 400 over TLS with more bytes behind the bad request: the proxy
+        sends the 400, its close_notify and a FIN, then reads what else
+        comes and drops it — never a reset that could destroy the 400."""
+        raw = socket.create_connection(("127.0.0.1", self.tls_port), timeout=10)
+        s = H.tls_client(raw, alpn=("http/1.1",), server_name="default.test")
+        try:
+            s.sendall(b"GARBAGE\r\n\r\n" + b"x" * 60000)
+            got = b""
+            while True:
+                try:
+                    d = s.recv(65536)
+                except ssl.SSLZeroReturnError:
+                    break       # close_notify
+                except ConnectionResetError:
+                    self.fail("reset after %d bytes" % len(got))
+                if not d:
+                    break
+                got += d
+            self.assertTrue(got.startswith(b"HTTP/1.1 400 "), got[:100])
+            # our side is shut, not the socket: the proxy still reads
+            plain = s.unwrap()      # our close_notify; the TCP socket
+            plain.sendall(b"more bytes, dropped")
+            self.assertEqual(plain.recv(100), b"")
+            plain.close()
+        finally:
+            s.close()
+        self.assertStillServes()
+
     def test_sni_chooses_the_certificate(self):
         cases = [
             ("default.test", pki.ecdsa),
@@ -1386,6 +1415,11 @@ class OriginTest(H.ProxyTestCase):
             except (AssertionError, H.NoResponse, OSError) as e:
                 got.append(str(e)[:60])
         self.assertEqual(o.requests, [])
+        # the origin's thread records its failed handshake after it closed
+        # the socket, which may be after the proxy's 502 is out
+        deadline = time.monotonic() + 3
+        while len(o.failures) < 8 and time.monotonic() < deadline:
+            time.sleep(0.02)
         self.assertEqual(len(o.failures), 8, o.failures)
         for f in o.failures:
             self.assertIn("PEER_DID_NOT_RETURN_A_CERTIFICATE", f)

@@ -71,6 +71,7 @@ struct conn {
     bool eof;
     bool failed;
     bool dead;                          /* conn_free() called inside a callback */
+    bool lingering;                     /* conn_linger(): reading only to discard */
     unsigned in_cb;                     /* owner callbacks running */
 };
 
@@ -116,6 +117,15 @@ void conn_release_buffers(struct conn *c);
 /* Make them again before writing without a read first (HTTP/2 sends
  * frames of its own: GOAWAY, PING acknowledgements). */
 void conn_claim_buffers(struct conn *c);
+/* Close in stages (RFC 9112 §9.6): with everything written, end our side
+ * (the transport's finish, then shutdown(SHUT_WR)) and read on only to
+ * discard what the peer still sends, so that closing the socket with
+ * unread bytes in it — which makes the kernel send a reset that can
+ * destroy the answer before the peer read it — waits for the peer to
+ * close first.  The owner gets CONN_EOF when the peer closes (or on an
+ * error), CONN_READ_TIMEOUT after `idle_ms` of silence; it bounds the
+ * whole linger itself.  Nothing goes to on_read any more. */
+void conn_linger(struct conn *c, uint64_t idle_ms);
 /* Drop whatever is queued for a peer that is gone. */
 void conn_discard_output(struct conn *c);
 /* Bytes still queued for the socket. */

@@ -45,6 +45,10 @@ struct transport_ops {
     /* Bytes already read from the socket and decrypted but not yet handed
      * out: no read event will announce them.  NULL: never any. */
     size_t (*pending)(struct transport *t);
+    /* Say "nothing more from us" at the transport's level, best effort
+     * and never blocking (TLS: a close_notify); the conn shuts the
+     * socket's sending side after.  NULL: nothing to say. */
+    void (*finish)(struct transport *t);
     /* Close the descriptor and free the transport. */
     void (*close)(struct transport *t);
 };
