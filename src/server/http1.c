@@ -840,8 +840,13 @@ void http1_close_idle(struct worker *w)
     struct h1_conn *c, *next;
     for (c = LIST_FIRST(&w->h1_conns); c; c = next) {
         next = LIST_NEXT(c, link);
-        if (c->state == H1_READ)
+        if (c->state == H1_READ) {
             h1_close(c);
+        } else if (c->conn->lingering && !c->linger_over) {
+            /* a stopping daemon waits for no client to close */
+            c->linger_over = true;
+            h1_defer(c, EV_WRITE);
+        }
     }
 }
 

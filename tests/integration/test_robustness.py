@@ -373,5 +373,37 @@ class GracefulStopTest(H.ProxyTestCase):
         self.assertEqual(rc, 0, "exit status after SIGTERM")
 
 
+class LingerStopTest(H.ProxyTestCase):
+
+    def tearDown(self):
+        pass    # this test stops the daemon itself
+
+    def test_sigterm_ends_a_linger(self):
+        """A connection closing in stages whose client stays silent does
+        not hold a stopping daemon for its 5 s."""
+        if self.proxy is None:
+            self.skipTest("no daemon in direct mode")
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        try:
+            s.sendall(b"GARBAGE\r\n\r\n" + b"x" * 60000)
+            got = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                got += d
+            self.assertTrue(got.startswith(b"HTTP/1.1 400 "), got[:100])
+            t0 = time.monotonic()
+            self.proxy.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proxy.proc.wait(5)
+            except Exception:
+                self.fail("freshcached still running 5s after SIGTERM")
+            self.assertEqual(rc, 0, "exit status after SIGTERM")
+            self.assertLess(time.monotonic() - t0, 2.5, "the stop waited for the linger")
+        finally:
+            s.close()
+
+
 if __name__ == "__main__":
     H.main()

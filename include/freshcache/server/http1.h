@@ -26,7 +26,8 @@ struct worker;
  * `tls` whether the scheme is "https".  Takes the conn; counted in the
  * server's n_clients already. */
 void http1_serve(struct worker *w, struct conn *conn, const struct peer_addr *peer, bool tls);
-/* Close every connection that is idle between requests (graceful stop). */
+/* Graceful stop: close every connection that is idle between requests,
+ * and end the linger of those closing in stages. */
 void http1_close_idle(struct worker *w);
 /* Shutdown, after the worker's loop ended: free every connection left. */
 void http1_free_all(struct worker *w);
