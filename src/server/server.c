@@ -33,8 +33,9 @@
 /* 64 shards: with a handful of workers two lookups rarely meet on a lock. */
 #define STORE_SHARDS 64
 
-/* Objects remembered for content-hash first-seen times, at most: the
- * history starts at 8 KiB and doubles with the URLs seen, up to 4 MiB. */
+/* Objects remembered for content-hash first-seen times, at most: a
+ * sparse file of 4 MiB in state_dir (16 bytes an entry), none of it in the
+ * process's memory (etag_history.c). */
 #define ETAG_HISTORY_SLOTS (256 * 1024)
 /* Objects examined per sweep call (every SWEEP_INTERVAL in main.c). */
 #define SWEEP_BUDGET 50000
@@ -178,7 +179,17 @@ int server_start(struct server *srv, struct fc_config *cfg)
         log_error("%s", err);
         return -1;
     }
-    srv->etag_hist = etag_history_new(ETAG_HISTORY_SLOTS);
+    /* Fatal like an unusable generation file: state_dir is mandatory,
+     * and a daemon that cannot keep the history would give every URL a
+     * new Last-Modified on each restart without saying so. */
+    srv->etag_hist = etag_history_new(cfg->state_dir, ETAG_HISTORY_SLOTS, err, sizeof err);
+    if (srv->etag_hist == NULL) {
+        log_error("Last-Modified history: %s", err);
+        return -1;
+    }
+    log_info("Last-Modified history: %zu of %zu entries remembered from before (%s)",
+             etag_history_used(srv->etag_hist), etag_history_slots(srv->etag_hist),
+             cfg->state_dir);
     srv->store = store_new(cfg->cache.memory, STORE_SHARDS);
     srv->n_workers = cfg->workers ? cfg->workers : 1;
     srv->workers = calloc(srv->n_workers, sizeof *srv->workers);

@@ -268,6 +268,19 @@ class CheckConfigTest(unittest.TestCase):
         self.assertEqual(status, 1, started)
         self.assertEqual(started.splitlines(), want)
 
+    def test_history_file_not_a_file(self):
+        # state_dir/etag-history (the Last-Modified history) taken by a
+        # directory: refused by -t and by the start, with the same line
+        d, path = self.config(self.base())
+        os.makedirs(os.path.join(d, "state", "etag-history"))
+        want = ["%s:7:12: state_dir: %s/state/etag-history: not a regular file" % (path, d)]
+        rc, out, err = check_config(path)
+        self.assertEqual((rc, err.splitlines()), (1, want))
+        status, started = run_daemon(path)
+        self.assertEqual(status, 1, started)
+        self.assertEqual(started.splitlines(), want)
+        self.assertTrue(os.path.isdir(os.path.join(d, "state", "etag-history")))
+
     def test_no_origin_section(self):
         # where the file ends, where the section would be added
         text = "# freshcache\n# comments first\nlisten:\n  - address: 127.0.0.1:@PORT@\n# end\n"
