@@ -622,6 +622,10 @@ class MemoryGivenBackTest(H.ProxyTestCase):
         # what the others freed in the arenas.
         shrinks = [int(m) for m in re.findall(r"the store shrank by (\d+) MiB", log)]
         self.assertEqual(shrinks, [filled >> 20], log)
+        # the workers shed what they pool for reuse first (the trim cannot
+        # give back pages that pooled parts keep)
+        self.assertLess(log.index("workers shed their pools"),
+                        log.index("released freed memory to the system"), log)
 
 
 class AssetChangedWithoutRenameTest(DeployBase):
