@@ -233,6 +233,15 @@ static size_t count_used(int fd, unsigned bits)
     return used;
 }
 
+/* DIR/etag-history into path[PATH_MAX]; -1 (err) when it does not fit. */
+static int history_path(const char *dir, char path[PATH_MAX], char *err, size_t errlen)
+{
+    if ((size_t)snprintf(path, PATH_MAX, "%s/" HISTORY_FILE, dir) < PATH_MAX)
+        return 0;
+    snprintf(err, errlen, "%s/" HISTORY_FILE ": path too long", dir);
+    return -1;
+}
+
 struct etag_history *etag_history_new(const char *dir, size_t max_slots, char *err, size_t errlen)
 {
     char boot_id[BOOT_ID_LEN];
@@ -247,10 +256,8 @@ struct etag_history *etag_history_new_boot(const char *dir, size_t max_slots, co
     while (bits < HISTORY_MAX_BITS && n_buckets(bits + 1) * BUCKET_WAYS <= max_slots)
         bits++;
     char path[PATH_MAX];
-    if ((size_t)snprintf(path, sizeof path, "%s/" HISTORY_FILE, dir) >= sizeof path) {
-        snprintf(err, errlen, "%s/" HISTORY_FILE ": path too long", dir);
+    if (history_path(dir, path, err, errlen) != 0)
         return NULL;
-    }
     /* O_NOFOLLOW: a link planted in state_dir must not make us truncate
      * whatever it points to. */
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
@@ -314,10 +321,8 @@ struct etag_history *etag_history_new_boot(const char *dir, size_t max_slots, co
 int etag_history_check(const char *dir, char *err, size_t errlen)
 {
     char path[PATH_MAX];
-    if ((size_t)snprintf(path, sizeof path, "%s/" HISTORY_FILE, dir) >= sizeof path) {
-        snprintf(err, errlen, "%s/" HISTORY_FILE ": path too long", dir);
+    if (history_path(dir, path, err, errlen) != 0)
         return -1;
-    }
     struct stat sb;
     if (lstat(path, &sb) != 0)
         return 0;       /* none yet (the start creates it), or not ours to see */

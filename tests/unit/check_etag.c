@@ -7,6 +7,7 @@
  */
 #include <check.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -677,6 +678,17 @@ START_TEST(history_unopenable)
         ck_assert_msg(strstr(err, "Permission denied"), "%s", err);
         ck_assert_int_eq(chmod(tmp_dir, 0700), 0);
     }
+    /* a state_dir whose path leaves no room for the file's name */
+    static char longdir[PATH_MAX];
+    memset(longdir, 'd', sizeof longdir - 8);
+    longdir[0] = '/';
+    longdir[sizeof longdir - 8] = '\0';
+    static char longerr[PATH_MAX + 64];
+    ck_assert_ptr_null(etag_history_new(longdir, 512, longerr, sizeof longerr));
+    ck_assert_msg(strstr(longerr, "/etag-history: path too long"), "%.80s", longerr);
+    ck_assert_int_eq(etag_history_check(longdir, longerr, sizeof longerr), -1);
+    ck_assert_msg(strstr(longerr, "/etag-history: path too long"), "%.80s", longerr);
+
     /* and a regular file is fine */
     ck_assert_int_eq(etag_history_check(tmp_dir, err, sizeof err), 0);
 }
