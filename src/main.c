@@ -20,6 +20,7 @@
 #include "freshcache/server/access_log.h"
 #include "freshcache/admin/admin.h"
 #include "freshcache/base/lockfile.h"
+#include "freshcache/cache/etag.h"
 #include "freshcache/cache/generation.h"
 #include "freshcache/cluster/cluster.h"
 #include "freshcache/config/config.h"
@@ -75,6 +76,10 @@ static size_t preflight(const struct fc_config *cfg, struct config_errors *errs)
         n++;
     char err[PATH_MAX + 128];
     if (generation_file_check(cfg->state_dir, err, sizeof err) != 0) {
+        config_error_at(cfg, "state_dir", errs, "state_dir: %s", err);
+        n++;
+    }
+    if (etag_history_check(cfg->state_dir, err, sizeof err) != 0) {
         config_error_at(cfg, "state_dir", errs, "state_dir: %s", err);
         n++;
     }

@@ -961,6 +961,12 @@ void fetch_free_all(struct worker *w)
             fail(f, 502, "shutting down");
         fetch_free(f);
     }
+    fetch_shed_pool(w);
+}
+
+void fetch_shed_pool(struct worker *w)
+{
+    struct fetch *f;
     while ((f = LIST_FIRST(&w->fetch_pool)) != NULL) {
         LIST_REMOVE(f, link);
         w->fetch_pool_n--;

@@ -850,15 +850,20 @@ void http1_close_idle(struct worker *w)
     }
 }
 
-void http1_free_all(struct worker *w)
+void http1_shed_pool(struct worker *w)
 {
-    struct h1_conn *c;
-    while ((c = LIST_FIRST(&w->h1_conns)) != NULL)
-        h1_free(c);
     while (w->h1_pool != NULL) {
         struct h1_active *a = w->h1_pool;
         w->h1_pool = a->next_free;
         w->h1_pool_n--;
         h1_active_free(a);
     }
+}
+
+void http1_free_all(struct worker *w)
+{
+    struct h1_conn *c;
+    while ((c = LIST_FIRST(&w->h1_conns)) != NULL)
+        h1_free(c);
+    http1_shed_pool(w);
 }

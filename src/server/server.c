@@ -33,8 +33,9 @@
 /* 64 shards: with a handful of workers two lookups rarely meet on a lock. */
 #define STORE_SHARDS 64
 
-/* Objects remembered for content-hash first-seen times, at most: the
- * history starts at 8 KiB and doubles with the URLs seen, up to 4 MiB. */
+/* Objects remembered for content-hash first-seen times, at most: a
+ * sparse file of 4 MiB in state_dir (16 bytes an entry), none of it in the
+ * process's memory (etag_history.c). */
 #define ETAG_HISTORY_SLOTS (256 * 1024)
 /* Objects examined per sweep call (every SWEEP_INTERVAL in main.c). */
 #define SWEEP_BUDGET 50000
@@ -179,7 +180,17 @@ int server_start(struct server *srv, struct fc_config *cfg)
         log_error("%s", err);
         return -1;
     }
-    srv->etag_hist = etag_history_new(ETAG_HISTORY_SLOTS);
+    /* Fatal like an unusable generation file: state_dir is mandatory,
+     * and a daemon that cannot keep the history would give every URL a
+     * new Last-Modified on each restart without saying so. */
+    srv->etag_hist = etag_history_new(cfg->state_dir, ETAG_HISTORY_SLOTS, err, sizeof err);
+    if (srv->etag_hist == NULL) {
+        log_error("Last-Modified history: %s", err);
+        return -1;
+    }
+    log_info("Last-Modified history: %zu of %zu entries remembered from before (%s)",
+             etag_history_used(srv->etag_hist), etag_history_slots(srv->etag_hist),
+             cfg->state_dir);
     srv->store = store_new(cfg->cache.memory, STORE_SHARDS);
     srv->n_workers = cfg->workers ? cfg->workers : 1;
     srv->workers = calloc(srv->n_workers, sizeof *srv->workers);
@@ -295,18 +306,47 @@ void server_sum_counters(struct server *srv, struct counters *out)
         counters_add(out, &srv->workers[i].counters);
 }
 
+/* On each worker's thread, queued by trim_if_shrunk: free what the
+ * worker pools for reuse.  Its pools hold as many request parts and ended
+ * fetches as it had at once (32 connections filling a cache: ~250 KiB of
+ * parts, message buffers and events), allocated among the objects the
+ * purge freed: live, they keep their pages and the partly used pages
+ * around them out of the trim (bench/run rss, docs/performance.md).  The
+ * next requests allocate anew, as after a start. */
+static void shed_pools_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    http1_shed_pool(w);
+    fetch_shed_pool(w);
+    upstream_close_idle(w);
+    atomic_fetch_add_explicit(&w->srv->trim_shed, 1, memory_order_release);
+}
+
 /* Memory the store gave back (a sweep after a bump, a purge): hand it to
  * the system.  glibc keeps freed memory in its arenas, and after a deploy
  * freed a full cache an operator would see no change in RSS.  Once the
  * store has shrunk by TRIM_MIN bytes from its high mark (taken on every
  * sweep call) and the sweep has caught up, the index's bucket arrays
- * shrink to the objects left (a million objects grew them to 8 MiB), and
- * malloc_trim() releases the free pages of every arena (madvise), which
- * the hit path never calls into. */
+ * shrink to the objects left (a million objects grew them to 8 MiB), each
+ * worker sheds its pools (shed_pools_cb), and once every one has, on a
+ * later sweep call, malloc_trim() releases the free pages of every arena
+ * (madvise), which the hit path never calls into. */
 static void trim_if_shrunk(struct server *srv, bool caught_up)
 {
     struct store_stats st;
     store_get_stats(srv->store, &st);
+    if (srv->trim_pending) {
+        if (atomic_load_explicit(&srv->trim_shed, memory_order_acquire) < srv->n_workers)
+            return;
+        malloc_trim(0);
+        log_debug("released freed memory to the system (the store shrank by %llu MiB)",
+                  (unsigned long long)((srv->trim_mark > st.bytes ? srv->trim_mark - st.bytes : 0) >> 20));
+        srv->trim_mark = st.bytes;
+        srv->trim_pending = false;
+        return;
+    }
     if (st.bytes > srv->trim_mark) {
         srv->trim_mark = st.bytes;          /* growing: remember the high mark */
         return;
@@ -314,11 +354,13 @@ static void trim_if_shrunk(struct server *srv, bool caught_up)
     if (!caught_up || srv->trim_mark - st.bytes < TRIM_MIN)
         return;
     size_t index = store_shrink_index(srv->store);
-    malloc_trim(0);
-    log_debug("released freed memory to the system (the store shrank by %llu MiB, "
-              "its index by %zu KiB)",
-              (unsigned long long)((srv->trim_mark - st.bytes) >> 20), index >> 10);
-    srv->trim_mark = st.bytes;
+    log_debug("sweep caught up: the store's index shrank by %zu KiB; workers shed their pools "
+              "before freed memory goes back to the system", index >> 10);
+    atomic_store_explicit(&srv->trim_shed, 0, memory_order_relaxed);
+    srv->trim_pending = true;
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        AZ(event_base_once(srv->workers[i].base, -1, EV_TIMEOUT, shed_pools_cb, &srv->workers[i],
+                           NULL));
 }
 
 void server_sweep(struct server *srv)

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import unittest
+from email.utils import parsedate_to_datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
@@ -539,6 +540,48 @@ class RestartTest(DeployBase):
         self.assertOk(self.get(INDEX), self.read(INDEX))
 
 
+class RestartLastModifiedTest(DeployBase):
+    """The Last-Modified history lives in state_dir/etag-history (issue 19):
+    a restart keeps each URL's first-seen time, so unchanged bytes keep
+    their Last-Modified and a client's If-Modified-Since still gets 304;
+    changed bytes after the restart still get a later one."""
+
+    def test_restart_keeps_last_modified(self):
+        r = self.get(ASSET)
+        self.assertOk(r, self.read(ASSET))
+        lm = r.header("Last-Modified")
+        etag = r.header("ETag")
+        self.assertIsNotNone(lm, r)
+        page = self.get(ABOUT)
+        self.assertOk(page)
+        page_lm = page.header("Last-Modified")
+        # a first sighting after the restart would be at least a second later
+        time.sleep(1.1)
+        self.assertEqual(self.proxy.stop(), 0)
+        self.proxy.start()
+        wait_admin(self.sock, self.proxy.proc)
+
+        r = self.get(ASSET)
+        self.assertOk(r, self.read(ASSET))
+        self.assertNotHit(r)                # the store did not survive, the history did
+        self.assertEqual((r.header("ETag"), r.header("Last-Modified")), (etag, lm))
+        r = self.get(ASSET, {"If-Modified-Since": lm})
+        self.assertEqual(r.status, 304, r)
+        history = os.path.join(self.proxy.config["state_dir"], "etag-history")
+        self.assertTrue(os.path.isfile(history), "no etag-history in state_dir")
+
+        # bytes changed after the restart: a later Last-Modified, and the
+        # old one no longer validates
+        new = self.read(ABOUT).replace(b"</body>", b"</BODY>")
+        self.deploy_same_size_same_mtime(ABOUT, new)
+        self.proxyctl("purge", "--generation")
+        page = self.get(ABOUT, {"If-Modified-Since": page_lm})
+        self.assertEqual(page.status, 200, page)
+        self.assertBody(page, new)
+        self.assertGreater(parsedate_to_datetime(page.header("Last-Modified")),
+                           parsedate_to_datetime(page_lm))
+
+
 class MemoryGivenBackTest(H.ProxyTestCase):
     """Issue 19: memory freed by a purge goes back to the system.  The
     sweep frees the purged objects, then, the store having shrunk by at
@@ -579,6 +622,10 @@ class MemoryGivenBackTest(H.ProxyTestCase):
         # what the others freed in the arenas.
         shrinks = [int(m) for m in re.findall(r"the store shrank by (\d+) MiB", log)]
         self.assertEqual(shrinks, [filled >> 20], log)
+        # the workers shed what they pool for reuse first (the trim cannot
+        # give back pages that pooled parts keep)
+        self.assertLess(log.index("workers shed their pools"),
+                        log.index("released freed memory to the system"), log)
 
 
 class AssetChangedWithoutRenameTest(DeployBase):

@@ -268,6 +268,43 @@ class CheckConfigTest(unittest.TestCase):
         self.assertEqual(status, 1, started)
         self.assertEqual(started.splitlines(), want)
 
+    def test_history_file_not_a_file(self):
+        # state_dir/etag-history (the Last-Modified history) taken by a
+        # directory: refused by -t and by the start, with the same line
+        d, path = self.config(self.base())
+        os.makedirs(os.path.join(d, "state", "etag-history"))
+        want = ["%s:7:12: state_dir: %s/state/etag-history: not a regular file" % (path, d)]
+        rc, out, err = check_config(path)
+        self.assertEqual((rc, err.splitlines()), (1, want))
+        status, started = run_daemon(path)
+        self.assertEqual(status, 1, started)
+        self.assertEqual(started.splitlines(), want)
+        self.assertTrue(os.path.isdir(os.path.join(d, "state", "etag-history")))
+
+    def test_history_file_not_writable(self):
+        # what -t cannot judge (permissions) stops the start, saying which
+        # file and why; the file is left as it was
+        d, path = self.config(self.base())
+        os.makedirs(os.path.join(d, "state"))
+        hist = os.path.join(d, "state", "etag-history")
+        write(hist, "precious\n")
+        if os.geteuid() == 0:
+            # root opens any file whatever its mode: an immutable one it cannot
+            if subprocess.run(["chattr", "+i", hist], capture_output=True).returncode != 0:
+                self.skipTest("chattr +i does not work here")
+            self.addCleanup(subprocess.run, ["chattr", "-i", hist], capture_output=True)
+            why = "Operation not permitted"
+        else:
+            os.chmod(hist, 0o400)
+            why = "Permission denied"
+        rc, out, err = check_config(path)
+        self.assertEqual((rc, out, err), (0, "OK\n", ""))
+        status, started = run_daemon(path)
+        self.assertEqual(status, 1, started)
+        self.assertIn("error: Last-Modified history: cannot open %s: %s" % (hist, why), started)
+        with open(hist) as f:
+            self.assertEqual(f.read(), "precious\n")
+
     def test_no_origin_section(self):
         # where the file ends, where the section would be added
         text = "# freshcache\n# comments first\nlisten:\n  - address: 127.0.0.1:@PORT@\n# end\n"

@@ -5,10 +5,12 @@
  * ETag clients see is derived from it: identical bytes keep their ETag
  * across deploys, changed bytes always get a new one, whatever the origin
  * derived its own ETag from.  Last-Modified becomes the time the proxy
- * first saw that hash for that URL, remembered in a table that grows with
- * the number of URLs seen, up to a cap (a forgotten entry only makes
- * Last-Modified younger, never wrong in the direction that yields a false
- * 304).  The table outlives purges by design; it is owned by the server
+ * first saw that hash for that URL, remembered in a fixed-size table kept
+ * in a sparse file of state_dir (STATE_DIR/etag-history), read and written
+ * one bucket at a time: it outlives purges by design and restarts too,
+ * and costs the process no memory (the kernel's page cache holds what is
+ * read).  A forgotten entry only makes Last-Modified younger, never wrong
+ * in the direction that yields a false 304.  It is owned by the server
  * runtime (srv->etag_hist) and shared by the workers.
  */
 #ifndef FRESHCACHE_ETAG_H
@@ -29,13 +31,25 @@ void etag_hasher_free(struct etag_hasher *h);
 void etag_format(const unsigned char hash[32], char out[67]);
 
 struct etag_history;
-/* A history that starts small (512 entries, 8 KiB) and doubles as URLs
- * are noted, up to the largest power-of-two number of entries that is at
- * most `max_slots` (never below the starting size).  Thread-safe. */
-struct etag_history *etag_history_new(size_t max_slots);
+/* Open (or create) DIR/etag-history, a table of the largest power-of-two
+ * number of entries that is at most `max_slots` (never below 512): a
+ * sparse file of 16 bytes an entry plus a 4 KiB header.  A file this build
+ * wrote with the same size is reused, unless the machine went down while it
+ * was open; any other is started afresh (logged).  NULL when it cannot be
+ * opened, created or written, with the reason in err.  Thread-safe. */
+struct etag_history *etag_history_new(const char *dir, size_t max_slots, char *err, size_t errlen);
+/* The same with the boot id given instead of the running kernel's (tests:
+ * a file left open by "another boot"). */
+struct etag_history *etag_history_new_boot(const char *dir, size_t max_slots, const char *boot_id,
+                                           char *err, size_t errlen);
+/* Would etag_history_new() refuse DIR/etag-history as it is (something
+ * other than a regular file there)?  Creates nothing (freshcached -t).  0,
+ * or -1 with the reason in err. */
+int etag_history_check(const char *dir, char *err, size_t errlen);
+/* Makes every write durable, then marks the file closed cleanly. */
 void etag_history_free(struct etag_history *h);
-/* Entries the table has room for now, and entries in use (for tests and
- * the memory notes in docs/performance.md). */
+/* Entries the table holds, and entries in use (for tests, the start's log
+ * line and the notes in docs/performance.md). */
 size_t etag_history_slots(struct etag_history *h);
 size_t etag_history_used(struct etag_history *h);
 /* Record that the object keyed `key_hash` now has `hash` at `now`.

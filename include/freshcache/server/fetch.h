@@ -86,6 +86,9 @@ void fetch_end_body(struct fetch *f);
 /* Shutdown, after the worker's loop ended: end every fetch left (what they
  * were storing is dropped, never kept truncated). */
 void fetch_free_all(struct worker *w);
+/* Free the ended fetches pooled for reuse (after a purge freed the cache:
+ * see server.c, trim_if_shrunk).  On the worker's thread. */
+void fetch_shed_pool(struct worker *w);
 
 /* fetch_request.c: the origin request for a fetch, serialised. */
 struct evbuffer;

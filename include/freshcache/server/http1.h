@@ -31,5 +31,9 @@ void http1_serve(struct worker *w, struct conn *conn, const struct peer_addr *pe
 void http1_close_idle(struct worker *w);
 /* Shutdown, after the worker's loop ended: free every connection left. */
 void http1_free_all(struct worker *w);
+/* Free the per-request parts pooled for reuse (after a purge freed the
+ * cache: see server.c, trim_if_shrunk).  On the worker's thread, from an
+ * event of its own (not inside an exchange's callbacks). */
+void http1_shed_pool(struct worker *w);
 
 #endif

@@ -59,6 +59,8 @@ struct server {
     _Atomic bool stopping;
     int access_fd;                  /* log.access destination, -1: off */
     uint64_t trim_mark;             /* store bytes at the last memory trim (server_sweep) */
+    bool trim_pending;              /* workers asked to shed their pools, trim next */
+    _Atomic unsigned trim_shed;     /* ... and how many did */
 };
 
 #endif
