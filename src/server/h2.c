@@ -15,7 +15,6 @@
 
 #include "freshcache/base/assert.h"
 #include "freshcache/base/log.h"
-#include "freshcache/base/page_slab.h"
 #include "freshcache/http/http_msg.h"
 #include "freshcache/server/conn.h"
 #include "freshcache/server/exchange.h"
@@ -91,7 +90,8 @@ struct h2_conn {
     bool preface_done;              /* the client's first SETTINGS arrived */
     unsigned n_paused;              /* streams whose upload we hold back */
     uint64_t paused_ms;             /* when an upload was last held back */
-    bool released;                  /* idle, its memory given back (h2_release) */
+    bool released;                  /* idle, its memory given back (h2_release):
+                                     * the session is packed, h2_session() wakes it */
     struct h2_mem mem;              /* nghttp2's memory */
 };
 
@@ -123,6 +123,25 @@ struct h2_stream {
 static void h2_close(struct h2_conn *c);
 static void later_cb(evutil_socket_t fd, short what, void *arg);
 static void tick_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Something happens on a connection that gave its memory back
+ * (h2_release): the session's state is put back first. */
+static void h2_wake(struct h2_conn *c)
+{
+    if (!c->released)
+        return;
+    h2_mem_wake(&c->mem);
+    c->released = false;
+}
+
+/* The session, for nghttp2: the one way to it outside nghttp2's own
+ * callbacks, since an idle connection's session is packed away
+ * (h2_mem.h) and nghttp2 must never see it so. */
+static nghttp2_session *h2_session(struct h2_conn *c)
+{
+    h2_wake(c);
+    return c->sess;
+}
 
 /* Run later_cb from the loop: send what nghttp2 has, or free a dead
  * connection. */
@@ -342,7 +361,7 @@ static void fe_send_head(struct exchange *x, const struct resp_head *h)
     }
     st->responded = true;
     st->progress_ms = worker_now_ms(c->w);
-    int rv = nghttp2_submit_response(c->sess, st->id, l->nv, l->n, body ? &prd : NULL);
+    int rv = nghttp2_submit_response(h2_session(c), st->id, l->nv, l->n, body ? &prd : NULL);
     free(l);
     if (rv != 0)
         log_debug("h2 %s: stream %d: cannot submit the response: %s", c->addr, st->id,
@@ -357,7 +376,7 @@ static void fe_body_ready(struct exchange *x)
     if (!st->deferred)
         return;
     st->deferred = false;
-    nghttp2_session_resume_data(st->c->sess, st->id);
+    nghttp2_session_resume_data(h2_session(st->c), st->id);
     schedule_flush(st->c);
 }
 
@@ -377,7 +396,7 @@ static void fe_upload_pause(struct exchange *x, bool pause)
     st->upload_paused = pause;
     if (!pause && st->unconsumed > 0) {
         /* The origin caught up: open the window for what we held back. */
-        nghttp2_session_consume(st->c->sess, st->id, st->unconsumed);
+        nghttp2_session_consume(h2_session(st->c), st->id, st->unconsumed);
         st->unconsumed = 0;
         schedule_flush(st->c);
     }
@@ -397,8 +416,8 @@ static void fe_send_interim(struct exchange *x, int status, const char *lines, s
     nv_add(l, ":status", 7, code, 3);
     nv_add_lines(l, lines, len);
     /* A HEADERS frame without END_STREAM; nghttp2 copies the fields. */
-    int rv = nghttp2_submit_headers(st->c->sess, NGHTTP2_FLAG_NONE, st->id, NULL, l->nv, l->n,
-                                    NULL);
+    int rv = nghttp2_submit_headers(h2_session(st->c), NGHTTP2_FLAG_NONE, st->id, NULL, l->nv,
+                                    l->n, NULL);
     free(l);
     if (rv != 0)
         log_debug("h2 %s: stream %d: cannot submit a %d: %s", st->c->addr, st->id, status,
@@ -537,7 +556,7 @@ static void terminate(struct h2_conn *c, uint32_t code, const char *why)
 {
     log_debug("h2 %s: %s: GOAWAY", c->addr, why);
     c->terminated = true;
-    nghttp2_session_terminate_session(c->sess, code);
+    nghttp2_session_terminate_session(h2_session(c), code);
 }
 
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *user)
@@ -649,16 +668,16 @@ static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int 
 /* ---- the connection ------------------------------------------------------ */
 
 /* An idle connection (no stream, nothing for nghttp2 to send, nothing
- * queued for the socket) keeps only its session's state: nghttp2's frame
- * buffer and empty stream map go back to the system (h2_mem.h), and so
- * do the socket buffers, as an idle HTTP/1.1 connection's do.  The next
- * bytes either way bring them back.  Not at once: a busy client (a page's
+ * queued for the socket) keeps only its session's state, packed: every
+ * page of nghttp2's goes back to the system (h2_mem.h), and so do the
+ * socket buffers, as an idle HTTP/1.1 connection's do.  The next bytes
+ * either way bring them back (h2_session puts the state back).  Not at once: a busy client (a page's
  * next requests, h2load's) is idle between batches for a moment, and
  * giving pages back to fault them in again then costs more CPU than
  * HTTP/2 itself; IDLE_RELEASE_MS after the last activity. */
 static bool h2_is_idle(struct h2_conn *c)
 {
-    return !c->released && c->n_streams == 0 && !nghttp2_session_want_write(c->sess) &&
+    return !c->released && c->n_streams == 0 && !nghttp2_session_want_write(h2_session(c)) &&
            conn_pending(c->conn) == 0;
 }
 
@@ -680,7 +699,7 @@ static void h2_release(struct h2_conn *c)
 {
     if (!h2_is_idle(c))
         return;
-    h2_mem_idle(&c->mem);
+    h2_mem_sleep(&c->mem);
     conn_release_buffers(c->conn);
     /* Nothing to watch or to do later (this may run inside either
      * callback: neither touches its event after us). */
@@ -701,12 +720,12 @@ static void h2_send(struct h2_conn *c)
 {
     if (c->dead)
         return;
-    if (c->released && !nghttp2_session_want_write(c->sess))
-        return;     /* idle, and still nothing to do */
-    c->released = false;
+    if (c->released)
+        return;     /* idle, and still nothing to do: whatever gives nghttp2
+                     * something to send goes through h2_session() */
     conn_claim_buffers(c->conn);
     for (;;) {
-        int rv = nghttp2_session_send(c->sess);
+        int rv = nghttp2_session_send(h2_session(c));
         if (rv != 0) {
             log_debug("h2 %s: send: %s", c->addr, nghttp2_strerror(rv));
             h2_close(c);
@@ -718,10 +737,11 @@ static void h2_send(struct h2_conn *c)
         }
         /* nghttp2 stopped at OUT_HIGH (WOULDBLOCK) but the socket took it
          * all: go on now.  If the socket pushed back, on_drain will. */
-        if (conn_pending(c->conn) > 0 || !nghttp2_session_want_write(c->sess))
+        if (conn_pending(c->conn) > 0 || !nghttp2_session_want_write(h2_session(c)))
             break;
     }
-    bool done = !nghttp2_session_want_read(c->sess) && !nghttp2_session_want_write(c->sess);
+    nghttp2_session *sess = h2_session(c);
+    bool done = !nghttp2_session_want_read(sess) && !nghttp2_session_want_write(sess);
     if ((done || (c->goaway && c->n_streams == 0)) && conn_pending(c->conn) == 0)
         h2_close(c);
     else
@@ -748,13 +768,14 @@ static void later_cb(evutil_socket_t fd, short what, void *arg)
 static void h2_free(struct h2_conn *c)
 {
     CHECK_OBJ_NOTNULL(c, H2_CONN_MAGIC);
+    nghttp2_session *sess = h2_session(c);    /* nghttp2 frees what it holds */
     c->dead = true;
     struct h2_stream *st;
     while ((st = LIST_FIRST(&c->streams)) != NULL) {
-        nghttp2_session_set_stream_user_data(c->sess, st->id, NULL);
+        nghttp2_session_set_stream_user_data(sess, st->id, NULL);
         stream_free(st);
     }
-    nghttp2_session_del(c->sess);
+    nghttp2_session_del(sess);
     if (c->later)
         event_free(c->later);
     if (c->tick)
@@ -781,18 +802,18 @@ static void on_read(void *arg)
 {
     struct h2_conn *c = arg;
     CHECK_OBJ_NOTNULL(c, H2_CONN_MAGIC);
-    c->released = false;            /* bytes came: h2_send looks again */
+    h2_wake(c);                     /* bytes came: h2_send looks again */
     conn_claim_buffers(c->conn);
     struct evbuffer *in = c->conn->in;
     while (evbuffer_get_length(in) > 0 && !c->dead) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
-        ssize_t n = nghttp2_session_mem_recv(c->sess, v.iov_base, v.iov_len);
+        ssize_t n = nghttp2_session_mem_recv(h2_session(c), v.iov_base, v.iov_len);
         if (n < 0) {
             log_debug("h2 %s: %s", c->addr, nghttp2_strerror((int)n));
             /* nghttp2 queued a GOAWAY for protocol errors: send it, then go. */
-            nghttp2_session_send(c->sess);
+            nghttp2_session_send(h2_session(c));
             conn_flush(c->conn);
             h2_close(c);
             return;
@@ -818,7 +839,7 @@ static void on_event(void *arg, enum conn_event ev)
     if (ev == CONN_READ_TIMEOUT && !c->goaway) {
         /* Idle for client_timeout: say goodbye properly. */
         c->goaway = true;
-        nghttp2_session_terminate_session(c->sess, NGHTTP2_NO_ERROR);
+        nghttp2_session_terminate_session(h2_session(c), NGHTTP2_NO_ERROR);
         h2_send(c);
         return;
     }
@@ -861,7 +882,7 @@ static void too_slow_conn(struct h2_conn *c, int32_t last, const char *why)
     COUNT(&c->w->counters, client_errors, 1);
     log_debug("h2 %s: %s: GOAWAY", c->addr, why);
     c->terminated = true;
-    nghttp2_session_terminate_session2(c->sess, last, NGHTTP2_PROTOCOL_ERROR);
+    nghttp2_session_terminate_session2(h2_session(c), last, NGHTTP2_PROTOCOL_ERROR);
 }
 
 static void too_slow_body(struct h2_conn *c, struct h2_stream *st)
@@ -877,9 +898,10 @@ static void too_slow_body(struct h2_conn *c, struct h2_stream *st)
         exchange_end(&st->x);
         return;     /* on_frame_send resets the stream once the 408 is out */
     }
-    uint32_t code = nghttp2_session_get_stream_local_close(c->sess, st->id) == 1 ? NGHTTP2_NO_ERROR
-                                                                               : NGHTTP2_CANCEL;
-    nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, st->id, code);
+    nghttp2_session *sess = h2_session(c);
+    uint32_t code = nghttp2_session_get_stream_local_close(sess, st->id) == 1 ? NGHTTP2_NO_ERROR
+                                                                             : NGHTTP2_CANCEL;
+    nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, st->id, code);
 }
 
 /* The body's window is over: fast enough, or excused, starts the next. */
@@ -945,9 +967,9 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
             any = true;
         }
         if (st->responded && now - st->progress_ms > limit &&
-            nghttp2_session_get_stream_remote_window_size(c->sess, st->id) <= 0) {
+            nghttp2_session_get_stream_remote_window_size(h2_session(c), st->id) <= 0) {
             log_debug("h2 %s: stream %d stalled for client_timeout: reset", c->addr, st->id);
-            nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+            nghttp2_submit_rst_stream(h2_session(c), NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
             st->progress_ms = now;
             any = true;
         }
@@ -1000,9 +1022,9 @@ void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char 
      * not use: let them go. */
     nghttp2_option_set_no_closed_streams(opt, 1);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, DEFLATE_TABLE);
-    if (w->h2_slab == NULL)
-        w->h2_slab = page_slab_new(H2_SLAB_PER_CONN * (size_t)(cfg->limits.max_connections + 64));
-    h2_mem_init(&c->mem, w->h2_slab);
+    if (w->h2_pool == NULL)
+        w->h2_pool = h2_mem_pool_new(H2_SLAB_PER_CONN * (size_t)(cfg->limits.max_connections + 64));
+    h2_mem_init(&c->mem, w->h2_pool);
     AZ(nghttp2_session_server_new3(&c->sess, cb, c, opt, h2_mem_creating(&c->mem)));
     h2_mem_created(&c->mem);
     nghttp2_option_del(opt);
@@ -1014,8 +1036,9 @@ void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char 
         { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, UPLOAD_WINDOW },
         { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
     };
-    AZ(nghttp2_submit_settings(c->sess, NGHTTP2_FLAG_NONE, settings, FC_ARRAY_LEN(settings)));
-    AZ(nghttp2_session_set_local_window_size(c->sess, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW));
+    nghttp2_session *sess = h2_session(c);
+    AZ(nghttp2_submit_settings(sess, NGHTTP2_FLAG_NONE, settings, FC_ARRAY_LEN(settings)));
+    AZ(nghttp2_session_set_local_window_size(sess, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW));
 
     LIST_INSERT_HEAD(&w->h2_conns, c, link);
     w->n_clients++;
@@ -1036,9 +1059,9 @@ void h2_goaway_all(struct worker *w)
             continue;
         c->goaway = true;
         /* The last stream we took: those below finish, no new ones. */
-        nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
-                              nghttp2_session_get_last_proc_stream_id(c->sess), NGHTTP2_NO_ERROR,
-                              NULL, 0);
+        nghttp2_session *sess = h2_session(c);
+        int32_t last = nghttp2_session_get_last_proc_stream_id(sess);
+        nghttp2_submit_goaway(sess, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, NULL, 0);
         schedule_flush(c);
     }
 }
@@ -1048,6 +1071,6 @@ void h2_free_all(struct worker *w)
     struct h2_conn *c;
     while ((c = LIST_FIRST(&w->h2_conns)) != NULL)
         h2_free(c);
-    page_slab_destroy(w->h2_slab);
-    w->h2_slab = NULL;
+    h2_mem_pool_destroy(w->h2_pool);
+    w->h2_pool = NULL;
 }
