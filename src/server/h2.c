@@ -15,6 +15,7 @@
 
 #include "freshcache/base/assert.h"
 #include "freshcache/base/log.h"
+#include "freshcache/base/peer_addr.h"
 #include "freshcache/http/http_msg.h"
 #include "freshcache/server/conn.h"
 #include "freshcache/server/exchange.h"
@@ -67,33 +68,38 @@ LIST_HEAD(h2_stream_list, h2_stream);
 struct h2_conn {
 #define H2_CONN_MAGIC 0x4802c011u
     unsigned magic;
+    unsigned n_streams;
     LIST_ENTRY(h2_conn) link;
     struct worker *w;
     struct conn *conn;
-    char addr[INET6_ADDRSTRLEN];
-    const char *scheme;
     nghttp2_session *sess;
     /* Both made when needed and freed while idle (h2_release): */
     struct event *later;            /* deferred nghttp2_session_send, or free when dead */
     struct event *tick;             /* once a second: streams that stall */
     struct h2_stream_list streams;
-    unsigned n_streams;
+    /* Binary, as HTTP/1.1's (peer_addr.h): the text is made per stream. */
+    struct peer_addr peer;
+    bool tls;                       /* scheme https, else http */
     bool goaway;                    /* no new streams; close when the last ends */
     bool terminated;                /* a bound ended the session: start nothing more */
+    bool dead;                      /* being freed: no more sends */
+    bool preface_done;              /* the client's first SETTINGS arrived */
+    bool released;                  /* idle, its memory given back (h2_release):
+                                     * the session is packed, h2_session() wakes it */
+    unsigned n_paused;              /* streams whose upload we hold back */
     double reset_tokens;            /* client resets bucket (rapid reset) */
     uint64_t reset_ms;
-    bool dead;                      /* being freed: no more sends */
     double control_tokens;          /* control-frame bucket */
     uint64_t control_ms;
     /* Slow clients (see "slow clients" below). */
     uint64_t accept_ms;             /* the preface and SETTINGS are due header_timeout after */
-    bool preface_done;              /* the client's first SETTINGS arrived */
-    unsigned n_paused;              /* streams whose upload we hold back */
     uint64_t paused_ms;             /* when an upload was last held back */
-    bool released;                  /* idle, its memory given back (h2_release):
-                                     * the session is packed, h2_session() wakes it */
     struct h2_mem mem;              /* nghttp2's memory */
 };
+
+/* 240 bytes: malloc's 256-byte class (it was 344, in the 352 one).  An
+ * idle connection is mostly its structs and OpenSSL's. */
+_Static_assert(sizeof(struct h2_conn) <= 248, "an idle connection's h2_conn stays small");
 
 struct h2_stream {
 #define H2_STREAM_MAGIC 0x48025773u
@@ -101,6 +107,7 @@ struct h2_stream {
     LIST_ENTRY(h2_stream) link;
     struct h2_conn *c;
     int32_t id;
+    char addr[PEER_ADDR_TEXT];      /* the client's, for the exchange (its log line) */
     struct http_msg req;
     struct exchange x;
     size_t header_bytes;
@@ -119,6 +126,10 @@ struct h2_stream {
     uint64_t window_mark;           /* body_bytes when it started */
     bool cut;                       /* answered 408 as too slow: reset once that is out */
 };
+
+/* The client's address as text, for a log line (a compound literal: it
+ * lives to the end of the statement that logs). */
+#define ADDR(c) peer_addr_format(&(c)->peer, (char[PEER_ADDR_TEXT]){ 0 })
 
 static void h2_close(struct h2_conn *c);
 static void later_cb(evutil_socket_t fd, short what, void *arg);
@@ -364,7 +375,7 @@ static void fe_send_head(struct exchange *x, const struct resp_head *h)
     int rv = nghttp2_submit_response(h2_session(c), st->id, l->nv, l->n, body ? &prd : NULL);
     free(l);
     if (rv != 0)
-        log_debug("h2 %s: stream %d: cannot submit the response: %s", c->addr, st->id,
+        log_debug("h2 %s: stream %d: cannot submit the response: %s", ADDR(c), st->id,
                   nghttp2_strerror(rv));
     schedule_flush(c);
 }
@@ -420,7 +431,7 @@ static void fe_send_interim(struct exchange *x, int status, const char *lines, s
                                     l->n, NULL);
     free(l);
     if (rv != 0)
-        log_debug("h2 %s: stream %d: cannot submit a %d: %s", st->c->addr, st->id, status,
+        log_debug("h2 %s: stream %d: cannot submit a %d: %s", ADDR(st->c), st->id, status,
                   nghttp2_strerror(rv));
     schedule_flush(st->c);
 }
@@ -458,7 +469,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
      * (tiny frames that expand) meets the same bound as plain headers. */
     st->header_bytes += namelen + valuelen + FIELD_OVERHEAD;
     if (st->header_bytes > worker_cfg(c->w)->limits.max_header_bytes) {
-        log_debug("h2 %s: stream %d: header list over limits.max_header_bytes", c->addr, st->id);
+        log_debug("h2 %s: stream %d: header list over limits.max_header_bytes", ADDR(c), st->id);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* RST_STREAM */
     }
     const char *n = (const char *)name, *v = (const char *)value;
@@ -516,8 +527,8 @@ static void start_exchange(struct h2_conn *c, struct h2_stream *st, bool end_str
         body_length = strtoull(tmp, NULL, 10);
     }
     struct exchange_request info = {
-        .client_addr = c->addr,
-        .scheme = c->scheme,
+        .client_addr = peer_addr_format(&c->peer, st->addr),
+        .scheme = c->tls ? "https" : "http",
         .has_body = !end_stream,
         .body_length = body_length,
     };
@@ -554,7 +565,7 @@ static bool control_frame_allowed(struct h2_conn *c)
 /* End the session with a GOAWAY; nothing in the rest of this read starts. */
 static void terminate(struct h2_conn *c, uint32_t code, const char *why)
 {
-    log_debug("h2 %s: %s: GOAWAY", c->addr, why);
+    log_debug("h2 %s: %s: GOAWAY", ADDR(c), why);
     c->terminated = true;
     nghttp2_session_terminate_session(h2_session(c), code);
 }
@@ -727,7 +738,7 @@ static void h2_send(struct h2_conn *c)
     for (;;) {
         int rv = nghttp2_session_send(h2_session(c));
         if (rv != 0) {
-            log_debug("h2 %s: send: %s", c->addr, nghttp2_strerror(rv));
+            log_debug("h2 %s: send: %s", ADDR(c), nghttp2_strerror(rv));
             h2_close(c);
             return;
         }
@@ -811,7 +822,7 @@ static void on_read(void *arg)
             break;
         ssize_t n = nghttp2_session_mem_recv(h2_session(c), v.iov_base, v.iov_len);
         if (n < 0) {
-            log_debug("h2 %s: %s", c->addr, nghttp2_strerror((int)n));
+            log_debug("h2 %s: %s", ADDR(c), nghttp2_strerror((int)n));
             /* nghttp2 queued a GOAWAY for protocol errors: send it, then go. */
             nghttp2_session_send(h2_session(c));
             conn_flush(c->conn);
@@ -880,7 +891,7 @@ static const struct conn_cb h2_conn_cb = {
 static void too_slow_conn(struct h2_conn *c, int32_t last, const char *why)
 {
     COUNT(&c->w->counters, client_errors, 1);
-    log_debug("h2 %s: %s: GOAWAY", c->addr, why);
+    log_debug("h2 %s: %s: GOAWAY", ADDR(c), why);
     c->terminated = true;
     nghttp2_session_terminate_session2(h2_session(c), last, NGHTTP2_PROTOCOL_ERROR);
 }
@@ -888,7 +899,7 @@ static void too_slow_conn(struct h2_conn *c, int32_t last, const char *why)
 static void too_slow_body(struct h2_conn *c, struct h2_stream *st)
 {
     COUNT(&c->w->counters, client_errors, 1);
-    log_debug("h2 %s: stream %d: request body slower than min_body_rate", c->addr, st->id);
+    log_debug("h2 %s: stream %d: request body slower than min_body_rate", ADDR(c), st->id);
     if (!st->responded) {
         st->cut = true;
         exchange_respond(&st->x, 408, "fwd=bypass", "request body slower than min_body_rate",
@@ -968,7 +979,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         }
         if (st->responded && now - st->progress_ms > limit &&
             nghttp2_session_get_stream_remote_window_size(h2_session(c), st->id) <= 0) {
-            log_debug("h2 %s: stream %d stalled for client_timeout: reset", c->addr, st->id);
+            log_debug("h2 %s: stream %d stalled for client_timeout: reset", ADDR(c), st->id);
             nghttp2_submit_rst_stream(h2_session(c), NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
             st->progress_ms = now;
             any = true;
@@ -994,7 +1005,7 @@ static nghttp2_session_callbacks *callbacks(void)
     return cb;
 }
 
-void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char *scheme)
+void h2_serve(struct worker *w, struct conn *conn, const struct peer_addr *peer, bool tls)
 {
     const struct fc_config *cfg = worker_cfg(w);
     struct h2_conn *c = calloc(1, sizeof *c);
@@ -1002,8 +1013,8 @@ void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char 
     c->magic = H2_CONN_MAGIC;
     c->w = w;
     c->conn = conn;
-    c->scheme = scheme;
-    snprintf(c->addr, sizeof c->addr, "%s", addr);
+    c->peer = *peer;
+    c->tls = tls;
     LIST_INIT(&c->streams);
     c->control_tokens = CONTROL_BURST;
     c->control_ms = worker_now_ms(w);
@@ -1025,7 +1036,8 @@ void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char 
     if (w->h2_pool == NULL)
         w->h2_pool = h2_mem_pool_new(H2_SLAB_PER_CONN * (size_t)(cfg->limits.max_connections + 64));
     h2_mem_init(&c->mem, w->h2_pool);
-    AZ(nghttp2_session_server_new3(&c->sess, cb, c, opt, h2_mem_creating(&c->mem)));
+    nghttp2_mem mem = h2_mem_creating(&c->mem);
+    AZ(nghttp2_session_server_new3(&c->sess, cb, c, opt, &mem));
     h2_mem_created(&c->mem);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);

@@ -21,28 +21,38 @@ static struct h2_mem *mem_of(void *ud)
     return m;
 }
 
+static struct page_slab *slab_of(const struct h2_mem *m)
+{
+    return m->pool ? m->pool->slab : NULL;
+}
+
 static void track(struct h2_mem *m, void *p, enum h2_mem_kind kind)
 {
     if (kind == H2_MEM_FRAMEBUF)
         m->n_framebuf++;
     if (m->n == H2_MEM_TRACKED)
         return;
-    m->block[m->n].p = p;
-    m->block[m->n].kind = kind;
+    m->block[m->n] = p;
+    m->kind[m->n] = (uint8_t)kind;
     m->n++;
 }
 
 static void untrack(struct h2_mem *m, void *p)
 {
     for (unsigned i = 0; i < m->n; i++) {
-        if (m->block[i].p == p) {
-            m->block[i] = m->block[--m->n];
+        if (m->block[i] == p) {
+            m->n--;
+            m->block[i] = m->block[m->n];
+            m->kind[i] = m->kind[m->n];
             return;
         }
     }
 }
 
-static size_t page_size(const struct h2_mem *m) { return page_slab_block_size(m->slab, m->state); }
+static size_t page_size(const struct h2_mem *m)
+{
+    return page_slab_block_size(slab_of(m), m->state);
+}
 
 /* Whether `p` was carved from the state page. */
 static bool in_state(const struct h2_mem *m, const void *p)
@@ -56,7 +66,7 @@ static bool in_state(const struct h2_mem *m, const void *p)
 static void *state_alloc(struct h2_mem *m, size_t size)
 {
     if (m->state == NULL) {
-        m->state = page_slab_alloc(m->slab, 1);
+        m->state = page_slab_alloc(slab_of(m), 1);
         if (m->state == NULL)
             return NULL;
         m->state_used = 0;
@@ -79,24 +89,25 @@ static void state_free(struct h2_mem *m)
         return;
     /* The session is gone: so is its page. */
     untrack(m, m->state);
-    page_slab_free(m->slab, m->state);
+    page_slab_free(slab_of(m), m->state);
     m->state = NULL;
 }
 
 /* A block of `size` bytes, zeroed if it comes from the slab. */
 static void *alloc(struct h2_mem *m, size_t size, bool *zeroed)
 {
+    struct page_slab *slab = slab_of(m);
     void *p = NULL;
     *zeroed = true;
-    if (m->slab && size >= H2_MEM_SLAB_MIN && (p = page_slab_alloc(m->slab, size)) != NULL) {
+    if (slab && size >= H2_MEM_SLAB_MIN && (p = page_slab_alloc(slab, size)) != NULL) {
         track(m, p, m->creating && size >= H2_MEM_FRAMEBUF_MIN ? H2_MEM_FRAMEBUF : H2_MEM_BLOCK);
         return p;
     }
-    if (m->slab && m->creating && size > 0 && size < H2_MEM_SLAB_MIN) {
+    if (slab && m->creating && size > 0 && size < H2_MEM_SLAB_MIN) {
         if (size == H2_MEM_HPACK_RING && !m->ring_seen) {
             /* The deflater's table: a page of its own, never written. */
             m->ring_seen = true;
-            if ((p = page_slab_alloc(m->slab, size)) != NULL) {
+            if ((p = page_slab_alloc(slab, size)) != NULL) {
                 track(m, p, H2_MEM_BLOCK);
                 return p;
             }
@@ -123,9 +134,10 @@ static void mem_free(void *p, void *ud)
         state_free(m);
         return;
     }
-    if (m->slab && page_slab_owns(m->slab, p)) {
+    struct page_slab *slab = slab_of(m);
+    if (slab && page_slab_owns(slab, p)) {
         untrack(m, p);
-        page_slab_free(m->slab, p);
+        page_slab_free(slab, p);
         return;
     }
     free(p);
@@ -157,8 +169,8 @@ static void *mem_realloc(void *p, size_t size, void *ud)
          * too, which realloc allows (the bytes past the old size are
          * unspecified). */
         have = (size_t)(m->state + m->state_used - (char *)p);
-    } else if (m->slab && page_slab_owns(m->slab, p)) {
-        have = page_slab_block_size(m->slab, p);
+    } else if (slab_of(m) && page_slab_owns(slab_of(m), p)) {
+        have = page_slab_block_size(slab_of(m), p);
         if (size <= have)
             return p;
     } else {
@@ -205,12 +217,15 @@ void h2_mem_init(struct h2_mem *m, struct h2_mem_pool *pool)
 {
     memset(m, 0, sizeof *m);
     m->magic = H2_MEM_MAGIC;
-    if (pool != NULL) {
+    if (pool != NULL)
         CHECK_OBJ(pool, H2_MEM_POOL_MAGIC);
-        m->pool = pool;
-        m->slab = pool->slab;
-    }
-    m->mem = (nghttp2_mem){
+    m->pool = pool;
+}
+
+nghttp2_mem h2_mem_allocator(struct h2_mem *m)
+{
+    CHECK_OBJ_NOTNULL(m, H2_MEM_MAGIC);
+    return (nghttp2_mem){
         .mem_user_data = m,
         .malloc = mem_malloc,
         .free = mem_free,
@@ -219,13 +234,13 @@ void h2_mem_init(struct h2_mem *m, struct h2_mem_pool *pool)
     };
 }
 
-nghttp2_mem *h2_mem_creating(struct h2_mem *m)
+nghttp2_mem h2_mem_creating(struct h2_mem *m)
 {
     CHECK_OBJ_NOTNULL(m, H2_MEM_MAGIC);
     m->creating = true;
     m->n_framebuf = 0;
     m->ring_seen = false;
-    return &m->mem;
+    return h2_mem_allocator(m);
 }
 
 void h2_mem_created(struct h2_mem *m)
@@ -235,7 +250,7 @@ void h2_mem_created(struct h2_mem *m)
     if (m->state != NULL && m->state_live == 0) {
         /* Creation failed and freed all it made. */
         untrack(m, m->state);
-        page_slab_free(m->slab, m->state);
+        page_slab_free(slab_of(m), m->state);
         m->state = NULL;
     }
     if (m->n_framebuf == 1)
@@ -243,22 +258,22 @@ void h2_mem_created(struct h2_mem *m)
     /* Not the nghttp2 this was written against: no block's contents are
      * assumed dead. */
     for (unsigned i = 0; i < m->n; i++)
-        if (m->block[i].kind == H2_MEM_FRAMEBUF)
-            m->block[i].kind = H2_MEM_BLOCK;
+        if (m->kind[i] == H2_MEM_FRAMEBUF)
+            m->kind[i] = H2_MEM_BLOCK;
 }
 
 /* The words of tracked block `i` that are packed. */
 static size_t block_words(const struct h2_mem *m, unsigned i)
 {
-    if (m->block[i].kind == H2_MEM_STATE)
+    if (m->kind[i] == H2_MEM_STATE)
         return m->state_used / sizeof(uint64_t);
-    return page_slab_block_size(m->slab, m->block[i].p) / sizeof(uint64_t);
+    return page_slab_block_size(slab_of(m), m->block[i]) / sizeof(uint64_t);
 }
 
 /* What tracked block `i` is packed against (NULL: zeros). */
 static const void *block_ref(const struct h2_mem *m, unsigned i)
 {
-    return m->block[i].kind == H2_MEM_STATE ? m->pool->ref : NULL;
+    return m->kind[i] == H2_MEM_STATE ? m->pool->ref : NULL;
 }
 
 size_t h2_mem_sleep(struct h2_mem *m)
@@ -276,24 +291,24 @@ size_t h2_mem_sleep(struct h2_mem *m)
     }
     size_t len = 0, given = 0;
     for (unsigned i = 0; i < m->n; i++)
-        if (m->block[i].kind != H2_MEM_FRAMEBUF)
-            len += sparse_pack_size(m->block[i].p, block_ref(m, i), block_words(m, i));
+        if (m->kind[i] != H2_MEM_FRAMEBUF)
+            len += sparse_pack_size(m->block[i], block_ref(m, i), block_words(m, i));
     void *packed = malloc(len);
     if (packed == NULL) {
         /* No copy: only what needs none. */
         for (unsigned i = 0; i < m->n; i++) {
-            if (m->block[i].kind == H2_MEM_FRAMEBUF)
-                given += page_slab_discard(m->slab, m->block[i].p);
+            if (m->kind[i] == H2_MEM_FRAMEBUF)
+                given += page_slab_discard(slab_of(m), m->block[i]);
             else
-                given += page_slab_discard_zeros(m->slab, m->block[i].p);
+                given += page_slab_discard_zeros(slab_of(m), m->block[i]);
         }
         return given;
     }
     char *out = packed;
     for (unsigned i = 0; i < m->n; i++) {
-        if (m->block[i].kind != H2_MEM_FRAMEBUF)
-            out += sparse_pack(out, m->block[i].p, block_ref(m, i), block_words(m, i));
-        given += page_slab_discard(m->slab, m->block[i].p);
+        if (m->kind[i] != H2_MEM_FRAMEBUF)
+            out += sparse_pack(out, m->block[i], block_ref(m, i), block_words(m, i));
+        given += page_slab_discard(slab_of(m), m->block[i]);
     }
     FC_ASSERT((size_t)(out - (char *)packed) == len);
     m->packed = packed;
@@ -307,8 +322,8 @@ void h2_mem_wake(struct h2_mem *m)
         return;
     const char *in = m->packed;
     for (unsigned i = 0; i < m->n; i++)
-        if (m->block[i].kind != H2_MEM_FRAMEBUF)
-            in += sparse_unpack(m->block[i].p, block_ref(m, i), block_words(m, i), in);
+        if (m->kind[i] != H2_MEM_FRAMEBUF)
+            in += sparse_unpack(m->block[i], block_ref(m, i), block_words(m, i), in);
     free(m->packed);
     m->packed = NULL;
 }

@@ -48,7 +48,8 @@ static nghttp2_session *server(struct h2_mem *m, struct h2_mem_pool *pool)
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 0);
     h2_mem_init(m, pool);
     nghttp2_session *s;
-    ck_assert_int_eq(nghttp2_session_server_new3(&s, cb, NULL, opt, h2_mem_creating(m)), 0);
+    nghttp2_mem mem = h2_mem_creating(m);
+    ck_assert_int_eq(nghttp2_session_server_new3(&s, cb, NULL, opt, &mem), 0);
     h2_mem_created(m);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
@@ -107,7 +108,7 @@ static size_t resident(struct h2_mem *m)
 {
     size_t n = 0;
     for (unsigned i = 0; i < m->n; i++)
-        n += page_slab_resident_pages(m->slab, m->block[i].p);
+        n += page_slab_resident_pages(m->pool->slab, m->block[i]);
     return n;
 }
 
@@ -115,7 +116,7 @@ static unsigned kinds(const struct h2_mem *m, enum h2_mem_kind kind)
 {
     unsigned n = 0;
     for (unsigned i = 0; i < m->n; i++)
-        n += m->block[i].kind == kind;
+        n += m->kind[i] == kind;
     return n;
 }
 
@@ -196,8 +197,8 @@ static void sleep_and_wake(nghttp2_session *s, struct h2_mem *m)
     size_t used = m->state_used;
     void *map_p = NULL;
     for (unsigned i = 0; i < m->n; i++)
-        if (m->block[i].kind == H2_MEM_BLOCK && page_slab_resident_pages(m->slab, m->block[i].p))
-            map_p = m->block[i].p;      /* the stream map (the deflater's table is never written) */
+        if (m->kind[i] == H2_MEM_BLOCK && page_slab_resident_pages(m->pool->slab, m->block[i]))
+            map_p = m->block[i];      /* the stream map (the deflater's table is never written) */
     ck_assert_ptr_nonnull(map_p);
     memcpy(state, m->state, used);
     memcpy(map, map_p, page());
@@ -210,8 +211,8 @@ static void sleep_and_wake(nghttp2_session *s, struct h2_mem *m)
     ck_assert_mem_eq(m->state, state, used);
     ck_assert_mem_eq(map_p, map, page());
     for (unsigned i = 0; i < m->n; i++)
-        if (m->block[i].kind == H2_MEM_FRAMEBUF)
-            ck_assert_uint_eq(page_slab_resident_pages(m->slab, m->block[i].p), 0);
+        if (m->kind[i] == H2_MEM_FRAMEBUF)
+            ck_assert_uint_eq(page_slab_resident_pages(m->pool->slab, m->block[i]), 0);
 }
 
 START_TEST(idle_gives_back_and_works_after)
@@ -245,7 +246,7 @@ static void sleep_without_memory(nghttp2_session *s, struct h2_mem *m)
     fail_malloc = false;
     ck_assert(!h2_mem_asleep(m));
     ck_assert_uint_ge(given, 6 * page());
-    ck_assert_uint_eq(page_slab_resident_pages(m->slab, m->state), 1);
+    ck_assert_uint_eq(page_slab_resident_pages(m->pool->slab, m->state), 1);
     ck_assert_uint_eq(resident(m), 1);
     h2_mem_wake(m);     /* nothing to do */
 }
@@ -300,7 +301,8 @@ START_TEST(allocator_paths)
     struct page_slab *slab = pool->slab;
     struct h2_mem m;
     h2_mem_init(&m, pool);
-    nghttp2_mem *a = &m.mem;
+    nghttp2_mem alloc = h2_mem_allocator(&m);
+    nghttp2_mem *a = &alloc;
     /* Small: malloc; large: slab, zeroed, tracked. */
     uint8_t *small = a->calloc(10, 10, a->mem_user_data);
     ck_assert_ptr_nonnull(small);

@@ -61,7 +61,7 @@ struct page_slab;
 /* Slab blocks of a session tracked for h2_mem_sleep; more (a session
  * with many streams' large header blocks at once) are freed as usual but
  * not given back while idle. */
-#define H2_MEM_TRACKED 6
+#define H2_MEM_TRACKED 5
 /* The smallest block that goes to the slab on its own (a page: smaller
  * ones would waste most of theirs). */
 #define H2_MEM_SLAB_MIN 4096
@@ -102,28 +102,27 @@ void h2_mem_pool_destroy(struct h2_mem_pool *p);
 struct h2_mem {
 #define H2_MEM_MAGIC 0x4802e3e3u
     unsigned magic;
-    nghttp2_mem mem;                /* what nghttp2 calls; mem_user_data is this */
-    struct h2_mem_pool *pool;       /* the worker's (NULL: malloc only) */
-    struct page_slab *slab;         /* the pool's (NULL: malloc only) */
     bool creating;                  /* inside nghttp2_session_server_new3 */
     bool ring_seen;                 /* the deflater's table is made */
     uint8_t n_framebuf;             /* frame-buffer candidates seen while creating */
     uint8_t n;                      /* tracked blocks */
-    char *state;                    /* the state page, or NULL */
-    uint16_t state_used;            /* bytes of it carved */
+    uint16_t state_used;            /* bytes of the state page carved */
     uint16_t state_live;            /* blocks carved and not freed */
+    struct h2_mem_pool *pool;       /* the worker's (NULL: malloc only) */
+    char *state;                    /* the state page, or NULL */
     void *packed;                   /* asleep: the tracked blocks' words (NULL: awake) */
-    struct {
-        void *p;
-        enum h2_mem_kind kind;
-    } block[H2_MEM_TRACKED];
+    void *block[H2_MEM_TRACKED];
+    uint8_t kind[H2_MEM_TRACKED];   /* enum h2_mem_kind */
 };
 
 /* Ready `m` to serve one session from `pool` (may be NULL). */
 void h2_mem_init(struct h2_mem *m, struct h2_mem_pool *pool);
-/* The allocator to pass to nghttp2_session_server_new3; call
- * h2_mem_created() right after it. */
-nghttp2_mem *h2_mem_creating(struct h2_mem *m);
+/* The allocator to pass to nghttp2_session_server_new3, which copies it
+ * (the pointer need not outlive the call); call h2_mem_created() right
+ * after it. */
+nghttp2_mem h2_mem_creating(struct h2_mem *m);
+/* The same allocator, outside session creation (tests). */
+nghttp2_mem h2_mem_allocator(struct h2_mem *m);
 void h2_mem_created(struct h2_mem *m);
 /* The connection is idle (see above): give back what can be.  Returns
  * the bytes given back.  Unless it returns with h2_mem_asleep() false
