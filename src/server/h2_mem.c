@@ -257,6 +257,7 @@ void h2_mem_created(struct h2_mem *m)
         return;
     /* Not the nghttp2 this was written against: no block's contents are
      * assumed dead. */
+    FC_ASSERT(m->n <= H2_MEM_TRACKED);
     for (unsigned i = 0; i < m->n; i++)
         if (m->kind[i] == H2_MEM_FRAMEBUF)
             m->kind[i] = H2_MEM_BLOCK;
