@@ -38,10 +38,29 @@ void *__wrap_malloc(size_t size)
     return fail_malloc ? NULL : __real_malloc(size);
 }
 
+/* The value of the last x-hpack field a request carried. */
+static char hpack_seen[16];
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user)
+{
+    (void)s;
+    (void)frame;
+    (void)flags;
+    (void)user;
+    if (namelen == 7 && memcmp(name, "x-hpack", 7) == 0 && valuelen < sizeof hpack_seen) {
+        memcpy(hpack_seen, value, valuelen);
+        hpack_seen[valuelen] = 0;
+    }
+    return 0;
+}
+
 static nghttp2_session *server(struct h2_mem *m, struct h2_mem_pool *pool)
 {
     nghttp2_session_callbacks *cb;
     ck_assert_int_eq(nghttp2_session_callbacks_new(&cb), 0);
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
     nghttp2_option *opt;
     ck_assert_int_eq(nghttp2_option_new(&opt), 0);
     nghttp2_option_set_no_closed_streams(opt, 1);
@@ -73,15 +92,31 @@ static size_t frame(uint8_t *out, uint8_t type, uint8_t flags, uint32_t sid, con
 }
 
 /* GET https://localhost/ on `sid`: indexed :method, :scheme, :path; a
- * literal :authority without indexing. */
+ * literal :authority without indexing; x-hpack: v1, which the first
+ * request (stream 1) adds to the peer's HPACK table (a literal with
+ * incremental indexing) and the others name by its index (62, the first
+ * dynamic entry): the session's HPACK state must survive its sleeps. */
 static void request(nghttp2_session *s, uint32_t sid)
 {
-    static const uint8_t block[] = { 0x82, 0x87, 0x84, 0x01, 9, 'l', 'o', 'c', 'a', 'l',
-                                     'h', 'o', 's', 't' };
-    uint8_t buf[64];
+    static const uint8_t common[] = { 0x82, 0x87, 0x84, 0x01, 9, 'l', 'o', 'c', 'a', 'l',
+                                      'h', 'o', 's', 't' };
+    static const uint8_t add[] = { 0x40, 7, 'x', '-', 'h', 'p', 'a', 'c', 'k', 2, 'v', '1' };
+    static const uint8_t indexed[] = { 0x80 | 62 };
+    uint8_t block[64], buf[96];
+    memcpy(block, common, sizeof common);
+    size_t len = sizeof common;
+    if (sid == 1) {
+        memcpy(block + len, add, sizeof add);
+        len += sizeof add;
+    } else {
+        memcpy(block + len, indexed, sizeof indexed);
+        len += sizeof indexed;
+    }
+    hpack_seen[0] = 0;
     size_t n = frame(buf, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS, sid,
-                     block, sizeof block);
+                     block, len);
     ck_assert_int_eq(nghttp2_session_mem_recv(s, buf, n), (ssize_t)n);
+    ck_assert_str_eq(hpack_seen, "v1");
 }
 
 /* Send what the session has; the frames' types and streams in order. */
