@@ -10,9 +10,16 @@
 
 static size_t bitmap_words(size_t words) { return (words + 63) / 64; }
 
-static uint64_t ref_word(const uint64_t *ref, size_t i) { return ref ? ref[i] : 0; }
+/* The word the reference expects at `i`. */
+static uint64_t ref_word(const struct sparse_ref *ref, size_t i)
+{
+    if (ref == NULL || ref->words == NULL)
+        return 0;
+    uint64_t w = ref->words[i];
+    return w >= ref->lo && w < ref->hi ? w + ref->delta : w;
+}
 
-static size_t differing(const uint64_t *w, const uint64_t *r, size_t words)
+static size_t differing(const uint64_t *w, const struct sparse_ref *r, size_t words)
 {
     size_t n = 0;
     for (size_t i = 0; i < words; i++)
@@ -25,14 +32,14 @@ static size_t packed_bytes(size_t n, size_t words)
     return sizeof(uint64_t) * (1 + (n ? bitmap_words(words) + n : 0));
 }
 
-size_t sparse_pack_size(const void *p, const void *ref, size_t words)
+size_t sparse_pack_size(const void *p, const struct sparse_ref *ref, size_t words)
 {
     return packed_bytes(differing(p, ref, words), words);
 }
 
-size_t sparse_pack(void *out, const void *p, const void *ref, size_t words)
+size_t sparse_pack(void *out, const void *p, const struct sparse_ref *r, size_t words)
 {
-    const uint64_t *w = p, *r = ref;
+    const uint64_t *w = p;
     uint64_t *o = out;
     FC_ASSERT((uintptr_t)out % sizeof(uint64_t) == 0 && (uintptr_t)p % sizeof(uint64_t) == 0);
     size_t n = differing(w, r, words);
@@ -52,10 +59,10 @@ size_t sparse_pack(void *out, const void *p, const void *ref, size_t words)
     return packed_bytes(n, words);
 }
 
-size_t sparse_unpack(void *p, const void *ref, size_t words, const void *in)
+size_t sparse_unpack(void *p, const struct sparse_ref *r, size_t words, const void *in)
 {
     uint64_t *w = p;
-    const uint64_t *r = ref, *i64 = in;
+    const uint64_t *i64 = in;
     size_t n = (size_t)i64[0], nbm = bitmap_words(words), k = 0;
     const uint64_t *bm = i64 + 1, *lit = bm + nbm;
     for (size_t i = 0; i < words; i++) {

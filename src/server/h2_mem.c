@@ -271,10 +271,19 @@ static size_t block_words(const struct h2_mem *m, unsigned i)
     return page_slab_block_size(slab_of(m), m->block[i]) / sizeof(uint64_t);
 }
 
-/* What tracked block `i` is packed against (NULL: zeros). */
-static const void *block_ref(const struct h2_mem *m, unsigned i)
+/* What tracked block `i` is packed against: the pool's reference for
+ * the state page (zeros for the others). */
+static struct sparse_ref block_ref(const struct h2_mem *m, unsigned i)
 {
-    return m->kind[i] == H2_MEM_STATE ? m->pool->ref : NULL;
+    struct sparse_ref r = { 0 };
+    if (m->kind[i] == H2_MEM_STATE) {
+        const struct h2_mem_pool *pool = m->pool;
+        r.words = pool->ref;
+        r.lo = pool->ref_origin;
+        r.hi = pool->ref_origin + page_size(m);
+        r.delta = (uintptr_t)m->state - pool->ref_origin;
+    }
+    return r;
 }
 
 size_t h2_mem_sleep(struct h2_mem *m)
@@ -288,12 +297,15 @@ size_t h2_mem_sleep(struct h2_mem *m)
         /* The first state page packed is the reference: nothing was
          * packed against the zeros it held before. */
         memcpy(pool->ref, m->state, m->state_used);
+        pool->ref_origin = (uintptr_t)m->state;
         pool->ref_set = true;
     }
     size_t len = 0, given = 0;
-    for (unsigned i = 0; i < m->n; i++)
+    for (unsigned i = 0; i < m->n; i++) {
+        struct sparse_ref r = block_ref(m, i);
         if (m->kind[i] != H2_MEM_FRAMEBUF)
-            len += sparse_pack_size(m->block[i], block_ref(m, i), block_words(m, i));
+            len += sparse_pack_size(m->block[i], &r, block_words(m, i));
+    }
     void *packed = malloc(len);
     if (packed == NULL) {
         /* No copy: only what needs none. */
@@ -307,8 +319,9 @@ size_t h2_mem_sleep(struct h2_mem *m)
     }
     char *out = packed;
     for (unsigned i = 0; i < m->n; i++) {
+        struct sparse_ref r = block_ref(m, i);
         if (m->kind[i] != H2_MEM_FRAMEBUF)
-            out += sparse_pack(out, m->block[i], block_ref(m, i), block_words(m, i));
+            out += sparse_pack(out, m->block[i], &r, block_words(m, i));
         given += page_slab_discard(slab_of(m), m->block[i]);
     }
     FC_ASSERT((size_t)(out - (char *)packed) == len);
@@ -322,9 +335,11 @@ void h2_mem_wake(struct h2_mem *m)
     if (m->packed == NULL)
         return;
     const char *in = m->packed;
-    for (unsigned i = 0; i < m->n; i++)
+    for (unsigned i = 0; i < m->n; i++) {
+        struct sparse_ref r = block_ref(m, i);
         if (m->kind[i] != H2_MEM_FRAMEBUF)
-            in += sparse_unpack(m->block[i], block_ref(m, i), block_words(m, i), in);
+            in += sparse_unpack(m->block[i], &r, block_words(m, i), in);
+    }
     free(m->packed);
     m->packed = NULL;
 }

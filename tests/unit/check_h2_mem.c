@@ -313,15 +313,16 @@ START_TEST(packed_against_the_reference)
     }
     /* The first session's state page was copied as the reference at its
      * first sleep, after one request; the second's packs against it.
-     * Both differ from it in their pointers to their own blocks, the
-     * stream ids and windows, and little else: far fewer words than
-     * they have that are not zero. */
+     * Both differ from it in their pointers to their other blocks, the
+     * stream ids and windows, and little else (pointers into the page
+     * itself are expected moved with it): far fewer words than they have
+     * that are not zero. */
     size_t nonzero = 0;
     for (size_t i = 0; i < m[1].state_used / 8; i++)
         nonzero += ((const uint64_t *)pool->ref)[i] != 0;
     ck_assert_uint_gt(nonzero, 50);
     for (int k = 0; k < 2; k++)
-        ck_assert_uint_lt(words[k], nonzero / 2);
+        ck_assert_uint_lt(words[k], nonzero / 3);
     for (int k = 0; k < 2; k++) {
         h2_mem_wake(&m[k]);
         nghttp2_session_del(s[k]);

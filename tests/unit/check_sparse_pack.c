@@ -1,7 +1,8 @@
 /*
  * check_sparse_pack.c — words that differ from a reference, packed and
  * restored (src/base/sparse_pack.c): a round trip restores every word,
- * against zeros and against a reference; a region equal to its reference
+ * against zeros and against a reference, whose pointers into itself are
+ * expected moved with the region; a region equal to its reference
  * packs to one word; the size said is the size written and read; the
  * restore writes no zero word, so a given-back page it leaves zero stays
  * given back (mincore).
@@ -20,7 +21,7 @@
 static size_t page(void) { return (size_t)sysconf(_SC_PAGESIZE); }
 
 /* Pack `src` against `ref`, restore into zeros, compare. */
-static size_t round_trip(const uint64_t *src, const uint64_t *ref, size_t words)
+static size_t round_trip(const uint64_t *src, const struct sparse_ref *ref, size_t words)
 {
     size_t len = sparse_pack_size(src, ref, words);
     uint64_t *packed = malloc(len);
@@ -47,16 +48,35 @@ START_TEST(round_trips)
     ck_assert_uint_eq(round_trip(src, NULL, WORDS), 8 + 8 * 8 + 4 * 8);
     /* Against a reference: only what differs, including a word the
      * reference has and the region does not (zero). */
+    struct sparse_ref r = { .words = ref };
     for (size_t i = 0; i < WORDS; i++)
         ref[i] = src[i] = 0x1000 + i;
-    ck_assert_uint_eq(round_trip(src, ref, WORDS), 8);
+    ck_assert_uint_eq(round_trip(src, &r, WORDS), 8);
     src[10] = 0;
     src[499] = 7;
-    ck_assert_uint_eq(round_trip(src, ref, WORDS), 8 + 8 * 8 + 2 * 8);
+    ck_assert_uint_eq(round_trip(src, &r, WORDS), 8 + 8 * 8 + 2 * 8);
     /* Every word differs: the bitmap costs an eighth more than a copy. */
     for (size_t i = 0; i < WORDS; i++)
         src[i] = ~ref[i];
-    ck_assert_uint_eq(round_trip(src, ref, WORDS), 8 + 8 * 8 + WORDS * 8);
+    ck_assert_uint_eq(round_trip(src, &r, WORDS), 8 + 8 * 8 + WORDS * 8);
+    /* A region that holds pointers into itself, against a copy taken
+     * where it was: its pointers moved with it and are expected so; a
+     * pointer elsewhere, and one just past the range, are not. */
+    static uint64_t at_a[WORDS], at_b[WORDS];
+    uintptr_t pa = (uintptr_t)at_a, pb = (uintptr_t)at_b;
+    at_a[0] = pa + 16;
+    at_a[1] = pa + 8 * WORDS - 8;
+    at_a[2] = 0x7777;
+    at_a[3] = pa + 8 * WORDS;
+    memcpy(ref, at_a, sizeof at_a);
+    at_b[0] = pb + 16;
+    at_b[1] = pb + 8 * WORDS - 8;
+    at_b[2] = 0x7777;
+    at_b[3] = pa + 8 * WORDS;
+    struct sparse_ref moved = { .words = ref, .lo = pa, .hi = pa + 8 * WORDS, .delta = pb - pa };
+    ck_assert_uint_eq(round_trip(at_b, &moved, WORDS), 8);
+    at_b[1] = pb;        /* a pointer into itself, but not the reference's */
+    ck_assert_uint_eq(round_trip(at_b, &moved, WORDS), 8 + 8 * 8 + 8);
     /* Packed ones follow each other: each unpack says where the next is. */
     uint64_t a[3] = { 0, 5, 0 }, b[70] = { 0 };
     b[69] = 9;

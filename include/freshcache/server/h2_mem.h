@@ -82,15 +82,18 @@ enum h2_mem_kind {
 /* What one worker's sessions share: the slab their pages come from, and
  * the reference their state pages are packed against — a copy of the
  * first one packed, since one idle session's state differs from
- * another's in a few dozen words (pointers to its own blocks, its
- * windows), where most of its non-zero words (callbacks, settings, the
- * allocator) are the same in all. */
+ * another's in a few dozen words (pointers to its other blocks, its
+ * windows, stream ids), where most of its non-zero words (callbacks,
+ * settings, the allocator, pointers into the page itself once moved
+ * with it) are the same in all. */
 struct h2_mem_pool {
 #define H2_MEM_POOL_MAGIC 0x4802900fu
     unsigned magic;
     struct page_slab *slab;
     void *ref;                      /* a page */
     bool ref_set;                   /* it holds the first state page packed (else zeros) */
+    uintptr_t ref_origin;           /* where that page was: its pointers into itself
+                                     * are expected moved with each page packed */
 };
 
 /* A pool whose slab reserves `slab_bytes` of address space, or NULL if it
