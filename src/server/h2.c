@@ -15,7 +15,7 @@
 
 #include "freshcache/base/assert.h"
 #include "freshcache/base/log.h"
-#include "freshcache/base/page_slab.h"
+#include "freshcache/base/peer_addr.h"
 #include "freshcache/http/http_msg.h"
 #include "freshcache/server/conn.h"
 #include "freshcache/server/exchange.h"
@@ -68,32 +68,38 @@ LIST_HEAD(h2_stream_list, h2_stream);
 struct h2_conn {
 #define H2_CONN_MAGIC 0x4802c011u
     unsigned magic;
+    unsigned n_streams;
     LIST_ENTRY(h2_conn) link;
     struct worker *w;
     struct conn *conn;
-    char addr[INET6_ADDRSTRLEN];
-    const char *scheme;
     nghttp2_session *sess;
     /* Both made when needed and freed while idle (h2_release): */
     struct event *later;            /* deferred nghttp2_session_send, or free when dead */
     struct event *tick;             /* once a second: streams that stall */
     struct h2_stream_list streams;
-    unsigned n_streams;
+    /* Binary, as HTTP/1.1's (peer_addr.h): the text is made per stream. */
+    struct peer_addr peer;
+    bool tls;                       /* scheme https, else http */
     bool goaway;                    /* no new streams; close when the last ends */
     bool terminated;                /* a bound ended the session: start nothing more */
+    bool dead;                      /* being freed: no more sends */
+    bool preface_done;              /* the client's first SETTINGS arrived */
+    bool released;                  /* idle, its memory given back (h2_release):
+                                     * the session is packed, h2_session() wakes it */
+    unsigned n_paused;              /* streams whose upload we hold back */
     double reset_tokens;            /* client resets bucket (rapid reset) */
     uint64_t reset_ms;
-    bool dead;                      /* being freed: no more sends */
     double control_tokens;          /* control-frame bucket */
     uint64_t control_ms;
     /* Slow clients (see "slow clients" below). */
     uint64_t accept_ms;             /* the preface and SETTINGS are due header_timeout after */
-    bool preface_done;              /* the client's first SETTINGS arrived */
-    unsigned n_paused;              /* streams whose upload we hold back */
     uint64_t paused_ms;             /* when an upload was last held back */
-    bool released;                  /* idle, its memory given back (h2_release) */
     struct h2_mem mem;              /* nghttp2's memory */
 };
+
+/* 240 bytes: malloc's 256-byte class (it was 344, in the 352 one).  An
+ * idle connection is mostly its structs and OpenSSL's. */
+_Static_assert(sizeof(struct h2_conn) <= 248, "an idle connection's h2_conn stays small");
 
 struct h2_stream {
 #define H2_STREAM_MAGIC 0x48025773u
@@ -101,6 +107,7 @@ struct h2_stream {
     LIST_ENTRY(h2_stream) link;
     struct h2_conn *c;
     int32_t id;
+    char addr[PEER_ADDR_TEXT];      /* the client's, for the exchange (its log line) */
     struct http_msg req;
     struct exchange x;
     size_t header_bytes;
@@ -120,9 +127,32 @@ struct h2_stream {
     bool cut;                       /* answered 408 as too slow: reset once that is out */
 };
 
+/* The client's address as text, for a log line (a compound literal: it
+ * lives to the end of the statement that logs). */
+#define ADDR(c) peer_addr_format(&(c)->peer, (char[PEER_ADDR_TEXT]){ 0 })
+
 static void h2_close(struct h2_conn *c);
 static void later_cb(evutil_socket_t fd, short what, void *arg);
 static void tick_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Something happens on a connection that gave its memory back
+ * (h2_release): the session's state is put back first. */
+static void h2_wake(struct h2_conn *c)
+{
+    if (!c->released)
+        return;
+    h2_mem_wake(&c->mem);
+    c->released = false;
+}
+
+/* The session, for nghttp2: the one way to it outside nghttp2's own
+ * callbacks, since an idle connection's session is packed away
+ * (h2_mem.h) and nghttp2 must never see it so. */
+static nghttp2_session *h2_session(struct h2_conn *c)
+{
+    h2_wake(c);
+    return c->sess;
+}
 
 /* Run later_cb from the loop: send what nghttp2 has, or free a dead
  * connection. */
@@ -342,10 +372,10 @@ static void fe_send_head(struct exchange *x, const struct resp_head *h)
     }
     st->responded = true;
     st->progress_ms = worker_now_ms(c->w);
-    int rv = nghttp2_submit_response(c->sess, st->id, l->nv, l->n, body ? &prd : NULL);
+    int rv = nghttp2_submit_response(h2_session(c), st->id, l->nv, l->n, body ? &prd : NULL);
     free(l);
     if (rv != 0)
-        log_debug("h2 %s: stream %d: cannot submit the response: %s", c->addr, st->id,
+        log_debug("h2 %s: stream %d: cannot submit the response: %s", ADDR(c), st->id,
                   nghttp2_strerror(rv));
     schedule_flush(c);
 }
@@ -357,7 +387,7 @@ static void fe_body_ready(struct exchange *x)
     if (!st->deferred)
         return;
     st->deferred = false;
-    nghttp2_session_resume_data(st->c->sess, st->id);
+    nghttp2_session_resume_data(h2_session(st->c), st->id);
     schedule_flush(st->c);
 }
 
@@ -377,7 +407,7 @@ static void fe_upload_pause(struct exchange *x, bool pause)
     st->upload_paused = pause;
     if (!pause && st->unconsumed > 0) {
         /* The origin caught up: open the window for what we held back. */
-        nghttp2_session_consume(st->c->sess, st->id, st->unconsumed);
+        nghttp2_session_consume(h2_session(st->c), st->id, st->unconsumed);
         st->unconsumed = 0;
         schedule_flush(st->c);
     }
@@ -397,11 +427,11 @@ static void fe_send_interim(struct exchange *x, int status, const char *lines, s
     nv_add(l, ":status", 7, code, 3);
     nv_add_lines(l, lines, len);
     /* A HEADERS frame without END_STREAM; nghttp2 copies the fields. */
-    int rv = nghttp2_submit_headers(st->c->sess, NGHTTP2_FLAG_NONE, st->id, NULL, l->nv, l->n,
-                                    NULL);
+    int rv = nghttp2_submit_headers(h2_session(st->c), NGHTTP2_FLAG_NONE, st->id, NULL, l->nv,
+                                    l->n, NULL);
     free(l);
     if (rv != 0)
-        log_debug("h2 %s: stream %d: cannot submit a %d: %s", st->c->addr, st->id, status,
+        log_debug("h2 %s: stream %d: cannot submit a %d: %s", ADDR(st->c), st->id, status,
                   nghttp2_strerror(rv));
     schedule_flush(st->c);
 }
@@ -439,7 +469,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
      * (tiny frames that expand) meets the same bound as plain headers. */
     st->header_bytes += namelen + valuelen + FIELD_OVERHEAD;
     if (st->header_bytes > worker_cfg(c->w)->limits.max_header_bytes) {
-        log_debug("h2 %s: stream %d: header list over limits.max_header_bytes", c->addr, st->id);
+        log_debug("h2 %s: stream %d: header list over limits.max_header_bytes", ADDR(c), st->id);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* RST_STREAM */
     }
     const char *n = (const char *)name, *v = (const char *)value;
@@ -497,8 +527,8 @@ static void start_exchange(struct h2_conn *c, struct h2_stream *st, bool end_str
         body_length = strtoull(tmp, NULL, 10);
     }
     struct exchange_request info = {
-        .client_addr = c->addr,
-        .scheme = c->scheme,
+        .client_addr = peer_addr_format(&c->peer, st->addr),
+        .scheme = c->tls ? "https" : "http",
         .has_body = !end_stream,
         .body_length = body_length,
     };
@@ -535,9 +565,9 @@ static bool control_frame_allowed(struct h2_conn *c)
 /* End the session with a GOAWAY; nothing in the rest of this read starts. */
 static void terminate(struct h2_conn *c, uint32_t code, const char *why)
 {
-    log_debug("h2 %s: %s: GOAWAY", c->addr, why);
+    log_debug("h2 %s: %s: GOAWAY", ADDR(c), why);
     c->terminated = true;
-    nghttp2_session_terminate_session(c->sess, code);
+    nghttp2_session_terminate_session(h2_session(c), code);
 }
 
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *user)
@@ -649,16 +679,16 @@ static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int 
 /* ---- the connection ------------------------------------------------------ */
 
 /* An idle connection (no stream, nothing for nghttp2 to send, nothing
- * queued for the socket) keeps only its session's state: nghttp2's frame
- * buffer and empty stream map go back to the system (h2_mem.h), and so
- * do the socket buffers, as an idle HTTP/1.1 connection's do.  The next
- * bytes either way bring them back.  Not at once: a busy client (a page's
+ * queued for the socket) keeps only its session's state, packed: every
+ * page of nghttp2's goes back to the system (h2_mem.h), and so do the
+ * socket buffers, as an idle HTTP/1.1 connection's do.  The next bytes
+ * either way bring them back (h2_session puts the state back).  Not at once: a busy client (a page's
  * next requests, h2load's) is idle between batches for a moment, and
  * giving pages back to fault them in again then costs more CPU than
  * HTTP/2 itself; IDLE_RELEASE_MS after the last activity. */
 static bool h2_is_idle(struct h2_conn *c)
 {
-    return !c->released && c->n_streams == 0 && !nghttp2_session_want_write(c->sess) &&
+    return !c->released && c->n_streams == 0 && !nghttp2_session_want_write(h2_session(c)) &&
            conn_pending(c->conn) == 0;
 }
 
@@ -680,7 +710,7 @@ static void h2_release(struct h2_conn *c)
 {
     if (!h2_is_idle(c))
         return;
-    h2_mem_idle(&c->mem);
+    h2_mem_sleep(&c->mem);
     conn_release_buffers(c->conn);
     /* Nothing to watch or to do later (this may run inside either
      * callback: neither touches its event after us). */
@@ -701,14 +731,14 @@ static void h2_send(struct h2_conn *c)
 {
     if (c->dead)
         return;
-    if (c->released && !nghttp2_session_want_write(c->sess))
-        return;     /* idle, and still nothing to do */
-    c->released = false;
+    if (c->released)
+        return;     /* idle, and still nothing to do: whatever gives nghttp2
+                     * something to send goes through h2_session() */
     conn_claim_buffers(c->conn);
     for (;;) {
-        int rv = nghttp2_session_send(c->sess);
+        int rv = nghttp2_session_send(h2_session(c));
         if (rv != 0) {
-            log_debug("h2 %s: send: %s", c->addr, nghttp2_strerror(rv));
+            log_debug("h2 %s: send: %s", ADDR(c), nghttp2_strerror(rv));
             h2_close(c);
             return;
         }
@@ -718,10 +748,11 @@ static void h2_send(struct h2_conn *c)
         }
         /* nghttp2 stopped at OUT_HIGH (WOULDBLOCK) but the socket took it
          * all: go on now.  If the socket pushed back, on_drain will. */
-        if (conn_pending(c->conn) > 0 || !nghttp2_session_want_write(c->sess))
+        if (conn_pending(c->conn) > 0 || !nghttp2_session_want_write(h2_session(c)))
             break;
     }
-    bool done = !nghttp2_session_want_read(c->sess) && !nghttp2_session_want_write(c->sess);
+    nghttp2_session *sess = h2_session(c);
+    bool done = !nghttp2_session_want_read(sess) && !nghttp2_session_want_write(sess);
     if ((done || (c->goaway && c->n_streams == 0)) && conn_pending(c->conn) == 0)
         h2_close(c);
     else
@@ -748,13 +779,14 @@ static void later_cb(evutil_socket_t fd, short what, void *arg)
 static void h2_free(struct h2_conn *c)
 {
     CHECK_OBJ_NOTNULL(c, H2_CONN_MAGIC);
+    nghttp2_session *sess = h2_session(c);    /* nghttp2 frees what it holds */
     c->dead = true;
     struct h2_stream *st;
     while ((st = LIST_FIRST(&c->streams)) != NULL) {
-        nghttp2_session_set_stream_user_data(c->sess, st->id, NULL);
+        nghttp2_session_set_stream_user_data(sess, st->id, NULL);
         stream_free(st);
     }
-    nghttp2_session_del(c->sess);
+    nghttp2_session_del(sess);
     if (c->later)
         event_free(c->later);
     if (c->tick)
@@ -781,18 +813,18 @@ static void on_read(void *arg)
 {
     struct h2_conn *c = arg;
     CHECK_OBJ_NOTNULL(c, H2_CONN_MAGIC);
-    c->released = false;            /* bytes came: h2_send looks again */
+    h2_wake(c);                     /* bytes came: h2_send looks again */
     conn_claim_buffers(c->conn);
     struct evbuffer *in = c->conn->in;
     while (evbuffer_get_length(in) > 0 && !c->dead) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
-        ssize_t n = nghttp2_session_mem_recv(c->sess, v.iov_base, v.iov_len);
+        ssize_t n = nghttp2_session_mem_recv(h2_session(c), v.iov_base, v.iov_len);
         if (n < 0) {
-            log_debug("h2 %s: %s", c->addr, nghttp2_strerror((int)n));
+            log_debug("h2 %s: %s", ADDR(c), nghttp2_strerror((int)n));
             /* nghttp2 queued a GOAWAY for protocol errors: send it, then go. */
-            nghttp2_session_send(c->sess);
+            nghttp2_session_send(h2_session(c));
             conn_flush(c->conn);
             h2_close(c);
             return;
@@ -818,7 +850,7 @@ static void on_event(void *arg, enum conn_event ev)
     if (ev == CONN_READ_TIMEOUT && !c->goaway) {
         /* Idle for client_timeout: say goodbye properly. */
         c->goaway = true;
-        nghttp2_session_terminate_session(c->sess, NGHTTP2_NO_ERROR);
+        nghttp2_session_terminate_session(h2_session(c), NGHTTP2_NO_ERROR);
         h2_send(c);
         return;
     }
@@ -859,15 +891,15 @@ static const struct conn_cb h2_conn_cb = {
 static void too_slow_conn(struct h2_conn *c, int32_t last, const char *why)
 {
     COUNT(&c->w->counters, client_errors, 1);
-    log_debug("h2 %s: %s: GOAWAY", c->addr, why);
+    log_debug("h2 %s: %s: GOAWAY", ADDR(c), why);
     c->terminated = true;
-    nghttp2_session_terminate_session2(c->sess, last, NGHTTP2_PROTOCOL_ERROR);
+    nghttp2_session_terminate_session2(h2_session(c), last, NGHTTP2_PROTOCOL_ERROR);
 }
 
 static void too_slow_body(struct h2_conn *c, struct h2_stream *st)
 {
     COUNT(&c->w->counters, client_errors, 1);
-    log_debug("h2 %s: stream %d: request body slower than min_body_rate", c->addr, st->id);
+    log_debug("h2 %s: stream %d: request body slower than min_body_rate", ADDR(c), st->id);
     if (!st->responded) {
         st->cut = true;
         exchange_respond(&st->x, 408, "fwd=bypass", "request body slower than min_body_rate",
@@ -877,9 +909,10 @@ static void too_slow_body(struct h2_conn *c, struct h2_stream *st)
         exchange_end(&st->x);
         return;     /* on_frame_send resets the stream once the 408 is out */
     }
-    uint32_t code = nghttp2_session_get_stream_local_close(c->sess, st->id) == 1 ? NGHTTP2_NO_ERROR
-                                                                               : NGHTTP2_CANCEL;
-    nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, st->id, code);
+    nghttp2_session *sess = h2_session(c);
+    uint32_t code = nghttp2_session_get_stream_local_close(sess, st->id) == 1 ? NGHTTP2_NO_ERROR
+                                                                             : NGHTTP2_CANCEL;
+    nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, st->id, code);
 }
 
 /* The body's window is over: fast enough, or excused, starts the next. */
@@ -945,9 +978,9 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
             any = true;
         }
         if (st->responded && now - st->progress_ms > limit &&
-            nghttp2_session_get_stream_remote_window_size(c->sess, st->id) <= 0) {
-            log_debug("h2 %s: stream %d stalled for client_timeout: reset", c->addr, st->id);
-            nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+            nghttp2_session_get_stream_remote_window_size(h2_session(c), st->id) <= 0) {
+            log_debug("h2 %s: stream %d stalled for client_timeout: reset", ADDR(c), st->id);
+            nghttp2_submit_rst_stream(h2_session(c), NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
             st->progress_ms = now;
             any = true;
         }
@@ -972,7 +1005,7 @@ static nghttp2_session_callbacks *callbacks(void)
     return cb;
 }
 
-void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char *scheme)
+void h2_serve(struct worker *w, struct conn *conn, const struct peer_addr *peer, bool tls)
 {
     const struct fc_config *cfg = worker_cfg(w);
     struct h2_conn *c = calloc(1, sizeof *c);
@@ -980,8 +1013,8 @@ void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char 
     c->magic = H2_CONN_MAGIC;
     c->w = w;
     c->conn = conn;
-    c->scheme = scheme;
-    snprintf(c->addr, sizeof c->addr, "%s", addr);
+    c->peer = *peer;
+    c->tls = tls;
     LIST_INIT(&c->streams);
     c->control_tokens = CONTROL_BURST;
     c->control_ms = worker_now_ms(w);
@@ -1000,10 +1033,11 @@ void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char 
      * not use: let them go. */
     nghttp2_option_set_no_closed_streams(opt, 1);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, DEFLATE_TABLE);
-    if (w->h2_slab == NULL)
-        w->h2_slab = page_slab_new(H2_SLAB_PER_CONN * (size_t)(cfg->limits.max_connections + 64));
-    h2_mem_init(&c->mem, w->h2_slab);
-    AZ(nghttp2_session_server_new3(&c->sess, cb, c, opt, h2_mem_creating(&c->mem)));
+    if (w->h2_pool == NULL)
+        w->h2_pool = h2_mem_pool_new(H2_SLAB_PER_CONN * (size_t)(cfg->limits.max_connections + 64));
+    h2_mem_init(&c->mem, w->h2_pool);
+    nghttp2_mem mem = h2_mem_creating(&c->mem);
+    AZ(nghttp2_session_server_new3(&c->sess, cb, c, opt, &mem));
     h2_mem_created(&c->mem);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
@@ -1014,8 +1048,9 @@ void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char 
         { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, UPLOAD_WINDOW },
         { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
     };
-    AZ(nghttp2_submit_settings(c->sess, NGHTTP2_FLAG_NONE, settings, FC_ARRAY_LEN(settings)));
-    AZ(nghttp2_session_set_local_window_size(c->sess, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW));
+    nghttp2_session *sess = h2_session(c);
+    AZ(nghttp2_submit_settings(sess, NGHTTP2_FLAG_NONE, settings, FC_ARRAY_LEN(settings)));
+    AZ(nghttp2_session_set_local_window_size(sess, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW));
 
     LIST_INSERT_HEAD(&w->h2_conns, c, link);
     w->n_clients++;
@@ -1036,9 +1071,9 @@ void h2_goaway_all(struct worker *w)
             continue;
         c->goaway = true;
         /* The last stream we took: those below finish, no new ones. */
-        nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
-                              nghttp2_session_get_last_proc_stream_id(c->sess), NGHTTP2_NO_ERROR,
-                              NULL, 0);
+        nghttp2_session *sess = h2_session(c);
+        int32_t last = nghttp2_session_get_last_proc_stream_id(sess);
+        nghttp2_submit_goaway(sess, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, NULL, 0);
         schedule_flush(c);
     }
 }
@@ -1048,6 +1083,6 @@ void h2_free_all(struct worker *w)
     struct h2_conn *c;
     while ((c = LIST_FIRST(&w->h2_conns)) != NULL)
         h2_free(c);
-    page_slab_destroy(w->h2_slab);
-    w->h2_slab = NULL;
+    h2_mem_pool_destroy(w->h2_pool);
+    w->h2_pool = NULL;
 }

@@ -108,9 +108,8 @@ static void handshake_event(void *arg, enum conn_event ev)
         COUNT(&w->counters, tls_handshakes, 1);
         struct conn *c = h->conn;
         SSL *ssl = transport_tls_ssl(c->t);
-        char text[PEER_ADDR_TEXT];
         if (ssl && tls_alpn_is_h2(ssl))
-            h2_serve(w, c, peer_addr_format(&h->peer, text), "https");
+            h2_serve(w, c, &h->peer, true);
         else
             http1_serve(w, c, &h->peer, true);
         handshake_free(h, true);
@@ -162,9 +161,8 @@ static void sniff_read(void *arg)
         return;
     }
     h->done = true;
-    char text[PEER_ADDR_TEXT];
     if (prefix)
-        h2_serve(h->w, h->conn, peer_addr_format(&h->peer, text), "http");
+        h2_serve(h->w, h->conn, &h->peer, false);
     else
         http1_serve(h->w, h->conn, &h->peer, false);
     handshake_free(h, true);

@@ -176,16 +176,22 @@ const char *tls_error_text(const SSL *ssl, char *buf, size_t len)
 {
     long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
     unsigned long e = ERR_peek_last_error();
-    if (vr != X509_V_OK) {
+    const char *text = "TLS handshake failed";
+    if (vr != X509_V_OK && len > 0) {
         snprintf(buf, len, "certificate verify failed: %s", X509_verify_cert_error_string(vr));
+        text = buf;
+    } else if (vr != X509_V_OK) {
+        text = "certificate verify failed";
     } else if (e != 0) {
         const char *r = ERR_reason_error_string(e);
-        snprintf(buf, len, "%s", r ? r : "TLS error");
-    } else {
-        snprintf(buf, len, "TLS handshake failed");
+        text = r ? r : "TLS error";
+    }
+    if (len > 0 && text != buf) {
+        snprintf(buf, len, "%s", text);
+        text = buf;
     }
     ERR_clear_error();
-    return buf;
+    return text;
 }
 
 /* A problem with the file at config key `path`, with OpenSSL's reason. */

@@ -9,6 +9,7 @@
  * and one system call; large pieces are encrypted from the chain in place.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,6 +25,10 @@
 /* The largest TLS record payload: gathering beyond it gains nothing. */
 #define RECORD_MAX 16384
 
+/* Room for an error's text where it says more than OpenSSL's reason: a
+ * certificate that does not verify, on a connection to an origin. */
+#define ERR_TEXT 200
+
 struct tls_transport {
     struct transport t;             /* first: the generic part */
     SSL *ssl;
@@ -31,7 +36,9 @@ struct tls_transport {
     bool finished;                  /* our close_notify is sent (tls_finish) */
     bool plain_http;                /* the peer sent an HTTP request, not TLS */
     bool need_socket;               /* OpenSSL's last read wanted bytes from the socket */
-    char err[200];
+    uint8_t err_len;                /* ERR_TEXT, or 0: a client's connection, whose
+                                     * errors are OpenSSL's reasons (static text) */
+    char err[];
 };
 
 static struct tls_transport *TT(struct transport *t) { return (struct tls_transport *)t; }
@@ -66,7 +73,7 @@ static ssize_t failure(struct tls_transport *tt, int rc)
     default:
         if (ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_HTTP_REQUEST)
             tt->plain_http = true;
-        tt->t.error = tls_error_text(tt->ssl, tt->err, sizeof tt->err);
+        tt->t.error = tls_error_text(tt->ssl, tt->err, tt->err_len);
         return TRANSPORT_ERROR;
     }
 }
@@ -204,8 +211,13 @@ static const struct transport_ops tls_ops = {
 
 struct transport *transport_tls_new(int fd, SSL *ssl)
 {
-    struct tls_transport *tt = calloc(1, sizeof *tt);
+    /* An idle client connection is mostly its structs: no room for a
+     * text its errors never need (we do not ask clients for
+     * certificates). */
+    size_t err_len = SSL_is_server(ssl) ? 0 : ERR_TEXT;
+    struct tls_transport *tt = calloc(1, sizeof *tt + err_len);
     AN(tt);
+    tt->err_len = (uint8_t)err_len;
     tt->t.ops = &tls_ops;
     tt->t.fd = fd;
     tt->ssl = ssl;

@@ -1078,14 +1078,15 @@ class MetricsTest(H2Case):
 
 
 class IdleAndBusyAgainTest(H2Case):
-    """An idle connection gives nghttp2's frame buffer, its empty stream
-    map and its socket buffers back (src/server/h2_mem.c); every one of
-    many connections must then work as before, again and again: busy
+    """An idle connection gives every page of nghttp2's back — the frame
+    buffer, the stream map, the session's state packed into a small copy
+    — and its socket buffers (src/server/h2_mem.c); every one of many
+    connections must then work as before, again and again: busy
     (concurrent streams, a body larger than the frame buffer, an upload,
     large response fields), idle, a PING while idle, busy again.  Under
     ASan this is the use-after-give-back check: a page given back reads
-    as zeros, so anything nghttp2 still needed from it would break the
-    responses here."""
+    as zeros, so anything nghttp2 still needed from it and did not get
+    back would break the responses here."""
 
     tls = True
     N = 24
@@ -1123,6 +1124,24 @@ class IdleAndBusyAgainTest(H2Case):
                                    e.ping_data == opaque for e in c.events))
         self.assertTrue(acked, "no PING ACK on an idle connection")
 
+    def test_hpack_table_survives_idle(self):
+        """The client's HPACK table is part of the session packed away
+        while idle (h2_mem_sleep): fields the client indexed before an
+        idle spell are named by their index after it, and must decode to
+        what they were."""
+        c = self.conn(timeout=10)
+        try:
+            fields = {"x-hpack-%d" % k: "%s-%d" % (self.uniq(), k) for k in range(20)}
+            for round_ in range(3):
+                r = c.request("GET", url("/t/echo", n=round_), fields)
+                self.assertEqual(r.status, 200)
+                got = dict((k.lower(), v) for k, v in json.loads(r.body)["headers"])
+                for k, v in fields.items():
+                    self.assertEqual(got.get(k), v, "round %d" % round_)
+                time.sleep(0.6)     # idle: given back 200 ms after the last activity
+        finally:
+            c.close()
+
     def test_many_connections_busy_idle_busy(self):
         seeds = [self.uniq() for _ in range(self.N)]
         conns = [self.conn(timeout=30) for _ in range(self.N)]
@@ -1130,9 +1149,12 @@ class IdleAndBusyAgainTest(H2Case):
             for round_ in range(3):
                 for c, seed in zip(conns, seeds):
                     self.busy(c, seed, round_)
-                # All idle now (every stream answered); then touched while idle.
+                # All idle now (every stream answered), memory given back
+                # 200 ms after; then touched while idle.
+                time.sleep(0.4)
                 for k, c in enumerate(conns):
                     self.ping(c, b"idle%04d" % k)
+                time.sleep(0.4)
                 for c in conns:
                     self.assertIsNone(c.goaway)
                     self.assertFalse(c.eof)

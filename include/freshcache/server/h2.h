@@ -29,12 +29,13 @@
 #include <stdbool.h>
 
 struct conn;
+struct peer_addr;
 struct worker;
 
-/* Serve HTTP/2 on an accepted connection whose transport is up.  `addr`
- * is the peer's address, `scheme` "http" or "https".  Takes the conn;
- * counted in the server's n_clients already. */
-void h2_serve(struct worker *w, struct conn *conn, const char *addr, const char *scheme);
+/* Serve HTTP/2 on an accepted connection whose transport is up, from
+ * `peer`, over TLS or not (the scheme).  Takes the conn; counted in the
+ * server's n_clients already. */
+void h2_serve(struct worker *w, struct conn *conn, const struct peer_addr *peer, bool tls);
 /* Graceful stop or reload: a GOAWAY to every connection of `w`; idle ones
  * close at once, the others when their streams are done. */
 void h2_goaway_all(struct worker *w);

@@ -84,7 +84,10 @@ size_t tls_config_certs(const struct tls_config *tc, const struct tls_cert_info 
 
 /* Why the last TLS operation on this thread failed, as text for a log
  * line ("certificate verify failed: unable to get local issuer
- * certificate").  `ssl` may be NULL. */
+ * certificate").  `ssl` may be NULL.  Written to `buf`; with `len` 0, a
+ * string that lives as long as the process (OpenSSL's reason, without
+ * the verify error's detail, which only a connection that verifies its
+ * peer meets). */
 const char *tls_error_text(const SSL *ssl, char *buf, size_t len);
 
 #endif

@@ -29,7 +29,7 @@ struct evbuffer;
 struct event;
 struct handoff_queue;
 struct listener;
-struct page_slab;
+struct h2_mem_pool;
 
 LIST_HEAD(h1_list, h1_conn);
 LIST_HEAD(h2_list, h2_conn);
@@ -53,7 +53,7 @@ struct worker {
     struct h1_active *h1_pool;      /* their per-request parts, given back when idle */
     unsigned h1_pool_n;
     struct h2_list h2_conns;        /* HTTP/2 client connections (h2.h) */
-    struct page_slab *h2_slab;      /* their sessions' large blocks (h2_mem.h) */
+    struct h2_mem_pool *h2_pool;    /* their sessions' memory (h2_mem.h) */
     unsigned n_clients;             /* client connections on this worker */
     /* Accept balancing (listener.c): the client connections this worker
      * holds or was handed, handshakes included — what other workers read
