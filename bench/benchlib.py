@@ -346,6 +346,22 @@ def pss_kib(root_pid):
     return total
 
 
+def rss_kib(root_pid):
+    """Resident set size of the process tree (shared pages counted whole in
+    each process, as ps and top show it)."""
+    total = 0
+    for p in proc_tree(root_pid):
+        try:
+            with open("/proc/%d/smaps_rollup" % p) as f:
+                for line in f:
+                    if line.startswith("Rss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
 def du_bytes(path):
     total = 0
     for dirpath, _, files in os.walk(path):
