@@ -331,35 +331,30 @@ class LoadMeter:
                 "foreign_cores": max(0.0, foreign) / wall if wall > 0 else 0.0}
 
 
-def pss_kib(root_pid):
-    """Proportional set size of the process tree (shared pages split)."""
+def _smaps_kib(root_pid, field):
+    """The sum of smaps_rollup's `field` ("Pss:", "Rss:") over the tree."""
     total = 0
     for p in proc_tree(root_pid):
         try:
             with open("/proc/%d/smaps_rollup" % p) as f:
                 for line in f:
-                    if line.startswith("Pss:"):
+                    if line.startswith(field):
                         total += int(line.split()[1])
                         break
         except OSError:
             pass
     return total
+
+
+def pss_kib(root_pid):
+    """Proportional set size of the process tree (shared pages split)."""
+    return _smaps_kib(root_pid, "Pss:")
 
 
 def rss_kib(root_pid):
     """Resident set size of the process tree (shared pages counted whole in
     each process, as ps and top show it)."""
-    total = 0
-    for p in proc_tree(root_pid):
-        try:
-            with open("/proc/%d/smaps_rollup" % p) as f:
-                for line in f:
-                    if line.startswith("Rss:"):
-                        total += int(line.split()[1])
-                        break
-        except OSError:
-            pass
-    return total
+    return _smaps_kib(root_pid, "Rss:")
 
 
 def du_bytes(path):
