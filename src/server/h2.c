@@ -86,6 +86,7 @@ struct h2_conn {
     bool preface_done;              /* the client's first SETTINGS arrived */
     bool released;                  /* idle, its memory given back (h2_release):
                                      * the session is packed, h2_session() wakes it */
+    bool lingering;                 /* dead, closing in stages (h2_linger) */
     unsigned n_paused;              /* streams whose upload we hold back */
     double reset_tokens;            /* client resets bucket (rapid reset) */
     uint64_t reset_ms;
@@ -763,12 +764,41 @@ static void h2_free(struct h2_conn *c);
 
 /* Made active: send (or free when dead); its timer expired: idle long
  * enough (h2_idle_soon). */
+/*
+ * Closing in stages, as HTTP/1.1 does (http1.c, RFC 9112 §9.6): the GOAWAY
+ * we end a connection with (a bound, a protocol error, client_timeout, a
+ * reload) is only useful if the client reads it, and closing a socket that
+ * holds bytes we did not read — the client's frames in flight — sends a
+ * reset that can destroy it.  So once everything is written, our side is
+ * shut and the client's bytes are read and dropped until it closes, 5 s
+ * of silence or 30 s in all.  Not when the client closed or the socket
+ * failed, nor while the daemon stops (h2_goaway_all ends those under way).
+ */
+#define LINGER_IDLE_MS 5000
+#define LINGER_MAX_MS 30000
+
+static bool h2_may_linger(const struct h2_conn *c)
+{
+    return !c->conn->eof && !c->conn->failed && conn_pending(c->conn) == 0 &&
+           !atomic_load(&c->w->srv->stopping);
+}
+
+static void h2_linger(struct h2_conn *c)
+{
+    c->lingering = true;
+    conn_linger(c->conn, LINGER_IDLE_MS);
+    struct timeval tv = { .tv_sec = LINGER_MAX_MS / 1000, .tv_usec = 0 };
+    AZ(event_add(c->later, &tv));   /* later_cb frees at the latest then */
+}
+
 static void later_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     struct h2_conn *c = arg;
     CHECK_OBJ_NOTNULL(c, H2_CONN_MAGIC);
-    if (c->dead)
+    if (c->dead && !c->lingering && h2_may_linger(c))
+        h2_linger(c);
+    else if (c->dead)
         h2_free(c);
     else if (what == EV_TIMEOUT)
         h2_release(c);
@@ -845,6 +875,10 @@ static void on_event(void *arg, enum conn_event ev)
 {
     struct h2_conn *c = arg;
     CHECK_OBJ_NOTNULL(c, H2_CONN_MAGIC);
+    if (c->lingering) {     /* the client closed or went silent: free it */
+        run_later(c);
+        return;
+    }
     if (ev == CONN_READ_TIMEOUT && c->n_streams > 0)
         return;     /* streams are under way; tick_cb watches them */
     if (ev == CONN_READ_TIMEOUT && !c->goaway) {
@@ -1066,7 +1100,10 @@ void h2_serve(struct worker *w, struct conn *conn, const struct peer_addr *peer,
 
 void h2_goaway_all(struct worker *w)
 {
+    bool stopping = atomic_load(&w->srv->stopping);
     for (struct h2_conn *c = LIST_FIRST(&w->h2_conns); c; c = LIST_NEXT(c, link)) {
+        if (c->lingering && stopping)
+            run_later(c);   /* a stopping daemon waits for no client to close */
         if (c->goaway || c->dead)
             continue;
         c->goaway = true;

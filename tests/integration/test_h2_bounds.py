@@ -691,6 +691,48 @@ class OddRequestTest(BoundsCase):
         self.assertStillServes()
 
 
+class LingerTest(BoundsCase):
+    """A connection ended with a GOAWAY closes in stages (as HTTP/1.1
+    does, RFC 9112 §9.6): the client's frames still in flight are read and
+    dropped, so it gets the GOAWAY and a FIN, not a reset that can destroy
+    the GOAWAY before it is read."""
+
+    def test_goaway_then_fin_despite_unread_bytes(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        junk = PREFACE + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00" + b"\xff" * (1 << 20)
+
+        def send():
+            try:
+                s.sendall(junk)
+            except OSError:
+                pass        # the proxy stops reading when its linger ends
+        t = threading.Thread(target=send, daemon=True)
+        t.start()
+        got = b""
+        try:
+            while True:
+                try:
+                    d = s.recv(65536)
+                except ConnectionResetError:
+                    self.fail("reset after %d bytes: the GOAWAY can be lost" % len(got))
+                if not d:
+                    break
+                got += d
+        finally:
+            s.close()
+            t.join(10)
+        frames, off = [], 0
+        while off + 9 <= len(got):
+            length = int.from_bytes(got[off:off + 3], "big")
+            frames.append((got[off + 3], got[off + 9:off + 9 + length]))
+            off += 9 + length
+        goaways = [payload for kind, payload in frames if kind == 0x7]
+        self.assertEqual(len(goaways), 1, frames)
+        self.assertNotEqual(int.from_bytes(goaways[0][4:8], "big"), NO_ERROR)
+        self.assertEqual(self.wait_connections(0), 0)
+        self.assertStillServes()
+
+
 class LargeBodyTest(BoundsCase):
     """One 100 MiB object in the cache, sent to slow and fast readers."""
     SIZE = 100 * H.MiB
