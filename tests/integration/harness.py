@@ -584,6 +584,34 @@ def make_cert(directory, name="localhost", curve="prime256v1"):
     return cert, key
 
 
+def send_in_background(sock, data):
+    """sendall(data) on a thread (more than the socket buffers hold: the
+    peer stops reading at some point, which ends it with an OSError);
+    the started thread, to join."""
+    def send():
+        try:
+            sock.sendall(data)
+        except OSError:
+            pass
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+    return t
+
+
+def read_until_fin(testcase, sock, lost):
+    """Every byte until the peer's FIN; a reset fails `testcase`, naming
+    what it can destroy (`lost`)."""
+    got = b""
+    while True:
+        try:
+            d = sock.recv(65536)
+        except ConnectionResetError:
+            testcase.fail("reset after %d bytes: %s" % (len(got), lost))
+        if not d:
+            return got
+        got += d
+
+
 def tls_client(sock, alpn=("h2", "http/1.1"), server_name="localhost"):
     """Wrap a connected socket in TLS, no certificate check (the test's own
     certificate), offering `alpn`."""

@@ -700,24 +700,9 @@ class LingerTest(BoundsCase):
     def test_goaway_then_fin_despite_unread_bytes(self):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
         junk = PREFACE + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00" + b"\xff" * (1 << 20)
-
-        def send():
-            try:
-                s.sendall(junk)
-            except OSError:
-                pass        # the proxy stops reading when its linger ends
-        t = threading.Thread(target=send, daemon=True)
-        t.start()
-        got = b""
+        t = H.send_in_background(s, junk)
         try:
-            while True:
-                try:
-                    d = s.recv(65536)
-                except ConnectionResetError:
-                    self.fail("reset after %d bytes: the GOAWAY can be lost" % len(got))
-                if not d:
-                    break
-                got += d
+            got = H.read_until_fin(self, s, "the GOAWAY can be lost")
         finally:
             s.close()
             t.join(10)

@@ -175,28 +175,13 @@ class LingeringCloseTest(RobustnessCase):
         first = ("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
                  % url("/t/body", size=3000, seed=seed)).encode()
         more = b"GET /t/body?size=1 HTTP/1.1\r\nHost: x\r\n\r\n" * 24000
-
-        def send():
-            try:
-                s.sendall(first + more)
-            except OSError:
-                pass        # the proxy stops reading when its linger ends
-        t = threading.Thread(target=send, daemon=True)
-        t.start()
+        t = H.send_in_background(s, first + more)
         self.addCleanup(t.join, 10)
         return s
 
     def read_to_end(self, s):
         """Everything until the proxy's FIN; a reset fails the test."""
-        got = b""
-        while True:
-            try:
-                d = s.recv(65536)
-            except ConnectionResetError:
-                self.fail("reset after %d bytes: the proxy closed with unread input" % len(got))
-            if not d:
-                return got
-            got += d
+        return H.read_until_fin(self, s, "the proxy closed with unread input")
 
     def test_answer_then_fin_despite_unread_pipeline(self):
         seed = self.uniq()
