@@ -17,13 +17,35 @@ TAILQ_HEAD(obj_list, cache_obj);
 #define SHARD_MIN_BUCKETS 1024
 
 struct shard {
-    pthread_mutex_t mu;
+    pthread_rwlock_t mu;        /* read: store_lookup's shared path; write: all else */
     struct cache_obj **buckets;
     size_t n_buckets;           /* power of two */
     size_t count;               /* linked objects */
     uint32_t seq;               /* last link sequence number (wraps: obj_seq_after) */
     struct obj_list lru;        /* READY objects, most recent first */
 } __attribute__((aligned(64)));
+
+/* Every change to a shard (its index, its LRU order, an object's linkage
+ * or last_used) is made under the write lock; only store_lookup's shared
+ * path reads under the read lock.  Why not a mutex: a popular object puts
+ * every worker on one shard, and with more runnable threads than CPUs a
+ * worker preempted inside the critical section put the others to sleep on
+ * the futex until the scheduler ran it again — milliseconds, seen as the
+ * p99 of hits with 2 workers (docs/performance.md). */
+static void shard_lock(struct shard *sh)
+{
+    AZ(pthread_rwlock_wrlock(&sh->mu));
+}
+
+static void shard_rdlock(struct shard *sh)
+{
+    AZ(pthread_rwlock_rdlock(&sh->mu));
+}
+
+static void shard_unlock(struct shard *sh)
+{
+    AZ(pthread_rwlock_unlock(&sh->mu));
+}
 
 struct cache_store {
 #define STORE_MAGIC 0x5702e000u
@@ -72,17 +94,24 @@ struct cache_store *store_new(uint64_t max_bytes, unsigned n_shards)
     s->max_bytes = max_bytes;
     s->sweep_clean_epoch = UINT64_MAX;  /* no pass yet */
     AZ(pthread_mutex_init(&s->evict_mu, NULL));
+    /* Writers first: a stream of hits on one hot shard must not hold off
+     * the insert or sweep waiting for it.  Nobody takes a shard lock
+     * twice, so the non-recursive kind is safe. */
+    pthread_rwlockattr_t attr;
+    AZ(pthread_rwlockattr_init(&attr));
+    AZ(pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP));
     s->shards = aligned_alloc(64, sizeof(struct shard) * n);
     AN(s->shards);
     for (unsigned i = 0; i < n; i++) {
         struct shard *sh = &s->shards[i];
         memset(sh, 0, sizeof *sh);
-        AZ(pthread_mutex_init(&sh->mu, NULL));
+        AZ(pthread_rwlock_init(&sh->mu, &attr));
         sh->n_buckets = SHARD_MIN_BUCKETS;
         sh->buckets = calloc(sh->n_buckets, sizeof *sh->buckets);
         AN(sh->buckets);
         TAILQ_INIT(&sh->lru);
     }
+    AZ(pthread_rwlockattr_destroy(&attr));
     return s;
 }
 
@@ -127,7 +156,7 @@ size_t store_shrink_index(struct cache_store *s)
     size_t freed = 0;
     for (unsigned i = 0; i < s->n_shards; i++) {
         struct shard *sh = &s->shards[i];
-        pthread_mutex_lock(&sh->mu);
+        shard_lock(sh);
         /* Below a quarter full: down to at most half full, so that the
          * next growth (past full) is far. */
         if (sh->n_buckets > SHARD_MIN_BUCKETS && sh->count < sh->n_buckets / 4) {
@@ -137,7 +166,7 @@ size_t store_shrink_index(struct cache_store *s)
             freed += (sh->n_buckets - nb) * sizeof *sh->buckets;
             shard_resize(sh, nb);
         }
-        pthread_mutex_unlock(&sh->mu);
+        shard_unlock(sh);
     }
     return freed;
 }
@@ -203,7 +232,7 @@ void store_free(struct cache_store *s)
             }
         }
         free(sh->buckets);
-        pthread_mutex_destroy(&sh->mu);
+        AZ(pthread_rwlock_destroy(&sh->mu));
     }
     free(s->shards);
     pthread_mutex_destroy(&s->evict_mu);
@@ -223,6 +252,109 @@ static void demote_locked(struct shard *sh, struct cache_obj *o)
     TAILQ_INSERT_TAIL(&sh->lru, o, lru);
 }
 
+/* What one bucket chain holds for a key, read without changing anything. */
+struct chain_scan {
+    struct cache_obj *found;    /* the most recent READY match for the request */
+    struct cache_obj *busy;     /* a placeholder made since the last bump */
+    bool any_ready;             /* some current READY copy, matching or not */
+    bool has_old;               /* copies of older generations to drop */
+};
+
+static void scan_chain(struct shard *sh, const struct cache_key *k, const struct http_msg *req,
+                       uint64_t epoch, const struct generations *gens, bool drop_old,
+                       struct chain_scan *sc)
+{
+    memset(sc, 0, sizeof *sc);
+    for (struct cache_obj *o = *bucket_of(sh, k->hash); o; o = o->hash_next) {
+        if (!same_key(o, k->hash, k->buf, k->len))
+            continue;
+        if (!obj_ready(o)) {
+            if (o->epoch == epoch)
+                sc->busy = o;
+        } else if (gens && drop_old && !obj_current(o, gens)) {
+            sc->has_old = true;
+        } else {
+            sc->any_ready = true;
+            /* the most recent matching response (RFC 9111 §4.1) */
+            if ((sc->found == NULL || obj_seq_after(o->seq, sc->found->seq)) &&
+                (req == NULL || vary_match(o, req)))
+                sc->found = o;
+        }
+    }
+}
+
+/* Older generations' copies of the key go (after_purge: refetch); a kept
+ * copy stays, demoted, for the origin's 404 (store_find_key).  Write lock
+ * held; returns how many references `dead` holds for the caller to drop. */
+static unsigned drop_old_locked(struct cache_store *s, struct shard *sh, const struct cache_key *k,
+                                const struct generations *gens, struct cache_obj **dead,
+                                unsigned max_dead)
+{
+    unsigned n = 0;
+    time_t now = 0;             /* wall clock, read only for a kept copy */
+    struct cache_obj *o = *bucket_of(sh, k->hash);
+    while (o) {
+        struct cache_obj *next = o->hash_next;
+        if (same_key(o, k->hash, k->buf, k->len) && obj_ready(o) && !obj_current(o, gens)) {
+            if (o->keep_until != 0 && now == 0)
+                now = time(NULL);
+            if (obj_kept(o, now))
+                demote_locked(sh, o);
+            else if (n < max_dead)
+                dead[n++] = unlink_locked(s, sh, o);
+        }
+        o = next;
+    }
+    return n;
+}
+
+/* A hit moves its object to the head of the LRU order at most once per
+ * STORE_LRU_BUMP_MS (Varnish's lru_interval, memcached's bump interval):
+ * the hits in between change nothing and share the shard's read lock. */
+static bool lru_bump_due(const struct cache_obj *o, uint64_t now_ms)
+{
+    return now_ms < o->last_used || now_ms - o->last_used >= STORE_LRU_BUMP_MS;
+}
+
+/* The common lookups change nothing in the index — a hit bumped lately, a
+ * wait on a fetch under way, a miss that leaves no placeholder — and run
+ * under the read lock, side by side with the other workers'.  False: the
+ * lookup needs the write lock. */
+static bool lookup_shared(struct shard *sh, const struct cache_key *k, const struct http_msg *req,
+                          bool create_busy, uint64_t now_ms, const struct generations *gens,
+                          bool drop_old, uint64_t epoch, struct cache_obj **out,
+                          enum lookup_result *r)
+{
+    struct chain_scan sc;
+    bool done = true;
+    shard_rdlock(sh);
+    scan_chain(sh, k, req, epoch, gens, drop_old, &sc);
+    if (sc.has_old) {
+        done = false;
+    } else if (sc.found) {
+        if (lru_bump_due(sc.found, now_ms)) {
+            done = false;
+        } else {
+            if (gens && generation_catching_up(gens))
+                obj_soft_purge(sc.found);   /* atomic flag: see store_lookup */
+            obj_ref(sc.found);
+            *out = sc.found;
+            *r = LOOKUP_FOUND;
+        }
+    } else if (sc.busy) {
+        obj_ref(sc.busy);
+        *out = sc.busy;
+        *r = LOOKUP_BUSY;
+    } else if (create_busy) {
+        done = false;
+    } else {
+        *out = NULL;
+        *r = sc.any_ready ? LOOKUP_VARY_MISS : LOOKUP_MISS;
+    }
+    shard_unlock(sh);
+    return done;
+}
+
 enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k,
                                 const struct http_msg *req, bool create_busy,
                                 uint64_t now_ms, const struct generations *gens, bool drop_old,
@@ -230,58 +362,38 @@ enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k
 {
     CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
     struct shard *sh = shard_of(s, k->hash);
-    struct cache_obj *busy = NULL, *found = NULL;
     struct cache_obj *dead[8];
     unsigned n_dead = 0;
-    bool any_ready = false;
     enum lookup_result r;
     uint64_t epoch = gens ? generation_epoch(gens) : 0;
-    time_t now = 0;             /* wall clock, read only for a kept copy */
 
-    pthread_mutex_lock(&sh->mu);
-    struct cache_obj *o = *bucket_of(sh, k->hash);
-    while (o) {
-        struct cache_obj *next = o->hash_next;
-        if (!same_key(o, k->hash, k->buf, k->len)) {
-            o = next;
-            continue;
-        }
-        if (!obj_ready(o)) {
-            if (o->epoch == epoch)
-                busy = o;
-        } else if (gens && drop_old && !obj_current(o, gens)) {
-            /* Not current either way; a kept copy stays for the origin's
-             * 404 (store_find_key), the rest goes now. */
-            if (o->keep_until != 0 && now == 0)
-                now = time(NULL);
-            if (obj_kept(o, now))
-                demote_locked(sh, o);
-            else if (n_dead < FC_ARRAY_LEN(dead))
-                dead[n_dead++] = unlink_locked(s, sh, o);
-        } else {
-            any_ready = true;
-            /* the most recent matching response (RFC 9111 §4.1) */
-            if ((found == NULL || obj_seq_after(o->seq, found->seq)) &&
-                (req == NULL || vary_match(o, req)))
-                found = o;
-        }
-        o = next;
-    }
-    if (found) {
+    if (lookup_shared(sh, k, req, create_busy, now_ms, gens, drop_old, epoch, out, &r))
+        return r;
+
+    /* Under the write lock from the start: what the shared look saw may
+     * have changed since. */
+    struct chain_scan sc;
+    shard_lock(sh);
+    if (gens && drop_old)
+        n_dead = drop_old_locked(s, sh, k, gens, dead, FC_ARRAY_LEN(dead));
+    scan_chain(sh, k, req, epoch, gens, drop_old, &sc);
+    if (sc.found) {
         /* Catching up (generation.h): this node may have missed purges, so
          * what it finds is revalidated before it is served, as after a soft
          * purge; the lookup path already treats soft-purged objects so. */
         if (gens && generation_catching_up(gens))
-            obj_soft_purge(found);
-        found->last_used = now_ms;
-        TAILQ_REMOVE(&sh->lru, found, lru);
-        TAILQ_INSERT_HEAD(&sh->lru, found, lru);
-        obj_ref(found);
-        *out = found;
+            obj_soft_purge(sc.found);
+        if (lru_bump_due(sc.found, now_ms)) {
+            sc.found->last_used = now_ms;
+            TAILQ_REMOVE(&sh->lru, sc.found, lru);
+            TAILQ_INSERT_HEAD(&sh->lru, sc.found, lru);
+        }
+        obj_ref(sc.found);
+        *out = sc.found;
         r = LOOKUP_FOUND;
-    } else if (busy) {
-        obj_ref(busy);
-        *out = busy;
+    } else if (sc.busy) {
+        obj_ref(sc.busy);
+        *out = sc.busy;
         r = LOOKUP_BUSY;
     } else if (create_busy) {
         struct cache_obj *nb = obj_new(k);
@@ -291,13 +403,14 @@ enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k
         r = LOOKUP_CREATED;
     } else {
         *out = NULL;
-        r = any_ready ? LOOKUP_VARY_MISS : LOOKUP_MISS;
+        r = sc.any_ready ? LOOKUP_VARY_MISS : LOOKUP_MISS;
     }
-    pthread_mutex_unlock(&sh->mu);
+    shard_unlock(sh);
     for (unsigned i = 0; i < n_dead; i++)
         obj_unref(dead[i]);
     return r;
 }
+
 
 /* Drop the index references of objects unlinked under a shard lock and
  * chained through hash_next; called after unlocking. */
@@ -318,7 +431,7 @@ unsigned store_purge(struct cache_store *s, store_match_fn match, const void *ar
     for (unsigned i = 0; i < s->n_shards; i++) {
         struct shard *sh = &s->shards[i];
         struct cache_obj *dead = NULL;  /* chained through hash_next once unlinked */
-        pthread_mutex_lock(&sh->mu);
+        shard_lock(sh);
         for (size_t b = 0; b < sh->n_buckets; b++) {
             struct cache_obj *o = sh->buckets[b];
             while (o) {
@@ -338,7 +451,7 @@ unsigned store_purge(struct cache_store *s, store_match_fn match, const void *ar
                 o = next;
             }
         }
-        pthread_mutex_unlock(&sh->mu);
+        shard_unlock(sh);
         unref_chain(dead);
     }
     return n;
@@ -350,7 +463,7 @@ struct cache_obj *store_find_key(struct cache_store *s, const struct cache_key *
     CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
     struct shard *sh = shard_of(s, k->hash);
     struct cache_obj *found = NULL;
-    pthread_mutex_lock(&sh->mu);
+    shard_lock(sh);
     for (struct cache_obj *o = *bucket_of(sh, k->hash); o; o = o->hash_next) {
         if (same_key(o, k->hash, k->buf, k->len) && obj_ready(o) &&
             (found == NULL || obj_seq_after(o->seq, found->seq)) && match(o, arg))
@@ -358,7 +471,7 @@ struct cache_obj *store_find_key(struct cache_store *s, const struct cache_key *
     }
     if (found)
         obj_ref(found);
-    pthread_mutex_unlock(&sh->mu);
+    shard_unlock(sh);
     return found;
 }
 
@@ -367,17 +480,17 @@ struct cache_obj *store_find(struct cache_store *s, store_match_fn match, const 
     CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
     for (unsigned i = 0; i < s->n_shards; i++) {
         struct shard *sh = &s->shards[i];
-        pthread_mutex_lock(&sh->mu);
+        shard_lock(sh);
         for (size_t b = 0; b < sh->n_buckets; b++) {
             for (struct cache_obj *o = sh->buckets[b]; o; o = o->hash_next) {
                 if (obj_ready(o) && match(o, arg)) {
                     obj_ref(o);
-                    pthread_mutex_unlock(&sh->mu);
+                    shard_unlock(sh);
                     return o;
                 }
             }
         }
-        pthread_mutex_unlock(&sh->mu);
+        shard_unlock(sh);
     }
     return NULL;
 }
@@ -411,7 +524,7 @@ size_t store_sweep(struct cache_store *s, const struct generations *gens, size_t
     while (seen < budget) {
         struct shard *sh = &s->shards[s->sweep_shard];
         struct cache_obj *dead = NULL;
-        pthread_mutex_lock(&sh->mu);
+        shard_lock(sh);
         size_t end = s->sweep_bucket + slice;
         if (end > sh->n_buckets)
             end = sh->n_buckets;
@@ -434,7 +547,7 @@ size_t store_sweep(struct cache_store *s, const struct generations *gens, size_t
         }
         bool shard_done = end >= sh->n_buckets;
         s->sweep_bucket = shard_done ? 0 : end;
-        pthread_mutex_unlock(&sh->mu);
+        shard_unlock(sh);
         unref_chain(dead);
         if (shard_done) {
             s->sweep_shard = (s->sweep_shard + 1) & (s->n_shards - 1);
@@ -491,11 +604,11 @@ void store_insert(struct cache_store *s, struct cache_obj *o, uint64_t now_ms)
     CHECK_OBJ_NOTNULL(o, OBJ_MAGIC);
     struct shard *sh = shard_of(s, o->hash);
     struct cache_obj *dead[8];
-    pthread_mutex_lock(&sh->mu);
+    shard_lock(sh);
     unsigned n = replace_variants_locked(s, sh, o, dead, FC_ARRAY_LEN(dead));
     link_locked(s, sh, o);
     make_ready_locked(s, sh, o, now_ms);
-    pthread_mutex_unlock(&sh->mu);
+    shard_unlock(sh);
     for (unsigned i = 0; i < n; i++)
         obj_unref(dead[i]);
     obj_body_wake(o);       /* a reader may wait for it (a fetch's placeholder) */
@@ -509,7 +622,7 @@ void store_publish(struct cache_store *s, struct cache_obj *o, uint64_t now_ms)
     struct shard *sh = shard_of(s, o->hash);
     struct cache_obj *dead[8];
     unsigned n = 0;
-    pthread_mutex_lock(&sh->mu);
+    shard_lock(sh);
     if (o->linked) {
         n = replace_variants_locked(s, sh, o, dead, FC_ARRAY_LEN(dead));
         make_ready_locked(s, sh, o, now_ms);
@@ -517,7 +630,7 @@ void store_publish(struct cache_store *s, struct cache_obj *o, uint64_t now_ms)
         /* Removed while busy (a purge): it serves its waiters but is not kept. */
         obj_set_ready(o);
     }
-    pthread_mutex_unlock(&sh->mu);
+    shard_unlock(sh);
     for (unsigned i = 0; i < n; i++)
         obj_unref(dead[i]);
     obj_body_wake(o);
@@ -537,7 +650,7 @@ bool store_seal(struct cache_store *s, struct cache_obj *o)
         return false;
     struct shard *sh = shard_of(s, o->hash);
     bool done = false;
-    pthread_mutex_lock(&sh->mu);
+    shard_lock(sh);
     if (o->linked && obj_ready(o)) {
         struct cache_obj **pp = bucket_of(sh, o->hash);
         while (*pp != o) {
@@ -563,7 +676,7 @@ bool store_seal(struct cache_store *s, struct cache_obj *o)
         o->charged = 0;
         done = true;
     }
-    pthread_mutex_unlock(&sh->mu);
+    shard_unlock(sh);
     /* Done: the index's reference to o goes (n has obj_seal's); readers
      * still holding o finish with it.  Not done: o left the index first. */
     obj_unref(done ? o : n);
@@ -575,7 +688,7 @@ void store_remove(struct cache_store *s, struct cache_obj *o)
     CHECK_OBJ_NOTNULL(s, STORE_MAGIC);
     struct shard *sh = shard_of(s, o->hash);
     struct cache_obj *dead = NULL;
-    pthread_mutex_lock(&sh->mu);
+    shard_lock(sh);
     if (o->linked) {
         dead = unlink_locked(s, sh, o);
     } else if (o->sealed_away) {
@@ -588,7 +701,7 @@ void store_remove(struct cache_store *s, struct cache_obj *o)
             }
         }
     }
-    pthread_mutex_unlock(&sh->mu);
+    shard_unlock(sh);
     if (dead)
         obj_unref(dead);
 }
@@ -599,7 +712,7 @@ unsigned store_remove_key(struct cache_store *s, const struct cache_key *k)
     struct shard *sh = shard_of(s, k->hash);
     struct cache_obj *dead[64];
     unsigned n = 0;
-    pthread_mutex_lock(&sh->mu);
+    shard_lock(sh);
     struct cache_obj *p = *bucket_of(sh, k->hash);
     while (p && n < FC_ARRAY_LEN(dead)) {
         struct cache_obj *next = p->hash_next;
@@ -607,7 +720,7 @@ unsigned store_remove_key(struct cache_store *s, const struct cache_key *k)
             dead[n++] = unlink_locked(s, sh, p);
         p = next;
     }
-    pthread_mutex_unlock(&sh->mu);
+    shard_unlock(sh);
     for (unsigned i = 0; i < n; i++)
         obj_unref(dead[i]);
     return n;
@@ -619,7 +732,7 @@ void store_charge(struct cache_store *s, struct cache_obj *o, size_t bytes)
     if (bytes == 0)
         return;
     struct shard *sh = shard_of(s, o->hash);
-    pthread_mutex_lock(&sh->mu);
+    shard_lock(sh);
     bool counted = o->linked && obj_ready(o);
     if (counted) {
         /* What the object records is what the store counts: both or
@@ -628,7 +741,7 @@ void store_charge(struct cache_store *s, struct cache_obj *o, size_t bytes)
         o->charged = charge_of((size_t)was + bytes);
         atomic_fetch_add_explicit(&s->bytes, o->charged - was, memory_order_relaxed);
     }
-    pthread_mutex_unlock(&sh->mu);
+    shard_unlock(sh);
     if (counted)
         evict(s);
 }
@@ -646,23 +759,23 @@ static void evict(struct cache_store *s)
         uint64_t best_used = UINT64_MAX;
         for (unsigned i = 0; i < s->n_shards; i++) {
             struct shard *sh = &s->shards[i];
-            pthread_mutex_lock(&sh->mu);
+            shard_lock(sh);
             struct cache_obj *t = TAILQ_LAST(&sh->lru, obj_list);
             if (t && t->last_used < best_used) {
                 best_used = t->last_used;
                 best = i;
             }
-            pthread_mutex_unlock(&sh->mu);
+            shard_unlock(sh);
         }
         if (best == UINT32_MAX)
             break;
         struct shard *sh = &s->shards[best];
         struct cache_obj *dead = NULL;
-        pthread_mutex_lock(&sh->mu);
+        shard_lock(sh);
         struct cache_obj *t = TAILQ_LAST(&sh->lru, obj_list);
         if (t)
             dead = unlink_locked(s, sh, t);
-        pthread_mutex_unlock(&sh->mu);
+        shard_unlock(sh);
         if (dead) {
             atomic_fetch_add_explicit(&s->evictions, 1, memory_order_relaxed);
             obj_unref(dead);

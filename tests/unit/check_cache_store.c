@@ -178,6 +178,10 @@ static const char *objpath(int i)
 
 /* ------------------------------------------------- bound and eviction */
 
+/* Clock steps of the LRU tests: a hit moves its object up the order only
+ * if its last move is at least STORE_LRU_BUMP_MS old. */
+#define TICK STORE_LRU_BUMP_MS
+
 START_TEST(stats_count_objects_and_bytes)
 {
     struct cache_store *s = store_new(1 << 20, 1);
@@ -225,44 +229,76 @@ START_TEST(lru_evicts_least_recently_used)
     struct cache_store *s = store_new(4 * F + F / 2, 1);
     uint64_t now = 100;
     for (int i = 0; i < 4; i++)
-        insert(s, make_obj(objpath(i), 1000), now++);
+        insert(s, make_obj(objpath(i), 1000), now += TICK);
     struct store_stats st = stats(s);
     ck_assert_uint_eq(st.objects, 4);
     ck_assert_uint_eq(st.bytes, 4 * F);
     ck_assert_uint_eq(st.evictions, 0);
 
     /* Use obj-000 (the oldest insert): obj-001 becomes the LRU. */
-    ck_assert(present(s, objpath(0), now++));
-    insert(s, make_obj(objpath(4), 1000), now++);
+    ck_assert(present(s, objpath(0), now += TICK));
+    insert(s, make_obj(objpath(4), 1000), now += TICK);
     st = stats(s);
     ck_assert_uint_eq(st.objects, 4);
     ck_assert_uint_eq(st.bytes, 4 * F);
     ck_assert_uint_le(st.bytes, st.max_bytes);
     ck_assert_uint_eq(st.evictions, 1);
-    ck_assert(!present(s, objpath(1), now++));
+    ck_assert(!present(s, objpath(1), now += TICK));
 
     /* Recency now, oldest first: 2, 3, 0, 4.  Check without reordering
      * (looking up oldest first keeps the order). */
-    ck_assert(present(s, objpath(2), now++));
-    ck_assert(present(s, objpath(3), now++));
-    ck_assert(present(s, objpath(0), now++));
-    ck_assert(present(s, objpath(4), now++));
+    ck_assert(present(s, objpath(2), now += TICK));
+    ck_assert(present(s, objpath(3), now += TICK));
+    ck_assert(present(s, objpath(0), now += TICK));
+    ck_assert(present(s, objpath(4), now += TICK));
 
     /* Two more inserts evict 2 then 3. */
-    insert(s, make_obj(objpath(5), 1000), now++);
+    insert(s, make_obj(objpath(5), 1000), now += TICK);
     ck_assert_uint_eq(stats(s).evictions, 2);
-    ck_assert(!present(s, objpath(2), now++));
-    ck_assert(present(s, objpath(3), now++));  /* refreshed: 0 is the LRU now */
-    insert(s, make_obj(objpath(6), 1000), now++);
+    ck_assert(!present(s, objpath(2), now += TICK));
+    ck_assert(present(s, objpath(3), now += TICK));  /* refreshed: 0 is the LRU now */
+    insert(s, make_obj(objpath(6), 1000), now += TICK);
     ck_assert_uint_eq(stats(s).evictions, 3);
-    ck_assert(!present(s, objpath(0), now++));
-    ck_assert(present(s, objpath(4), now++));
-    ck_assert(present(s, objpath(5), now++));
-    ck_assert(present(s, objpath(3), now++));
-    ck_assert(present(s, objpath(6), now++));
+    ck_assert(!present(s, objpath(0), now += TICK));
+    ck_assert(present(s, objpath(4), now += TICK));
+    ck_assert(present(s, objpath(5), now += TICK));
+    ck_assert(present(s, objpath(3), now += TICK));
+    ck_assert(present(s, objpath(6), now += TICK));
     st = stats(s);
     ck_assert_uint_eq(st.objects, 4);
     ck_assert_uint_eq(st.bytes, 4 * F);
+    store_free(s);
+}
+END_TEST
+
+/* Hits within STORE_LRU_BUMP_MS of an object's last move leave the LRU
+ * order as it is (they share the shard's read lock); the first hit after
+ * that moves it to the head. */
+START_TEST(lru_moves_at_most_once_per_interval)
+{
+    uint64_t F = standard_footprint();
+    struct cache_store *s = store_new(3 * F + F / 2, 1);
+    uint64_t now = 1000;
+    for (int i = 0; i < 3; i++)
+        insert(s, make_obj(objpath(i), 1000), now + (uint64_t)i);
+    /* obj-000 was placed at 1000: hits until 1000 + TICK - 1 do not move it. */
+    for (uint64_t t = now + 3; t < now + TICK; t += TICK / 8)
+        ck_assert(present(s, objpath(0), t));
+    insert(s, make_obj(objpath(3), 1000), now + TICK - 1);
+    ck_assert_uint_eq(stats(s).evictions, 1);
+    ck_assert(!present(s, objpath(0), now + TICK - 1));     /* still the LRU: gone */
+
+    /* obj-001 was placed at 1001: a hit at 1001 + TICK moves it up. */
+    ck_assert(present(s, objpath(1), now + 1 + TICK));
+    insert(s, make_obj(objpath(4), 1000), now + 2 + TICK);
+    ck_assert_uint_eq(stats(s).evictions, 2);
+    ck_assert(!present(s, objpath(2), now + 2 + TICK));     /* 2 was the LRU */
+    ck_assert(present(s, objpath(1), now + 2 + TICK));
+    ck_assert(present(s, objpath(3), now + 2 + TICK));
+    ck_assert(present(s, objpath(4), now + 2 + TICK));
+    /* A clock behind the object's last move (a caller's older reading)
+     * moves it too, rather than never again. */
+    ck_assert(present(s, objpath(3), 5));
     store_free(s);
 }
 END_TEST
@@ -328,7 +364,7 @@ START_TEST(lru_matches_model)
                 at = i;
         bool do_insert = rand_r(&seed) % 2;
         if (do_insert) {
-            insert(s, make_obj(objpath(key), 1000), now++);
+            insert(s, make_obj(objpath(key), 1000), now += TICK);
             if (at >= 0) {      /* replaced in place: no eviction */
                 memmove(&model[at], &model[at + 1], (size_t)(n - at - 1) * sizeof *model);
                 n--;
@@ -339,7 +375,7 @@ START_TEST(lru_matches_model)
             }
             model[n++] = key;
         } else {
-            bool p = present(s, objpath(key), now++);
+            bool p = present(s, objpath(key), now += TICK);
             ck_assert_msg(p == (at >= 0), "op %d key %d: present %d, model %d", op, key, p,
                           at >= 0);
             if (at >= 0) {
@@ -356,14 +392,14 @@ START_TEST(lru_matches_model)
         if (op % 97 == 0) {
             /* Full check, oldest first so the order is kept. */
             for (int i = 0; i < n; i++)
-                ck_assert_msg(present(s, objpath(model[i]), now++), "op %d: %d missing", op,
+                ck_assert_msg(present(s, objpath(model[i]), now += TICK), "op %d: %d missing", op,
                               model[i]);
             for (int k = 0; k < KEYS; k++) {
                 bool in = false;
                 for (int i = 0; i < n; i++)
                     in |= model[i] == k;
                 if (!in)
-                    ck_assert_msg(!present(s, objpath(k), now++), "op %d: %d present", op, k);
+                    ck_assert_msg(!present(s, objpath(k), now += TICK), "op %d: %d present", op, k);
             }
         }
     }
@@ -1423,6 +1459,77 @@ START_TEST(concurrent_store)
 }
 END_TEST
 
+/* Hits on one popular key share the shard's read lock while another
+ * thread replaces, removes and re-inserts that key and moves it in the LRU
+ * order: every hit returns a whole object of that key, and no reference is
+ * lost or left over (ASan and the final counts check). */
+struct hot_reader {
+    pthread_t th;
+    struct cache_store *s;
+    _Atomic bool *stop;
+    unsigned hits;
+};
+
+static void *hot_reader_main(void *arg)
+{
+    struct hot_reader *r = arg;
+    struct cache_key k = key_of("/hot");
+    uint64_t now = 1;
+    while (!atomic_load(r->stop)) {
+        struct cache_obj *o;
+        /* Mostly within the interval (the shared path), sometimes past it
+         * (the write path moves the object up). */
+        now += (r->hits % 64 == 0) ? STORE_LRU_BUMP_MS : 1;
+        enum lookup_result lr = store_lookup(r->s, &k, NULL, false, now, NULL, false, &o);
+        if (lr == LOOKUP_FOUND) {
+            if (o->key_len != k.len || memcmp(o->key, k.buf, k.len) != 0 ||
+                body_total(o->body) != 700 || !obj_ready(o))
+                abort();
+            r->hits++;
+            obj_unref(o);
+        } else if (lr != LOOKUP_MISS) {
+            abort();
+        }
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_hits_on_one_key)
+{
+    struct cache_store *s = store_new(UINT64_MAX / 2, 4);
+    _Atomic bool stop = false;
+    struct hot_reader rd[3];
+    insert(s, make_obj("/hot", 700), 1);
+    for (int i = 0; i < 3; i++) {
+        rd[i] = (struct hot_reader){ .s = s, .stop = &stop };
+        ck_assert_int_eq(pthread_create(&rd[i].th, NULL, hot_reader_main, &rd[i]), 0);
+    }
+    struct cache_key k = key_of("/hot");
+    for (int i = 0; i < 3000; i++) {
+        if (i % 3 == 2)
+            ck_assert_uint_le(store_remove_key(s, &k), 1);
+        else
+            insert(s, make_obj("/hot", 700), (uint64_t)i * STORE_LRU_BUMP_MS);
+    }
+    insert(s, make_obj("/hot", 700), 1);
+    atomic_store(&stop, true);
+    unsigned hits = 0;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(pthread_join(rd[i].th, NULL), 0);
+        hits += rd[i].hits;
+    }
+    ck_assert_uint_gt(hits, 0);
+    struct store_stats st = stats(s);
+    ck_assert_uint_eq(st.objects, 1);
+    struct cache_obj *o;
+    ck_assert_int_eq(store_lookup(s, &k, NULL, false, 2, NULL, false, &o), LOOKUP_FOUND);
+    /* the index's reference and ours: nothing leaked by the readers */
+    ck_assert_uint_eq(atomic_load(&o->refcnt), 2);
+    obj_unref(o);
+    store_free(s);
+}
+END_TEST
+
 /* ---- sweep -------------------------------------------------------------- */
 
 static struct generations *open_gens(void)
@@ -1841,6 +1948,7 @@ static Suite *cache_store_suite(void)
     TCase *b = tcase_create("bound");
     tcase_add_test(b, stats_count_objects_and_bytes);
     tcase_add_test(b, lru_evicts_least_recently_used);
+    tcase_add_test(b, lru_moves_at_most_once_per_interval);
     tcase_add_test(b, eviction_frees_enough_for_a_big_object);
     tcase_add_test(b, object_larger_than_bound);
     tcase_add_test(b, lru_matches_model);
@@ -1913,6 +2021,7 @@ static Suite *cache_store_suite(void)
     TCase *cc = tcase_create("concurrency");
     tcase_add_loop_test(cc, concurrent_readers, 0, 4);
     tcase_add_test(cc, concurrent_store);
+    tcase_add_test(cc, concurrent_hits_on_one_key);
     tcase_set_timeout(cc, 120);
     suite_add_tcase(s, cc);
 

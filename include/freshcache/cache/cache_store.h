@@ -4,10 +4,14 @@
  * with LRU eviction.
  *
  * Concurrency: the index is split into shards by key hash, each with its own
- * mutex, hash table and LRU list, so workers looking up different keys do
- * not contend and no lock is global.  Eviction picks, across shards, the
- * least recently used tail, which is exact LRU with one shard and close to it
- * with many.
+ * reader-writer lock, hash table and LRU list, so workers looking up
+ * different keys do not contend and no lock is global.  Lookups that change
+ * nothing (most hits) share a shard's read lock, so workers serving one
+ * popular object do not queue behind each other.  Eviction picks, across
+ * shards, the least recently used tail, which is exact LRU with one shard
+ * and close to it with many, at the resolution of STORE_LRU_BUMP_MS: a hit
+ * moves its object to the head of the order only if the last move is at
+ * least that old (Varnish's lru_interval does the same, at 2 s).
  *
  * Ownership: objects are reference counted.  The index holds one reference
  * while an object is linked; every lookup returns a new reference the caller
@@ -33,6 +37,9 @@
 
 struct http_msg;
 struct cache_store;
+
+/* A hit moves its object up the LRU order at most this often. */
+#define STORE_LRU_BUMP_MS 1000
 
 struct cache_store *store_new(uint64_t max_bytes, unsigned n_shards);
 void store_free(struct cache_store *s);
