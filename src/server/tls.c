@@ -112,9 +112,13 @@ static int set_mac_key(EVP_MAC_CTX *hctx, const struct ticket_key *k)
 }
 
 /* OpenSSL asks for a key to encrypt a new ticket (enc) or for the key a
- * presented ticket names.  1: here it is; 2: it is the previous key
- * (decrypt, then issue a new ticket under the current one); 0: unknown,
- * full handshake. */
+ * presented ticket names.  1: here it is; 2: here it is, and issue a new
+ * ticket (under the current key) after this resumption; 0: unknown, full
+ * handshake.  A new ticket follows a resumption made with the previous key
+ * and every TLS 1.3 resumption: TLS 1.3 clients use a ticket once (RFC 8446
+ * §C.4; OpenSSL's client keeps none after using it), so without a new one a
+ * returning client's next connection is a full handshake.  OpenSSL without
+ * a callback and nginx's callback renew TLS 1.3 tickets the same way. */
 static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
                      EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
 {
@@ -140,7 +144,7 @@ static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char iv[EVP_MAX_
         if (k != NULL) {
             if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) == 1 &&
                 set_mac_key(hctx, k) == 1)
-                rc = k == &tk->cur ? 1 : 2;
+                rc = k == &tk->cur && SSL_version(ssl) != TLS1_3_VERSION ? 1 : 2;
             else
                 rc = -1;
         }

@@ -645,6 +645,33 @@ class ListenerTest(TLSCase):
             lines = self.resumed(flag)
             self.assertEqual([ln[:2] for ln in lines], [("Reused", version)] * len(lines), lines)
 
+    def test_tls13_resumption_brings_a_new_ticket(self):
+        """A TLS 1.3 client uses a ticket once (RFC 8446 C.4; OpenSSL's
+        client keeps no resumable session after using it): each
+        resumption must bring a new ticket, or a returning client's next
+        connection is a full handshake.  A chain of sessions, each saved
+        from the connection before, resumes every time.  (TLS 1.2 clients
+        keep their ticket: it resumes as before.)"""
+        req = http_request("/t/body?size=3")
+        sess = [os.path.join(self.tmp, "chain-%s-%d.pem" % (self.uniq(), i)) for i in range(5)]
+        p = s_client(self.tls_port, "-tls1_3", "-servername", "default.test",
+                     "-sess_out", sess[0], send=req)
+        self.assertEqual(session_line(p.out)[:2], ("New", "TLSv1.3"), p.out + p.err)
+        for i in range(1, 5):
+            p = s_client(self.tls_port, "-tls1_3", "-servername", "default.test",
+                         "-sess_in", sess[i - 1], "-sess_out", sess[i], send=req)
+            self.assertIn("HTTP/1.1 200 OK", p.out)
+            self.assertEqual(session_line(p.out)[:2], ("Reused", "TLSv1.3"),
+                             "connection %d: %s" % (i, p.out + p.err))
+            self.assertEqual(p.out.count("Post-Handshake New Session Ticket arrived"), 1,
+                             "connection %d: %s" % (i, p.out))
+        p = s_client(self.tls_port, "-tls1_2", "-servername", "default.test",
+                     "-sess_out", sess[0], send=req)
+        self.assertEqual(session_line(p.out)[:2], ("New", "TLSv1.2"), p.out + p.err)
+        p = s_client(self.tls_port, "-tls1_2", "-servername", "default.test",
+                     "-sess_in", sess[0], send=req)
+        self.assertEqual(session_line(p.out)[:2], ("Reused", "TLSv1.2"), p.out + p.err)
+
     def test_silent_connections(self):
         """60 connections that never send a ClientHello: a real client is
         served meanwhile, and each of them is closed after
