@@ -296,6 +296,47 @@ class OriginDownTest(RobustnessCase):
                 self.assertEqual(c.request("GET", "/t/body?size=2").status, 502)
 
 
+class DescriptorsExhaustedTest(RobustnessCase):
+    """Out of descriptors, accept() fails while the connection waits in
+    the backlog and the listening socket stays readable: the listener
+    pauses (100 ms) instead of failing again every turn of the loop, and
+    serves the waiting clients once descriptors are free."""
+    config = {"workers": 1}
+
+    def test_accept_pauses_when_out_of_descriptors(self):
+        import resource
+        pid = self.proxy.proc.pid
+        open_now = len(os.listdir("/proc/%d/fd" % pid))
+        old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        socks = []
+        try:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (open_now + 8, old[1]))
+            for _ in range(40):         # far more than the 8 free descriptors
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                socks.append(s)
+            time.sleep(1.0)
+            with open(self.proxy.log_path, "rb") as f:
+                pauses = f.read().count(b"not accepting there for 100 ms")
+            # Paused ~10 times a second; spinning, it logged every turn.
+            self.assertGreaterEqual(pauses, 1, self.proxy.log_tail())
+            self.assertLessEqual(pauses, 25, self.proxy.log_tail())
+            # The clients waiting in the backlog are served once there are
+            # descriptors again: the last one sends a request and gets it.
+            for s in socks[:-1]:
+                s.close()
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
+            last = socks[-1]
+            last.sendall(b"GET /t/body?size=7&seed=1 HTTP/1.1\r\nHost: x\r\n"
+                         b"Connection: close\r\n\r\n")
+            got = H.read_until_fin(self, last, "the response to a client that waited in the backlog")
+            self.assertTrue(got.startswith(b"HTTP/1.1 200 "), got[:200])
+        finally:
+            for s in socks:
+                s.close()
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
+        self.assertStillServes()
+
+
 class ClientTimeoutTest(H.ProxyTestCase):
     config = {"limits": {"client_timeout": "1s"}}
 
