@@ -603,17 +603,21 @@ def make_certificate(workdir):
 
 
 def wrk_full_handshake_env(workdir):
-    """An OpenSSL config for wrk that turns session tickets off.  wrk keeps
-    its SSL objects across reconnects (SSL_clear keeps the session), so
-    with `Connection: close` it resumes every session by ticket; without
-    the ticket extension, and with no session cache at either server,
-    every connection is a full handshake."""
+    """An OpenSSL config for wrk that makes every connection a full
+    handshake.  wrk keeps its SSL objects across reconnects (SSL_clear
+    keeps the session), so with `Connection: close` it resumes every
+    session by ticket.  A TLS 1.3 client cannot decline the server's
+    tickets (they come after the handshake; `-SessionTicket` is a TLS 1.2
+    option), so wrk is held to TLS 1.2, without the ticket extension, and
+    with no session cache at either server every connection is a full
+    handshake."""
     path = os.path.join(workdir, "tls", "wrk-openssl.cnf")
     with open(path, "w") as f:
         f.write("openssl_conf = openssl_init\n"
                 "[openssl_init]\nssl_conf = ssl_sect\n"
                 "[ssl_sect]\nsystem_default = system_default_sect\n"
-                "[system_default_sect]\nOptions = -SessionTicket\n")
+                "[system_default_sect]\nOptions = -SessionTicket\n"
+                "MaxProtocol = TLSv1.2\n")
     return {"OPENSSL_CONF": path}
 
 
@@ -637,6 +641,26 @@ def resumption_check(port):
                 return None
             got.append(m.group(1).decode())
         return got[1]
+
+
+def resumption13_chain(port, n=4):
+    """TLS 1.3 as wrk reconnects with `Connection: close`: each connection
+    offers the session saved from the one before.  What each got ('New' or
+    'Reused'; None where s_client failed).  A server that sends no new
+    ticket after a resumption shows 'New' every other connection (a TLS 1.3
+    client uses a ticket once)."""
+    got = []
+    with tempfile.TemporaryDirectory() as d:
+        for i in range(n):
+            argv = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-tls1_3",
+                    "-sess_out", os.path.join(d, "s%d.pem" % i), "-ign_eof"]
+            if i and os.path.exists(os.path.join(d, "s%d.pem" % (i - 1))):
+                argv += ["-sess_in", os.path.join(d, "s%d.pem" % (i - 1))]
+            req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            r = subprocess.run(argv, input=req, capture_output=True, timeout=10)
+            m = re.search(rb"^(New|Reused), ", r.stdout, re.M)
+            got.append(m.group(1).decode() if m else None)
+    return got
 
 
 def idle_connections(port, n, tls, path, timeout=10):
