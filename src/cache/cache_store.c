@@ -316,43 +316,39 @@ static bool lru_bump_due(const struct cache_obj *o, uint64_t now_ms)
     return now_ms < o->last_used || now_ms - o->last_used >= STORE_LRU_BUMP_MS;
 }
 
-/* The common lookups change nothing in the index — a hit bumped lately, a
- * wait on a fetch under way, a miss that leaves no placeholder — and run
- * under the read lock, side by side with the other workers'.  False: the
- * lookup needs the write lock. */
-static bool lookup_shared(struct shard *sh, const struct cache_key *k, const struct http_msg *req,
-                          bool create_busy, uint64_t now_ms, const struct generations *gens,
-                          bool drop_old, uint64_t epoch, struct cache_obj **out,
-                          enum lookup_result *r)
+/* The answer to a lookup from what the scan found, when giving it changes
+ * nothing in the index: a hit whose object moved up the LRU order lately,
+ * a wait on a fetch under way, a miss that leaves no placeholder.  False:
+ * the answer needs the write lock (older copies to drop, an LRU move, a
+ * placeholder to make).  Either lock held. */
+static bool answer_unchanged(const struct chain_scan *sc, bool create_busy, uint64_t now_ms,
+                             const struct generations *gens, struct cache_obj **out,
+                             enum lookup_result *r)
 {
-    struct chain_scan sc;
-    bool done = true;
-    shard_rdlock(sh);
-    scan_chain(sh, k, req, epoch, gens, drop_old, &sc);
-    if (sc.has_old) {
-        done = false;
-    } else if (sc.found) {
-        if (lru_bump_due(sc.found, now_ms)) {
-            done = false;
-        } else {
-            if (gens && generation_catching_up(gens))
-                obj_soft_purge(sc.found);   /* atomic flag: see store_lookup */
-            obj_ref(sc.found);
-            *out = sc.found;
-            *r = LOOKUP_FOUND;
-        }
-    } else if (sc.busy) {
-        obj_ref(sc.busy);
-        *out = sc.busy;
+    if (sc->has_old)
+        return false;
+    if (sc->found) {
+        if (lru_bump_due(sc->found, now_ms))
+            return false;
+        /* Catching up (generation.h): this node may have missed purges, so
+         * what it finds is revalidated before it is served, as after a soft
+         * purge (an atomic flag: fine under the read lock). */
+        if (gens && generation_catching_up(gens))
+            obj_soft_purge(sc->found);
+        obj_ref(sc->found);
+        *out = sc->found;
+        *r = LOOKUP_FOUND;
+    } else if (sc->busy) {
+        obj_ref(sc->busy);
+        *out = sc->busy;
         *r = LOOKUP_BUSY;
     } else if (create_busy) {
-        done = false;
+        return false;
     } else {
         *out = NULL;
-        *r = sc.any_ready ? LOOKUP_VARY_MISS : LOOKUP_MISS;
+        *r = sc->any_ready ? LOOKUP_VARY_MISS : LOOKUP_MISS;
     }
-    shard_unlock(sh);
-    return done;
+    return true;
 }
 
 enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k,
@@ -366,51 +362,42 @@ enum lookup_result store_lookup(struct cache_store *s, const struct cache_key *k
     unsigned n_dead = 0;
     enum lookup_result r;
     uint64_t epoch = gens ? generation_epoch(gens) : 0;
+    struct chain_scan sc;
 
-    if (lookup_shared(sh, k, req, create_busy, now_ms, gens, drop_old, epoch, out, &r))
+    /* Most lookups: under the read lock, side by side with the other
+     * workers'. */
+    shard_rdlock(sh);
+    scan_chain(sh, k, req, epoch, gens, drop_old, &sc);
+    bool done = answer_unchanged(&sc, create_busy, now_ms, gens, out, &r);
+    shard_unlock(sh);
+    if (done)
         return r;
 
-    /* Under the write lock from the start: what the shared look saw may
-     * have changed since. */
-    struct chain_scan sc;
+    /* The rest under the write lock, from a fresh scan: what the shared
+     * one saw may have changed since. */
     shard_lock(sh);
     if (gens && drop_old)
         n_dead = drop_old_locked(s, sh, k, gens, dead, FC_ARRAY_LEN(dead));
     scan_chain(sh, k, req, epoch, gens, drop_old, &sc);
-    if (sc.found) {
-        /* Catching up (generation.h): this node may have missed purges, so
-         * what it finds is revalidated before it is served, as after a soft
-         * purge; the lookup path already treats soft-purged objects so. */
-        if (gens && generation_catching_up(gens))
-            obj_soft_purge(sc.found);
-        if (lru_bump_due(sc.found, now_ms)) {
-            sc.found->last_used = now_ms;
-            TAILQ_REMOVE(&sh->lru, sc.found, lru);
-            TAILQ_INSERT_HEAD(&sh->lru, sc.found, lru);
-        }
-        obj_ref(sc.found);
-        *out = sc.found;
-        r = LOOKUP_FOUND;
-    } else if (sc.busy) {
-        obj_ref(sc.busy);
-        *out = sc.busy;
-        r = LOOKUP_BUSY;
-    } else if (create_busy) {
+    sc.has_old = false;     /* dropped, or kept and demoted (or past dead[]) */
+    if (sc.found && lru_bump_due(sc.found, now_ms)) {
+        sc.found->last_used = now_ms;
+        TAILQ_REMOVE(&sh->lru, sc.found, lru);
+        TAILQ_INSERT_HEAD(&sh->lru, sc.found, lru);
+    }
+    if (!answer_unchanged(&sc, create_busy, now_ms, gens, out, &r)) {
+        FC_ASSERT(create_busy && sc.found == NULL && sc.busy == NULL);
         struct cache_obj *nb = obj_new(k);
         nb->epoch = epoch;
         link_locked(s, sh, nb);
         *out = nb;  /* the caller keeps obj_new's reference */
         r = LOOKUP_CREATED;
-    } else {
-        *out = NULL;
-        r = sc.any_ready ? LOOKUP_VARY_MISS : LOOKUP_MISS;
     }
     shard_unlock(sh);
     for (unsigned i = 0; i < n_dead; i++)
         obj_unref(dead[i]);
     return r;
 }
-
 
 /* Drop the index references of objects unlinked under a shard lock and
  * chained through hash_next; called after unlocking. */
