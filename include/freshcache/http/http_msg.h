@@ -61,13 +61,14 @@ void http_msg_copy(struct http_msg *dst, const struct http_msg *src);
 void http_msg_add_str(struct http_msg *m, const char *name, const char *value);
 
 /* The request target, url_len bytes.  A head that stored no text at all
- * (a CONNECT with an empty target and no fields) has no buffer yet: "". */
+ * (a CONNECT with an empty target and no fields, a response whose only
+ * field has an empty name and value) has no buffer yet: "" (offset 0). */
 static inline const char *http_msg_url(const struct http_msg *m)
 { return m->buf ? m->buf + m->url_off : ""; }
 static inline const char *http_field_name(const struct http_msg *m, const struct http_field *f)
-{ return m->buf + f->name_off; }
+{ return m->buf ? m->buf + f->name_off : ""; }
 static inline const char *http_field_value(const struct http_msg *m, const struct http_field *f)
-{ return m->buf + f->value_off; }
+{ return m->buf ? m->buf + f->value_off : ""; }
 
 bool http_field_is(const struct http_msg *m, const struct http_field *f, const char *name);
 
