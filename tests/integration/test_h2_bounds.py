@@ -21,7 +21,10 @@ every test's tearDown checks it did not die).
   a header block or a request body trickled is cut;
 - graceful GOAWAY on SIGTERM and on SIGHUP: the stream in flight
   completes, new streams are not taken, last-stream-id is the last one
-  taken.
+  taken;
+- a connection ended with a GOAWAY closes in stages (the client's unread
+  frames do not turn our FIN into a reset), and SIGTERM ends such a
+  linger at once.
 
 Hostile sequences are written frame by frame (RawH2: hyperframe and hpack,
 which python3-h2 brings), with none of a client library's manners.
@@ -716,6 +719,35 @@ class LingerTest(BoundsCase):
         self.assertNotEqual(int.from_bytes(goaways[0][4:8], "big"), NO_ERROR)
         self.assertEqual(self.wait_connections(0), 0)
         self.assertStillServes()
+
+
+class LingerStopTest(BoundsCase):
+
+    def tearDown(self):
+        pass        # this test stops the daemon itself
+
+    def test_sigterm_ends_a_linger(self):
+        """An HTTP/2 connection closing in stages (GOAWAY sent, our side
+        shut) whose client keeps its side open and silent does not hold a
+        stopping daemon for the linger's 5 s (h2_goaway_all ends it)."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        try:
+            # A DATA frame on stream 0 is a connection error: GOAWAY.
+            s.sendall(PREFACE + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+                      + b"\x00\x00\x01\x00\x00\x00\x00\x00\x00" + b"x")
+            got = H.read_until_fin(self, s, "no FIN after the GOAWAY")
+            self.assertIn(b"\x07\x00\x00\x00\x00\x00", got, "no GOAWAY frame on stream 0")
+            self.assertEqual(self.wait_connections(1), 1, "the linger ended before the stop")
+            t0 = time.monotonic()
+            self.proxy.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proxy.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.fail("freshcached still running 5s after SIGTERM")
+            self.assertEqual(rc, 0, "exit status after SIGTERM")
+            self.assertLess(time.monotonic() - t0, 2.5, "the stop waited for the linger")
+        finally:
+            s.close()
 
 
 class LargeBodyTest(BoundsCase):
