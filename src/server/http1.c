@@ -570,6 +570,15 @@ static void finish_exchange(struct h1_conn *c)
     bool keep_alive = c->r.keep_alive;
     memset(&c->r, 0, sizeof c->r);
     if (!keep_alive || c->peer_eof) {
+        /* With nothing of a next request read, give the per-request part
+         * back first: a connection closed after a complete exchange then
+         * closes at once (h1_should_linger), as nginx's does, instead of
+         * lingering on every Connection: close answer — a shutdown, a
+         * wait for the client's FIN and two epoll_ctl more each. */
+        if (evbuffer_get_length(c->conn->in) == 0) {
+            deadline_stop(c);
+            h1_deactivate(c);
+        }
         h1_close(c);
         return;
     }

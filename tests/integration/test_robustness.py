@@ -197,6 +197,29 @@ class LingeringCloseTest(RobustnessCase):
         self.assertEqual(self.wait_connections(0, 3), 0)
         self.assertStillServes()
 
+    def test_complete_request_closes_at_once(self):
+        """A request with Connection: close and nothing after it: the
+        proxy closes its socket at once, as nginx does (no linger: a
+        shutdown, a wait for the client's FIN and two more epoll_ctl per
+        connection), while the client keeps its side open."""
+        seed = self.uniq()
+        t = url("/t/body", size=3000, cc="max-age=60", seed=seed)
+        self.assertOk(self.get(t), expected_body(3000, seed))
+        for kind in ("hit", "miss"):
+            with self.subTest(kind):
+                target = t if kind == "hit" else url("/t/body", size=3000, seed=seed + "-m")
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+                try:
+                    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                               % target).encode())
+                    got = self.read_to_end(s)
+                    self.assertTrue(got.startswith(b"HTTP/1.1 200 "), got[:100])
+                    self.assertEqual(self.wait_connections(0, 1.5), 0,
+                                     "the proxy lingered after a complete request")
+                finally:
+                    s.close()
+        self.assertStillServes()
+
     def test_malformed_request_then_fin(self):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
         try:
