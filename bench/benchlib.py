@@ -919,18 +919,16 @@ def parse_h2load(out):
     return r
 
 
-def run_h2load(port, path, clients, streams, duration, threads=2, cpus=None):
-    """h2load over TLS (ALPN h2): `clients` connections with `streams`
-    concurrent streams each, for `duration` seconds."""
-    argv = ["h2load", "-c%d" % clients, "-m%d" % streams, "-t%d" % threads,
-            "-D%d" % max(1, round(float(duration))), "https://127.0.0.1:%d%s" % (port, path)]
+def _h2load(argv, timeout, cpus):
+    """Run h2load (`argv`) within `timeout` seconds; (parsed figures, its
+    output, argv as run).  Fails the bench if it cannot run or errs."""
     if cpus:
         argv = ["taskset", "-c", cpus] + argv
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          stdin=subprocess.DEVNULL, text=True)
     _CHILD_WRK.append(p)
     try:
-        out, _ = p.communicate(timeout=float(duration) + 60)
+        out, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         p.kill()
         p.communicate()
@@ -940,9 +938,56 @@ def run_h2load(port, path, clients, streams, duration, threads=2, cpus=None):
     r = parse_h2load(out)
     if p.returncode != 0 or r["rps"] is None:
         fail("h2load failed (%s): %s\n%s" % (p.returncode, " ".join(argv), out[-3000:]))
+    return r, out, argv
+
+
+def run_h2load(port, path, clients, streams, duration, threads=2, cpus=None):
+    """h2load over TLS (ALPN h2): `clients` connections with `streams`
+    concurrent streams each, for `duration` seconds."""
+    argv = ["h2load", "-c%d" % clients, "-m%d" % streams, "-t%d" % threads,
+            "-D%d" % max(1, round(float(duration))), "https://127.0.0.1:%d%s" % (port, path)]
+    r, out, argv = _h2load(argv, float(duration) + 60, cpus)
     if r["protocol"] != "h2":
         fail("h2load did not negotiate h2 (%s): %s" % (r["protocol"], " ".join(argv)))
     r["raw"] = out
+    return r
+
+
+def run_h1_fixed_rate(port, path, conns, rate, duration, headers=None, cpus=None):
+    """Open loop: h2load over HTTP/1.1 keep-alive sends `rate` requests a
+    second in all over `conns` connections (--rps per connection) for
+    `duration` seconds, whatever the answers' pace, and logs each
+    request's time (--log-file).  wrk instead sends the next request when
+    an answer arrives (closed loop), so at saturation the faster server
+    is also offered more load; here every server gets the same.  Returns
+    the h2load figures plus p50/p99/p99.9 in ms over the 2xx/3xx answers."""
+    fd, log_path = tempfile.mkstemp(prefix="fixed-rate-", suffix=".log")
+    os.close(fd)
+    os.unlink(log_path)     # h2load appends: start from no file
+    argv = ["h2load", "--h1", "-t%d" % min(2, conns), "-c%d" % conns, "--rps=%g" % (rate / conns),
+            "-n%d" % int(rate * duration), "--log-file=" + log_path]
+    for h in headers or []:
+        argv += ["-H", h]
+    argv.append("http://127.0.0.1:%d%s" % (port, path))
+    times = []
+    try:
+        r, out, argv = _h2load(argv, float(duration) * 3 + 60, cpus)
+        with open(log_path) as f:
+            for line in f:
+                cols = line.split("\t")
+                if len(cols) >= 3 and cols[1] in ("200", "304"):
+                    times.append(int(cols[2]))
+    finally:
+        if os.path.exists(log_path):
+            os.unlink(log_path)
+    if not times:
+        fail("h2load answered nothing 200/304: %s\n%s" % (" ".join(argv), out[-3000:]))
+    times.sort()
+
+    def q(f):
+        return times[min(len(times) - 1, int(f * len(times)))] / 1000.0
+    r.update({"answered": len(times), "p50": q(0.50), "p99": q(0.99), "p999": q(0.999),
+              "raw": out})
     return r
 
 
