@@ -569,28 +569,26 @@ static void finish_exchange(struct h1_conn *c)
     http_parser_next(&c->a->parser);
     bool keep_alive = c->r.keep_alive;
     memset(&c->r, 0, sizeof c->r);
+    bool more = evbuffer_get_length(c->conn->in) > 0;
+    /* Nothing of a next request read: give the per-request part back
+     * (idle: client_timeout's now).  Closing, that is also what tells
+     * h1_should_linger the exchange is complete, so the connection closes
+     * at once, as nginx's does, rather than in stages on every
+     * Connection: close answer (a shutdown, a wait for the client's FIN,
+     * two epoll_ctl more). */
+    if (!more) {
+        deadline_stop(c);
+        h1_deactivate(c);
+    }
     if (!keep_alive || c->peer_eof) {
-        /* With nothing of a next request read, give the per-request part
-         * back first: a connection closed after a complete exchange then
-         * closes at once (h1_should_linger), as nginx's does, instead of
-         * lingering on every Connection: close answer — a shutdown, a
-         * wait for the client's FIN and two epoll_ctl more each. */
-        if (evbuffer_get_length(c->conn->in) == 0) {
-            deadline_stop(c);
-            h1_deactivate(c);
-        }
         h1_close(c);
         return;
     }
     /* Reading stays enabled during an exchange (toggling it costs two
      * epoll_ctl calls per request); the parser simply waits, and the
      * input bound limits what a pipelining client can queue. */
-    if (evbuffer_get_length(c->conn->in) > 0)
+    if (more)
         h1_defer(c, EV_READ);      /* the next pipelined request */
-    else {
-        deadline_stop(c);                       /* idle: client_timeout's now */
-        h1_deactivate(c);
-    }
 }
 
 static void h1_process(struct h1_conn *c)
