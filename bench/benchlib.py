@@ -5,6 +5,7 @@ stopped on exit, normal or not (SIGTERM to the group, SIGKILL after a grace
 period).  Only 127.0.0.1 is used.  Every wait is bounded.
 """
 import atexit
+import glob
 import http.client
 import json
 import os
@@ -815,7 +816,53 @@ def machine_info():
         pass
     load = open("/proc/loadavg").read().split()[:3]
     return {"nproc": os.cpu_count(), "cpu": model, "kernel": os.uname().release,
-            "loadavg": " ".join(load)}
+            "loadavg": " ".join(load), "memory_monitor": memory_monitor()}
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def memory_monitor():
+    """What the kernel does to the memory of the processes measured: DAMON
+    contexts running (kdamond samples pages' access bits at its sampling
+    interval) and the transparent huge page mode.  On a guest with shadow
+    page tables such sampling stalls a process in proportion to the memory
+    it maps, every interval (docs/performance.md, "The tail at the same
+    offered load"), which shows in p99.9, so the report states it."""
+    root = "/sys/kernel/mm/damon/admin/kdamonds"
+    damon = []
+    for k in sorted(glob.glob(root + "/[0-9]*")):
+        if _read(k + "/state") != "on":
+            continue
+        for c in sorted(glob.glob(k + "/contexts/[0-9]*")):
+            sample = _read(c + "/monitoring_attrs/intervals/sample_us")
+            actions = [_read(a) for a in sorted(glob.glob(c + "/schemes/[0-9]*/action"))]
+            damon.append({"ops": _read(c + "/operations"),
+                          "sample_ms": int(sample) / 1000 if sample else None,
+                          "schemes": [a for a in actions if a]})
+    thp = _read("/sys/kernel/mm/transparent_hugepage/enabled")
+    mode = re.search(r"\[(\w+)\]", thp).group(1) if thp and "[" in thp else None
+    return {"damon": damon, "thp": mode}
+
+
+def memory_monitor_text(m):
+    """One sentence for the report's machine line."""
+    if not m:
+        return "not recorded"
+    if m["damon"]:
+        parts = ["DAMON %s sampling every %g ms%s" % (
+            d["ops"], d["sample_ms"] or 0,
+            " (schemes: %s)" % ", ".join(d["schemes"]) if d["schemes"] else "")
+            for d in m["damon"]]
+        text = "; ".join(parts)
+    else:
+        text = "no DAMON context running"
+    return text + "; transparent huge pages: %s" % (m["thp"] or "?")
 
 
 def versions(exe):
