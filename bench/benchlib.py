@@ -816,7 +816,41 @@ def machine_info():
         pass
     load = open("/proc/loadavg").read().split()[:3]
     return {"nproc": os.cpu_count(), "cpu": model, "kernel": os.uname().release,
-            "loadavg": " ".join(load), "memory_monitor": memory_monitor()}
+            "loadavg": " ".join(load), "memory_monitor": memory_monitor(),
+            "meminfo_mib": meminfo_mib()}
+
+
+def meminfo_mib():
+    """MemTotal, MemAvailable and Shmem (tmpfs, /dev/shm) in MiB: memory
+    other processes and files hold sets how hard the kernel's memory
+    monitor works, and the tail with it (memory_monitor)."""
+    out = {}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("MemTotal", "MemAvailable", "Shmem"):
+                    out[key] = int(rest.split()[0]) // 1024
+    except OSError:
+        pass
+    return out
+
+
+def stale_workdirs():
+    """Work directories of earlier runs left in /dev/shm (kept by --keep,
+    or left by a run that was killed), with their size in MiB: tmpfs
+    holds their files (nginx's cache, the content) in memory."""
+    found = []
+    for d in sorted(glob.glob("/dev/shm/freshcache-bench.*")):
+        size = 0
+        for root, _dirs, files in os.walk(d):
+            for f in files:
+                try:
+                    size += os.lstat(os.path.join(root, f)).st_blocks * 512
+                except OSError:
+                    pass
+        found.append((d, size >> 20))
+    return found
 
 
 def _read(path):
