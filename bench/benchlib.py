@@ -840,17 +840,7 @@ def stale_workdirs():
     """Work directories of earlier runs left in /dev/shm (kept by --keep,
     or left by a run that was killed), with their size in MiB: tmpfs
     holds their files (nginx's cache, the content) in memory."""
-    found = []
-    for d in sorted(glob.glob("/dev/shm/freshcache-bench.*")):
-        size = 0
-        for root, _dirs, files in os.walk(d):
-            for f in files:
-                try:
-                    size += os.lstat(os.path.join(root, f)).st_blocks * 512
-                except OSError:
-                    pass
-        found.append((d, size >> 20))
-    return found
+    return [(d, du_bytes(d) >> 20) for d in sorted(glob.glob("/dev/shm/freshcache-bench.*"))]
 
 
 def _read(path):
