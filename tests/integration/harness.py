@@ -1169,15 +1169,13 @@ class Proxy:
             sys.stderr.write("note: freshcached exited with status %s after SIGTERM\n" % rc)
         return rc
 
-    def admin(self, method, path, body=None):
-        """Call the admin API on the Unix socket; returns (status, parsed JSON or text)."""
+    def admin_raw(self, method, path, data=None, headers=()):
+        """One request on the admin socket (Connection: close); returns the
+        response's head and body as bytes."""
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(10)
         s.connect(self.config["admin"]["socket"])
-        data = json.dumps(body).encode() if body is not None else None
-        hs = [("Host", "localhost"), ("Connection", "close")]
-        if data is not None:
-            hs.append(("Content-Type", "application/json"))
+        hs = [("Host", "localhost"), ("Connection", "close")] + list(headers)
         if data is None and method in ("POST", "PUT"):
             data = b""
         s.sendall(build_request(method, path, hs, data, host=None))
@@ -1189,6 +1187,13 @@ class Proxy:
             buf += d
         s.close()
         head, _, rest = buf.partition(b"\r\n\r\n")
+        return head, rest
+
+    def admin(self, method, path, body=None):
+        """Call the admin API on the Unix socket; returns (status, parsed JSON or text)."""
+        data = json.dumps(body).encode() if body is not None else None
+        head, rest = self.admin_raw(method, path, data,
+                                    [("Content-Type", "application/json")] if data else [])
         status = int(head.split(b" ")[1])
         try:
             return status, json.loads(rest)
