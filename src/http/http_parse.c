@@ -323,6 +323,10 @@ static int check_response(struct http_parser *p, const struct http_msg *m)
     if (m->http_major != 1)
         return strict_fail(p, 0, "response in an HTTP version other than 1.x");
     int s = m->status;
+    /* RFC 9110 §15: a status code is 100-599; llhttp takes any number
+     * from 0 to 999 ("HTTP/1.1 0 X"), which would be relayed and stored. */
+    if (s < 100 || s > 599)
+        return strict_fail(p, 0, "invalid status code");
     if ((s >= 100 && s < 200) || s == 204 || s == 304)
         return 0;   /* no body whatever the framing fields say */
     return check_transfer_encoding(p, m);

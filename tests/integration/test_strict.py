@@ -218,6 +218,12 @@ class FramingOrigin(RawOrigin):
                      b"Content-Length: 3\r\n\r\nabc",
         "/name-space": b"HTTP/1.1 200 OK\r\nCache-Control : max-age=60\r\nContent-Length: 3\r\n\r\nabc",
         "/switch": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        # status codes outside 100-599 (RFC 9110 §15), which llhttp accepts
+        "/status-000": b"HTTP/1.1 000 X\r\nCache-Control: max-age=60\r\nContent-Length: 3\r\n\r\nabc",
+        "/status-20": b"HTTP/1.1 20 X\r\nCache-Control: max-age=60\r\nContent-Length: 3\r\n\r\nabc",
+        "/status-099": b"HTTP/1.1 099 X\r\nCache-Control: max-age=60\r\nContent-Length: 3\r\n\r\nabc",
+        "/status-600": b"HTTP/1.1 600 X\r\nCache-Control: max-age=60\r\nContent-Length: 3\r\n\r\nabc",
+        "/status-999": b"HTTP/1.1 999 X\r\nCache-Control: max-age=60\r\nContent-Length: 3\r\n\r\nabc",
         "/good-chunked": b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n"
                          b"3;x=1\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n",
         "/interim": b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
@@ -309,6 +315,14 @@ class StrictResponseTest(H.ProxyTestCase):
 
     def test_101_is_502(self):
         self.bad_twice("/switch")
+
+    def test_invalid_status_code_is_502(self):
+        """RFC 9110 §15: a status code is three digits, 100-599; others are
+        invalid.  llhttp accepts 0-999 with any number of digits, and the
+        proxy used to relay "HTTP/1.1 0 ..." and store it (found by the
+        black-box fuzzer)."""
+        for path in ("/status-000", "/status-20", "/status-099", "/status-600", "/status-999"):
+            self.bad_twice(path)
 
     def test_interim_responses_forwarded_never_stored(self):
         """RFC 9110 §15.2: the origin's 103 and 102 reach the client that
