@@ -308,5 +308,119 @@ class ClientConditionalTest(H.ProxyTestCase):
         self.assertOk(r, body)
 
 
+class StaleWhileRevalidateTest(H.ProxyTestCase):
+    """RFC 5861 §3: within stale-while-revalidate a stale copy is answered
+    at once while one background request refreshes it; past the window, or
+    when the response or the request asks for revalidation, the request
+    waits for the origin as usual.  The origin answers after ORIGIN_DELAY
+    seconds, so a response that waited for it would carry the new value."""
+
+    ORIGIN_DELAY = 1.0
+    config = {"policies": [
+        {"name": "swr-policy", "match": {"path": "/t/body"}, "ttl": "1s",
+         "stale_while_revalidate": "30s"},
+        {"name": "default", "ttl": "origin"},
+    ]}
+
+    def mutable(self, cc, delay=True):
+        key = self.uniq()
+        params = dict(key=key, etag=1, cc=cc)
+        if delay:
+            params["delay_ms"] = int(self.ORIGIN_DELAY * 1000)
+        return key, url("/t/mutable", **params)
+
+    def wait_for_body(self, t, body, limit=10.0):
+        deadline = time.monotonic() + limit
+        while True:
+            r = self.get(t)
+            if r.body == body or time.monotonic() > deadline:
+                return r
+            time.sleep(0.1)
+
+    def test_stale_answered_at_once_one_background_refresh(self):
+        # max-age=3: the refreshed copy arrives ORIGIN_DELAY (plus up to 1 s
+        # of Date rounding) old, and must still be fresh then
+        key, t = self.mutable("max-age=3, stale-while-revalidate=30")
+        self.assertOk(self.get(t), b"1\n")
+        self.origin.set(key, "2")
+        time.sleep(4.1)
+        # The origin holds the refresh for ORIGIN_DELAY: both answers come
+        # from the stale copy, and the second starts no second refresh.
+        for _ in range(2):
+            r = self.get(t)
+            self.assertOk(r, b"1\n")
+            self.assertTrue(r.cache_status.get("hit"), r)
+            self.assertEqual(r.cache_status.get("detail"), "stale-while-revalidate", r)
+        self.assertOriginCount(t, 2)
+        refresh = self.origin.log(t)[1]
+        self.assertIsNotNone(req_header(refresh, "If-None-Match"),
+                             "the refresh is a conditional request: %r" % refresh)
+        r = self.wait_for_body(t, b"2\n")
+        self.assertOk(r, b"2\n")
+        self.assertHit(r)
+        self.assertEqual(self.origin.count(t), 2)
+
+    def test_refresh_by_304_makes_the_copy_fresh(self):
+        # max-age=2: the merged copy may be 1 s old at once (whole-second Dates)
+        _, t = self.mutable("max-age=2, stale-while-revalidate=30", delay=False)
+        r1 = self.get(t)
+        self.assertOk(r1, b"1\n")
+        time.sleep(3.1)
+        r = self.get(t)
+        self.assertOk(r, b"1\n")
+        self.assertEqual(r.cache_status.get("detail"), "stale-while-revalidate", r)
+        deadline = time.monotonic() + 5
+        while self.origin.count(t) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)     # the 304 merged
+        r = self.get(t)
+        self.assertOk(r, b"1\n")
+        self.assertHit(r)
+        self.assertIsNone(r.cache_status.get("detail"), r)
+        self.assertEqual(r.header("ETag"), r1.header("ETag"))
+        self.assertOriginCount(t, 2)
+
+    def test_past_the_window_waits_for_the_origin(self):
+        key, t = self.mutable("max-age=1, stale-while-revalidate=1")
+        self.assertOk(self.get(t), b"1\n")
+        self.origin.set(key, "2")
+        time.sleep(3.2)     # 2 s and more past expiry: outside the 1 s window
+        r = self.get(t)
+        self.assertOk(r, b"2\n")
+        self.assertEqual(r.cache_status.get("fwd"), "stale", r)
+        self.assertOriginCount(t, 2)
+
+    def test_must_revalidate_wins(self):
+        key, t = self.mutable("max-age=1, stale-while-revalidate=30, must-revalidate")
+        self.assertOk(self.get(t), b"1\n")
+        self.origin.set(key, "2")
+        time.sleep(2.1)
+        r = self.get(t)
+        self.assertOk(r, b"2\n")
+        self.assertEqual(r.cache_status.get("fwd"), "stale", r)
+
+    def test_request_no_cache_waits_for_the_origin(self):
+        key, t = self.mutable("max-age=1, stale-while-revalidate=30")
+        self.assertOk(self.get(t), b"1\n")
+        self.origin.set(key, "2")
+        time.sleep(2.1)
+        r = self.get(t, headers={"Cache-Control": "no-cache"})
+        self.assertOk(r, b"2\n")
+        self.assertIsNone(r.cache_status.get("detail"), r)
+
+    def test_policy_window_without_origin_directive(self):
+        """The policy's stale_while_revalidate applies to responses that
+        carry no such directive (docs/freshcache.yaml.5.scd)."""
+        seed = self.uniq()
+        t = url("/t/body", size=200, seed=seed, etag=1, cc="max-age=600",
+                delay_ms=int(self.ORIGIN_DELAY * 1000))
+        self.assertOk(self.get(t), expected_body(200, seed))
+        time.sleep(2.1)     # the policy's ttl (1s) is over
+        r = self.get(t)
+        self.assertOk(r, expected_body(200, seed))
+        self.assertEqual(r.cache_status.get("detail"), "stale-while-revalidate", r)
+        self.assertOriginCount(t, 2)
+
+
 if __name__ == "__main__":
     H.main()
