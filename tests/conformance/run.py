@@ -42,6 +42,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 SUITE_NAME = 'http-cache-tests'
 SUITE_VERSION = '0.4.5'
@@ -232,6 +234,35 @@ def port_open(port):
             return True
     except OSError:
         return False
+
+
+def wait_forwarding(base, timeout=15):
+    """With --base: wait until a request through the proxy reaches the test
+    server.  A peer started before the test server may hold the origin for
+    down: Squid probes its cache_peer when it starts and answers 502 until a
+    later probe succeeds, and a 502 on the first test would turn every test
+    that depends on it into a dependency failure.  The probe asks for the
+    state of a uuid no test uses; the test server answers it with its own
+    404, which no proxy makes up."""
+    url = f'{base}/state/conformance-warmup-{os.getpid()}'
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + timeout
+    last = ''
+    while True:
+        try:
+            with opener.open(url, timeout=2) as r:
+                status, body = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, body = e.code, e.read()
+        except OSError as e:
+            status, body = None, str(e).encode()
+        if status == 404 and body.startswith(b'State not found for'):
+            return
+        last = f'{status}: {body[:200]!r}'
+        if time.monotonic() > deadline:
+            raise Failure(f'{base} does not forward to the test server after {timeout}s '
+                          f'(GET {url} -> {last})')
+        time.sleep(0.2)
 
 
 def node_bin():
@@ -496,6 +527,7 @@ def main():
         if args.base:
             base = args.base.rstrip('/')
             proxy = None
+            wait_forwarding(base)
         else:
             proxy, proxy_port = start_freshcached(binary, tmp, origin_port, args.config_template)
             procs.append(proxy)
