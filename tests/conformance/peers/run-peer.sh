@@ -33,6 +33,7 @@ wait_port() {   # PORT PID
 tmp=$(mktemp -d -t "freshcache-peer-$peer.XXXXXX")
 chmod 755 "$tmp"     # the peers' worker processes drop privileges
 peer_pid=
+# shellcheck disable=SC2317  # reached through the EXIT trap only
 cleanup() {
     if [[ -n $peer_pid ]] && kill -0 "$peer_pid" 2>/dev/null; then
         kill -TERM "$peer_pid" 2>/dev/null || true
@@ -69,6 +70,24 @@ case $peer in
         varnishd -F -n "$tmp/varnish" -a "127.0.0.1:$proxy_port" -f "$tmp/default.vcl" \
             -T none -p default_ttl=0 -p default_grace=0 -p default_keep=3600 -s malloc,64M \
             > "$tmp/stdout.log" 2>&1 &
+        peer_pid=$!
+        ;;
+    squid)
+        command -v squid >/dev/null || { echo "run-peer: squid not found (apt-get install squid)" >&2; exit 1; }
+        mkdir "$tmp/squid"
+        user_directive=
+        if ((EUID == 0)); then
+            # Squid refuses to run as root: it switches to Debian's proxy
+            # user, which must own its log and pid directory.
+            user_directive='cache_effective_user proxy'
+            chown proxy: "$tmp/squid"
+        fi
+        fill "$here/squid.conf.in" > "$tmp/squid.conf"
+        version=$(squid -v | sed -n 's/.*Version //p')
+        # -N: no daemon, no kid processes, so $! is squid itself.  -n: a
+        # service name of our own, which names its shared memory segments
+        # (/dev/shm/NAME-*.shm), so it cannot meet another Squid's.
+        squid -N -n "fcpeer$$" -f "$tmp/squid.conf" > "$tmp/stdout.log" 2>&1 &
         peer_pid=$!
         ;;
     *)
