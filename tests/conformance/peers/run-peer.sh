@@ -90,6 +90,15 @@ case $peer in
         squid -N -n "fcpeer$$" -f "$tmp/squid.conf" > "$tmp/stdout.log" 2>&1 &
         peer_pid=$!
         ;;
+    haproxy)
+        command -v haproxy >/dev/null || { echo "run-peer: haproxy not found (apt-get install haproxy)" >&2; exit 1; }
+        user_directive=
+        fill "$here/haproxy.cfg.in" > "$tmp/haproxy.cfg"
+        version=$(haproxy -v | sed -n '1s/^HAProxy version \([^ ]*\).*/\1/p')
+        # -db: foreground, no daemon, one process ($! is haproxy itself).
+        haproxy -db -f "$tmp/haproxy.cfg" > "$tmp/stdout.log" 2>&1 &
+        peer_pid=$!
+        ;;
     *)
         echo "run-peer: unknown peer '$peer' (nginx or varnish)" >&2; exit 2 ;;
 esac
