@@ -99,8 +99,43 @@ case $peer in
         haproxy -db -f "$tmp/haproxy.cfg" > "$tmp/stdout.log" 2>&1 &
         peer_pid=$!
         ;;
+    trafficserver)
+        command -v traffic_server >/dev/null || { echo "run-peer: traffic_server not found (apt-get install trafficserver)" >&2; exit 1; }
+        ts=$tmp/trafficserver
+        mkdir -p "$ts/etc" "$ts/var" "$ts/run" "$ts/log" "$ts/cache"
+        user_directive='#-1'                  # do not change user
+        if ((EUID == 0)); then user_directive=trafficserver; fi
+        for f in records.config remap.config storage.config; do
+            fill "$here/trafficserver/$f.in" > "$ts/etc/$f"
+        done
+        cp "$here/trafficserver/ip_allow.yaml" "$ts/etc/"
+        # Files it reads that need nothing here (Debian ships them with
+        # comments only).
+        for f in cache.config hosting.config parent.config plugin.config volume.config; do
+            : > "$ts/etc/$f"
+        done
+        # The runroot: binaries and plugins where Debian put them, every file
+        # it reads or writes in the sandbox (never /etc/trafficserver,
+        # /var/cache/trafficserver, /var/log/trafficserver, /run/trafficserver).
+        printf '%s\n' "prefix: /usr" "exec_prefix: /usr" "bindir: /usr/bin" "sbindir: /usr/sbin" \
+            "includedir: /usr/include" "libdir: /usr/lib/trafficserver" \
+            "libexecdir: /usr/lib/trafficserver/modules" "sysconfdir: $ts/etc" \
+            "datadir: $ts/var" "localstatedir: $ts/var" "runtimedir: $ts/run" \
+            "logdir: $ts/log" "cachedir: $ts/cache" > "$ts/runroot.yaml"
+        if ((EUID == 0)); then chown -R trafficserver: "$ts"; fi
+        # A runroot it cannot read makes traffic_server fall back to the
+        # system layout (Debian's config: port 8080 on every interface).
+        if [[ $(traffic_layout info --run-root="$ts/runroot.yaml" 2>/dev/null | sed -n 's/^SYSCONFDIR: //p') != "$ts/etc" ]]; then
+            echo "run-peer: traffic_server does not take $ts/runroot.yaml; not starting it" >&2; exit 1
+        fi
+        version=$(traffic_server -V 2>/dev/null | sed -n 's/^Traffic Server \([^ ]*\) .*/\1/p' | head -1)
+        # traffic_server alone (no traffic_manager) stays in the foreground,
+        # so $! is it; its diagnostics go to $ts/log/diags.log.
+        traffic_server --run-root="$ts/runroot.yaml" > "$tmp/stdout.log" 2>&1 &
+        peer_pid=$!
+        ;;
     *)
-        echo "run-peer: unknown peer '$peer' (nginx or varnish)" >&2; exit 2 ;;
+        echo "run-peer: unknown peer '$peer' (nginx, varnish, squid, haproxy or trafficserver)" >&2; exit 2 ;;
 esac
 
 if ! wait_port "$proxy_port" "$peer_pid"; then
