@@ -2,18 +2,21 @@
 # Run http-cache-tests@0.4.5 against a peer caching proxy on loopback, for
 # the comparison table in docs/conformance.md.
 #
-#   tests/conformance/peers/run-peer.sh nginx|varnish [run.py options]
+#   tests/conformance/peers/run-peer.sh PEER [run.py options]
 #
-# Starts the peer (nginx or varnishd from Debian: apt-get install nginx-light
-# varnish) with the config here, in front of the suite's test server, and
-# lets ../run.py drive the suite through it (--base, --no-expectations, so
-# only the summary is printed).  Extra options go to run.py, e.g. --json
-# FILE or --id TEST.  The peer is stopped on exit, on failure too.
+# PEER: nginx, varnish, squid, haproxy or trafficserver, from Debian
+# (apt-get install nginx-light varnish squid haproxy trafficserver; their
+# system services are not used).  Starts the peer with the config here and
+# every file it writes in a temporary directory, in front of the suite's
+# test server, and lets ../run.py drive the suite through it (--base,
+# --no-expectations, so only the summary is printed).  Extra options go to
+# run.py, e.g. --json FILE or --id TEST.  The peer is stopped on exit, on
+# failure too.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 peer=${1:-}
-[[ -n $peer ]] || { sed -n '2,11s/^# \{0,1\}//p' "$0"; exit 2; }
+[[ -n $peer ]] || { sed -n '2,14s/^# \{0,1\}//p' "$0"; exit 2; }
 shift
 
 free_port() {
@@ -94,7 +97,7 @@ case $peer in
         command -v haproxy >/dev/null || { echo "run-peer: haproxy not found (apt-get install haproxy)" >&2; exit 1; }
         user_directive=
         fill "$here/haproxy.cfg.in" > "$tmp/haproxy.cfg"
-        version=$(haproxy -v | sed -n '1s/^HAProxy version \([^ ]*\).*/\1/p')
+        version=$(haproxy -v | sed -n '1s/^HAProxy version \([^ -]*\).*/\1/p')   # without Debian's -1+deb12u4
         # -db: foreground, no daemon, one process ($! is haproxy itself).
         haproxy -db -f "$tmp/haproxy.cfg" > "$tmp/stdout.log" 2>&1 &
         peer_pid=$!
