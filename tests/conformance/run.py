@@ -29,7 +29,8 @@ the test marks as setup is a setup failure; a test whose depends_on tests do
 not pass is a dependency failure; an exception is a harness failure.
 "passed" counts required and optimal tests that pass (dependencies included);
 checks are counted apart as yes/no.  That is how the peers' rows in the
-issue were counted (Varnish 7.1: 148 passed, 30 required failures here too).
+issue were counted (peers/run-peer.sh gives the issue's figures for Traffic
+Server, Squid, HAProxy and Varnish, and nginx within one test).
 """
 
 import argparse
@@ -474,7 +475,8 @@ def main():
     ap.add_argument('--freshcached', default=os.environ.get('FRESHCACHED'),
                     help='daemon to test (default: $FRESHCACHED, else build/freshcached)')
     ap.add_argument('--base', help='test the proxy at this URL instead of starting freshcached '
-                    '(it must forward to the test server; see --origin-port)')
+                    '(it must forward to the test server; see --origin-port); the suite '
+                    'starts once a request through it reaches the test server')
     ap.add_argument('--origin-port', type=int, default=0,
                     help='port for the test server (default: a free one)')
     ap.add_argument('--config-template', default=CONFIG_TEMPLATE,
