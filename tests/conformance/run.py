@@ -29,7 +29,8 @@ the test marks as setup is a setup failure; a test whose depends_on tests do
 not pass is a dependency failure; an exception is a harness failure.
 "passed" counts required and optimal tests that pass (dependencies included);
 checks are counted apart as yes/no.  That is how the peers' rows in the
-issue were counted (Varnish 7.1: 148 passed, 30 required failures here too).
+issue were counted (peers/run-peer.sh gives the issue's figures for Traffic
+Server, Squid, HAProxy and Varnish, and nginx within one test).
 """
 
 import argparse
@@ -42,6 +43,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 SUITE_NAME = 'http-cache-tests'
 SUITE_VERSION = '0.4.5'
@@ -232,6 +235,35 @@ def port_open(port):
             return True
     except OSError:
         return False
+
+
+def wait_forwarding(base, timeout=15):
+    """With --base: wait until a request through the proxy reaches the test
+    server.  A peer started before the test server may hold the origin for
+    down: Squid probes its cache_peer when it starts and answers 502 until a
+    later probe succeeds, and a 502 on the first test would turn every test
+    that depends on it into a dependency failure.  The probe asks for the
+    state of a uuid no test uses; the test server answers it with its own
+    404, which no proxy makes up."""
+    url = f'{base}/state/conformance-warmup-{os.getpid()}'
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + timeout
+    last = ''
+    while True:
+        try:
+            with opener.open(url, timeout=2) as r:
+                status, body = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, body = e.code, e.read()
+        except OSError as e:
+            status, body = None, str(e).encode()
+        if status == 404 and body.startswith(b'State not found for'):
+            return
+        last = f'{status}: {body[:200]!r}'
+        if time.monotonic() > deadline:
+            raise Failure(f'{base} does not forward to the test server after {timeout}s '
+                          f'(GET {url} -> {last})')
+        time.sleep(0.2)
 
 
 def node_bin():
@@ -443,7 +475,8 @@ def main():
     ap.add_argument('--freshcached', default=os.environ.get('FRESHCACHED'),
                     help='daemon to test (default: $FRESHCACHED, else build/freshcached)')
     ap.add_argument('--base', help='test the proxy at this URL instead of starting freshcached '
-                    '(it must forward to the test server; see --origin-port)')
+                    '(it must forward to the test server; see --origin-port); the suite '
+                    'starts once a request through it reaches the test server')
     ap.add_argument('--origin-port', type=int, default=0,
                     help='port for the test server (default: a free one)')
     ap.add_argument('--config-template', default=CONFIG_TEMPLATE,
@@ -496,6 +529,7 @@ def main():
         if args.base:
             base = args.base.rstrip('/')
             proxy = None
+            wait_forwarding(base)
         else:
             proxy, proxy_port = start_freshcached(binary, tmp, origin_port, args.config_template)
             procs.append(proxy)
