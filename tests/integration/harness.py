@@ -655,6 +655,7 @@ class H2Conn:
         self.timeout = timeout
         self.tls = tls
         self.auto_ack = auto_ack
+        self.corked = False         # send_requests(): frames held for one write
         sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if tls:
@@ -693,6 +694,8 @@ class H2Conn:
         self.close()
 
     def flush(self):
+        if self.corked:
+            return
         data = self.h2.data_to_send()
         if data:
             try:
@@ -835,6 +838,18 @@ class H2Conn:
         if body is not None:
             self.send_body(sid, body, end_stream)
         return sid
+
+    def send_requests(self, method, targets, headers=None):
+        """Open a stream for each of `targets`, their HEADERS in one write,
+        so that the server reads them together (one pass of its loop).
+        Returns the stream ids."""
+        self.corked = True
+        try:
+            sids = [self.send_request(method, t, headers) for t in targets]
+        finally:
+            self.corked = False
+        self.flush()
+        return sids
 
     def send_body(self, sid, body, end_stream=True):
         """DATA frames for `body`, as the windows allow (waits for

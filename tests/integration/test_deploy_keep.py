@@ -17,6 +17,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -215,6 +216,34 @@ class KeepAfterDeployTest(DeployKeepBase):
         self.origin.set("gone", status=410)
         self.assertKept(self.get(target), b"kept-value\n")
 
+    def test_clients_waiting_on_the_refetch_all_get_the_kept_copy(self):
+        """The deploy's crowd: many tabs of the old page ask for the removed
+        asset at once.  One request goes to the origin (the others wait on
+        it, coalesced), the origin says 404, and every client gets the kept
+        copy, not only the one whose request reached the origin."""
+        target = url("/t/mutable", key="crowd", ct="text/plain", delay_ms=700)
+        self.origin.set("crowd", value="crowd-v1")
+        self.assertOk(self.get(target), b"crowd-v1\n")
+        self.bump()
+        self.origin.set("crowd", status=404)
+        before = self.origin.count(target)
+        results = [None] * 6
+
+        def one(i):
+            results[i] = self.get(target)
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(results))]
+        for t in threads:
+            t.start()
+            time.sleep(0.02)
+        for t in threads:
+            t.join(10)
+        for r in results:
+            self.assertKept(r, b"crowd-v1\n")
+        self.assertEqual(self.origin.count(target), before + 1,
+                         "the waiting clients asked the origin themselves")
+        # after_purge: refetch (the default): without the old validators
+        self.assertIsNone(H.req_header(self.origin.log(target)[-1], "If-None-Match"))
+
     def test_kept_copy_wins_over_negative_caching(self):
         # Issue 17's negative_ttl (default 10 s) would store the origin's
         # 404; a copy kept after a deploy wins instead, every time, and the
@@ -309,6 +338,36 @@ class KeepAfterDeployTest(DeployKeepBase):
 
 
 # ---------------------------------------------------------------------------
+
+
+class KeepAfterDeployRevalidateTest(DeployKeepBase):
+    """after_purge: revalidate: the first request after the deploy sends
+    the old validators, and requests read in the same pass of the loop
+    join that revalidation (exchange.c revalidate()); its 404 gives every
+    one of them the kept copy."""
+
+    config = dict(DeployKeepBase.config, cache={"after_purge": "revalidate"})
+
+    def test_clients_joining_the_revalidation_all_get_the_kept_copy(self):
+        if not H.h2_available():
+            self.skipTest("python3-h2 missing (run under /usr/bin/python3)")
+        target = url("/t/mutable", key="joined", ct="text/plain", etag=1, delay_ms=300)
+        self.origin.set("joined", value="joined-v1")
+        self.assertOk(self.get(target), b"joined-v1\n")
+        self.bump()
+        self.origin.set("joined", status=404)
+        before = self.origin.count(target)
+        # six streams in one write: read in one pass, one revalidation
+        with H.H2Conn(self.port) as c:
+            rs = c.read_all(c.send_requests("GET", [target] * 6))
+        for r in rs:
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.body, b"joined-v1\n")
+            self.assertEqual(r.header("cache-status"), "freshcache; hit; detail=kept-after-deploy")
+        self.assertEqual(self.origin.count(target), before + 1,
+                         "the joined requests asked the origin themselves")
+        sent = self.origin.log(target)[-1]
+        self.assertIsNotNone(H.req_header(sent, "If-None-Match"), sent)
 
 
 class EarlyHintsTest(DeployKeepBase):
