@@ -47,11 +47,14 @@ struct reval_batch {
     struct cache_obj *stale;            /* the copy revalidated (ref) */
     struct cache_obj *ph;               /* what the leader's fetch fills (ref) */
     struct exchange *leader;            /* NULL once it ended before the send */
+    bool sent;                          /* on reval_sent, the leader's x->batch */
+    bool late_ok;                       /* its outcome would be fresh: may be joined late */
     TAILQ_ENTRY(reval_batch) link;
 };
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg);
 static void upload_cb(evutil_socket_t fd, short what, void *arg);
+static void batch_close(struct exchange *x);
 
 void exchange_init(struct exchange *x, struct worker *w, const struct exchange_fe *fe, void *ctx)
 {
@@ -124,10 +127,14 @@ void exchange_end(struct exchange *x)
     if (exchange_answered(x))
         log_exchange(x);
     if (x->batch) {
-        /* We led a revalidation not sent yet: it goes without us. */
         CHECK_OBJ_NOTNULL(x->batch, REVAL_BATCH_MAGIC);
-        x->batch->leader = NULL;
-        x->batch = NULL;
+        if (x->batch->sent) {
+            batch_close(x);
+        } else {
+            /* We led a revalidation not sent yet: it goes without us. */
+            x->batch->leader = NULL;
+            x->batch = NULL;
+        }
     }
     exchange_drop_obj(x);
     drop_fetch(x);
@@ -354,7 +361,17 @@ static void start_fetch(struct exchange *x, enum fetch_kind kind, struct cache_o
  * origin's new response when it is stored.  Whatever cannot be shared (a
  * response not stored, a leader gone before the send) sends them to the
  * origin on their own.  A request with credentials never joins: its own
- * must be checked.  (struct reval_batch is at the top of the file.) */
+ * must be checked.  (struct reval_batch is at the top of the file.)
+ *
+ * Once sent, a revalidation whose outcome will be fresh (a copy with a
+ * lifetime and no no-cache: one that merely expired, or a bumped
+ * generation's) stays open to later requests until its outcome, as a
+ * miss's fetch does (Varnish's waiting list, nginx's proxy_cache_lock):
+ * a crowd arriving during the origin round trip sends one request, not
+ * one per pass.  A late joiner serves the outcome only if it is fresh for
+ * its own request, else it revalidates on its own; a request with
+ * no-cache never joins late (it asks for a validation after it came).
+ * Per worker: the list is the worker's. */
 static void batch_free(struct reval_batch *b)
 {
     CHECK_OBJ_NOTNULL(b, REVAL_BATCH_MAGIC);
@@ -362,6 +379,18 @@ static void batch_free(struct reval_batch *b)
     obj_unref(b->stale);
     b->magic = 0;
     free(b);
+}
+
+/* The leader's sent revalidation has its outcome, or the leader ended: no
+ * one joins it any more (those who did hold their own references). */
+static void batch_close(struct exchange *x)
+{
+    struct reval_batch *b = x->batch;
+    CHECK_OBJ_NOTNULL(b, REVAL_BATCH_MAGIC);
+    FC_ASSERT(b->sent && b->leader == x);
+    TAILQ_REMOVE(&x->w->reval_sent, b, link);
+    x->batch = NULL;
+    batch_free(b);
 }
 
 /* End of the pass: every open revalidation goes to the origin. */
@@ -377,6 +406,15 @@ static void batches_send_cb(evutil_socket_t fd, short what, void *arg)
         if (x) {
             CHECK_OBJ_NOTNULL(x, EXCHANGE_MAGIC);
             FC_ASSERT(x->batch == b && x->obj == b->ph);
+            if (b->late_ok) {
+                /* Open to later requests until the leader's outcome;
+                 * x->batch keeps it, and the leader ending (even inside
+                 * launch_fetch) closes it: b is not touched after. */
+                b->sent = true;
+                TAILQ_INSERT_TAIL(&w->reval_sent, b, link);
+                launch_fetch(x, false, true);
+                continue;
+            }
             x->batch = NULL;
             launch_fetch(x, false, true);
         } else {
@@ -392,6 +430,32 @@ static bool may_share_revalidation(const struct exchange *x)
     return worker_cfg(x->w)->cache.coalesce && !http_msg_has(x->req, "Authorization");
 }
 
+/* Will a revalidation of `o` give a copy that is fresh when it comes? */
+static bool late_joinable(const struct cache_obj *o)
+{
+    return o->lifetime > 0 && !(o->cc.flags & CC_NO_CACHE);
+}
+
+/* Wait on the revalidation `b` leads instead of sending our own. */
+static void join_batch(struct exchange *x, struct reval_batch *b, const char *fwd, bool late)
+{
+    COUNT(&x->w->counters, collapsed, 1);
+    obj_ref(b->stale);
+    x->stale = b->stale;
+    obj_ref(b->ph);
+    x->obj = b->ph;
+    x->obj_ours = false;
+    x->joined = true;
+    x->joined_late = late;
+    x->fwd = fwd;
+    x->fetch_kind = FETCH_REVALIDATE;
+    cs_build(x->cs, sizeof x->cs, fwd, 0, NULL);
+    x->state = X_WAIT;
+    send_early_hints(x, b->stale);
+    if (x->state == X_WAIT && !obj_body_wait(b->ph, &x->waiter, 0, BODY_PENDING))
+        event_active(x->wake, EV_READ, 0);
+}
+
 static void revalidate(struct exchange *x, struct cache_obj *o, const char *fwd)
 {
     struct worker *w = x->w;
@@ -401,24 +465,18 @@ static void revalidate(struct exchange *x, struct cache_obj *o, const char *fwd)
     }
     struct reval_batch *b;
     TAILQ_FOREACH(b, &w->reval_open, link) {
-        if (b->stale != o)
-            continue;
-        /* Join: wait on the leader's placeholder. */
-        COUNT(&w->counters, collapsed, 1);
-        obj_ref(o);
-        x->stale = o;
-        obj_ref(b->ph);
-        x->obj = b->ph;
-        x->obj_ours = false;
-        x->joined = true;
-        x->fwd = fwd;
-        x->fetch_kind = FETCH_REVALIDATE;
-        cs_build(x->cs, sizeof x->cs, fwd, 0, NULL);
-        x->state = X_WAIT;
-        send_early_hints(x, o);
-        if (x->state == X_WAIT && !obj_body_wait(b->ph, &x->waiter, 0, BODY_PENDING))
-            event_active(x->wake, EV_READ, 0);
-        return;
+        if (b->stale == o) {
+            join_batch(x, b, fwd, false);
+            return;
+        }
+    }
+    if (!(x->req_cc.flags & CC_NO_CACHE)) {
+        TAILQ_FOREACH(b, &w->reval_sent, link) {
+            if (b->stale == o) {
+                join_batch(x, b, fwd, true);
+                return;
+            }
+        }
     }
     /* Lead: our fetch waits for the end of the pass. */
     if (w->reval_send == NULL) {
@@ -432,6 +490,7 @@ static void revalidate(struct exchange *x, struct cache_obj *o, const char *fwd)
     b->stale = o;
     b->ph = obj_new(x->key);
     b->leader = x;
+    b->late_ok = late_joinable(o);
     obj_ref(b->ph);
     prepare_fetch(x, FETCH_REVALIDATE, b->ph, o, fwd);
     x->batch = b;
@@ -444,6 +503,7 @@ static void revalidate(struct exchange *x, struct cache_obj *o, const char *fwd)
 
 void exchange_free_batches(struct worker *w)
 {
+    FC_ASSERT(TAILQ_EMPTY(&w->reval_sent));     /* every leader ended before */
     struct reval_batch *b;
     while ((b = TAILQ_FIRST(&w->reval_open)) != NULL) {
         TAILQ_REMOVE(&w->reval_open, b, link);
@@ -530,6 +590,8 @@ static void answer_failed_fetch(struct exchange *x, struct cache_obj *ph)
 static void on_our_outcome(struct exchange *x)
 {
     struct cache_obj *ph = x->obj;
+    if (x->batch && x->batch->sent)
+        batch_close(x);
     x->origin_ms = obj_fill(ph)->origin_ms;
     if (!obj_ready(ph)) {       /* failed before a head */
         answer_failed_fetch(x, ph);
@@ -582,6 +644,35 @@ static void on_our_outcome(struct exchange *x)
     obj_unref(ph);
 }
 
+/* What RFC 9111 §4.2 lets the stored copy `o` do for this request; `in`
+ * and `resp_cc` are filled for the caller's own checks.  From a
+ * generation bump or a soft purge on, the copy is stale whatever its
+ * freshness says (`current` false). */
+static enum serve_verdict copy_verdict(struct exchange *x, struct cache_obj *o,
+                                       struct cache_control *resp_cc, struct serve_input *in,
+                                       bool *current)
+{
+    obj_cc(o, resp_cc);
+    *in = (struct serve_input){
+        .req_cc = &x->req_cc,
+        .resp_cc = resp_cc,
+        .lifetime = o->lifetime,
+        .age = obj_age(o, worker_now(x->w)),
+    };
+    *current = obj_current(o, x->w->srv->gens) && !obj_soft_purged(o);
+    return *current ? freshness_can_serve(in) : SERVE_MUST_VALIDATE;
+}
+
+/* A revalidation joined after it was sent was validated before our
+ * request came: its copy serves us only if fresh for our request. */
+static bool joined_outcome_fresh(struct exchange *x, struct cache_obj *o)
+{
+    struct cache_control resp_cc;
+    struct serve_input in;
+    bool current;
+    return copy_verdict(x, o, &resp_cc, &in, &current) != SERVE_MUST_VALIDATE;
+}
+
 /* The revalidation we joined has an outcome. */
 static void on_joined_outcome(struct exchange *x)
 {
@@ -593,7 +684,8 @@ static void on_joined_outcome(struct exchange *x)
         return;
     }
     struct cache_obj *merged = obj_ready(ph) ? obj_merged(ph) : NULL;
-    if (obj_ready(ph) && (merged || (!ph->private && vary_match(ph, x->req)))) {
+    if (obj_ready(ph) && (merged || (!ph->private && vary_match(ph, x->req))) &&
+        (!x->joined_late || joined_outcome_fresh(x, merged ? merged : ph))) {
         /* The refreshed copy (a 304), or the new response, stored. */
         struct cache_obj *o = merged ? merged : ph;
         cs_build(cs, sizeof cs, x->fwd, merged ? 304 : ph->status, "; collapsed");
@@ -613,6 +705,7 @@ static void on_joined_outcome(struct exchange *x)
     x->stale = NULL;
     exchange_drop_obj(x);
     x->joined = false;
+    x->joined_late = false;
     start_fetch(x, FETCH_REVALIDATE, NULL, stale, true, x->fwd);
     obj_unref(stale);
 }
@@ -727,20 +820,11 @@ static void only_if_cached_miss(struct exchange *x)
 /* A stored copy found: serve it, or revalidate it. */
 static void handle_found(struct exchange *x, struct cache_obj *o)
 {
-    const struct generations *gens = x->w->srv->gens;
     bool only_cached = x->req_cc.flags & CC_ONLY_IF_CACHED;
     struct cache_control resp_cc;
-    obj_cc(o, &resp_cc);
-    struct serve_input in = {
-        .req_cc = &x->req_cc,
-        .resp_cc = &resp_cc,
-        .lifetime = o->lifetime,
-        .age = obj_age(o, worker_now(x->w)),
-    };
-    /* From a generation bump or a soft purge on, the object is stale
-     * whatever its freshness says. */
-    bool current = obj_current(o, gens) && !obj_soft_purged(o);
-    enum serve_verdict v = current ? freshness_can_serve(&in) : SERVE_MUST_VALIDATE;
+    struct serve_input in;
+    bool current;
+    enum serve_verdict v = copy_verdict(x, o, &resp_cc, &in, &current);
     if (v != SERVE_MUST_VALIDATE) {
         COUNT(&x->w->counters, hits, 1);
         if (v == SERVE_STALE_OK)

@@ -59,6 +59,7 @@ int worker_init(struct worker *w, struct server *srv, unsigned id)
     LIST_INIT(&w->internals);
     TAILQ_INIT(&w->idle_upstreams);
     TAILQ_INIT(&w->reval_open);
+    TAILQ_INIT(&w->reval_sent);
     return 0;
 }
 
@@ -80,7 +81,8 @@ void worker_free(struct worker *w)
         return;
     FC_ASSERT(LIST_EMPTY(&w->h1_conns) && LIST_EMPTY(&w->h2_conns) && LIST_EMPTY(&w->fetches) &&
               LIST_EMPTY(&w->handshakes) && LIST_EMPTY(&w->internals) &&
-              TAILQ_EMPTY(&w->reval_open) && w->reval_send == NULL);
+              TAILQ_EMPTY(&w->reval_open) && TAILQ_EMPTY(&w->reval_sent) &&
+              w->reval_send == NULL);
     tls_session_slot_clear(&w->origin_tls);
     FC_ASSERT(w->n_listeners == 0 && w->access_buf == NULL);
     free(w->listeners);

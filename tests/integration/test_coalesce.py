@@ -4,6 +4,7 @@ origin request, and everyone gets the full, identical body."""
 
 import os
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -106,6 +107,76 @@ class CoalesceTest(H.ProxyTestCase):
         for i, r in enumerate(results):
             self.assertOk(r, expected_body(100, seeds[i]))
             self.assertOriginCount(targets[i], 1)
+
+
+class LateJoinTest(H.ProxyTestCase):
+    """A revalidation already sent is joined by the requests that come
+    during its round trip when its outcome will be fresh (an expired copy
+    with a lifetime): one conditional request for the crowd.  Never by a
+    request with no-cache, never for a copy stored with no-cache (both ask
+    for a validation after the request came), and a late joiner whose
+    outcome is stale for it revalidates on its own.  Late joining is per
+    worker: one worker here, so that every client meets the first one's
+    revalidation."""
+
+    config = {"workers": 1}
+    ORIGIN_DELAY_MS = 600
+
+    def stored(self, cc, **kw):
+        key = self.uniq()
+        t = url("/t/mutable", key=key, etag=1, cc=cc, delay_ms=self.ORIGIN_DELAY_MS, **kw)
+        self.assertOk(self.get(t), b"1\n")
+        return t
+
+    def crowd(self, t, n=6, headers=None, gap=0.05):
+        """n clients, each on its own connection, `gap` seconds apart: all
+        within the origin's delay, each read in a pass of its own."""
+        results = [None] * n
+
+        def one(i):
+            results[i] = self.get(t, headers=headers)
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for th in threads:
+            th.start()
+            time.sleep(gap)
+        for th in threads:
+            th.join(15)
+        for i, r in enumerate(results):
+            self.assertOk(r, b"1\n")
+        return results
+
+    def test_expired_copy_one_conditional_request_for_the_crowd(self):
+        t = self.stored("max-age=2")
+        time.sleep(3.1)
+        rs = self.crowd(t)
+        self.assertOriginCount(t, 2)
+        self.assertIsNotNone(H.req_header(self.origin.log(t)[1], "If-None-Match"))
+        statuses = [r.cache_status for r in rs]
+        self.assertEqual([cs.get("fwd-status") for cs in statuses], [304] * 6, statuses)
+        self.assertEqual(sum(bool(cs.get("collapsed")) for cs in statuses), 5,
+                         [r.header("Cache-Status") for r in rs])
+        self.assertHit(self.get(t))     # the 304 made it fresh
+        self.assertOriginCount(t, 2)
+
+    def test_request_no_cache_never_joins_late(self):
+        t = self.stored("max-age=2")
+        time.sleep(3.1)
+        self.crowd(t, headers={"Cache-Control": "no-cache"})
+        self.assertOriginCount(t, 7)
+
+    def test_no_cache_copy_never_joined_late(self):
+        t = self.stored("no-cache")
+        self.crowd(t)
+        self.assertOriginCount(t, 7)
+
+    def test_stale_outcome_late_joiners_ask_on_their_own(self):
+        # the origin's 304 says max-age=0: the refreshed copy is stale at
+        # once, fine for the request that caused it, not for those that
+        # came before it was answered
+        t = self.stored("max-age=2", hdr304="Cache-Control:max-age=0")
+        time.sleep(3.1)
+        self.crowd(t)
+        self.assertOriginCount(t, 7)
 
 
 class CoalesceOffTest(H.ProxyTestCase):

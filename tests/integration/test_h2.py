@@ -329,14 +329,7 @@ class SharedRevalidationTest(H2Case):
     one pass, which makes it deterministic here."""
 
     def send_together(self, c, target, n, headers=None):
-        flush = c.flush
-        c.flush = lambda: None
-        try:
-            sids = [c.send_request("GET", target, headers=headers) for _ in range(n)]
-        finally:
-            c.flush = flush
-        c.flush()
-        return c.read_all(sids)
+        return c.read_all(c.send_requests("GET", [target] * n, headers=headers))
 
     def stored_no_cache(self, seed, **kw):
         t = url("/t/body", size=3000, seed=seed, etag=1, cc="no-cache", **kw)
@@ -401,19 +394,41 @@ class SharedRevalidationTest(H2Case):
             self.assertFalse(r.cache_status.get("collapsed"), r)
         self.assertOriginCount(t, 5)
 
+    def test_late_joiners_answered_when_the_leader_leaves(self):
+        """An expired copy's revalidation, once sent, is joined by the
+        streams that come during its round trip (exchange.c); the stream
+        that caused it is reset meanwhile: the others still get answers."""
+        seed = self.uniq()
+        t = url("/t/body", size=3000, seed=seed, etag=1, cc="max-age=2", delay_ms=600)
+        self.assertOk(self.get(t), expected_body(3000, seed))
+        time.sleep(3.1)
+        with self.conn() as c:
+            lead = c.send_request("GET", t)
+            time.sleep(0.15)
+            sids = []
+            for _ in range(3):          # separate writes: passes of their own
+                sids.append(c.send_request("GET", t))
+                time.sleep(0.05)
+            c.reset_stream(lead)
+            rs = c.read_all(sids)
+        for r in rs:
+            self.assertOk(r, expected_body(3000, seed))
+            self.assertTrue(r.cache_status.get("collapsed"), r)
+        self.assertOriginCount(t, 2)    # the fetch went on without its stream
+        self.assertStillServes()
+
     def test_leader_reset_before_the_send(self):
         """The first stream is reset in the same write as the others: its
         revalidation is not sent for it, the others still get answers."""
         seed = self.uniq()
         t = self.stored_no_cache(seed)
         with self.conn() as c:
-            flush = c.flush
-            c.flush = lambda: None
+            c.corked = True
             try:
                 sids = [c.send_request("GET", t) for _ in range(5)]
                 c.h2.reset_stream(sids[0])
             finally:
-                c.flush = flush
+                c.corked = False
             c.flush()
             rs = c.read_all(sids[1:])
         for r in rs:

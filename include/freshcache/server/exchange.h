@@ -125,6 +125,7 @@ struct exchange {
     const char *fwd;                    /* Cache-Status fwd= of our fetch */
     struct reval_batch *batch;          /* we lead it: our fetch starts at its send */
     bool joined;                        /* obj is another request's revalidation */
+    bool joined_late;                   /* ... joined after it was sent */
     struct body_cursor cur;
     uint64_t send_end;                  /* body offset to stop at (a Range), or UINT64_MAX */
     bool upload_paused;

@@ -65,6 +65,7 @@ struct worker {
     unsigned fetch_pool_n;
     struct internal_list internals; /* the daemon's own requests (internal_request.h) */
     struct reval_list reval_open;   /* revalidations to send at the pass's end (exchange.c) */
+    struct reval_list reval_sent;   /* sent, outcome awaited, later requests may join */
     struct event *reval_send;       /* sends them: activated when the first one opens */
     struct upstream_list idle_upstreams;
     unsigned n_idle_upstreams;
