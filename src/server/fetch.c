@@ -313,6 +313,17 @@ static void send_request(struct fetch *f)
         upload_drained_cb(f);
 }
 
+/* Request body bytes could not be written (the origin closed the
+ * connection: EPIPE, ECONNRESET).  A write that fails at once leaves no
+ * event armed to report it, so nothing else would end the fetch: the
+ * requester would wait for an answer forever.  Once body bytes went out
+ * the request cannot be sent again (retry_or_fail does not retry it). */
+static void upload_write_failed(struct fetch *f)
+{
+    const char *why = conn_error(f->uc->conn);
+    retry_or_fail(f, 502, why ? why : "origin connection reset");
+}
+
 size_t fetch_send_body(struct fetch *f, const char *data, size_t len)
 {
     CHECK_OBJ_NOTNULL(f, FETCH_MAGIC);
@@ -325,8 +336,10 @@ size_t fetch_send_body(struct fetch *f, const char *data, size_t len)
     evbuffer_add(dst, data, len);
     if (f->req_chunked)
         evbuffer_add(dst, "\r\n", 2);
-    if (direct)
-        conn_flush(f->uc->conn);
+    if (direct && conn_flush(f->uc->conn) != 0) {
+        upload_write_failed(f);
+        return 0;
+    }
     return evbuffer_get_length(dst);
 }
 
@@ -347,7 +360,8 @@ void fetch_end_body(struct fetch *f)
     f->req_body_done = true;
     if (f->req_chunked && f->state != FS_CONNECTING && f->uc) {
         evbuffer_add(f->uc->conn->out, "0\r\n\r\n", 5);
-        conn_flush(f->uc->conn);
+        if (conn_flush(f->uc->conn) != 0)
+            upload_write_failed(f);
     }
 }
 

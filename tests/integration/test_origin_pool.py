@@ -48,6 +48,19 @@ class KeepAliveOrigin(RawOrigin):
                         return
                     buf += d
                 head, buf = buf.split(b"\r\n\r\n", 1)
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        need = int(value)
+                        while len(buf) < need:
+                            try:
+                                d = c.recv(4096)
+                            except OSError:
+                                return
+                            if not d:
+                                return
+                            buf += d
+                        buf = buf[need:]
                 req += 1
                 path = head.split(b" ", 2)[1].decode().split("?")[0]
                 body = b"c%dr%d" % (n, req)
@@ -98,6 +111,25 @@ class RawPoolTest(H.ProxyTestCase):
             self.assertEqual(r.status, 200, r)
             self.assertNotEqual(r.body.split(b"r")[0], closed,
                                 "a request went out on the connection the origin closed")
+
+    def test_upload_on_a_connection_the_origin_just_closed(self):
+        """A POST pipelined behind a request whose response the origin
+        ends by closing: its fetch may take the pooled connection before
+        the close is seen.  The head is written, the body's write fails
+        (EPIPE) and no event is left to say so; the client used to wait
+        forever (found by the black-box fuzzer).  Now it gets an answer:
+        the origin's, or a 502 when the body could not be sent (it cannot
+        be sent again: it came from the client as it went)."""
+        host = "127.0.0.1:%d" % self.port
+        for i in range(5):
+            with H.RawConn(self.port, timeout=5) as c:
+                c.send(H.build_request("GET", "/close?up%d" % i, host=host) +
+                       H.build_request("POST", "/post?up%d" % i, host=host, body=b"x" * 92))
+                r1 = c.read_response()
+                r2 = c.read_response()
+            self.assertEqual(r1.status, 200, r1)
+            self.assertIn(r2.status, (200, 502), r2)
+        self.assertEqual(self.get("/plain?after-upload").status, 200)
 
     def test_stray_bytes_after_response_not_reused(self):
         for i in range(5):
