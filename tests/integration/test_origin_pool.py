@@ -37,30 +37,32 @@ class KeepAliveOrigin(RawOrigin):
             n = self.next_conn
         buf = b""
         req = 0
+
+        def receive(enough):
+            """Read until enough(buf); False when the proxy closed."""
+            nonlocal buf
+            while not enough(buf):
+                try:
+                    d = c.recv(4096)
+                except OSError:
+                    return False
+                if not d:
+                    return False
+                buf += d
+            return True
         with c:
             while True:
-                while b"\r\n\r\n" not in buf:
-                    try:
-                        d = c.recv(4096)
-                    except OSError:
-                        return
-                    if not d:
-                        return
-                    buf += d
+                if not receive(lambda b: b"\r\n\r\n" in b):
+                    return
                 head, buf = buf.split(b"\r\n\r\n", 1)
+                need = 0
                 for line in head.split(b"\r\n")[1:]:
                     name, _, value = line.partition(b":")
                     if name.strip().lower() == b"content-length":
                         need = int(value)
-                        while len(buf) < need:
-                            try:
-                                d = c.recv(4096)
-                            except OSError:
-                                return
-                            if not d:
-                                return
-                            buf += d
-                        buf = buf[need:]
+                if not receive(lambda b: len(b) >= need):
+                    return
+                buf = buf[need:]
                 req += 1
                 path = head.split(b" ", 2)[1].decode().split("?")[0]
                 body = b"c%dr%d" % (n, req)
