@@ -49,6 +49,9 @@ struct reval_batch {
     struct exchange *leader;            /* NULL once it ended before the send */
     bool sent;                          /* on reval_sent, the leader's x->batch */
     bool late_ok;                       /* its outcome would be fresh: may be joined late */
+    /* The generations in force at the send (the stale copy's policy's):
+     * after a bump it answers for the release before, and no one joins. */
+    uint64_t gen_global, gen_layout, gen_policy;
     TAILQ_ENTRY(reval_batch) link;
 };
 
@@ -381,6 +384,23 @@ static void batch_free(struct reval_batch *b)
     free(b);
 }
 
+/* The generations a late joiner must still see for `b` to answer it
+ * (docs/deploying.md: a request after a bump never joins a fetch that
+ * began before it). */
+static void batch_take_gens(struct reval_batch *b, const struct generations *g)
+{
+    b->gen_global = generation_global(g);
+    b->gen_layout = generation_layout(g);
+    b->gen_policy = b->stale->policy < 0 ? 0 : generation_policy(g, (unsigned)b->stale->policy);
+}
+
+static bool batch_gens_current(const struct reval_batch *b, const struct generations *g)
+{
+    return b->gen_global == generation_global(g) && b->gen_layout == generation_layout(g) &&
+           (b->stale->policy < 0 ||
+            b->gen_policy == generation_policy(g, (unsigned)b->stale->policy));
+}
+
 /* The leader's sent revalidation has its outcome, or the leader ended: no
  * one joins it any more (those who did hold their own references). */
 static void batch_close(struct exchange *x)
@@ -411,6 +431,7 @@ static void batches_send_cb(evutil_socket_t fd, short what, void *arg)
                  * x->batch keeps it, and the leader ending (even inside
                  * launch_fetch) closes it: b is not touched after. */
                 b->sent = true;
+                batch_take_gens(b, w->srv->gens);
                 TAILQ_INSERT_TAIL(&w->reval_sent, b, link);
                 launch_fetch(x, false, true);
                 continue;
@@ -472,7 +493,7 @@ static void revalidate(struct exchange *x, struct cache_obj *o, const char *fwd)
     }
     if (!(x->req_cc.flags & CC_NO_CACHE)) {
         TAILQ_FOREACH(b, &w->reval_sent, link) {
-            if (b->stale == o) {
+            if (b->stale == o && batch_gens_current(b, w->srv->gens)) {
                 join_batch(x, b, fwd, true);
                 return;
             }
