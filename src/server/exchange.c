@@ -39,6 +39,12 @@
  * paused (resumed when the fetch's upload_drained event says so). */
 #define UPLOAD_HIGH (1024 * 1024)
 
+/* The generations a revalidation answers for: the global one, the policy
+ * layout and the stale copy's policy's. */
+struct reval_gens {
+    uint64_t global, layout, policy;
+};
+
 /* A revalidation several requests share (see "revalidations shared
  * within one pass of the loop" below). */
 struct reval_batch {
@@ -49,9 +55,9 @@ struct reval_batch {
     struct exchange *leader;            /* NULL once it ended before the send */
     bool sent;                          /* on reval_sent, the leader's x->batch */
     bool late_ok;                       /* its outcome would be fresh: may be joined late */
-    /* The generations in force at the send (the stale copy's policy's):
-     * after a bump it answers for the release before, and no one joins. */
-    uint64_t gen_global, gen_layout, gen_policy;
+    /* In force at the send: after a bump it answers for the release
+     * before, and no one joins it late. */
+    struct reval_gens gens;
     TAILQ_ENTRY(reval_batch) link;
 };
 
@@ -384,21 +390,23 @@ static void batch_free(struct reval_batch *b)
     free(b);
 }
 
-/* The generations a late joiner must still see for `b` to answer it
- * (docs/deploying.md: a request after a bump never joins a fetch that
- * began before it). */
-static void batch_take_gens(struct reval_batch *b, const struct generations *g)
+static struct reval_gens reval_gens_of(const struct cache_obj *o, const struct generations *g)
 {
-    b->gen_global = generation_global(g);
-    b->gen_layout = generation_layout(g);
-    b->gen_policy = b->stale->policy < 0 ? 0 : generation_policy(g, (unsigned)b->stale->policy);
+    return (struct reval_gens){
+        .global = generation_global(g),
+        .layout = generation_layout(g),
+        .policy = o->policy < 0 ? 0 : generation_policy(g, (unsigned)o->policy),
+    };
 }
 
+/* May a request come now still join `b`?  Not after a bump since its send
+ * (docs/deploying.md: a request after a bump never joins a fetch that
+ * began before it). */
 static bool batch_gens_current(const struct reval_batch *b, const struct generations *g)
 {
-    return b->gen_global == generation_global(g) && b->gen_layout == generation_layout(g) &&
-           (b->stale->policy < 0 ||
-            b->gen_policy == generation_policy(g, (unsigned)b->stale->policy));
+    struct reval_gens now = reval_gens_of(b->stale, g);
+    return b->gens.global == now.global && b->gens.layout == now.layout &&
+           b->gens.policy == now.policy;
 }
 
 /* The leader's sent revalidation has its outcome, or the leader ended: no
@@ -431,7 +439,7 @@ static void batches_send_cb(evutil_socket_t fd, short what, void *arg)
                  * x->batch keeps it, and the leader ending (even inside
                  * launch_fetch) closes it: b is not touched after. */
                 b->sent = true;
-                batch_take_gens(b, w->srv->gens);
+                b->gens = reval_gens_of(b->stale, w->srv->gens);
                 TAILQ_INSERT_TAIL(&w->reval_sent, b, link);
                 launch_fetch(x, false, true);
                 continue;
