@@ -451,6 +451,13 @@ class SeedRun:
                 self.fail("freshcached %s after SIGTERM" % self.daemon.status_text())
         if self.daemon.scan() and self.failure is None:
             self.fail("freshcached wrote a sanitizer/assertion report")
+        # Whatever the origin sent, the client must get HTTP/1.1: a status
+        # line, header lines and framing a parser accepts (an origin's
+        # "HTTP/1.1 0 X" was once relayed as it came).
+        if self.failure is None and self.stats.first_malformed:
+            conn, text = self.stats.first_malformed
+            self.fail("the proxy sent malformed HTTP/1.1 %d time(s); first on conn %d: %s"
+                      % (self.stats.outcomes["malformed"], conn, text))
         _live_daemons.remove(self.daemon)
 
 

@@ -228,6 +228,7 @@ class ClientStats:
         self.anomalies = collections.Counter()     # text -> count
         self.anomaly_conn = {}                     # text -> first conn
         self.n_anomalies = 0
+        self.first_malformed = None                # (conn, text): a failure
 
     def anomaly(self, conn, text):
         self.n_anomalies += 1
@@ -241,19 +242,24 @@ CLOSE_GRACE = 5.0        # after a response with Connection: close (client_timeo
 
 
 async def wait_closed(reader, t):
-    """Read (and drop) until the proxy closes; False if it has not within t
-    seconds."""
+    """Read (and drop) until the proxy closes; False if it stays open t
+    seconds with nothing sent, or t + 60 seconds in all.  The proxy may
+    still be sending what it owes: a slow reader (0.2 s per 4 KiB) takes
+    longer than t to drain a large response, and that is not the proxy
+    holding the connection open."""
     loop = asyncio.get_running_loop()
+    limit = loop.time() + t + 60
     end = loop.time() + t
     reader.budget = None
     try:
         while True:
-            left = end - loop.time()
+            left = min(end, limit) - loop.time()
             if left <= 0:
                 return False
             if not await reader.fill(left):
                 return True
             reader.buf.clear()
+            end = loop.time() + t
     except (TimeoutError, asyncio.TimeoutError):
         return False
 
@@ -397,6 +403,8 @@ async def run_connection(plan, port, stats):
     except Malformed as e:
         stats.outcomes["malformed"] += 1
         stats.anomaly(plan.conn, str(e))
+        if stats.first_malformed is None:
+            stats.first_malformed = (plan.conn, str(e)[:100])
     except (ConnectionError, BrokenPipeError):
         stats.outcomes["send-reset"] += 1
     except (TimeoutError, asyncio.TimeoutError):
