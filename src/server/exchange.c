@@ -588,11 +588,12 @@ static void serve_stale_on_error(struct exchange *x, int status)
 static void serve_kept(struct exchange *x, struct cache_obj *ph)
 {
     struct cache_obj *k = obj_merged(ph);
+    int status = ph->status;
     obj_ref(k);
-    exchange_drop_obj(x);
+    exchange_drop_obj(x);       /* may free ph: a waiter's reference was the last */
     COUNT(&x->w->counters, kept_after_deploy, 1);
     log_info("kept-after-deploy: the origin answered %d for %s; served the copy stored "
-             "%llds ago%s", ph->status, k->key,
+             "%llds ago%s", status, k->key,
              (long long)(worker_now(x->w) - k->timing.response_time),
              obj_current(k, x->w->srv->gens) ? "" : ", before the last deploy");
     deliver_obj(x, k, "hit; detail=kept-after-deploy");
