@@ -284,6 +284,23 @@ static void fail(struct fetch *f, int status, const char *why)
 
 /* ---- request ---------------------------------------------------------- */
 
+/* A write to the origin failed at once (the origin reset or closed the
+ * connection: EPIPE, ECONNRESET; a TLS 1.3 origin refusing our client
+ * certificate after the handshake).  That leaves no event armed to report
+ * it, so nothing else would end the fetch: the requester would wait for
+ * an answer forever.  Retried where it can be (retry_or_fail: the head
+ * alone, on a pooled connection); once body bytes went out the request
+ * cannot be sent again.  The placeholder keeps the reason past the
+ * connection, so it gets static text; the transport's own (TLS) goes to
+ * the log. */
+static void write_failed(struct fetch *f)
+{
+    const char *why = conn_error(f->uc->conn);
+    if (why != NULL)
+        log_warn("origin connection: %s", why);
+    retry_or_fail(f, 502, "origin connection reset");
+}
+
 static void send_request(struct fetch *f)
 {
     struct conn *c = f->uc->conn;
@@ -298,30 +315,14 @@ static void send_request(struct fetch *f)
     const struct fc_origin *o = &worker_cfg(f->w)->origin;
     conn_set_timeouts(c, o->read_timeout_ms, o->read_timeout_ms);
     conn_read_enable(c, true);
-    /* Written at once: EPOLLOUT is armed only if the socket pushes back.
-     * A write that fails at once (the origin reset the connection: a TLS
-     * 1.3 origin refusing our client certificate after the handshake)
-     * leaves no event armed to report it: fail or retry here. */
-    if (conn_flush(c) != 0) {
-        const char *why = conn_error(c);
-        retry_or_fail(f, 502, why ? why : "origin connection reset");
-    }
+    /* Written at once: EPOLLOUT is armed only if the socket pushes back. */
+    if (conn_flush(c) != 0)
+        write_failed(f);
     /* A requester that paused its upload while we connected waits for
      * on_drain, which only a write event calls: if the socket took the
      * queued body at once, there will be none. */
     else if (evbuffer_get_length(c->out) <= c->write_low)
         upload_drained_cb(f);
-}
-
-/* Request body bytes could not be written (the origin closed the
- * connection: EPIPE, ECONNRESET).  A write that fails at once leaves no
- * event armed to report it, so nothing else would end the fetch: the
- * requester would wait for an answer forever.  Once body bytes went out
- * the request cannot be sent again (retry_or_fail does not retry it). */
-static void upload_write_failed(struct fetch *f)
-{
-    const char *why = conn_error(f->uc->conn);
-    retry_or_fail(f, 502, why ? why : "origin connection reset");
 }
 
 size_t fetch_send_body(struct fetch *f, const char *data, size_t len)
@@ -337,7 +338,7 @@ size_t fetch_send_body(struct fetch *f, const char *data, size_t len)
     if (f->req_chunked)
         evbuffer_add(dst, "\r\n", 2);
     if (direct && conn_flush(f->uc->conn) != 0) {
-        upload_write_failed(f);
+        write_failed(f);
         return 0;
     }
     return evbuffer_get_length(dst);
@@ -361,7 +362,7 @@ void fetch_end_body(struct fetch *f)
     if (f->req_chunked && f->state != FS_CONNECTING && f->uc) {
         evbuffer_add(f->uc->conn->out, "0\r\n\r\n", 5);
         if (conn_flush(f->uc->conn) != 0)
-            upload_write_failed(f);
+            write_failed(f);
     }
 }
 
