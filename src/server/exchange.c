@@ -54,7 +54,6 @@ struct reval_batch {
     struct cache_obj *ph;               /* what the leader's fetch fills (ref) */
     struct exchange *leader;            /* NULL once it ended before the send */
     bool sent;                          /* on reval_sent, the leader's x->batch */
-    bool late_ok;                       /* its outcome would be fresh: may be joined late */
     /* In force at the send: after a bump it answers for the release
      * before, and no one joins it late. */
     struct reval_gens gens;
@@ -421,6 +420,12 @@ static void batch_close(struct exchange *x)
     batch_free(b);
 }
 
+/* Will a revalidation of `o` give a copy that is fresh when it comes? */
+static bool late_joinable(const struct cache_obj *o)
+{
+    return o->lifetime > 0 && !(o->cc.flags & CC_NO_CACHE);
+}
+
 /* End of the pass: every open revalidation goes to the origin. */
 static void batches_send_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -434,7 +439,7 @@ static void batches_send_cb(evutil_socket_t fd, short what, void *arg)
         if (x) {
             CHECK_OBJ_NOTNULL(x, EXCHANGE_MAGIC);
             FC_ASSERT(x->batch == b && x->obj == b->ph);
-            if (b->late_ok) {
+            if (late_joinable(b->stale)) {
                 /* Open to later requests until the leader's outcome;
                  * x->batch keeps it, and the leader ending (even inside
                  * launch_fetch) closes it: b is not touched after. */
@@ -457,12 +462,6 @@ static void batches_send_cb(evutil_socket_t fd, short what, void *arg)
 static bool may_share_revalidation(const struct exchange *x)
 {
     return worker_cfg(x->w)->cache.coalesce && !http_msg_has(x->req, "Authorization");
-}
-
-/* Will a revalidation of `o` give a copy that is fresh when it comes? */
-static bool late_joinable(const struct cache_obj *o)
-{
-    return o->lifetime > 0 && !(o->cc.flags & CC_NO_CACHE);
 }
 
 /* Wait on the revalidation `b` leads instead of sending our own. */
@@ -519,7 +518,6 @@ static void revalidate(struct exchange *x, struct cache_obj *o, const char *fwd)
     b->stale = o;
     b->ph = obj_new(x->key);
     b->leader = x;
-    b->late_ok = late_joinable(o);
     obj_ref(b->ph);
     prepare_fetch(x, FETCH_REVALIDATE, b->ph, o, fwd);
     x->batch = b;
