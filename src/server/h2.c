@@ -855,7 +855,8 @@ static void on_read(void *arg)
             log_debug("h2 %s: %s", ADDR(c), nghttp2_strerror((int)n));
             /* nghttp2 queued a GOAWAY for protocol errors: send it, then go. */
             nghttp2_session_send(h2_session(c));
-            conn_flush(c->conn);
+            if (conn_flush(c->conn) != 0)
+                log_debug("h2 %s: the GOAWAY could not be written", ADDR(c));
             h2_close(c);
             return;
         }

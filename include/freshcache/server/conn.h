@@ -108,8 +108,11 @@ void conn_read_enable(struct conn *c, bool on);
 void conn_input_consumed(struct conn *c);
 
 /* Write what is queued in c->out now; arm the write event for the rest.
- * Returns -1 when the connection has failed (the peer is gone), else 0. */
-int conn_flush(struct conn *c);
+ * Returns -1 when the connection has failed (the peer is gone), else 0.
+ * A failed write leaves no event behind: the caller is the only one who
+ * hears of it, so the compiler makes it look (an upload on a connection
+ * the origin had closed once hung forever because two callers did not). */
+__attribute__((warn_unused_result)) int conn_flush(struct conn *c);
 /* Between messages, with nothing buffered either way: give the input and
  * output buffers back (an idle keep-alive connection keeps neither); the
  * next read makes them again.  Until then c->in and c->out are NULL. */
