@@ -84,6 +84,7 @@ struct h2_conn {
     bool terminated;                /* a bound ended the session: start nothing more */
     bool dead;                      /* being freed: no more sends */
     bool preface_done;              /* the client's first SETTINGS arrived */
+    bool settings_sent;             /* our first SETTINGS went out (send_cb) */
     bool released;                  /* idle, its memory given back (h2_release):
                                      * the session is packed, h2_session() wakes it */
     bool lingering;                 /* dead, closing in stages (h2_linger) */
@@ -446,11 +447,54 @@ static const struct exchange_fe h2_fe = {
 
 /* ---- requests: nghttp2's callbacks ---------------------------------------- */
 
+/* A token bucket: `burst` at most, refilled at `rate` a second. */
+static bool take_token(struct h2_conn *c, double *tokens, uint64_t *last_ms, double rate,
+                       double burst)
+{
+    uint64_t now = worker_now_ms(c->w);
+    *tokens += (double)(now - *last_ms) * rate / 1000.0;
+    if (*tokens > burst)
+        *tokens = burst;
+    *last_ms = now;
+    if (*tokens < 1)
+        return false;
+    *tokens -= 1;
+    return true;
+}
+
+static bool control_frame_allowed(struct h2_conn *c)
+{
+    return take_token(c, &c->control_tokens, &c->control_ms, CONTROL_RATE, CONTROL_BURST);
+}
+
+/* End the session with a GOAWAY; nothing in the rest of this read starts. */
+static void terminate(struct h2_conn *c, uint32_t code, const char *why)
+{
+    log_debug("h2 %s: %s: GOAWAY", ADDR(c), why);
+    c->terminated = true;
+    nghttp2_session_terminate_session(h2_session(c), code);
+}
+
 static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *user)
 {
     struct h2_conn *c = user;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
+    if (c->n_streams >= worker_cfg(c->w)->limits.max_concurrent_streams) {
+        /* Over the limit we advertised (see "the stream limit"): a stream
+         * error, the others go on (RFC 9113 §5.1.2).  nghttp2 still
+         * decodes the header block, so HPACK stays in step; the stream
+         * gets no h2_stream, so nothing starts.  Refusals are as cheap to
+         * ask for as control frames and share their bound. */
+        log_debug("h2 %s: stream %d over max_concurrent_streams: refused", ADDR(c),
+                  frame->hd.stream_id);
+        if (!control_frame_allowed(c))
+            terminate(c, NGHTTP2_ENHANCE_YOUR_CALM, "streams refused too often");
+        else
+            nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                      NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
     struct h2_stream *st = stream_new(c, frame->hd.stream_id);
     nghttp2_session_set_stream_user_data(s, frame->hd.stream_id, st);
     tick_arm(c);
@@ -541,34 +585,6 @@ static void start_exchange(struct h2_conn *c, struct h2_stream *st, bool end_str
         return;
     }
     exchange_start(&st->x, m, &info);
-}
-
-/* A token bucket: `burst` at most, refilled at `rate` a second. */
-static bool take_token(struct h2_conn *c, double *tokens, uint64_t *last_ms, double rate,
-                       double burst)
-{
-    uint64_t now = worker_now_ms(c->w);
-    *tokens += (double)(now - *last_ms) * rate / 1000.0;
-    if (*tokens > burst)
-        *tokens = burst;
-    *last_ms = now;
-    if (*tokens < 1)
-        return false;
-    *tokens -= 1;
-    return true;
-}
-
-static bool control_frame_allowed(struct h2_conn *c)
-{
-    return take_token(c, &c->control_tokens, &c->control_ms, CONTROL_RATE, CONTROL_BURST);
-}
-
-/* End the session with a GOAWAY; nothing in the rest of this read starts. */
-static void terminate(struct h2_conn *c, uint32_t code, const char *why)
-{
-    log_debug("h2 %s: %s: GOAWAY", ADDR(c), why);
-    c->terminated = true;
-    nghttp2_session_terminate_session(h2_session(c), code);
 }
 
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *user)
@@ -666,6 +682,37 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error_code, 
     return 0;
 }
 
+/* The stream limit.  nghttp2 (1.52) treats a stream beyond the limit it
+ * advertised as a connection error once the client has acknowledged it
+ * (GOAWAY PROTOCOL_ERROR, checked in nghttp2_session_on_request_headers_
+ * received before any callback of ours), and the client's streams in
+ * flight are lost with it; RFC 9113 §5.1.2 wants a stream error.  No
+ * nghttp2 option sets the limit it enforces apart from the one it sends,
+ * so nghttp2 is given none (h2_serve) and the client is told
+ * limits.max_concurrent_streams: the value is set in our first SETTINGS
+ * frame on its way out, and on_begin_headers refuses a stream beyond it
+ * with REFUSED_STREAM, before the acknowledgement and after alike. */
+#define FRAME_HEADER 9
+#define SETTING_SIZE 6
+
+static void settings_set_stream_limit(uint8_t *frame, size_t len, uint32_t limit)
+{
+    /* The server's connection preface is its SETTINGS frame (RFC 9113
+     * §3.4), and nghttp2 hands each frame to send_cb whole. */
+    FC_ASSERT(len >= FRAME_HEADER && frame[3] == NGHTTP2_SETTINGS &&
+              !(frame[4] & NGHTTP2_FLAG_ACK));
+    size_t payload = (size_t)frame[0] << 16 | (size_t)frame[1] << 8 | frame[2];
+    FC_ASSERT(len == FRAME_HEADER + payload && payload % SETTING_SIZE == 0);
+    for (size_t off = FRAME_HEADER; off < len; off += SETTING_SIZE) {
+        if ((frame[off] << 8 | frame[off + 1]) == NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) {
+            uint32_t be = htonl(limit);
+            memcpy(frame + off + 2, &be, sizeof be);
+            return;
+        }
+    }
+    FC_ASSERT(!"our SETTINGS carries MAX_CONCURRENT_STREAMS");
+}
+
 static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *user)
 {
     (void)s;
@@ -673,6 +720,15 @@ static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int 
     struct h2_conn *c = user;
     if (conn_pending(c->conn) >= OUT_HIGH)
         return NGHTTP2_ERR_WOULDBLOCK;
+    if (!c->settings_sent) {
+        uint8_t frame[FRAME_HEADER + 8 * SETTING_SIZE];
+        FC_ASSERT(len <= sizeof frame);
+        memcpy(frame, data, len);
+        settings_set_stream_limit(frame, len, worker_cfg(c->w)->limits.max_concurrent_streams);
+        c->settings_sent = true;
+        evbuffer_add(c->conn->out, frame, len);
+        return (ssize_t)len;
+    }
     evbuffer_add(c->conn->out, data, len);
     return (ssize_t)len;
 }
@@ -1078,7 +1134,9 @@ void h2_serve(struct worker *w, struct conn *conn, const struct peer_addr *peer,
     nghttp2_session_callbacks_del(cb);
 
     nghttp2_settings_entry settings[] = {
-        { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->limits.max_concurrent_streams },
+        /* The client is told limits.max_concurrent_streams (send_cb): see
+         * "the stream limit". */
+        { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, UINT32_MAX },    /* nghttp2's "none" */
         { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->limits.max_header_bytes },
         { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, UPLOAD_WINDOW },
         { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },

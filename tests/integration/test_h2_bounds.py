@@ -351,16 +351,52 @@ class ConcurrentStreamsTest(BoundsCase):
         self.assertOriginCount(self.slow(seed, 5), 0)
         self.assertStillServes()
 
-    @unittest.expectedFailure
     def test_sixth_stream_after_settings_ack_refused_others_answered(self):
         """RFC 9113 §5.1.2: a stream error (REFUSED_STREAM), not a connection
-        error.  nghttp2 (1.52) closes the connection with GOAWAY
+        error.  nghttp2 (1.52) left alone closes the connection with GOAWAY
         PROTOCOL_ERROR once the limit is acknowledged, and the five streams
-        in flight are lost: see docs/http2.md, "Known limits"."""
+        in flight are lost; h2.c's "the stream limit" keeps them."""
         c, seed = self.sixth_after_ack()
         self.assertEqual(c.ended(11), ("rst", REFUSED_STREAM), c.frames)
         for i in range(5):
             self.assertAnswered(c, 1 + 2 * i, expected_body(10, "%s-%d" % (seed, i)))
+        self.assertIsNone(c.goaway)
+        self.assertOriginCount(self.slow(seed, 5), 0)
+        # the slot frees as a stream ends: the refused one can be sent again
+        c.get(13, self.slow(seed, 5))
+        c.read_until(lambda: c.ended(13), 5)
+        self.assertAnswered(c, 13, expected_body(10, "%s-5" % seed))
+
+    def test_refusals_are_bounded(self):
+        """Refusing a stream is cheap, and so is asking for one: a client
+        that keeps opening streams over the limit shares the control-frame
+        bound (CONTROL_BURST, then GOAWAY ENHANCE_YOUR_CALM), and none of
+        them reaches the origin."""
+        seed = self.uniq()
+        with self.raw() as c:
+            c.handshake()
+            for i in range(5):
+                c.get(1 + 2 * i, url("/t/body", size=10, delay_ms=3000,
+                                     seed="%s-held-%d" % (seed, i)))
+            c.read(0.3)     # our SETTINGS acknowledged, the five taken
+            over = url("/t/body", size=10, seed=seed + "-over")
+            fields = c.fields(over)
+            sid, sent = 11, 0
+            while sent < 3 * CONTROL_BURST and not c.goaway and not c.eof:
+                if not c.send(b"".join(c.headers_frame(sid + 2 * k, fields) for k in range(50))):
+                    break
+                sid += 100
+                sent += 50
+                c.read(0.01)
+            c.read_until(lambda: c.goaway, 5)
+            self.assertIsNotNone(c.goaway, "no GOAWAY after %d refused streams" % sent)
+            self.assertEqual(c.goaway[0], ENHANCE_YOUR_CALM, c.goaway)
+            refused = [f for f in c.frames if isinstance(f, c.F.RstStreamFrame)
+                       and f.error_code == REFUSED_STREAM]
+            self.assertGreaterEqual(len(refused), CONTROL_BURST - 100, "%d refused" % len(refused))
+            self.assertLess(len(refused), CONTROL_BURST + 300, "%d refused" % len(refused))
+        self.assertOriginCount(over, 0)
+        self.assertStillServes()
 
     def test_slots_free_as_streams_end(self):
         """A client that keeps to the limit: 25 requests, 5 at a time, on
