@@ -13,13 +13,16 @@
  * The walk follows the schema, never the tree: it descends only into keys
  * it knows, to a fixed depth.  That keeps hostile input (alias cycles such
  * as `&a [*a]`, deep nesting) from recursing without bound.
+ *
+ * This file holds the walk, the value syntaxes, the handlers for plain
+ * values and the plain sections (workers, origin, cache, admin, log,
+ * limits, metrics); listen, cluster and policies, which have rules of
+ * their own, are in config_listen.c, config_cluster.c and
+ * config_policy.c, all sharing config_schema.h.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
-#include <net/if.h>
 #include <netdb.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,11 +35,7 @@
 #include "freshcache/base/assert.h"
 #include "freshcache/config/config.h"
 #include "freshcache/config/hostname.h"
-#include "freshcache/config/regex_cost.h"
-
-#define KiB (UINT64_C(1) << 10)
-#define MiB (UINT64_C(1) << 20)
-#define GiB (UINT64_C(1) << 30)
+#include "config_schema.h"
 
 #define MAX_WORKERS 1024
 #define DEFAULT_LISTEN "127.0.0.1:8080"
@@ -51,7 +50,7 @@ static _Noreturn void oom(void)
     fc_panic(__FILE__, __LINE__, __func__, "out of memory");
 }
 
-static void *xcalloc(size_t n, size_t size)
+void *xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (p == NULL)
@@ -67,7 +66,7 @@ static void *xrealloc(void *p, size_t size)
     return p;
 }
 
-static char *xstrdup(const char *s)
+char *xstrdup(const char *s)
 {
     char *d = strdup(s);
     if (d == NULL)
@@ -76,7 +75,7 @@ static char *xstrdup(const char *s)
 }
 
 /* Replace the string a field owns (a default or NULL) with a copy of `s`. */
-static void set_string(char **field, const char *s)
+void set_string(char **field, const char *s)
 {
     free(*field);
     *field = xstrdup(s);
@@ -90,7 +89,7 @@ static void set_string(char **field, const char *s)
 
 /* Read decimal digits at *sp (at least one), advancing *sp.  false on no
  * digit or on overflow. */
-static bool parse_digits(const char **sp, uint64_t *out)
+bool parse_digits(const char **sp, uint64_t *out)
 {
     const char *p = *sp;
     uint64_t n = 0;
@@ -151,19 +150,13 @@ int config_parse_duration(const char *s, uint64_t *ms)
     return parse_number_with_unit(s, duration_units, FC_ARRAY_LEN(duration_units), ms);
 }
 
-/* Short texts for messages.  Returned by value so they can be used inline in
- * a printf argument list (C11 gives the temporary's array a lifetime up to
- * the end of the full expression). */
-struct text {
-    char s[96];
-};
 
 /* A user-supplied value for a message between `quote` characters, control
  * bytes escaped and a long value cut, so a bad line can neither garble nor
  * flood the log.  '"' escapes quotes and backslashes with a backslash, as
  * in a C or YAML double-quoted string; '\'' doubles quotes and leaves
  * backslashes alone, as in a YAML single-quoted string. */
-static void quote_into(char *out, size_t size, const char *v, char quote)
+void quote_into(char *out, size_t size, const char *v, char quote)
 {
     const size_t limit = size - 5;          /* room for `...'` and NUL */
     size_t o = 0;
@@ -191,7 +184,7 @@ static void quote_into(char *out, size_t size, const char *v, char quote)
     out[o] = '\0';
 }
 
-static struct text quoted(const char *v)
+struct text quoted(const char *v)
 {
     struct text t;
     quote_into(t.s, sizeof t.s, v, '"');
@@ -275,37 +268,8 @@ static void errors_append(struct config_errors *errs, const char *name, size_t l
     errs->lines[errs->n++] = text;
 }
 
-/* State of one load.  Lives on config_load_string()'s stack. */
-struct policy_nodes;
-
-struct loader {
-    const char *name;               /* file name used in messages */
-    struct config_errors *errs;     /* may be NULL: errors are then only counted */
-    size_t n_errors;                /* found by this load */
-    yaml_document_t *doc;
-    struct fc_config *cfg;
-
-    const yaml_node_t *key;         /* key of the value being handled */
-    const yaml_node_t *origin_tls;  /* origin.tls, where a lone certificate or key is reported */
-
-    /* Remembered for the checks that run after the walk. */
-    const yaml_node_t *origin_key;
-    bool origin_url_seen;           /* or reported as part of a broken origin */
-    bool listen_seen;
-    const yaml_node_t *max_object_size_node;
-    bool cache_ok;                  /* cache section read without error */
-    struct policy_nodes *policy;    /* the policy being read */
-    char *cluster_file_password;    /* read from cluster.password_file (owned) */
-    const yaml_node_t *cluster_password_file_node;
-};
-
-static void error_at_mark(struct loader *ld, size_t line0, size_t column0, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void error_at(struct loader *ld, const yaml_node_t *node, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* `line0` and `column0` are 0-based, as libyaml counts. */
-static void error_at_mark(struct loader *ld, size_t line0, size_t column0, const char *fmt, ...)
+void error_at_mark(struct loader *ld, size_t line0, size_t column0, const char *fmt, ...)
 {
     va_list ap;
 
@@ -317,7 +281,7 @@ static void error_at_mark(struct loader *ld, size_t line0, size_t column0, const
 
 /* An error located at `node` (its first character), or at the start of the
  * file when there is no node (e.g. a required section that is absent). */
-static void error_at(struct loader *ld, const yaml_node_t *node, const char *fmt, ...)
+void error_at(struct loader *ld, const yaml_node_t *node, const char *fmt, ...)
 {
     va_list ap;
     size_t line = node ? node->start_mark.line : 0;
@@ -333,21 +297,21 @@ static void error_at(struct loader *ld, const yaml_node_t *node, const char *fmt
  * Nodes.
  */
 
-static const yaml_node_t *node_at(const struct loader *ld, int index)
+const yaml_node_t *node_at(const struct loader *ld, int index)
 {
     const yaml_node_t *n = yaml_document_get_node(ld->doc, index);
     FC_ASSERT(n != NULL);
     return n;
 }
 
-static const char *scalar_text(const yaml_node_t *n)
+const char *scalar_text(const yaml_node_t *n)
 {
     return (const char *)n->data.scalar.value;
 }
 
 /* `key:` with nothing after it, `~` or `null`: YAML's null.  A quoted ""
  * is a string, not null. */
-static bool is_null(const yaml_node_t *n)
+bool is_null(const yaml_node_t *n)
 {
     if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return false;
@@ -356,13 +320,8 @@ static bool is_null(const yaml_node_t *n)
            strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
 }
 
-/* What the operator wrote instead, for "expected X, got Y" messages.  Its
- * own type: it holds a quoted() text and more. */
-struct description {
-    char s[sizeof(struct text) + 16];
-};
 
-static struct description describe(const yaml_node_t *n)
+struct description describe(const yaml_node_t *n)
 {
     struct description t;
 
@@ -380,7 +339,7 @@ static struct description describe(const yaml_node_t *n)
 /* The text of a single-value node, or NULL (error reported) when `n` is a
  * mapping or list, is empty, or hides a NUL byte that would silently cut a
  * path or header short. */
-static const char *get_scalar(struct loader *ld, const char *path, const yaml_node_t *n)
+const char *get_scalar(struct loader *ld, const char *path, const yaml_node_t *n)
 {
     if (n->type != YAML_SCALAR_NODE) {
         error_at(ld, n, "%s: expected a single value, got %s", path, describe(n).s);
@@ -402,42 +361,17 @@ static const char *get_scalar(struct loader *ld, const char *path, const yaml_no
  * the value node and the object the table's offsets are relative to.
  */
 
-struct field;
-typedef void field_fn(struct loader *ld, const struct field *f, const char *path,
-                      const yaml_node_t *val, void *obj);
 
-struct choice {
-    const char *word;
-    int value;
-};
-
-struct field {
-    const char *key;
-    field_fn *fn;
-    size_t off;                     /* target inside obj */
-    const struct choice *choices;   /* field_enum: NULL-terminated */
-    const struct field *sub;        /* field_section: the nested table */
-    size_t n_sub;
-    uint64_t min, max;              /* sizes, durations, numbers; max 0 = none */
-};
-
-#define TARGET(obj, f, type) ((type *)(void *)((char *)(obj) + (f)->off))
-#define SECTION(table) .sub = table, .n_sub = FC_ARRAY_LEN(table)
-#define CFG(member) offsetof(struct fc_config, member)
-
-static bool walk_mapping(struct loader *ld, const char *path, const yaml_node_t *node,
-                         const struct field *fields, size_t n_fields, void *obj);
-
-static void field_string(struct loader *ld, const struct field *f, const char *path,
-                         const yaml_node_t *val, void *obj)
+void field_string(struct loader *ld, const struct field *f, const char *path,
+                  const yaml_node_t *val, void *obj)
 {
     const char *s = get_scalar(ld, path, val);
     if (s != NULL)
         set_string(TARGET(obj, f, char *), s);
 }
 
-static void field_size(struct loader *ld, const struct field *f, const char *path,
-                       const yaml_node_t *val, void *obj)
+void field_size(struct loader *ld, const struct field *f, const char *path,
+                const yaml_node_t *val, void *obj)
 {
     const char *s = get_scalar(ld, path, val);
     uint64_t v;
@@ -459,8 +393,8 @@ static void field_size(struct loader *ld, const struct field *f, const char *pat
 /* Read a duration into *ms; false (error reported) if invalid.  Shared by
  * plain duration fields and the policy fields that also record that they
  * were given. */
-static bool read_duration(struct loader *ld, const struct field *f, const char *path,
-                          const yaml_node_t *val, uint64_t *ms)
+bool read_duration(struct loader *ld, const struct field *f, const char *path,
+                   const yaml_node_t *val, uint64_t *ms)
 {
     const char *s = get_scalar(ld, path, val);
     uint64_t v;
@@ -484,14 +418,14 @@ static bool read_duration(struct loader *ld, const struct field *f, const char *
     return true;
 }
 
-static void field_duration(struct loader *ld, const struct field *f, const char *path,
-                           const yaml_node_t *val, void *obj)
+void field_duration(struct loader *ld, const struct field *f, const char *path,
+                    const yaml_node_t *val, void *obj)
 {
     read_duration(ld, f, path, val, TARGET(obj, f, uint64_t));
 }
 
-static void field_bool(struct loader *ld, const struct field *f, const char *path,
-                       const yaml_node_t *val, void *obj)
+void field_bool(struct loader *ld, const struct field *f, const char *path,
+                const yaml_node_t *val, void *obj)
 {
     /* YAML 1.1 spellings too: configs written for other tools use them. */
     static const char *const yes[] = { "true", "yes", "on" };
@@ -521,8 +455,8 @@ _Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum access_log_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum on_disconnect_mode) == sizeof(int), "enum size");
 
-static void field_enum(struct loader *ld, const struct field *f, const char *path,
-                       const yaml_node_t *val, void *obj)
+void field_enum(struct loader *ld, const struct field *f, const char *path,
+                const yaml_node_t *val, void *obj)
 {
     const char *s = get_scalar(ld, path, val);
     char expected[256] = "";
@@ -544,8 +478,8 @@ static void field_enum(struct loader *ld, const struct field *f, const char *pat
     error_at(ld, val, "%s: invalid value %s (expected %s)", path, quoted(s).s, expected);
 }
 
-static void field_unsigned(struct loader *ld, const struct field *f, const char *path,
-                           const yaml_node_t *val, void *obj)
+void field_unsigned(struct loader *ld, const struct field *f, const char *path,
+                    const yaml_node_t *val, void *obj)
 {
     const char *s = get_scalar(ld, path, val);
     const char *p = s;
@@ -560,14 +494,14 @@ static void field_unsigned(struct loader *ld, const struct field *f, const char 
         *TARGET(obj, f, unsigned) = (unsigned)v;
 }
 
-static void field_section(struct loader *ld, const struct field *f, const char *path,
-                          const yaml_node_t *val, void *obj)
+void field_section(struct loader *ld, const struct field *f, const char *path,
+                   const yaml_node_t *val, void *obj)
 {
     walk_mapping(ld, path, val, f->sub, f->n_sub, obj);
 }
 
-static void field_hostname(struct loader *ld, const struct field *f, const char *path,
-                           const yaml_node_t *val, void *obj)
+void field_hostname(struct loader *ld, const struct field *f, const char *path,
+                    const yaml_node_t *val, void *obj)
 {
     const char *s = get_scalar(ld, path, val);
 
@@ -577,6 +511,63 @@ static void field_hostname(struct loader *ld, const struct field *f, const char 
         error_at(ld, val, "%s: invalid host name %s", path, quoted(s).s);
     else
         set_string(TARGET(obj, f, char *), s);
+}
+
+/* ------------------------------------------------------------------------
+ * Paths and lists, for the sections.
+ */
+
+/* A path as written, made absolute against the config file's directory:
+ * `certificate: site.pem` next to freshcache.yaml means that file, whatever
+ * the daemon's working directory. */
+static char *resolve_path(const struct loader *ld, const char *s)
+{
+    if (s[0] == '/' || strchr(ld->name, '/') == NULL)
+        return xstrdup(s);
+    const char *slash = strrchr(ld->name, '/');
+    size_t dl = (size_t)(slash - ld->name);
+    char *out = xcalloc(1, dl + 1 + strlen(s) + 1);
+    memcpy(out, ld->name, dl);
+    out[dl] = '/';
+    strcpy(out + dl + 1, s);
+    return out;
+}
+
+void field_path(struct loader *ld, const struct field *f, const char *path,
+                const yaml_node_t *val, void *obj)
+{
+    const char *s = get_scalar(ld, path, val);
+    if (s == NULL)
+        return;
+    if (*s == '\0') {
+        error_at(ld, val, "%s: empty path", path);
+        return;
+    }
+    char **target = TARGET(obj, f, char *);
+    free(*target);
+    *target = resolve_path(ld, s);
+}
+
+size_t list_count(const yaml_node_t *val)
+{
+    if (val->type == YAML_SEQUENCE_NODE)
+        return (size_t)(val->data.sequence.items.top - val->data.sequence.items.start);
+    return 1;
+}
+
+void for_each_item(struct loader *ld, const char *path, const yaml_node_t *val,
+                   item_fn *add, void *ctx)
+{
+    if (val->type != YAML_SEQUENCE_NODE) {
+        add(ld, path, val, ctx);
+        return;
+    }
+    const yaml_node_item_t *items = val->data.sequence.items.start;
+    for (size_t i = 0; i < list_count(val); i++) {
+        char ipath[160];
+        snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
+        add(ld, ipath, node_at(ld, items[i]), ctx);
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -646,345 +637,6 @@ static void field_socket_path(struct loader *ld, const struct field *f, const ch
                  path, strlen(s), max);
     else
         set_string(TARGET(obj, f, char *), s);
-}
-
-/* ------------------------------------------------------------------------
- * listen
- */
-
-/* Parse "1.2.3.4:80", "[::1]:80" or "*:80" (all IPv4 addresses).  NULL on
- * success, else what is wrong. */
-static const char *parse_listen_address(const char *s, struct sockaddr_storage *ss,
-                                        socklen_t *len)
-{
-    char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 1];
-    const char *h, *port;
-    size_t hlen;
-    bool v6;
-    uint64_t portnum;
-
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (close == NULL)
-            return "missing ']' after the IPv6 address";
-        if (close[1] != ':')
-            return "missing :PORT";
-        h = s + 1;
-        hlen = (size_t)(close - h);
-        port = close + 2;
-        v6 = true;
-    } else {
-        const char *colon = strrchr(s, ':');
-        if (colon == NULL)
-            return "missing :PORT";
-        h = s;
-        hlen = (size_t)(colon - s);
-        if (memchr(h, ':', hlen) != NULL)
-            return "an IPv6 address must be in brackets";
-        port = colon + 1;
-        v6 = false;
-    }
-    const char *p = port;
-    if (!parse_digits(&p, &portnum) || *p != '\0' || portnum < 1 || portnum > 65535)
-        return "the port must be a number from 1 to 65535";
-    if (hlen == 0 || hlen >= sizeof host)
-        return "missing or overlong address";
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-
-    memset(ss, 0, sizeof *ss);
-    if (!v6) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t)portnum);
-        if (strcmp(host, "*") == 0)
-            sin->sin_addr.s_addr = htonl(INADDR_ANY);
-        else if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
-            return "not a numeric IPv4 address";
-        *len = sizeof *sin;
-        return NULL;
-    }
-
-    /* getaddrinfo rather than inet_pton so a zone ("[fe80::1%eth0]:80")
-     * works; AI_NUMERICHOST keeps it from ever touching DNS. */
-    struct addrinfo hints = { .ai_family = AF_INET6, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE };
-    struct addrinfo *res;
-    char portstr[8];
-    snprintf(portstr, sizeof portstr, "%u", (unsigned)portnum);
-    if (getaddrinfo(host, portstr, &hints, &res) != 0)
-        return "not a numeric IPv6 address";
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return NULL;
-}
-
-static void field_listen_address(struct loader *ld, const struct field *f, const char *path,
-                                 const yaml_node_t *val, void *obj)
-{
-    struct fc_listen *l = obj;
-    const char *s = get_scalar(ld, path, val);
-    const char *why;
-
-    (void)f;
-    if (s == NULL)
-        return;
-    /* Kept even when invalid, so "address is required" does not pile on. */
-    set_string(&l->address, s);
-    why = parse_listen_address(s, &l->addr, &l->addrlen);
-    if (why != NULL)
-        error_at(ld, val, "%s: invalid address %s: %s (use e.g. 127.0.0.1:8080, [::1]:8080 "
-                 "or *:8080)", path, quoted(s).s, why);
-}
-
-/* ------------------------------------------------------------------------
- * TLS: certificates and keys (loaded and checked later by the server,
- * which reports at the positions kept here), versions, ciphers.
- */
-
-/* A path as written, made absolute against the config file's directory:
- * `certificate: site.pem` next to freshcache.yaml means that file, whatever
- * the daemon's working directory. */
-static char *resolve_path(const struct loader *ld, const char *s)
-{
-    if (s[0] == '/' || strchr(ld->name, '/') == NULL)
-        return xstrdup(s);
-    const char *slash = strrchr(ld->name, '/');
-    size_t dl = (size_t)(slash - ld->name);
-    char *out = xcalloc(1, dl + 1 + strlen(s) + 1);
-    memcpy(out, ld->name, dl);
-    out[dl] = '/';
-    strcpy(out + dl + 1, s);
-    return out;
-}
-
-static void field_path(struct loader *ld, const struct field *f, const char *path,
-                       const yaml_node_t *val, void *obj)
-{
-    const char *s = get_scalar(ld, path, val);
-    if (s == NULL)
-        return;
-    if (*s == '\0') {
-        error_at(ld, val, "%s: empty path", path);
-        return;
-    }
-    char **target = TARGET(obj, f, char *);
-    free(*target);
-    *target = resolve_path(ld, s);
-}
-
-static const struct field tls_cert_fields[] = {
-    { .key = "certificate", .fn = field_path, .off = offsetof(struct fc_tls_cert, certificate) },
-    { .key = "key",         .fn = field_path, .off = offsetof(struct fc_tls_cert, key) },
-};
-
-static bool cert_complete(struct loader *ld, const char *path, const yaml_node_t *node,
-                          const struct fc_tls_cert *c)
-{
-    if (c->certificate != NULL && c->key != NULL)
-        return true;
-    error_at(ld, node, "%s: both certificate and key are required", path);
-    return false;
-}
-
-static void free_cert(struct fc_tls_cert *c)
-{
-    free(c->certificate);
-    free(c->key);
-}
-
-static void free_listen_tls(struct fc_listen_tls *t)
-{
-    if (t == NULL)
-        return;
-    for (size_t i = 0; i < t->n_certs; i++)
-        free_cert(&t->certs[i]);
-    free(t->certs);
-    free(t->ciphers);
-    free(t);
-}
-
-static void field_tls_certificates(struct loader *ld, const struct field *f, const char *path,
-                                   const yaml_node_t *val, void *obj)
-{
-    struct fc_listen_tls *t = TARGET(obj, f, struct fc_listen_tls);
-    if (val->type != YAML_SEQUENCE_NODE || val->data.sequence.items.top ==
-                                               val->data.sequence.items.start) {
-        error_at(ld, val, "%s: expected a list of { certificate: FILE, key: FILE }, got %s",
-                 path, describe(val).s);
-        return;
-    }
-    const yaml_node_item_t *items = val->data.sequence.items.start;
-    size_t n = (size_t)(val->data.sequence.items.top - items);
-    t->certs = xcalloc(n, sizeof *t->certs);
-    t->n_certs = n;
-    for (size_t i = 0; i < n; i++) {
-        const yaml_node_t *item = node_at(ld, items[i]);
-        char ipath[96];
-        snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
-        size_t before = ld->n_errors;
-        walk_mapping(ld, ipath, item, tls_cert_fields, FC_ARRAY_LEN(tls_cert_fields),
-                     &t->certs[i]);
-        if (ld->n_errors == before)
-            cert_complete(ld, ipath, item, &t->certs[i]);
-    }
-}
-
-static const struct choice tls_version_choices[] = {
-    { "TLSv1.2", FC_TLS_1_2 }, { "TLSv1.3", FC_TLS_1_3 }, { NULL, 0 },
-};
-
-static void field_tls_protocols(struct loader *ld, const struct field *f, const char *path,
-                                const yaml_node_t *val, void *obj)
-{
-    struct fc_listen_tls *t = TARGET(obj, f, struct fc_listen_tls);
-    if (val->type != YAML_SEQUENCE_NODE || val->data.sequence.items.top ==
-                                               val->data.sequence.items.start) {
-        error_at(ld, val, "%s: expected a list such as [TLSv1.2, TLSv1.3], got %s", path,
-                 describe(val).s);
-        return;
-    }
-    int lo = 99, hi = 0;
-    for (const yaml_node_item_t *it = val->data.sequence.items.start;
-         it < val->data.sequence.items.top; it++) {
-        const yaml_node_t *item = node_at(ld, *it);
-        const char *s = get_scalar(ld, path, item);
-        if (s == NULL)
-            return;
-        const struct choice *c = tls_version_choices;
-        while (c->word && strcmp(c->word, s) != 0)
-            c++;
-        if (c->word == NULL) {
-            /* TLS 1.0 and 1.1 are broken (RFC 8996): say so, not just "invalid". */
-            bool old = strcmp(s, "TLSv1") == 0 || strcmp(s, "TLSv1.0") == 0 ||
-                       strcmp(s, "TLSv1.1") == 0 || strncmp(s, "SSL", 3) == 0;
-            error_at(ld, item, "%s: %s %s (expected TLSv1.2 or TLSv1.3)", path, quoted(s).s,
-                     old ? "is deprecated and not supported (RFC 8996)" : "is not a TLS version");
-            return;
-        }
-        if (c->value < lo)
-            lo = c->value;
-        if (c->value > hi)
-            hi = c->value;
-    }
-    t->min_version = lo;
-    t->max_version = hi;
-}
-
-/* What a tls section holds while it is read: the single-certificate form
- * (certificate and key directly under tls) or the list (certificates),
- * plus the settings.  Both forms at once is an error. */
-struct tls_section {
-    struct fc_tls_cert single;
-    struct fc_listen_tls t;
-};
-
-static const struct field listen_tls_fields[] = {
-    { .key = "certificate",  .fn = field_path,
-      .off = offsetof(struct tls_section, single.certificate) },
-    { .key = "key",          .fn = field_path, .off = offsetof(struct tls_section, single.key) },
-    { .key = "certificates", .fn = field_tls_certificates, .off = offsetof(struct tls_section, t) },
-    { .key = "protocols",    .fn = field_tls_protocols, .off = offsetof(struct tls_section, t) },
-    { .key = "ciphers",      .fn = field_string, .off = offsetof(struct tls_section, t.ciphers) },
-};
-
-static void field_listen_tls(struct loader *ld, const struct field *f, const char *path,
-                             const yaml_node_t *val, void *obj)
-{
-    struct fc_listen *l = obj;
-    size_t before = ld->n_errors;
-    struct tls_section sec = { .t = { .min_version = FC_TLS_1_2, .max_version = FC_TLS_1_3 } };
-
-    (void)f;
-    if (is_null(val) || !walk_mapping(ld, path, val, listen_tls_fields,
-                                      FC_ARRAY_LEN(listen_tls_fields), &sec)) {
-        if (is_null(val))
-            error_at(ld, val, "%s: a certificate is required: { certificate: FILE, key: FILE }",
-                     path);
-        goto drop;
-    }
-    if (ld->n_errors != before)
-        goto drop;
-    bool has_single = sec.single.certificate != NULL || sec.single.key != NULL;
-    if (has_single && sec.t.n_certs > 0) {
-        error_at(ld, val, "%s: give either certificate and key, or certificates, not both", path);
-        goto drop;
-    }
-    if (has_single) {
-        if (!cert_complete(ld, path, val, &sec.single))
-            goto drop;
-        sec.t.certs = xcalloc(1, sizeof *sec.t.certs);
-        sec.t.certs[0] = sec.single;
-        sec.t.n_certs = 1;
-        sec.single = (struct fc_tls_cert){ 0 };
-    } else if (sec.t.n_certs == 0) {
-        error_at(ld, val, "%s: a certificate is required: { certificate: FILE, key: FILE }", path);
-        goto drop;
-    }
-    free_listen_tls(l->tls);
-    l->tls = xcalloc(1, sizeof *l->tls);
-    *l->tls = sec.t;
-    return;
-drop:
-    free_cert(&sec.single);
-    for (size_t i = 0; i < sec.t.n_certs; i++)
-        free_cert(&sec.t.certs[i]);
-    free(sec.t.certs);
-    free(sec.t.ciphers);
-}
-
-static const struct field listen_fields[] = {
-    { .key = "address", .fn = field_listen_address },
-    { .key = "tls",     .fn = field_listen_tls },
-    { .key = "http2",   .fn = field_bool, .off = offsetof(struct fc_listen, http2) },
-};
-
-static void field_listen(struct loader *ld, const struct field *f, const char *path,
-                         const yaml_node_t *val, void *obj)
-{
-    struct fc_config *cfg = obj;
-    const yaml_node_item_t *items;
-    size_t n;
-
-    (void)f;
-    ld->listen_seen = true;
-    if (val->type != YAML_SEQUENCE_NODE) {
-        error_at(ld, val, "%s: expected a list of listeners (- address: HOST:PORT), got %s",
-                 path, describe(val).s);
-        return;
-    }
-    items = val->data.sequence.items.start;
-    n = (size_t)(val->data.sequence.items.top - items);
-    if (n == 0) {
-        error_at(ld, val, "%s: no listeners; give at least one (- address: HOST:PORT)", path);
-        return;
-    }
-    cfg->listen = xcalloc(n, sizeof *cfg->listen);
-    cfg->n_listen = n;
-    for (size_t i = 0; i < n; i++) {
-        const yaml_node_t *item = node_at(ld, items[i]);
-        struct fc_listen *l = &cfg->listen[i];
-        size_t before = ld->n_errors;
-        char ipath[64];
-
-        snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
-        walk_mapping(ld, ipath, item, listen_fields, FC_ARRAY_LEN(listen_fields), l);
-        if (ld->n_errors != before)
-            continue;
-        if (l->address == NULL) {
-            error_at(ld, item, "%s: address is required", ipath);
-            continue;
-        }
-        for (size_t j = 0; j < i; j++) {
-            if (cfg->listen[j].addrlen == l->addrlen &&
-                memcmp(&cfg->listen[j].addr, &l->addr, l->addrlen) == 0) {
-                error_at(ld, item, "%s: %s is already listened on by %s[%zu]", ipath,
-                         quoted(l->address).s, path, j);
-                break;
-            }
-        }
-    }
 }
 
 /* ------------------------------------------------------------------------
@@ -1155,11 +807,6 @@ static const struct choice etag_choices[] = {
     { "content-hash", ETAG_CONTENT_HASH }, { "origin", ETAG_ORIGIN }, { NULL, 0 },
 };
 
-static const struct choice set_cookie_choices[] = {
-    { "pass", SET_COOKIE_PASS }, { "store", SET_COOKIE_STORE }, { "strip", SET_COOKIE_STRIP },
-    { NULL, 0 },
-};
-
 static const struct choice after_purge_choices[] = {
     { "refetch", AFTER_PURGE_REFETCH }, { "revalidate", AFTER_PURGE_REVALIDATE }, { NULL, 0 },
 };
@@ -1271,703 +918,6 @@ static const struct field metrics_fields[] = {
 };
 
 /* ------------------------------------------------------------------------
- * cluster
- */
-
-/* Cluster and node names go into Redis key names, JSON and log lines: keep
- * them to characters that need no quoting anywhere (no '{' or '}' either,
- * which would break the keys' hash tag). */
-static bool valid_cluster_word(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '.'))
-            return false;
-    return true;
-}
-
-static void field_cluster_word(struct loader *ld, const struct field *f, const char *path,
-                               const yaml_node_t *val, void *obj)
-{
-    const char *s = get_scalar(ld, path, val);
-
-    if (s == NULL)
-        return;
-    if (!valid_cluster_word(s))
-        error_at(ld, val, "%s: invalid name %s (use up to 64 letters, digits, '-', '_' and '.')",
-                 path, quoted(s).s);
-    else
-        set_string(TARGET(obj, f, char *), s);
-}
-
-/* The address may hold a password: messages never quote it. */
-static void field_cluster_redis(struct loader *ld, const struct field *f, const char *path,
-                                const yaml_node_t *val, void *obj)
-{
-    struct fc_cluster *c = TARGET(obj, f, struct fc_cluster);
-    const char *s = get_scalar(ld, path, val);
-    char buf[128];
-
-    if (s == NULL)
-        return;
-    set_string(&c->redis, s);
-    const char *why = redis_url_parse(s, &c->url, buf, sizeof buf);
-    if (why != NULL)
-        error_at(ld, val, "%s: invalid Redis address: %s (use e.g. redis://127.0.0.1:6379/0 "
-                 "or unix:///run/redis/redis.sock)", path, why);
-}
-
-/* The password on the file's first line; a final newline is not part of it. */
-static void field_cluster_password_file(struct loader *ld, const struct field *f,
-                                        const char *path, const yaml_node_t *val, void *obj)
-{
-    const char *s = get_scalar(ld, path, val);
-    char buf[1024];
-
-    if (s == NULL)
-        return;
-    set_string(TARGET(obj, f, char *), s);
-    ld->cluster_password_file_node = val;
-    FILE *fp = fopen(s, "re");
-    if (fp == NULL) {
-        error_at(ld, val, "%s: cannot read %s: %s", path, quoted(s).s, strerror(errno));
-        return;
-    }
-    size_t n = fread(buf, 1, sizeof buf, fp);
-    bool too_long = n == sizeof buf, failed = ferror(fp);
-    fclose(fp);
-    if (n > 0 && buf[n - 1] == '\n')
-        n--;
-    if (n > 0 && buf[n - 1] == '\r')
-        n--;
-    if (failed)
-        error_at(ld, val, "%s: cannot read %s", path, quoted(s).s);
-    else if (too_long)
-        error_at(ld, val, "%s: %s is too long for a password file", path, quoted(s).s);
-    else if (n == 0)
-        error_at(ld, val, "%s: %s is empty", path, quoted(s).s);
-    else if (memchr(buf, '\n', n) != NULL || memchr(buf, '\0', n) != NULL)
-        error_at(ld, val, "%s: %s must hold the password alone on one line", path, quoted(s).s);
-    else {
-        free(ld->cluster_file_password);
-        ld->cluster_file_password = xcalloc(1, n + 1);
-        memcpy(ld->cluster_file_password, buf, n);
-    }
-    explicit_bzero(buf, sizeof buf);
-}
-
-static const struct choice on_disconnect_choices[] = {
-    { "revalidate", ON_DISCONNECT_REVALIDATE }, { "serve", ON_DISCONNECT_SERVE }, { NULL, 0 },
-};
-
-static const struct field cluster_fields[] = {
-    { .key = "redis",          .fn = field_cluster_redis,         .off = CFG(cluster) },
-    { .key = "password_file",  .fn = field_cluster_password_file,
-      .off = CFG(cluster.password_file) },
-    { .key = "name",           .fn = field_cluster_word,    .off = CFG(cluster.name) },
-    { .key = "node",           .fn = field_cluster_word,    .off = CFG(cluster.node) },
-    { .key = "ack_timeout",    .fn = field_duration,        .off = CFG(cluster.ack_timeout_ms),
-      .min = 1 },
-    { .key = "max_disconnect", .fn = field_duration,        .off = CFG(cluster.max_disconnect_ms) },
-    { .key = "on_disconnect",  .fn = field_enum,            .off = CFG(cluster.on_disconnect),
-      .choices = on_disconnect_choices },
-};
-
-/* What needs the whole section: the address is required, the password is
- * given once, the node name defaults to the host's. */
-static void field_cluster(struct loader *ld, const struct field *f, const char *path,
-                          const yaml_node_t *val, void *obj)
-{
-    struct fc_cluster *c = &((struct fc_config *)obj)->cluster;
-    size_t before = ld->n_errors;
-
-    c->enabled = true;
-    if (!walk_mapping(ld, path, val, f->sub, f->n_sub, obj) || ld->n_errors != before)
-        return;
-    if (c->redis == NULL) {
-        error_at(ld, val, "%s.redis is required: the Redis address, e.g. "
-                 "redis://127.0.0.1:6379/0", path);
-        return;
-    }
-    if (ld->cluster_file_password != NULL) {
-        if (c->url.password != NULL) {
-            error_at(ld, ld->cluster_password_file_node, "%s.password_file: the password is "
-                     "also in %s.redis; give it in one place", path, path);
-            return;
-        }
-        c->url.password = ld->cluster_file_password;
-        ld->cluster_file_password = NULL;
-    }
-    c->redis_display = redis_url_display(&c->url);
-    if (c->node == NULL) {
-        char host[256] = "";
-        if (gethostname(host, sizeof host - 1) != 0 || !valid_cluster_word(host))
-            error_at(ld, ld->key, "%s.node: the host name %s is not usable as a node name; "
-                     "set %s.node", path, quoted(host).s, path);
-        else
-            c->node = xstrdup(host);
-    }
-}
-
-/* ------------------------------------------------------------------------
- * policies
- */
-
-/* Where a policy's parts were written, for the checks across policies. */
-struct policy_nodes {
-    const yaml_node_t *item;
-    const yaml_node_t *name;
-    const yaml_node_t *match_key;
-    const yaml_node_t *ext_types_key;
-};
-
-/* Names appear in `proxyctl purge --policy NAME`, JSON and metrics labels:
- * keep them to characters that need no quoting anywhere. */
-static void field_policy_name(struct loader *ld, const struct field *f, const char *path,
-                              const yaml_node_t *val, void *obj)
-{
-    struct fc_policy *p = obj;
-    const char *s = get_scalar(ld, path, val);
-
-    (void)f;
-    if (s == NULL)
-        return;
-    for (const char *c = s; *c; c++) {
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-              *c == '-' || *c == '_' || *c == '.')) {
-            error_at(ld, val, "%s: invalid policy name %s (use letters, digits, '-', '_' and '.')",
-                     path, quoted(s).s);
-            return;
-        }
-    }
-    if (strlen(s) > CONFIG_POLICY_NAME_MAX) {
-        error_at(ld, val, "%s: policy name is %zu characters long; at most %d", path, strlen(s),
-                 CONFIG_POLICY_NAME_MAX);
-        return;
-    }
-    set_string(&p->name, s);
-    ld->policy->name = val;
-}
-
-/* A pattern shown as the operator writes it in YAML single quotes, where
- * a backslash is just a backslash ('\.js$'; quoted() would double it).
- * Longer than a struct text: patterns are. */
-struct pattern_text {
-    char s[160];
-};
-
-static struct pattern_text as_pattern(const char *v)
-{
-    struct pattern_text t;
-    quote_into(t.s, sizeof t.s, v, '\'');
-    return t;
-}
-
-/* The regular expression a glob such as `*.js` or `img-*.png` stands for:
- * `\.js$`, `^img-.*\.png$`.  Empty when `glob` has no wildcard, or the
- * result would match everything or not compile either. */
-static void glob_to_regex(const char *glob, char *out, size_t len)
-{
-    char re[256];
-    size_t o = 0;
-    regex_t check;
-
-    out[0] = '\0';
-    if (strpbrk(glob, "*?") == NULL || len == 0)
-        return;
-    re[o++] = '^';
-    for (const char *g = glob; *g && o + 4 < sizeof re; g++) {
-        if (*g == '*') {
-            while (g[1] == '*')
-                g++;            /* "**" (any directories) is "*" here */
-            re[o++] = '.';
-            re[o++] = '*';
-        } else if (*g == '?') {
-            re[o++] = '.';
-        } else if (*g == '\\' && g[1] != '\0') {
-            re[o++] = '\\';
-            re[o++] = *++g;
-        } else {
-            if (strchr(".+(){}|^$\\", *g) != NULL)
-                re[o++] = '\\';
-            re[o++] = *g;
-        }
-    }
-    re[o++] = '$';
-    re[o] = '\0';
-    /* A search, not a full match: "^.*" and ".*$" add nothing. */
-    char *start = re, *end = re + o;
-    if (start[0] == '^' && start[1] == '.' && start[2] == '*')
-        start += 3;
-    if (end - start >= 3 && strcmp(end - 3, ".*$") == 0 && (end - 4 < start || end[-4] != '\\'))
-        *(end -= 3) = '\0';
-    if (*start == '\0' || strcmp(start, "$") == 0 ||
-        regcomp(&check, start, REG_EXTENDED | REG_NOSUB) != 0)
-        return;
-    regfree(&check);
-    snprintf(out, len, "%s", start);
-}
-
-static void field_policy_path(struct loader *ld, const struct field *f, const char *path,
-                              const yaml_node_t *val, void *obj)
-{
-    struct fc_policy *p = obj;
-    const char *s = get_scalar(ld, path, val);
-    int rc;
-
-    (void)f;
-    if (s == NULL)
-        return;
-    if (regex_cost(s) > REGEX_COST_MAX) {
-        error_at(ld, val, "%s: regular expression %s repeats too much (nested or stacked "
-                 "repetition would take more than %u copies of its parts)", path,
-                 as_pattern(s).s, (unsigned)REGEX_COST_MAX);
-        return;
-    }
-    rc = regcomp(&p->path_re, s, REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-        char msg[256], re[256];
-        /* glibc frees a failed compilation itself; no regfree here. */
-        regerror(rc, &p->path_re, msg, sizeof msg);
-        /* `*.js` is the usual slip: a glob where a regex is expected. */
-        glob_to_regex(s, re, sizeof re);
-        if (re[0] != '\0')
-            error_at(ld, val, "%s: invalid regular expression %s: %s; the value is a POSIX "
-                     "extended regular expression, not a glob: for %s write %s", path,
-                     as_pattern(s).s, msg, s, as_pattern(re).s);
-        else
-            error_at(ld, val, "%s: invalid regular expression %s: %s; the value is a POSIX "
-                     "extended regular expression (see regex(7))", path, as_pattern(s).s, msg);
-        return;
-    }
-    /* path_pattern != NULL is what tells config_free to regfree. */
-    p->path_pattern = xstrdup(s);
-}
-
-static bool is_tchar(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-/* "Text/HTML; charset=utf-8" -> "text/html"; NULL if not type/subtype. */
-static char *normalize_media_type(const char *s)
-{
-    const char *end = strchr(s, ';');
-    size_t len;
-    char *out;
-    int slashes = 0;
-
-    if (end == NULL)
-        end = s + strlen(s);
-    while (*s == ' ' || *s == '\t')
-        s++;
-    while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
-        end--;
-    len = (size_t)(end - s);
-    if (len < 3)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '/')
-            slashes++;
-        else if (!is_tchar(s[i]))
-            return NULL;
-    }
-    if (slashes != 1 || s[0] == '/' || s[len - 1] == '/')
-        return NULL;
-    out = xcalloc(1, len + 1);
-    for (size_t i = 0; i < len; i++)
-        out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
-    return out;
-}
-
-static void add_content_type(struct loader *ld, const char *path, const yaml_node_t *val,
-                             struct fc_policy *p)
-{
-    const char *s = get_scalar(ld, path, val);
-    char *mt;
-
-    if (s == NULL)
-        return;
-    mt = normalize_media_type(s);
-    if (mt == NULL) {
-        error_at(ld, val, "%s: invalid media type %s (use e.g. text/html)", path, quoted(s).s);
-        return;
-    }
-    p->content_types[p->n_content_types++] = mt;
-}
-
-/* A list of media types, or one as a plain string. */
-static void field_policy_content_type(struct loader *ld, const struct field *f, const char *path,
-                                      const yaml_node_t *val, void *obj)
-{
-    struct fc_policy *p = obj;
-
-    (void)f;
-    if (val->type == YAML_SEQUENCE_NODE) {
-        const yaml_node_item_t *items = val->data.sequence.items.start;
-        size_t n = (size_t)(val->data.sequence.items.top - items);
-        if (n == 0) {
-            error_at(ld, val, "%s: empty list; give at least one media type", path);
-            return;
-        }
-        p->content_types = xcalloc(n, sizeof *p->content_types);
-        for (size_t i = 0; i < n; i++) {
-            char ipath[128];
-            snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
-            add_content_type(ld, ipath, node_at(ld, items[i]), p);
-        }
-    } else if (val->type == YAML_SCALAR_NODE) {
-        p->content_types = xcalloc(1, sizeof *p->content_types);
-        add_content_type(ld, path, val, p);
-    } else {
-        error_at(ld, val, "%s: expected a list of media types, got %s", path, describe(val).s);
-    }
-}
-
-static const struct field match_fields[] = {
-    { .key = "path",         .fn = field_policy_path },
-    { .key = "content_type", .fn = field_policy_content_type },
-};
-
-static void field_policy_match(struct loader *ld, const struct field *f, const char *path,
-                               const yaml_node_t *val, void *obj)
-{
-    struct fc_policy *p = obj;
-    size_t before = ld->n_errors;
-
-    ld->policy->match_key = ld->key;
-    if (is_null(val) || (val->type == YAML_MAPPING_NODE &&
-                         val->data.mapping.pairs.top == val->data.mapping.pairs.start)) {
-        error_at(ld, val, "%s: empty; give path and/or content_type, or remove match "
-                 "to match everything", path);
-        return;
-    }
-    walk_mapping(ld, path, val, f->sub, f->n_sub, obj);
-    /* Every key valid but none of them a criterion cannot happen today; this
-     * guards the invariant "has match => has a criterion" for the matcher. */
-    if (ld->n_errors == before && p->path_pattern == NULL && p->n_content_types == 0)
-        error_at(ld, val, "%s: give path and/or content_type", path);
-}
-
-static void field_policy_ttl(struct loader *ld, const struct field *f, const char *path,
-                             const yaml_node_t *val, void *obj)
-{
-    struct fc_policy *p = obj;
-    const char *s;
-
-    (void)f;
-    if (val->type == YAML_SCALAR_NODE && strcmp(scalar_text(val), "origin") == 0) {
-        p->ttl_origin = true;
-        return;
-    }
-    s = get_scalar(ld, path, val);
-    if (s == NULL)
-        return;
-    if (config_parse_duration(s, &p->ttl_ms) != 0) {
-        error_at(ld, val, "%s: invalid ttl %s (expected origin or a duration such as 0s, "
-                 "10m, 365d)", path, quoted(s).s);
-        return;
-    }
-    p->ttl_origin = false;
-}
-
-/* Sent to clients as a header value: no control characters (CR/LF would
- * split the response). */
-static void field_header_value(struct loader *ld, const struct field *f, const char *path,
-                               const yaml_node_t *val, void *obj)
-{
-    const char *s = get_scalar(ld, path, val);
-
-    if (s == NULL)
-        return;
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if ((*c < 0x20 && *c != '\t') || *c == 0x7f) {
-            error_at(ld, val, "%s: control characters are not allowed in a header value", path);
-            return;
-        }
-    }
-    set_string(TARGET(obj, f, char *), s);
-}
-
-static void field_stale_while_revalidate(struct loader *ld, const struct field *f,
-                                         const char *path, const yaml_node_t *val, void *obj)
-{
-    struct fc_policy *p = obj;
-    if (read_duration(ld, f, path, val, &p->stale_while_revalidate_ms))
-        p->has_stale_while_revalidate = true;
-}
-
-static void field_stale_if_error(struct loader *ld, const struct field *f, const char *path,
-                                 const yaml_node_t *val, void *obj)
-{
-    struct fc_policy *p = obj;
-    if (read_duration(ld, f, path, val, &p->stale_if_error_ms))
-        p->has_stale_if_error = true;
-}
-
-/* A list of values, or one as a plain string: `add` for each, its path
- * "PATH[i]" (or PATH for the lone string).  The count, for allocating
- * before the walk, is list_count(). */
-typedef void item_fn(struct loader *ld, const char *path, const yaml_node_t *val, void *ctx);
-
-static size_t list_count(const yaml_node_t *val)
-{
-    if (val->type == YAML_SEQUENCE_NODE)
-        return (size_t)(val->data.sequence.items.top - val->data.sequence.items.start);
-    return 1;
-}
-
-static void for_each_item(struct loader *ld, const char *path, const yaml_node_t *val,
-                          item_fn *add, void *ctx)
-{
-    if (val->type != YAML_SEQUENCE_NODE) {
-        add(ld, path, val, ctx);
-        return;
-    }
-    const yaml_node_item_t *items = val->data.sequence.items.start;
-    for (size_t i = 0; i < list_count(val); i++) {
-        char ipath[160];
-        snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
-        add(ld, ipath, node_at(ld, items[i]), ctx);
-    }
-}
-
-/* extension_types: { css: [text/css], map: [application/json], php: [] }.
- * Each entry replaces the built-in one for that extension; [] turns the
- * check off for it.  Patterns as in match.content_type. */
-static void add_ext_type(struct loader *ld, const char *path, const yaml_node_t *val, void *ctx)
-{
-    struct fc_ext_types *e = ctx;
-    const char *s = get_scalar(ld, path, val);
-    char *mt;
-
-    if (s == NULL)
-        return;
-    mt = normalize_media_type(s);
-    if (mt == NULL || mt[0] == '*') {
-        error_at(ld, val, "%s: invalid media type %s (use e.g. text/css, or image/* for any "
-                 "image; [] turns the check off for this extension)", path, quoted(s).s);
-        free(mt);
-        return;
-    }
-    e->types[e->n_types++] = mt;
-}
-
-static bool valid_extension(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > CONFIG_EXTENSION_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9')))
-            return false;
-    return true;
-}
-
-static void field_policy_ext_types(struct loader *ld, const struct field *f, const char *path,
-                                   const yaml_node_t *val, void *obj)
-{
-    struct fc_policy *p = obj;
-    const yaml_node_pair_t *pairs, *end;
-
-    (void)f;
-    ld->policy->ext_types_key = ld->key;
-    if (val->type != YAML_MAPPING_NODE) {
-        error_at(ld, val, "%s: expected a mapping of extensions to media types "
-                 "({ css: [text/css] }), got %s", path, describe(val).s);
-        return;
-    }
-    pairs = val->data.mapping.pairs.start;
-    end = val->data.mapping.pairs.top;
-    p->ext_types = xcalloc((size_t)(end - pairs) + 1, sizeof *p->ext_types);
-    for (const yaml_node_pair_t *pair = pairs; pair < end; pair++) {
-        const yaml_node_t *k = node_at(ld, pair->key), *v = node_at(ld, pair->value);
-        const char *ext = k->type == YAML_SCALAR_NODE ? scalar_text(k) : "";
-        char epath[128];
-
-        if (ext[0] == '.')
-            ext++;          /* ".css" reads as meant */
-        if (!valid_extension(ext)) {
-            error_at(ld, k, "%s: invalid extension %s (letters and digits, at most %d, "
-                     "e.g. css or woff2)", path, k->type == YAML_SCALAR_NODE ?
-                     quoted(scalar_text(k)).s : describe(k).s, CONFIG_EXTENSION_MAX);
-            continue;
-        }
-        for (size_t i = 0; i < p->n_ext_types; i++) {
-            if (strcasecmp(p->ext_types[i].ext, ext) == 0) {
-                error_at(ld, k, "%s: extension %s given twice", path, quoted(ext).s);
-                ext = NULL;
-                break;
-            }
-        }
-        if (ext == NULL)
-            continue;
-        struct fc_ext_types *e = &p->ext_types[p->n_ext_types++];
-        e->ext = xstrdup(ext);
-        for (char *c = e->ext; *c; c++)
-            *c = (char)tolower((unsigned char)*c);
-        snprintf(epath, sizeof epath, "%s.%s", path, e->ext);
-        e->types = xcalloc(list_count(v) + 1, sizeof *e->types);
-        for_each_item(ld, epath, v, add_ext_type, e);
-    }
-}
-
-static void free_ext_types(struct fc_policy *p)
-{
-    for (size_t i = 0; i < p->n_ext_types; i++) {
-        for (size_t j = 0; j < p->ext_types[i].n_types; j++)
-            free(p->ext_types[i].types[j]);
-        free(p->ext_types[i].types);
-        free(p->ext_types[i].ext);
-    }
-    free(p->ext_types);
-}
-
-static const struct field policy_fields[] = {
-    { .key = "name",                   .fn = field_policy_name },
-    { .key = "match",                  .fn = field_policy_match, SECTION(match_fields) },
-    { .key = "ttl",                    .fn = field_policy_ttl },
-    { .key = "response_cache_control", .fn = field_header_value,
-      .off = offsetof(struct fc_policy, response_cache_control) },
-    { .key = "stale_while_revalidate", .fn = field_stale_while_revalidate },
-    { .key = "stale_if_error",         .fn = field_stale_if_error },
-    { .key = "keep_after_deploy",      .fn = field_duration,
-      .off = offsetof(struct fc_policy, keep_after_deploy_ms) },
-    { .key = "early_hints",            .fn = field_bool,
-      .off = offsetof(struct fc_policy, early_hints) },
-    { .key = "set_cookie",             .fn = field_enum,
-      .off = offsetof(struct fc_policy, set_cookie), .choices = set_cookie_choices },
-    { .key = "negative_ttl",           .fn = field_duration,
-      .off = offsetof(struct fc_policy, negative_ttl_ms) },
-    { .key = "extension_types",        .fn = field_policy_ext_types },
-};
-
-/* The rules across policies: unique names; a policy without match catches
- * everything, so only the last may omit it; `default` is the catch-all by
- * convention and must be last too. */
-static void check_policies(struct loader *ld, const char *path, const struct policy_nodes *pn)
-{
-    const struct fc_config *cfg = ld->cfg;
-
-    for (size_t i = 0; i < cfg->n_policies; i++) {
-        const struct fc_policy *p = &cfg->policies[i];
-        bool last = i + 1 == cfg->n_policies;
-        bool reported = false;
-
-        if (p->name == NULL)
-            continue;
-        for (size_t j = 0; j < i; j++) {
-            if (cfg->policies[j].name != NULL && strcmp(cfg->policies[j].name, p->name) == 0) {
-                error_at(ld, pn[i].name, "%s[%zu].name: duplicate policy name %s "
-                         "(first at line %zu)", path, i, quoted(p->name).s,
-                         pn[j].name->start_mark.line + 1);
-                break;
-            }
-        }
-        if (strcmp(p->name, "default") == 0 && !last) {
-            error_at(ld, pn[i].name, "%s[%zu].name: the \"default\" policy must be the last one",
-                     path, i);
-            reported = true;
-        }
-        if (pn[i].match_key == NULL && !last && !reported)
-            error_at(ld, pn[i].item, "%s[%zu]: policy %s has no match, so it would catch every "
-                     "request; only the last policy may omit match", path, i, quoted(p->name).s);
-    }
-}
-
-static void field_policies(struct loader *ld, const struct field *f, const char *path,
-                           const yaml_node_t *val, void *obj)
-{
-    struct fc_config *cfg = obj;
-    const yaml_node_item_t *items;
-    struct policy_nodes *pn;
-    size_t n, before = ld->n_errors;
-
-    (void)f;
-    if (is_null(val))
-        return;
-    if (val->type != YAML_SEQUENCE_NODE) {
-        error_at(ld, val, "%s: expected a list of policies (- name: NAME), got %s", path,
-                 describe(val).s);
-        return;
-    }
-    items = val->data.sequence.items.start;
-    n = (size_t)(val->data.sequence.items.top - items);
-    if (n == 0)
-        return;
-    if (n > CONFIG_MAX_POLICIES) {
-        error_at(ld, val, "%s: %zu policies; at most %d", path, n, CONFIG_MAX_POLICIES);
-        return;
-    }
-    cfg->policies = xcalloc(n, sizeof *cfg->policies);
-    cfg->n_policies = n;
-    pn = xcalloc(n, sizeof *pn);
-    for (size_t i = 0; i < n; i++) {
-        struct fc_policy *p = &cfg->policies[i];
-        size_t item_before = ld->n_errors;
-        char ipath[64];
-
-        snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
-        pn[i].item = node_at(ld, items[i]);
-        p->ttl_origin = true;
-        p->negative_ttl_ms = DEFAULT_NEGATIVE_TTL_MS;
-        ld->policy = &pn[i];
-        walk_mapping(ld, ipath, pn[i].item, policy_fields, FC_ARRAY_LEN(policy_fields), p);
-        ld->policy = NULL;
-        if (ld->n_errors == item_before && p->name == NULL)
-            error_at(ld, pn[i].item, "%s: name is required", ipath);
-        /* Only a path says which extension a request claims. */
-        if (ld->n_errors == item_before && pn[i].ext_types_key && p->path_pattern == NULL)
-            error_at(ld, pn[i].ext_types_key, "%s.extension_types: only a policy that matches "
-                     "on path checks extensions; add match.path or remove it", ipath);
-    }
-    /* Order rules only make sense once each policy reads well. */
-    if (ld->n_errors == before)
-        check_policies(ld, path, pn);
-    free(pn);
-}
-
-/* trusted_proxies: [10.0.0.0/8, "2001:db8::/32", 192.0.2.7], or one as a
- * plain string; [] (the default) trusts no peer. */
-static void add_trusted_proxy(struct loader *ld, const char *path, const yaml_node_t *val,
-                              void *ctx)
-{
-    struct fc_config *cfg = ctx;
-    const char *s = get_scalar(ld, path, val);
-    char why[160];
-
-    if (s == NULL)
-        return;
-    if (cidr_parse(s, &cfg->trusted_proxies[cfg->n_trusted_proxies], why, sizeof why) != 0) {
-        error_at(ld, val, "%s: %s: %s", path, quoted(s).s, why);
-        return;
-    }
-    cfg->n_trusted_proxies++;
-}
-
-static void field_trusted_proxies(struct loader *ld, const struct field *f, const char *path,
-                                  const yaml_node_t *val, void *obj)
-{
-    struct fc_config *cfg = obj;
-
-    (void)f;
-    if (is_null(val))
-        return;
-    if (val->type == YAML_MAPPING_NODE) {
-        error_at(ld, val, "%s: expected a list of addresses or CIDR ranges "
-                 "([10.0.0.0/8, \"::1\"]), got %s", path, describe(val).s);
-        return;
-    }
-    cfg->trusted_proxies = xcalloc(list_count(val) + 1, sizeof *cfg->trusted_proxies);
-    for_each_item(ld, path, val, add_trusted_proxy, cfg);
-}
-
-/* ------------------------------------------------------------------------
  * The top level and the walk.
  */
 
@@ -1982,7 +932,7 @@ static const struct field top_fields[] = {
     { .key = "log",       .fn = field_section, SECTION(log_fields) },
     { .key = "limits",    .fn = field_section, SECTION(limits_fields) },
     { .key = "metrics",   .fn = field_section, SECTION(metrics_fields) },
-    { .key = "cluster",   .fn = field_cluster, SECTION(cluster_fields) },
+    { .key = "cluster",   .fn = field_cluster },
     { .key = "policies",  .fn = field_policies },
 };
 
@@ -2018,8 +968,8 @@ static void record_where(struct loader *ld, const char *path, const yaml_node_t 
 /* Check that `node` is a mapping and hand each known key to its handler.
  * A null value (`cache:` with nothing under it) is an empty mapping: all
  * defaults.  false if `node` is not a mapping at all. */
-static bool walk_mapping(struct loader *ld, const char *path, const yaml_node_t *node,
-                         const struct field *fields, size_t n_fields, void *obj)
+bool walk_mapping(struct loader *ld, const char *path, const yaml_node_t *node,
+                  const struct field *fields, size_t n_fields, void *obj)
 {
     const yaml_node_pair_t *pairs, *end;
 
@@ -2315,19 +1265,8 @@ void config_free(struct fc_config *cfg)
     free(cfg->cluster.password_file);
     free(cfg->cluster.name);
     free(cfg->cluster.node);
-    for (size_t i = 0; i < cfg->n_policies; i++) {
-        struct fc_policy *p = &cfg->policies[i];
-        free(p->name);
-        if (p->path_pattern != NULL) {
-            regfree(&p->path_re);
-            free(p->path_pattern);
-        }
-        for (size_t j = 0; j < p->n_content_types; j++)
-            free(p->content_types[j]);
-        free(p->content_types);
-        free(p->response_cache_control);
-        free_ext_types(p);
-    }
+    for (size_t i = 0; i < cfg->n_policies; i++)
+        policy_free(&cfg->policies[i]);
     free(cfg->policies);
     free(cfg->trusted_proxies);
     for (size_t i = 0; i < cfg->n_where; i++)
