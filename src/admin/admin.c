@@ -2,11 +2,14 @@
  * admin.c — the admin API: HTTP/1.1 with JSON bodies on a Unix socket.
  * See include/freshcache/admin.h and docs/admin-api.md.
  *
- * Everything here runs on the main thread's event loop.  This file only
- * parses requests and formats answers; every effect goes through
- * admin_ops.h.  Requests on one connection are answered one at a time, in
- * order (the parser is not fed while a request is being answered), which is
- * what keep-alive and pipelining need.
+ * Everything here runs on the main thread's event loop.  This file holds
+ * the socket, the connections, request parsing, routing and the replies;
+ * the endpoints are in admin_purge.c, admin_stats.c, admin_verify.c and
+ * admin_warm.c (admin_int.h), POST /reload below.  They only parse
+ * requests and format answers; every effect goes through admin_ops.h.
+ * Requests on one connection are answered one at a time, in order (the
+ * parser is not fed while a request is being answered), which is what
+ * keep-alive and pipelining need.
  *
  *   READ ──request──▶ route ──▶ reply ──keep-alive──▶ READ
  *                       │                 └─────────▶ CLOSING ──flushed──▶ free
@@ -15,11 +18,10 @@
  * POST /verify is asynchronous: the connection keeps a struct verify_pending
  * that the ops layer calls back.  If the connection goes away first, the
  * pending object outlives it with `conn` set to NULL ("connection gone"),
- * and the callback only frees it.  As in proxy.c, closing is deferred to an
+ * and the callback only frees it.  As in http1.c, closing is deferred to an
  * event so no callback frees a connection under its caller's feet.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,110 +42,27 @@
 #include <event2/listener.h>
 #include <jansson.h>
 
-#include "build_config.h"
 #include "freshcache/admin/admin.h"
 #include "freshcache/admin/admin_body.h"
 #include "freshcache/admin/admin_ops.h"
-#include "freshcache/admin/sitemap.h"
 #include "freshcache/admin/warm.h"
-#include "freshcache/server/tls.h"
 #include "freshcache/base/assert.h"
 #include "freshcache/config/config_check.h"
 #include "freshcache/http/http_parse.h"
 #include "freshcache/base/log.h"
 #include "freshcache/cluster/cluster.h"
 #include "freshcache/server/server.h"
+#include "admin_int.h"
 
 #define ADMIN_MAX_HEAD (16 * 1024)
 #define ADMIN_MAX_BODY (1024 * 1024)
 #define ADMIN_MAX_CONNS 64
-#define ADMIN_MAX_VERIFY_URLS 256
 #define ADMIN_BACKLOG 16
 /* Stop reading from a connection whose unparsed input exceeds this (only
  * happens while a /verify is pending, the parser being paused then). */
 #define ADMIN_READ_HIGH (256 * 1024)
 #define ADMIN_TIMEOUT_MS_DEFAULT 30000
 
-struct admin_conn;
-
-/* A purge sent to the cluster, waiting for the nodes' acknowledgements.
- * Like verify_pending, it outlives its connection if the client leaves. */
-struct cluster_pending {
-#define CLUSTER_PENDING_MAGIC 0x7e21f0a2u
-    unsigned magic;
-    struct admin_conn *conn;        /* NULL once the connection is gone */
-    bool generation;
-    char *policy;                   /* the policy bumped, or NULL */
-    char *what;                     /* for the log line */
-};
-
-struct verify_pending {
-#define VERIFY_PENDING_MAGIC 0x7e21f0a1u
-    unsigned magic;
-    struct admin_conn *conn;        /* NULL once the connection is gone */
-    char **paths;
-    size_t n;
-};
-
-/* A POST /warm streaming its progress.  Unlike verify, a warm whose
- * client left is cancelled (warm_cancel): nobody would see the rest. */
-struct warm_pending {
-#define WARM_PENDING_MAGIC 0x7e21f0a3u
-    unsigned magic;
-    struct admin_conn *conn;
-    struct warm_job *job;
-    char host[256];
-    size_t n_urls;                  /* given, for the log */
-    char *sitemap;                  /* or NULL */
-    unsigned concurrency;
-};
-
-struct admin_conn {
-#define ADMIN_CONN_MAGIC 0xad317c00u
-    unsigned magic;
-    struct admin *a;
-    struct bufferevent *bev;
-    struct event *kick;             /* deferred: free when closing, or parse on */
-    struct http_parser parser;
-    struct http_msg req;
-    struct evbuffer *body;          /* the current request's body */
-    struct verify_pending *pending; /* a /verify in progress */
-    struct cluster_pending *cpending;   /* a purge waiting for the cluster */
-    struct warm_pending *wpending;  /* a /warm streaming its progress */
-    char who[48];                   /* "pid N, uid N" of the peer, for the log */
-    bool body_overflow;
-    bool head_req;                  /* the current request is a HEAD */
-    bool keep_alive;
-    bool peer_eof;                  /* the client shut down its sending side */
-    bool closing;
-    bool metrics_only;              /* accepted on metrics.listen: GET /metrics only */
-    LIST_ENTRY(admin_conn) link;
-};
-
-struct admin {
-#define ADMIN_MAGIC 0xad3100aau
-    unsigned magic;
-    struct server *srv;
-    struct event_base *base;
-    struct evconnlistener *listener;
-    struct evconnlistener *metrics_listener;    /* metrics.listen (loopback TCP), or NULL */
-    struct cluster *cluster;        /* with cluster: in the config, else NULL */
-    struct event *accept_retry;     /* re-enable accepting after EMFILE & co */
-    char *path;
-    dev_t dev;                      /* of the socket we created, so admin_stop */
-    ino_t ino;                      /* never unlinks someone else's */
-    struct timeval timeout;
-    LIST_HEAD(, admin_conn) conns;
-    unsigned n_conns;
-    time_t refused_logged;          /* rate limit for the "too many" warning */
-    unsigned refused;
-    /* POST /warm, for /stats and /metrics (this loop's only) */
-    uint64_t warm_runs;
-    uint64_t warm_urls[WARM_FAILED + 1];    /* by enum warm_outcome */
-};
-
-static void conn_process(struct admin_conn *c);
-static void conn_close(struct admin_conn *c);
 
 /* ---- replies ---------------------------------------------------------- */
 
@@ -167,8 +86,8 @@ static const char *reason_phrase(int status)
 
 /* Write one response, then either get ready for the next request or close.
  * `extra` is more header lines ("Name: value\r\n"...) or NULL. */
-static void reply(struct admin_conn *c, int status, const char *ctype, const char *body, size_t len,
-                  const char *extra)
+void reply(struct admin_conn *c, int status, const char *ctype, const char *body, size_t len,
+           const char *extra)
 {
     CHECK_OBJ_NOTNULL(c, ADMIN_CONN_MAGIC);
     FC_ASSERT(!c->closing);
@@ -196,7 +115,7 @@ static void reply(struct admin_conn *c, int status, const char *ctype, const cha
 }
 
 /* Reply with `obj` (a reference is stolen) as one line of JSON. */
-static void reply_json(struct admin_conn *c, int status, json_t *obj, const char *extra)
+void reply_json(struct admin_conn *c, int status, json_t *obj, const char *extra)
 {
     AN(obj);
     char *text = json_dumps(obj, JSON_INDENT(0) | JSON_ENCODE_ANY);
@@ -216,10 +135,7 @@ static void reply_json(struct admin_conn *c, int status, json_t *obj, const char
     free(line);
 }
 
-static void reply_error(struct admin_conn *c, int status, const char *extra, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void reply_error(struct admin_conn *c, int status, const char *extra, const char *fmt, ...)
+void reply_error(struct admin_conn *c, int status, const char *extra, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -232,7 +148,7 @@ static void reply_error(struct admin_conn *c, int status, const char *extra, con
 }
 
 /* An error that ends the connection (the request could not be framed). */
-static void reply_fatal(struct admin_conn *c, int status, const char *msg)
+void reply_fatal(struct admin_conn *c, int status, const char *msg)
 {
     c->keep_alive = false;
     reply_error(c, status, NULL, "%s", msg);
@@ -242,466 +158,18 @@ static void reply_fatal(struct admin_conn *c, int status, const char *msg)
 
 /* The current request's body, contiguous.  Read and checked by
  * admin_body.c; a refusal is answered here. */
-static const char *body_text(struct admin_conn *c, size_t *len)
+const char *body_text(struct admin_conn *c, size_t *len)
 {
     *len = evbuffer_get_length(c->body);
     return (const char *)evbuffer_pullup(c->body, -1);
 }
 
-static void reply_body_error(struct admin_conn *c, const struct admin_body_error *e)
+void reply_body_error(struct admin_conn *c, const struct admin_body_error *e)
 {
     reply_error(c, e->status, NULL, "%s", e->msg);
 }
 
-/* ---- endpoints ---------------------------------------------------------- */
-
-static bool policy_exists(const struct fc_config *cfg, const char *name)
-{
-    for (size_t i = 0; i < cfg->n_policies; i++)
-        if (strcmp(cfg->policies[i].name, name) == 0)
-            return true;
-    return false;
-}
-
-/* ---- purges through the cluster ----------------------------------------- */
-
-static void cluster_pending_free(struct cluster_pending *cp)
-{
-    CHECK_OBJ_NOTNULL(cp, CLUSTER_PENDING_MAGIC);
-    free(cp->policy);
-    free(cp->what);
-    cp->magic = 0;
-    free(cp);
-}
-
-static json_t *nodes_summary(const struct cluster_result *r)
-{
-    json_t *missing = json_array();
-    for (size_t i = 0; i < r->n_missing; i++)
-        json_array_append_new(missing, json_string(r->missing[i]));
-    return json_pack("{s:I, s:I, s:o}", "live", (json_int_t)r->live, "acked", (json_int_t)r->acked,
-                     "missing", missing);
-}
-
-/* Called once by the cluster, on our loop, possibly from inside
- * ops_cluster_purge() itself. */
-static void cluster_purge_done(void *arg, const struct cluster_result *r)
-{
-    struct cluster_pending *cp = arg;
-    CHECK_OBJ_NOTNULL(cp, CLUSTER_PENDING_MAGIC);
-    struct admin_conn *c = cp->conn;
-    const char *who = c ? c->who : "client gone";
-    char missing[512] = "";
-    for (size_t i = 0, o = 0; i < r->n_missing && o < sizeof missing; i++)
-        o += (size_t)snprintf(missing + o, sizeof missing - o, "%s%s", i ? ", " : "; missing: ",
-                              r->missing[i]);
-    if (r->status != CLUSTER_OK)
-        log_error("admin: %s not done: %s [%s]", cp->what, r->error, who);
-    else if (cp->generation)
-        log_info("admin: %s bumped %" PRIu64 " -> %" PRIu64 ", %u/%u nodes%s [%s]", cp->what,
-                 r->previous, r->generation, r->acked, r->live, missing, who);
-    else
-        log_info("admin: %s: %" PRIu64 " object%s, %u/%u nodes%s [%s]", cp->what, r->purged,
-                 r->purged == 1 ? "" : "s", r->acked, r->live, missing, who);
-    if (c == NULL) {
-        cluster_pending_free(cp);
-        return;
-    }
-    CHECK_OBJ_NOTNULL(c, ADMIN_CONN_MAGIC);
-    FC_ASSERT(c->cpending == cp);
-    c->cpending = NULL;
-    cp->conn = NULL;
-    struct timeval *t = &c->a->timeout;
-    bufferevent_set_timeouts(c->bev, t, t);
-    if (r->status == CLUSTER_UNREACHABLE) {
-        reply_error(c, 503, NULL, "%s", r->error);
-    } else if (r->status != CLUSTER_OK) {
-        reply_error(c, 500, NULL, "%s", r->error);
-    } else {
-        json_t *o = json_object();
-        if (cp->generation) {
-            json_object_set_new(o, "generation", json_integer((json_int_t)r->generation));
-            json_object_set_new(o, "previous", json_integer((json_int_t)r->previous));
-            if (cp->policy)
-                json_object_set_new(o, "policy", json_string(cp->policy));
-        } else {
-            json_object_set_new(o, "purged", json_integer((json_int_t)r->purged));
-        }
-        json_object_set_new(o, "nodes", nodes_summary(r));
-        reply_json(c, 200, o, NULL);
-    }
-    cluster_pending_free(cp);
-    event_active(c->kick, EV_WRITE, 0);
-}
-
-/* Hand the purge to the cluster; the answer comes from cluster_purge_done. */
-static void cluster_purge_start(struct admin_conn *c, const struct cluster_purge *p,
-                                const char *what)
-{
-    struct cluster_pending *cp = calloc(1, sizeof *cp);
-    AN(cp);
-    cp->magic = CLUSTER_PENDING_MAGIC;
-    cp->conn = c;
-    cp->generation = p->what == CLUSTER_GENERATION;
-    if (p->policy) {
-        cp->policy = strdup(p->policy);
-        AN(cp->policy);
-    }
-    cp->what = strdup(what);
-    AN(cp->what);
-    /* No idle timeout while the nodes answer (ack_timeout bounds it). */
-    bufferevent_set_timeouts(c->bev, NULL, &c->a->timeout);
-    c->cpending = cp;
-    ops_cluster_purge(c->a->srv, c->a->cluster, p, cluster_purge_done, cp);
-}
-
-/* POST /purge/generation  [{"policy": "html"}] */
-static void do_purge_generation(struct admin_conn *c)
-{
-    struct server *srv = c->a->srv;
-    struct admin_generation_body b;
-    struct admin_body_error e;
-    size_t len;
-    const char *text = body_text(c, &len);
-    if (admin_body_generation(text, len, &b, &e) != 0) {
-        reply_body_error(c, &e);
-        return;
-    }
-    json_t *o = b.root;
-    const char *policy = b.policy;
-    if (policy != NULL && !policy_exists(srv->cfg, policy)) {
-        reply_error(c, 404, NULL, "unknown policy \"%s\"", policy);
-        json_decref(o);
-        return;
-    }
-    if (c->a->cluster) {
-        struct cluster_purge p = { .what = CLUSTER_GENERATION, .policy = policy };
-        char what[200];
-        snprintf(what, sizeof what, "generation%s%s%s of cluster %s", policy ? " of policy \"" : "",
-                 policy ? policy : "", policy ? "\"" : " (all policies)",
-                 cluster_name(c->a->cluster));
-        cluster_purge_start(c, &p, what);
-        json_decref(o);
-        return;
-    }
-    uint64_t now = 0, prev = 0;
-    char err[512] = "";
-    if (ops_purge_generation(srv, policy, &now, &prev, err, sizeof err) != 0) {
-        log_error("admin: generation bump%s%s%s failed: %s [%s]", policy ? " of policy \"" : "",
-                  policy ? policy : "", policy ? "\"" : "", err[0] ? err : "unknown error", c->who);
-        reply_error(c, 500, NULL, "generation bump failed: %s", err[0] ? err : "unknown error");
-        json_decref(o);
-        return;
-    }
-    if (policy)
-        log_info("admin: generation of policy \"%s\" bumped %" PRIu64 " -> %" PRIu64 " [%s]", policy,
-                 prev, now, c->who);
-    else
-        log_info("admin: generation bumped %" PRIu64 " -> %" PRIu64 " (all policies) [%s]", prev, now,
-                 c->who);
-    json_t *r = json_object();
-    json_object_set_new(r, "generation", json_integer((json_int_t)now));
-    json_object_set_new(r, "previous", json_integer((json_int_t)prev));
-    if (policy)
-        json_object_set_new(r, "policy", json_string(policy));
-    json_decref(o);
-    reply_json(c, 200, r, NULL);
-}
-
-/* GET /generation  {"generation": N, "policies": {"html": N, ...}} */
-static void do_generation(struct admin_conn *c)
-{
-    struct gen_state *st = malloc(sizeof *st);    /* 8 KiB: not on the stack */
-    AN(st);
-    ops_generation(c->a->srv, st);
-    json_t *r = json_object();
-    json_t *policies = json_object();
-    json_object_set_new(r, "generation", json_integer((json_int_t)st->global));
-    for (size_t i = 0; i < st->n_policies; i++)
-        json_object_set_new(policies, st->policies[i].name,
-                            json_integer((json_int_t)st->policies[i].gen));
-    json_object_set_new(r, "policies", policies);
-    free(st);
-    reply_json(c, 200, r, NULL);
-}
-
-/* POST /purge  {"url"|"prefix"|"tag": STR [, "soft": BOOL]} */
-static void do_purge(struct admin_conn *c)
-{
-    struct admin_purge_body b;
-    struct admin_body_error e;
-    size_t len;
-    const char *text = body_text(c, &len);
-    if (admin_body_purge(text, len, &b, &e) != 0) {
-        reply_body_error(c, &e);
-        return;
-    }
-    json_t *o = b.root;
-    const char *key = b.key, *arg = b.arg;
-    enum purge_kind kind = b.kind;
-    bool soft = b.soft;
-    char safe[256];
-    if (c->a->cluster) {
-        struct cluster_purge p = { .what = CLUSTER_PURGE, .kind = kind, .arg = arg, .soft = soft };
-        char what[400];
-        snprintf(what, sizeof what, "%s purge of %s \"%s\" in cluster %s", soft ? "soft" : "hard",
-                 key, log_escape(arg, safe, sizeof safe), cluster_name(c->a->cluster));
-        cluster_purge_start(c, &p, what);
-        json_decref(o);
-        return;
-    }
-    unsigned purged = ops_purge(c->a->srv, kind, arg, soft);
-    log_info("admin: %s purge of %s \"%s\": %u object%s [%s]", soft ? "soft" : "hard", key,
-             log_escape(arg, safe, sizeof safe), purged, purged == 1 ? "" : "s", c->who);
-    json_t *r = json_object();
-    json_object_set_new(r, "purged", json_integer((json_int_t)purged));
-    json_decref(o);
-    reply_json(c, 200, r, NULL);
-}
-
-/* Counters, from server.h's X-macro so none is ever forgotten; the table
- * below only gives names and help texts (a counter missing from it still
- * appears, under its own name). */
-static const struct {
-    const char *name;
-    size_t off;
-} counter_fields[] = {
-#define X(n) { #n, offsetof(struct counters, n) },
-    FC_COUNTERS(X)
-#undef X
-};
-
-static const struct counter_meta {
-    const char *counter;    /* name in FC_COUNTERS */
-    const char *json;       /* key in GET /stats */
-    const char *metric;     /* Prometheus name */
-    const char *help;
-} counter_meta[] = {
-    { "requests", "requests", "freshcache_requests_total", "Client requests received." },
-    { "hits", "hits", "freshcache_cache_hits_total", "Requests answered from the cache." },
-    { "misses", "misses", "freshcache_cache_misses_total",
-      "Requests for which nothing usable was stored (fetched from the origin)." },
-    { "revalidations", "revalidations", "freshcache_cache_revalidations_total",
-      "Stored responses revalidated with the origin." },
-    { "stale", "stale", "freshcache_cache_stale_total",
-      "Stale responses served (stale-while-revalidate, stale-if-error)." },
-    { "passes", "passes", "freshcache_cache_passes_total",
-      "Requests passed to the origin without using the cache." },
-    { "collapsed", "collapsed", "freshcache_cache_collapsed_total",
-      "Requests that waited for another request's origin fetch." },
-    { "origin_requests", "origin_requests", "freshcache_origin_requests_total",
-      "Requests sent to the origin." },
-    { "origin_errors", "origin_errors", "freshcache_origin_errors_total",
-      "Origin fetches that failed (connect, timeout, malformed response)." },
-    { "client_errors", "client_errors", "freshcache_client_errors_total",
-      "Malformed or refused client requests." },
-    { "bytes_sent", "bytes_sent", "freshcache_bytes_sent_total", "Response bytes sent to clients." },
-    /* "connections" in /stats is the number open now (a gauge). */
-    { "connections", "connections_accepted", "freshcache_connections_accepted_total",
-      "Client connections accepted." },
-    { "connections_handed_off", "connections_handed_off",
-      "freshcache_connections_handed_off_total",
-      "Accepted connections handed to a less loaded worker (accept balancing)." },
-    { "tls_handshakes", "tls_handshakes", "freshcache_tls_handshakes_total",
-      "TLS handshakes completed with clients." },
-    { "tls_handshake_failures", "tls_handshake_failures", "freshcache_tls_handshake_failures_total",
-      "TLS handshakes with clients that failed or timed out." },
-    { "kept_after_deploy", "kept_after_deploy", "freshcache_kept_after_deploy_total",
-      "Stored copies served because the origin answered 404/410 (keep_after_deploy)." },
-    { "early_hints", "early_hints", "freshcache_early_hints_total",
-      "103 Early Hints sent from a stored copy's Link fields (early_hints)." },
-    { "deception_refused", "deception_refused", "freshcache_deception_refused_total",
-      "Responses not stored because their Content-Type disagreed with the extension of a "
-      "path-matched policy's path (web cache deception)." },
-};
-
-static const struct counter_meta *meta_for(const char *counter)
-{
-    for (size_t i = 0; i < FC_ARRAY_LEN(counter_meta); i++)
-        if (strcmp(counter_meta[i].counter, counter) == 0)
-            return &counter_meta[i];
-    return NULL;
-}
-
-static uint64_t counter_value(struct counters *cs, size_t off)
-{
-    return atomic_load_explicit((_Atomic uint64_t *)((char *)cs + off), memory_order_relaxed);
-}
-
-/* GET /stats */
-static void do_stats(struct admin_conn *c)
-{
-    struct ops_stats st;
-    memset(&st, 0, sizeof st);
-    ops_stats(c->a->srv, &st);
-    json_t *r = json_object();
-    for (size_t i = 0; i < FC_ARRAY_LEN(counter_fields); i++) {
-        const struct counter_meta *m = meta_for(counter_fields[i].name);
-        json_object_set_new(r, m ? m->json : counter_fields[i].name,
-                            json_integer((json_int_t)counter_value(&st.counters, counter_fields[i].off)));
-    }
-    json_object_set_new(r, "objects", json_integer((json_int_t)st.objects));
-    json_object_set_new(r, "bytes", json_integer((json_int_t)st.bytes));
-    json_object_set_new(r, "max_bytes", json_integer((json_int_t)st.max_bytes));
-    json_object_set_new(r, "evictions", json_integer((json_int_t)st.evictions));
-    json_object_set_new(r, "purges", json_integer((json_int_t)st.purges));
-    json_object_set_new(r, "generation", json_integer((json_int_t)st.generation));
-    /* Unix seconds of the last bump (global or a policy's), 0: never. */
-    json_object_set_new(r, "last_bump", json_integer((json_int_t)(st.generation_changed_ms / 1000)));
-    json_object_set_new(r, "uptime", json_integer((json_int_t)st.uptime_seconds));
-    json_object_set_new(r, "connections", json_integer((json_int_t)st.connections));
-    uint64_t warmed = 0;
-    for (size_t i = 0; i < FC_ARRAY_LEN(c->a->warm_urls); i++)
-        warmed += c->a->warm_urls[i];
-    json_object_set_new(r, "warm_runs", json_integer((json_int_t)c->a->warm_runs));
-    json_object_set_new(r, "warm_urls", json_integer((json_int_t)warmed));
-    reply_json(c, 200, r, NULL);
-}
-
-static void metric(struct evbuffer *out, const char *name, const char *type, const char *help,
-                   uint64_t value)
-{
-    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type,
-                        name, value);
-}
-
-/* The cluster's part of /metrics (cluster: in the config). */
-static void cluster_metrics(struct evbuffer *b, struct cluster *cl)
-{
-    struct cluster_stats cs;
-    cluster_get_stats(cl, &cs);
-    metric(b, "freshcache_cluster_connected", "gauge",
-           "1 when this node is in touch with the cluster's Redis and caught up.", cs.connected);
-    metric(b, "freshcache_cluster_catching_up", "gauge",
-           "1 while every stored response is revalidated (out of touch past max_disconnect).",
-           cs.catching_up);
-    metric(b, "freshcache_cluster_nodes_live", "gauge",
-           "Nodes of the cluster heard from within the liveness window.", cs.live_nodes);
-    metric(b, "freshcache_cluster_events_applied_total", "counter",
-           "Purges and generation bumps from other nodes applied here.", cs.events_applied);
-    metric(b, "freshcache_cluster_disconnects_total", "counter",
-           "Times the connection to the cluster's Redis was lost.", cs.disconnects);
-    static const uint64_t bounds[CLUSTER_LAG_N_BUCKETS] = CLUSTER_LAG_BUCKETS_MS;
-    evbuffer_add_printf(b, "# HELP freshcache_cluster_purge_lag_seconds Time from a purge sent "
-                           "by another node to its application here.\n"
-                           "# TYPE freshcache_cluster_purge_lag_seconds histogram\n");
-    uint64_t cum = 0;
-    for (int i = 0; i < CLUSTER_LAG_N_BUCKETS; i++) {
-        cum += cs.lag_bucket[i];
-        evbuffer_add_printf(b, "freshcache_cluster_purge_lag_seconds_bucket{le=\"%g\"} %" PRIu64
-                               "\n", (double)bounds[i] / 1000.0, cum);
-    }
-    cum += cs.lag_bucket[CLUSTER_LAG_N_BUCKETS];
-    evbuffer_add_printf(b, "freshcache_cluster_purge_lag_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
-                           "freshcache_cluster_purge_lag_seconds_sum %.3f\n"
-                           "freshcache_cluster_purge_lag_seconds_count %" PRIu64 "\n",
-                        cum, (double)cs.lag_sum_ms / 1000.0, cs.lag_count);
-}
-
-/* POST /warm's part of /metrics. */
-static void warm_metrics(struct evbuffer *b, const struct admin *a)
-{
-    metric(b, "freshcache_warm_runs_total", "counter", "Warm runs started (POST /warm).",
-           a->warm_runs);
-    evbuffer_add_printf(b, "# HELP freshcache_warm_urls_total URLs warmed, by result.\n"
-                           "# TYPE freshcache_warm_urls_total counter\n");
-    for (int i = WARM_STORED; i <= WARM_FAILED; i++)
-        evbuffer_add_printf(b, "freshcache_warm_urls_total{result=\"%s\"} %" PRIu64 "\n",
-                            warm_outcome_name((enum warm_outcome)i), a->warm_urls[i]);
-}
-
-/* GET /metrics — Prometheus text exposition format 0.0.4. */
-static void do_metrics(struct admin_conn *c)
-{
-    struct ops_stats st;
-    memset(&st, 0, sizeof st);
-    ops_stats(c->a->srv, &st);
-    struct evbuffer *b = evbuffer_new();
-    AN(b);
-    for (size_t i = 0; i < FC_ARRAY_LEN(counter_fields); i++) {
-        const char *name = counter_fields[i].name;
-        const struct counter_meta *m = meta_for(name);
-        uint64_t v = counter_value(&st.counters, counter_fields[i].off);
-        if (m) {
-            metric(b, m->metric, "counter", m->help, v);
-        } else {
-            char mname[128];
-            snprintf(mname, sizeof mname, "freshcache_%s_total", name);
-            metric(b, mname, "counter", name, v);
-        }
-    }
-    /* The same counts as one family labelled by cache outcome, the shape
-     * dashboards group by. */
-    evbuffer_add_printf(b, "# HELP freshcache_responses_total Client requests by cache outcome.\n"
-                           "# TYPE freshcache_responses_total counter\n");
-    const struct { const char *label; uint64_t v; } by_status[] = {
-        { "hit", st.counters.hits },
-        { "miss", st.counters.misses },
-        { "revalidated", st.counters.revalidations },
-        { "collapsed", st.counters.collapsed },
-        { "pass", st.counters.passes },
-    };
-    for (size_t i = 0; i < FC_ARRAY_LEN(by_status); i++)
-        evbuffer_add_printf(b, "freshcache_responses_total{cache=\"%s\"} %" PRIu64 "\n",
-                            by_status[i].label, by_status[i].v);
-    metric(b, "freshcache_cache_evictions_total", "counter",
-           "Stored objects evicted to stay within cache.memory.", st.evictions);
-    metric(b, "freshcache_purges_total", "counter", "Purge requests and generation bumps.", st.purges);
-    metric(b, "freshcache_objects", "gauge", "Objects stored in the cache.", st.objects);
-    metric(b, "freshcache_bytes", "gauge", "Bytes stored in the cache.", st.bytes);
-    metric(b, "freshcache_max_bytes", "gauge", "The cache's memory bound (cache.memory).", st.max_bytes);
-    metric(b, "freshcache_generation", "gauge", "The global deploy generation.", st.generation);
-    evbuffer_add_printf(b, "# HELP freshcache_generation_changed_timestamp_seconds When a generation "
-                           "(global or a policy's) last changed, Unix time; 0: never.\n"
-                           "# TYPE freshcache_generation_changed_timestamp_seconds gauge\n"
-                           "freshcache_generation_changed_timestamp_seconds %.3f\n",
-                        (double)st.generation_changed_ms / 1000.0);
-    metric(b, "freshcache_uptime_seconds", "gauge", "Seconds since the daemon started.",
-           st.uptime_seconds);
-    metric(b, "freshcache_connections", "gauge", "Client connections open now.", st.connections);
-    evbuffer_add_printf(b, "# HELP freshcache_worker_connections Client connections each worker "
-                           "holds, TLS handshakes included.\n"
-                           "# TYPE freshcache_worker_connections gauge\n");
-    for (unsigned i = 0; i < ops_workers(c->a->srv); i++)
-        evbuffer_add_printf(b, "freshcache_worker_connections{worker=\"%u\"} %u\n", i,
-                            ops_worker_connections(c->a->srv, i));
-    static const uint64_t bounds[ORIGIN_LATENCY_N_BUCKETS] = ORIGIN_LATENCY_BUCKETS_MS;
-    evbuffer_add_printf(b, "# HELP freshcache_origin_latency_seconds Time from sending a request "
-                           "to the origin to its response head.\n"
-                           "# TYPE freshcache_origin_latency_seconds histogram\n");
-    uint64_t cum = 0;
-    for (int i = 0; i < ORIGIN_LATENCY_N_BUCKETS; i++) {
-        cum += st.counters.origin_latency_bucket[i];
-        evbuffer_add_printf(b, "freshcache_origin_latency_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                            (double)bounds[i] / 1000.0, cum);
-    }
-    cum += st.counters.origin_latency_bucket[ORIGIN_LATENCY_N_BUCKETS];
-    evbuffer_add_printf(b, "freshcache_origin_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
-                           "freshcache_origin_latency_seconds_sum %.3f\n"
-                           "freshcache_origin_latency_seconds_count %" PRIu64 "\n",
-                        cum, (double)st.counters.origin_latency_sum_ms / 1000.0, cum);
-    const struct tls_cert_info *certs;
-    size_t n_certs = ops_tls_certs(c->a->srv, &certs);
-    /* The family is announced even without TLS listeners, so a dashboard
-     * or an alert rule finds it. */
-    evbuffer_add_printf(b, "# HELP freshcache_tls_certificate_expiry_timestamp_seconds When "
-                               "each listener certificate expires (Unix time).\n"
-                               "# TYPE freshcache_tls_certificate_expiry_timestamp_seconds gauge\n");
-    for (size_t i = 0; i < n_certs; i++)
-        evbuffer_add_printf(b, "freshcache_tls_certificate_expiry_timestamp_seconds{name=\"%s\"} "
-                               "%lld\n", certs[i].name, (long long)certs[i].not_after);
-    warm_metrics(b, c->a);
-    if (c->a->cluster)
-        cluster_metrics(b, c->a->cluster);
-    evbuffer_add_printf(b,
-                        "# HELP freshcache_build_info The running version.\n"
-                        "# TYPE freshcache_build_info gauge\n"
-                        "freshcache_build_info{version=\"%s\"} 1\n",
-                        FRESHCACHE_VERSION);
-    size_t len = evbuffer_get_length(b);
-    reply(c, 200, "text/plain; version=0.0.4", (const char *)evbuffer_pullup(b, -1), len, NULL);
-    evbuffer_free(b);
-}
+/* ---- endpoints that stay here ------------------------------------------- */
 
 /* POST /reload */
 static void do_reload(struct admin_conn *c)
@@ -739,388 +207,6 @@ static void do_reload(struct admin_conn *c)
         json_object_set_new(r, "restart_required", pending);
     }
     reply_json(c, 200, r, NULL);
-}
-
-static void verify_pending_free(struct verify_pending *vp)
-{
-    CHECK_OBJ_NOTNULL(vp, VERIFY_PENDING_MAGIC);
-    for (size_t i = 0; i < vp->n; i++)
-        free(vp->paths[i]);
-    free(vp->paths);
-    vp->magic = 0;
-    free(vp);
-}
-
-/* Called once by ops_verify on our event loop (possibly from inside the
- * ops_verify call itself). */
-static void verify_done(void *arg, struct verify_result *results, size_t n)
-{
-    struct verify_pending *vp = arg;
-    CHECK_OBJ_NOTNULL(vp, VERIFY_PENDING_MAGIC);
-    struct admin_conn *c = vp->conn;
-    if (c == NULL) {
-        log_debug("admin: verify finished after its client left");
-        verify_pending_free(vp);
-        return;
-    }
-    CHECK_OBJ_NOTNULL(c, ADMIN_CONN_MAGIC);
-    FC_ASSERT(c->pending == vp);
-    c->pending = NULL;
-    vp->conn = NULL;
-
-    json_t *list = json_array();
-    unsigned stale = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct verify_result *vr = &results[i];
-        json_t *e = json_object();
-        json_object_set_new(e, "url", json_stringn(vr->path, strnlen(vr->path, sizeof vr->path)));
-        json_object_set_new(e, "proxy_sha256", json_string(vr->proxy_sha256));
-        json_object_set_new(e, "origin_sha256", json_string(vr->origin_sha256));
-        json_object_set_new(e, "proxy_status", json_integer(vr->proxy_status));
-        json_object_set_new(e, "origin_status", json_integer(vr->origin_status));
-        json_object_set_new(e, "stored", json_boolean(vr->proxy_sha256[0] != '\0'));
-        json_object_set_new(e, "stale", json_boolean(vr->stale));
-        if (vr->error[0])
-            json_object_set_new(e, "error", json_string(vr->error));
-        json_array_append_new(list, e);
-        if (vr->stale)
-            stale++;
-    }
-    log_info("admin: verified %zu url%s: %u stale [%s]", n, n == 1 ? "" : "s", stale, c->who);
-    json_t *r = json_object();
-    json_object_set_new(r, "results", list);
-    json_object_set_new(r, "stale", json_integer(stale));
-    verify_pending_free(vp);
-
-    /* The read timeout was lifted while waiting; parse on from the loop. */
-    struct timeval *t = &c->a->timeout;
-    bufferevent_set_timeouts(c->bev, t, t);
-    reply_json(c, 200, r, NULL);
-    event_active(c->kick, EV_WRITE, 0);
-}
-
-/* POST /verify  {"urls": ["/", "/app.js"]} */
-static void do_verify(struct admin_conn *c)
-{
-    struct admin_verify_body b;
-    struct admin_body_error e;
-    size_t len;
-    const char *text = body_text(c, &len);
-    if (admin_body_verify(text, len, ADMIN_MAX_VERIFY_URLS,
-                          sizeof ((struct verify_result *)0)->path, &b, &e) != 0) {
-        reply_body_error(c, &e);
-        return;
-    }
-    json_t *o = b.root;
-    size_t n = b.n;
-    struct verify_pending *vp = calloc(1, sizeof *vp);
-    AN(vp);
-    vp->magic = VERIFY_PENDING_MAGIC;
-    vp->conn = c;
-    vp->n = n;
-    vp->paths = calloc(n, sizeof *vp->paths);
-    AN(vp->paths);
-    for (size_t i = 0; i < n; i++) {
-        vp->paths[i] = strdup(admin_verify_path(&b, i));
-        AN(vp->paths[i]);
-    }
-    json_decref(o);
-
-    /* While the origin is asked: no idle timeout, but keep reading so a
-     * client that leaves is noticed (conn_event). */
-    struct timeval *t = &c->a->timeout;
-    bufferevent_set_timeouts(c->bev, NULL, t);
-    c->pending = vp;
-    log_debug("admin: verifying %zu url%s [%s]", n, n == 1 ? "" : "s", c->who);
-    int rc = ops_verify(c->a->srv, c->a->base, (const char *const *)vp->paths, n, verify_done, vp);
-    if (rc != 0 && c->pending == vp) {
-        /* Not started, and the callback will not come. */
-        c->pending = NULL;
-        verify_pending_free(vp);
-        bufferevent_set_timeouts(c->bev, t, t);
-        log_error("admin: verify could not be started [%s]", c->who);
-        reply_error(c, 500, NULL, "verify could not be started");
-    }
-}
-
-/* ---- POST /warm --------------------------------------------------------- */
-
-static void warm_pending_free(struct warm_pending *wp)
-{
-    CHECK_OBJ_NOTNULL(wp, WARM_PENDING_MAGIC);
-    free(wp->sitemap);
-    wp->magic = 0;
-    free(wp);
-}
-
-/* The client is gone, or the admin stops (`why`): no one reads the rest. */
-static void warm_abandon(struct admin_conn *c, const char *why)
-{
-    struct warm_pending *wp = c->wpending;
-    CHECK_OBJ_NOTNULL(wp, WARM_PENDING_MAGIC);
-    log_info("admin: warm cancelled, %s [%s]", why, c->who);
-    warm_cancel(wp->job);
-    c->wpending = NULL;
-    warm_pending_free(wp);
-}
-
-/* One line of the streamed answer, as one chunk. */
-static void stream_line(struct admin_conn *c, json_t *obj)
-{
-    char *text = json_dumps(obj, JSON_COMPACT);
-    json_decref(obj);
-    AN(text);
-    size_t len = strlen(text);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    evbuffer_add_printf(out, "%zx\r\n", len + 1);
-    evbuffer_add(out, text, len);
-    evbuffer_add(out, "\n\r\n", 3);
-    free(text);
-}
-
-static void warm_item(void *arg, const struct warm_item *it)
-{
-    struct warm_pending *wp = arg;
-    CHECK_OBJ_NOTNULL(wp, WARM_PENDING_MAGIC);
-    struct admin_conn *c = wp->conn;
-    CHECK_OBJ_NOTNULL(c, ADMIN_CONN_MAGIC);
-    json_t *o = json_object();
-    json_object_set_new(o, it->sitemap ? "sitemap" : "url", json_string(it->url));
-    if (it->status)
-        json_object_set_new(o, "status", json_integer(it->status));
-    if (it->cache_status[0])
-        json_object_set_new(o, "cache_status", json_string(it->cache_status));
-    if (it->sitemap) {
-        json_object_set_new(o, "result", json_string(it->outcome == WARM_FAILED ? "failed" : "ok"));
-        if (it->outcome != WARM_FAILED)
-            json_object_set_new(o, "listed", json_integer((json_int_t)it->listed));
-    } else {
-        json_object_set_new(o, "result", json_string(warm_outcome_name(it->outcome)));
-        c->a->warm_urls[it->outcome]++;
-    }
-    if (it->error)
-        json_object_set_new(o, "error", json_string(it->error));
-    stream_line(c, o);
-}
-
-static void warm_done(void *arg, const struct warm_summary *s)
-{
-    struct warm_pending *wp = arg;
-    CHECK_OBJ_NOTNULL(wp, WARM_PENDING_MAGIC);
-    struct admin_conn *c = wp->conn;
-    CHECK_OBJ_NOTNULL(c, ADMIN_CONN_MAGIC);
-    FC_ASSERT(c->wpending == wp);
-    char safe[256] = "";
-    if (wp->sitemap)
-        log_escape(wp->sitemap, safe, sizeof safe);
-    log_info("admin: warmed %zu url%s for host %s (%zu given%s%s, -j %u): %zu stored, %zu fresh, "
-             "%zu not stored, %zu failed, in %" PRIu64 " ms [%s]", s->urls, s->urls == 1 ? "" : "s",
-             wp->host, wp->n_urls, wp->sitemap ? ", sitemap " : "", safe, wp->concurrency,
-             s->stored, s->fresh, s->not_stored, s->failed, s->elapsed_ms, c->who);
-    json_t *o = json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "summary", 1, "host",
-                          wp->host, "urls", (json_int_t)s->urls, "stored", (json_int_t)s->stored,
-                          "fresh", (json_int_t)s->fresh, "not_stored", (json_int_t)s->not_stored,
-                          "failed", (json_int_t)s->failed, "sitemaps", (json_int_t)s->sitemaps,
-                          "elapsed_ms", (json_int_t)s->elapsed_ms);
-    stream_line(c, o);
-    evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
-    c->wpending = NULL;
-    warm_pending_free(wp);
-
-    struct timeval *t = &c->a->timeout;
-    bufferevent_set_timeouts(c->bev, t, t);
-    evbuffer_drain(c->body, evbuffer_get_length(c->body));
-    if (!c->keep_alive || (c->peer_eof && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)) {
-        conn_close(c);
-        return;
-    }
-    http_parser_next(&c->parser);
-    event_active(c->kick, EV_WRITE, 0);
-}
-
-/* The "urls" member: paths or URLs on `host`.  false after replying 400. */
-static bool warm_urls(struct admin_conn *c, json_t *urls, const char *host)
-{
-    if (urls == NULL)
-        return true;
-    if (!json_is_array(urls)) {
-        reply_error(c, 400, NULL, "\"urls\" must be an array of paths");
-        return false;
-    }
-    if (json_array_size(urls) > WARM_MAX_URLS) {
-        reply_error(c, 400, NULL, "at most %d urls per warm", WARM_MAX_URLS);
-        return false;
-    }
-    size_t i;
-    json_t *u;
-    json_array_foreach(urls, i, u) {
-        const char *s = json_string_value(u);
-        char target[1024], why[200];
-        if (!json_is_string(u) || strlen(s) != json_string_length(u)) {
-            reply_error(c, 400, NULL, "urls[%zu] must be a string (a path or an http(s) URL)", i);
-            return false;
-        }
-        if (url_to_target(s, host, target, sizeof target, why, sizeof why) != 0) {
-            reply_error(c, 400, NULL, "urls[%zu]: %s", i, why);
-            return false;
-        }
-    }
-    return true;
-}
-
-/* A Host value we can send: a name or address, optionally ":port". */
-static bool host_ok(const char *h, size_t len)
-{
-    if (len == 0 || len > 255)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)h[i];
-        if (ch <= 0x20 || ch >= 0x7f || strchr("/?#@\\\"<>{}|^`", ch))
-            return false;
-    }
-    return true;
-}
-
-/* POST /warm  {"urls": [...], "sitemap": "/sitemap.xml", "concurrency": N,
- *              "host": "www.example.com"} */
-static void do_warm(struct admin_conn *c)
-{
-    static const char usage[] = "{\"urls\": [\"/path\", ...]} and/or {\"sitemap\": \"/sitemap.xml\"}, "
-                                "optionally \"concurrency\": N and \"host\": NAME";
-    static const char *const keys[] = { "urls", "sitemap", "concurrency", "host", NULL };
-    struct admin_body_error e;
-    size_t len;
-    const char *text = body_text(c, &len);
-    json_t *o = admin_body_object(text, len, true, usage, keys, &e);
-    if (o == NULL) {
-        reply_body_error(c, &e);
-        return;
-    }
-    char host[256];
-    const char *scheme = "http";
-    json_t *hv = json_object_get(o, "host");
-    if (hv) {
-        if (!json_is_string(hv) || !host_ok(json_string_value(hv), json_string_length(hv))) {
-            json_decref(o);
-            reply_error(c, 400, NULL, "\"host\" must be a host name or address, optionally "
-                        "with \":port\" (the Host clients send)");
-            return;
-        }
-        snprintf(host, sizeof host, "%s", json_string_value(hv));
-        const struct fc_config *cfg = c->a->srv->cfg;
-        scheme = cfg->n_listen && cfg->listen[0].tls ? "https" : "http";
-    } else {
-        char err[300];
-        if (warm_default_host(c->a->srv->cfg, host, sizeof host, &scheme, err, sizeof err) != 0) {
-            json_decref(o);
-            reply_error(c, 400, NULL, "%s", err);
-            return;
-        }
-    }
-    json_t *urls = json_object_get(o, "urls");
-    json_t *sv = json_object_get(o, "sitemap");
-    json_t *jv = json_object_get(o, "concurrency");
-    if (!warm_urls(c, urls, host)) {
-        json_decref(o);
-        return;
-    }
-    char target[1024], why[200];
-    if (sv && (!json_is_string(sv) || strlen(json_string_value(sv)) != json_string_length(sv) ||
-               url_to_target(json_string_value(sv), host, target, sizeof target, why,
-                             sizeof why) != 0)) {
-        json_decref(o);
-        reply_error(c, 400, NULL, "\"sitemap\" must be a path or an http(s) URL on %s", host);
-        return;
-    }
-    if ((urls == NULL || json_array_size(urls) == 0) && sv == NULL) {
-        json_decref(o);
-        reply_error(c, 400, NULL, "nothing to warm: %s", usage);
-        return;
-    }
-    json_int_t conc = WARM_DEFAULT_CONCURRENCY;
-    if (jv) {
-        conc = json_is_integer(jv) ? json_integer_value(jv) : 0;
-        if (conc < 1 || conc > WARM_MAX_CONCURRENCY) {
-            json_decref(o);
-            reply_error(c, 400, NULL, "\"concurrency\" must be an integer from 1 to %d",
-                        WARM_MAX_CONCURRENCY);
-            return;
-        }
-    }
-    size_t n = urls ? json_array_size(urls) : 0;
-    const char **list = calloc(n ? n : 1, sizeof *list);
-    AN(list);
-    for (size_t i = 0; i < n; i++)
-        list[i] = json_string_value(json_array_get(urls, i));
-
-    struct warm_pending *wp = calloc(1, sizeof *wp);
-    AN(wp);
-    wp->magic = WARM_PENDING_MAGIC;
-    wp->conn = c;
-    snprintf(wp->host, sizeof wp->host, "%s", host);
-    wp->n_urls = n;
-    wp->concurrency = (unsigned)conc;
-    if (sv) {
-        wp->sitemap = strdup(json_string_value(sv));
-        AN(wp->sitemap);
-    }
-    struct warm_params p = {
-        .host = host,
-        .scheme = scheme,
-        .urls = list,
-        .n_urls = n,
-        .sitemap = wp->sitemap,
-        .concurrency = (unsigned)conc,
-    };
-    c->a->warm_runs++;
-    log_debug("admin: warming %zu url%s%s for host %s [%s]", n, n == 1 ? "" : "s",
-              sv ? " and a sitemap" : "", host, c->who);
-    /* The head now; a line per URL as it finishes, the summary last. */
-    evbuffer_add_printf(bufferevent_get_output(c->bev),
-                        "HTTP/1.1 200 OK\r\n"
-                        "Content-Type: application/x-ndjson\r\n"
-                        "Transfer-Encoding: chunked\r\n"
-                        "Cache-Control: no-store\r\n"
-                        "%s\r\n",
-                        c->keep_alive ? "" : "Connection: close\r\n");
-    /* No idle timeout while warming: the client only listens. */
-    bufferevent_set_timeouts(c->bev, NULL, &c->a->timeout);
-    c->wpending = wp;
-    wp->job = warm_start(c->a->srv, c->a->base, &p, warm_item, warm_done, wp);
-    free(list);
-    json_decref(o);
-}
-
-/* GET /nodes */
-static void do_nodes(struct admin_conn *c)
-{
-    struct cluster *cl = c->a->cluster;
-    if (cl == NULL) {
-        reply_error(c, 404, NULL, "this node is not in a cluster (no cluster: in its config)");
-        return;
-    }
-    const struct cluster_node *nodes;
-    size_t n;
-    char err[512];
-    if (ops_nodes(cl, &nodes, &n, err, sizeof err) != 0) {
-        reply_error(c, 503, NULL, "%s", err);
-        return;
-    }
-    json_t *list = json_array();
-    for (size_t i = 0; i < n; i++) {
-        json_t *pol = json_object();
-        for (size_t j = 0; j < nodes[i].gens.n_policies; j++)
-            json_object_set_new(pol, nodes[i].gens.policies[j].name,
-                                json_integer((json_int_t)nodes[i].gens.policies[j].gen));
-        json_array_append_new(list, json_pack("{s:s, s:I, s:I, s:b, s:b, s:o}", "node",
-                                              nodes[i].name, "generation",
-                                              (json_int_t)nodes[i].gens.global, "last_seen_ms",
-                                              (json_int_t)nodes[i].last_seen_ms, "live",
-                                              nodes[i].live, "self", nodes[i].self, "policies",
-                                              pol));
-    }
-    reply_json(c, 200, json_pack("{s:s, s:s, s:o}", "cluster", cluster_name(cl), "node",
-                                 cluster_node_name(cl), "nodes", list), NULL);
 }
 
 /* ---- routing ------------------------------------------------------------ */
@@ -1235,7 +321,7 @@ static enum http_parse_event feed(struct admin_conn *c, struct evbuffer *in)
     return http_parser_feed(&c->parser, in);
 }
 
-static void conn_process(struct admin_conn *c)
+void conn_process(struct admin_conn *c)
 {
     CHECK_OBJ_NOTNULL(c, ADMIN_CONN_MAGIC);
     struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -1299,7 +385,7 @@ static void conn_free(struct admin_conn *c)
 }
 
 /* Stop reading, flush what is queued, then free (deferred). */
-static void conn_close(struct admin_conn *c)
+void conn_close(struct admin_conn *c)
 {
     if (c->closing)
         return;
