@@ -56,6 +56,11 @@ int sitemap_parse(const char *xml, size_t len, size_t max_locs, struct sitemap *
         return -1;
     }
     xmlInitParser();
+    /* libxml2 keeps the last error per thread, and a parse that succeeds
+     * may leave one it recovered from: without this, a later failure that
+     * records none (an empty document) would report an earlier sitemap's
+     * error. */
+    xmlResetLastError();
     xmlDoc *doc = xmlReadMemory(xml, (int)len, "sitemap.xml", NULL,
                                 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     if (doc == NULL) {
@@ -118,19 +123,21 @@ void sitemap_free(struct sitemap *s)
     memset(s, 0, sizeof *s);
 }
 
-/* `len` bytes of a host[:port], lower-cased and without ":80"/":443". */
-static size_t host_norm(const char *h, size_t len, char *out, size_t outlen)
+/* `len` bytes of a host[:port], lower-cased and without ":80"/":443".
+ * false when it does not fit in `out`: cut to fit, a longer host would
+ * compare equal to any other sharing its first bytes. */
+static bool host_norm(const char *h, size_t len, char *out, size_t outlen)
 {
     if (len >= 3 && memcmp(h + len - 3, ":80", 3) == 0)
         len -= 3;
     else if (len >= 4 && memcmp(h + len - 4, ":443", 4) == 0)
         len -= 4;
     if (len >= outlen)
-        len = outlen - 1;
+        return false;
     for (size_t i = 0; i < len; i++)
         out[i] = (char)(h[i] >= 'A' && h[i] <= 'Z' ? h[i] + 32 : h[i]);
     out[len] = '\0';
-    return len;
+    return true;
 }
 
 int url_to_target(const char *url, const char *host, char *out, size_t outlen, char *err,
@@ -154,9 +161,8 @@ int url_to_target(const char *url, const char *host, char *out, size_t outlen, c
             return -1;
         }
         char a[256], h[256];
-        host_norm(auth, alen, a, sizeof a);
-        host_norm(host, strlen(host), h, sizeof h);
-        if (strcmp(a, h) != 0) {
+        if (!host_norm(auth, alen, a, sizeof a) || !host_norm(host, strlen(host), h, sizeof h) ||
+            strcmp(a, h) != 0) {
             snprintf(err, errlen, "host %.*s is not the warm host %s", (int)(alen > 100 ? 100 : alen),
                      auth, host);
             return -1;
