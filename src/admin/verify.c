@@ -35,6 +35,7 @@ struct verify_item {
     struct http_msg resp;
     struct http_parser parser;
     struct etag_hasher *hasher;
+    bool connected;             /* CONN_CONNECTED came: a failure now is no connect's */
     bool done;
 };
 
@@ -160,6 +161,7 @@ static void event_cb(void *arg, enum conn_event ev)
         return;
     switch (ev) {
     case CONN_CONNECTED:
+        it->connected = true;
         conn_set_timeouts(it->conn, it->job->read_timeout_ms, it->job->read_timeout_ms);
         if (conn_flush(it->conn) != 0)
             item_finish(it, conn_error(it->conn) ? conn_error(it->conn) : "origin connection reset");
@@ -177,8 +179,13 @@ static void event_cb(void *arg, enum conn_event ev)
         item_finish(it, "origin connect timeout");
         return;
     case CONN_ERROR:
-        /* A TLS failure says why (verification, protocol). */
-        item_finish(it, conn_error(it->conn) ? conn_error(it->conn) : "cannot connect to origin");
+        /* A TLS failure says why (verification, protocol).  Over plain TCP,
+         * once connected, the error is the origin's reset (a read or a
+         * write failing): not a connect that failed. */
+        if (conn_error(it->conn))
+            item_finish(it, conn_error(it->conn));
+        else
+            item_finish(it, it->connected ? "origin connection reset" : "cannot connect to origin");
         return;
     }
 }

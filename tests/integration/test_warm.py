@@ -5,7 +5,9 @@ The daemon fetches (admin POST /warm, one JSON line per URL streamed back,
 then a summary) through its own request path: a warmed URL is then a hit
 for a client sending the same Host.  A small origin of this file's own
 serves pages, error statuses, sitemaps and sitemap indexes, and counts the
-requests it has in progress at once, so the -j bound can be checked.
+requests it has in progress at once, so the -j bound can be checked.  It
+also misbehaves on demand (a body cut short, a connection reset, a sitemap
+over the size bound): warm and verify must say what went wrong, per URL.
 
 Needs FRESHCACHED, TEST_ORIGIN and PROXYCTL (see harness.py)."""
 
@@ -16,6 +18,7 @@ import pty
 import re
 import select
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -35,7 +38,12 @@ class SiteOrigin:
     indexes (/index.xml?u=U), a self-nesting index (/loop.xml), a foreign
     host's sitemap (/foreign.xml), a non-sitemap (/bad.xml).  Every page
     may wait (?delay_ms=N); `busy_max` is the most requests in progress at
-    once since the last reset."""
+    once since the last reset.
+
+    Misbehaving (see misbehave()): /cut/... announces a body and closes
+    after half of it, /reset/... resets the connection after half of it;
+    with ?first=ok the first request for that path is answered whole.
+    /huge.xml is a sitemap one byte over WARM_MAX_SITEMAP_BYTES."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -53,6 +61,8 @@ class SiteOrigin:
             def do_GET(self):
                 origin.enter(self.path)
                 try:
+                    if origin.misbehave(self):
+                        return
                     status, ctype, body, cc = origin.answer(self)
                 finally:
                     origin.leave()
@@ -110,6 +120,51 @@ class SiteOrigin:
                 '<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n' +
                 "".join("<sitemap><loc>%s</loc></sitemap>\n" % loc for loc in locs) +
                 "</sitemapindex>\n").encode()
+
+    CUT_BODY = b"c" * 20000
+
+    def misbehave(self, req):
+        """Answer /cut/..., /reset/... and /huge.xml (True), or leave the
+        request to answer()."""
+        u = urllib.parse.urlsplit(req.path)
+        how = u.path.split("/")[1]
+        if how not in ("cut", "reset", "huge.xml"):
+            return False
+        req.close_connection = True
+        if how == "huge.xml":
+            # 50 MiB + 1 of well-formed XML: only its size is wrong
+            body = b"<urlset>" + b" " * (50 * H.MiB + 1 - 17) + b"</urlset>"
+            req.send_response(200)
+            req.send_header("Content-Type", "application/xml")
+            req.send_header("Content-Length", str(len(body)))
+            req.end_headers()
+            try:
+                req.wfile.write(body)
+            except OSError:
+                pass        # the daemon stopped reading at its bound, as it should
+            return True
+        whole = "first=ok" in u.query and self.count(req.path) == 1
+        body = self.CUT_BODY
+        req.send_response(200)
+        req.send_header("Content-Type", "text/plain")
+        req.send_header("Content-Length", str(len(body)))
+        req.send_header("Cache-Control", "max-age=300")
+        req.end_headers()
+        if whole:
+            req.wfile.write(body)
+            return True
+        req.wfile.write(body[:len(body) // 2])
+        req.wfile.flush()
+        # the head and half the body are out, well before the end: the
+        # daemon answers with the head, then learns the body is cut
+        time.sleep(0.3)
+        if how == "reset":      # an RST: closed with a zero linger
+            req.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                      struct.pack("ii", 1, 0))
+        else:                   # a FIN
+            req.connection.shutdown(socket.SHUT_WR)
+        req.connection.close()
+        return True
 
     def answer(self, req):
         u = urllib.parse.urlsplit(req.path)
@@ -494,6 +549,91 @@ class TestDeploy(WarmBase):
         self.assertIn("deploy ok: generation bumped, not warmed, not verified", p.stdout)
 
 
+class TestOriginFailsMidAnswer(WarmBase):
+    """What warm and verify report when the origin lets them down after
+    answering: a body cut short by a close or a reset, no answer within
+    origin.read_timeout (2 s here), a sitemap over its size bound.  Each
+    failure is the URL's own: the others in the same run are unaffected."""
+
+    def verify(self, *paths):
+        status, doc = self.proxy.admin("POST", "/verify", {"urls": list(paths)})
+        self.assertEqual(status, 200, doc)
+        return {r["url"]: r for r in doc["results"]}, doc
+
+    def assertVerifyFailed(self, r, error):
+        self.assertEqual(r.get("error"), error, r)
+        self.assertEqual(r["origin_sha256"], "", r)
+        self.assertIs(r["stale"], False, r)     # nothing to compare: not a verdict
+
+    def test_verify_origin_closes_mid_body(self):
+        u = self.uniq()
+        cut, ok = "/cut/%s" % u, "/page/%s" % u
+        by_url, doc = self.verify(cut, ok)
+        self.assertVerifyFailed(by_url[cut], "origin closed the connection early")
+        self.assertEqual(by_url[ok]["origin_status"], 200, by_url[ok])
+        self.assertNotIn("error", by_url[ok])
+        self.assertEqual(doc["stale"], 0, doc)
+        self.assertIn("verify %s: origin closed the connection early" % cut,
+                      self.proxy.log_tail())
+
+    def test_verify_origin_resets_mid_body(self):
+        u = self.uniq()
+        # stored whole first: a stored copy and a failed look at the origin
+        # is still no verdict of stale
+        reset = "/reset/%s?first=ok" % u
+        r = self.client_get(reset)
+        self.assertOk(r, SiteOrigin.CUT_BODY)
+        self.assertHit(self.client_get(reset))
+        ok = "/page/%s" % u
+        by_url, doc = self.verify(reset, ok)
+        self.assertNotEqual(by_url[reset]["proxy_sha256"], "", by_url[reset])
+        self.assertVerifyFailed(by_url[reset], "origin connection reset")
+        self.assertEqual(by_url[ok]["origin_status"], 200, by_url[ok])
+        self.assertEqual(doc["stale"], 0, doc)
+
+    def test_verify_origin_read_timeout(self):
+        u = self.uniq()
+        slow = "/page/%s?delay_ms=4000" % u
+        by_url, _ = self.verify(slow)
+        self.assertVerifyFailed(by_url[slow], "origin read timeout")
+
+    def test_warm_page_cut_mid_body(self):
+        u = self.uniq()
+        for how in ("cut", "reset"):
+            with self.subTest(how=how):
+                bad, ok = "/%s/%s" % (how, u), "/page/%s-%s" % (u, how)
+                status, lines = self.stream({"urls": [bad, ok]})
+                self.assertEqual(status, 200)
+                by_url = {d.get("url"): d for d in lines[:-1]}
+                self.assertEqual(by_url[bad]["result"], "failed", lines)
+                self.assertEqual(by_url[bad]["status"], 200, lines)    # the head came
+                self.assertEqual(by_url[bad]["error"],
+                                 "the origin failed in the middle of the body", lines)
+                self.assertEqual(by_url[ok]["result"], "stored", lines)
+                self.assertEqual((lines[-1]["urls"], lines[-1]["stored"], lines[-1]["failed"]),
+                                 (2, 1, 1), lines)
+                # the cut body was not stored either
+                self.assertNotHit(self.client_get(bad))
+
+    def test_sitemap_cut_mid_body(self):
+        u = self.uniq()
+        sm = "/cut/%s/sitemap.xml" % u
+        p = self.warm("warm", "--sitemap", sm, expect=1)
+        self.assertRegex(p.stdout, r"(?m)^failed +%s  the origin failed in the middle of the "
+                         r"body$" % re.escape(sm))
+        self.assertIn("warmed 0 urls: 0 stored, 0 already fresh, 0 not stored, 1 failed",
+                      p.stdout)
+
+    def test_sitemap_over_the_size_bound(self):
+        status, lines = self.stream({"sitemap": "/huge.xml"})
+        self.assertEqual(status, 200)
+        self.assertEqual(lines[0]["sitemap"], "/huge.xml", lines)
+        self.assertEqual(lines[0]["result"], "failed", lines)
+        self.assertEqual(lines[0]["error"], "body larger than %d bytes" % (50 * H.MiB), lines)
+        self.assertEqual(lines[-1]["failed"], 1, lines)
+        self.assertTrue(self.proxy.alive())
+
+
 class TestWarmShutdown(WarmBase):
     def tearDown(self):
         pass            # the test stops the daemon itself
@@ -528,6 +668,17 @@ class TestWarmOriginDown(WarmBase):
         self.assertRegex(p.stdout, r"(?m)^failed +/page/%s  status 50[24]$" % u)
         self.assertRegex(p.stdout, r"(?m)^failed +/sitemap.xml\?n=1&u=%s  status 50[24]$" % u)
         self.assertIn("warmed 1 url: 0 stored, 0 already fresh, 0 not stored, 2 failed", p.stdout)
+
+    def test_verify_unreachable_origin(self):
+        """Refused before any connection was made: a connect failure, not
+        a reset (TestOriginFailsMidAnswer has that one)."""
+        path = "/page/%s" % self.uniq()
+        status, doc = self.proxy.admin("POST", "/verify", {"urls": [path]})
+        self.assertEqual(status, 200, doc)
+        r = doc["results"][0]
+        self.assertEqual(r.get("error"), "cannot connect to origin", r)
+        self.assertEqual(r["origin_sha256"], "", r)
+        self.assertIs(r["stale"], False, r)
 
 
 if __name__ == "__main__":
