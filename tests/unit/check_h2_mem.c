@@ -12,8 +12,15 @@
  * the state page, the slab and malloc; nothing is left in the slab after
  * nghttp2_session_del.
  *
+ * When memory runs out: a pool is refused without a slab; with the slab
+ * full, blocks come from malloc (calloc's zeroed all the same) and a
+ * session is made and works without one page of it; a session whose
+ * creation fails part-way leaves no page behind; a realloc that fails
+ * keeps the block it was given; a calloc whose size overflows is refused.
+ *
  * Linked with -Wl,--wrap=malloc: malloc from h2_mem.c can be made to
- * fail (fail_malloc).
+ * fail (fail_malloc) or to hand out memory that is not zero
+ * (poison_malloc), as a reused heap block would be.
  */
 #include <check.h>
 #include <stdbool.h>
@@ -29,13 +36,20 @@
 
 static size_t page(void) { return (size_t)sysconf(_SC_PAGESIZE); }
 
-/* malloc as h2_mem.c sees it: fails while fail_malloc is set. */
-static bool fail_malloc;
+/* malloc as h2_mem.c sees it: fails while fail_malloc is set, and fills
+ * what it gives with 0xa5 while poison_malloc is (a fresh heap block is
+ * often zero by luck, which would hide a calloc that does not zero). */
+static bool fail_malloc, poison_malloc;
 void *__real_malloc(size_t size);
 void *__wrap_malloc(size_t size);
 void *__wrap_malloc(size_t size)
 {
-    return fail_malloc ? NULL : __real_malloc(size);
+    if (fail_malloc)
+        return NULL;
+    void *p = __real_malloc(size);
+    if (p && poison_malloc)
+        memset(p, 0xa5, size);
+    return p;
 }
 
 /* The value of the last x-hpack field a request carried. */
@@ -54,6 +68,31 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
         hpack_seen[valuelen] = 0;
     }
     return 0;
+}
+
+/* nghttp2_session_server_new3's result with `m`'s allocator (NULL in *out
+ * on failure), with h2_mem.c's malloc failing throughout if `no_malloc`
+ * (and only then: libcheck's asserts allocate). */
+static int try_server(struct h2_mem *m, struct h2_mem_pool *pool, nghttp2_session **out,
+                      bool no_malloc)
+{
+    nghttp2_session_callbacks *cb;
+    ck_assert_int_eq(nghttp2_session_callbacks_new(&cb), 0);
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_option *opt;
+    ck_assert_int_eq(nghttp2_option_new(&opt), 0);
+    nghttp2_option_set_no_closed_streams(opt, 1);
+    nghttp2_option_set_max_deflate_dynamic_table_size(opt, 0);
+    h2_mem_init(m, pool);
+    *out = NULL;
+    nghttp2_mem mem = h2_mem_creating(m);
+    fail_malloc = no_malloc;
+    int rc = nghttp2_session_server_new3(out, cb, NULL, opt, &mem);
+    fail_malloc = false;
+    h2_mem_created(m);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cb);
+    return rc;
 }
 
 static nghttp2_session *server(struct h2_mem *m, struct h2_mem_pool *pool)
@@ -420,6 +459,170 @@ START_TEST(allocator_paths)
 }
 END_TEST
 
+/* A slab that cannot be made (no page to reserve) gives no pool: the
+ * caller's sessions use malloc. */
+START_TEST(pool_refused_without_a_slab)
+{
+    ck_assert_ptr_null(h2_mem_pool_new(0));
+    /* One page is the reference alone, and a pool. */
+    struct h2_mem_pool *pool = h2_mem_pool_new(1);
+    ck_assert_ptr_nonnull(pool);
+    ck_assert_uint_eq(page_slab_live(pool->slab), 1);
+    h2_mem_pool_destroy(pool);
+}
+END_TEST
+
+/* The slab full: a page-sized block comes from malloc, zeroed by calloc
+ * though malloc's is not; a slab block that must grow moves to malloc
+ * with its bytes; and nothing of it is tracked for sleeping. */
+START_TEST(full_slab_falls_back_to_malloc)
+{
+    struct h2_mem_pool *pool = h2_mem_pool_new(2 * page());    /* the reference and one */
+    struct page_slab *slab = pool->slab;
+    struct h2_mem m;
+    h2_mem_init(&m, pool);
+    nghttp2_mem alloc = h2_mem_allocator(&m);
+    nghttp2_mem *a = &alloc;
+    uint8_t *last = a->calloc(1, page(), a->mem_user_data);
+    ck_assert(page_slab_owns(slab, last));
+    ck_assert_uint_eq(m.n, 1);
+    poison_malloc = true;
+    uint8_t *more = a->calloc(2, page(), a->mem_user_data);
+    uint8_t *raw = a->malloc(page(), a->mem_user_data);
+    poison_malloc = false;
+    ck_assert_ptr_nonnull(more);
+    ck_assert(!page_slab_owns(slab, more));
+    for (size_t i = 0; i < 2 * page(); i++)
+        ck_assert_msg(more[i] == 0, "calloc from malloc: byte %zu is %#x", i, more[i]);
+    ck_assert_uint_eq(raw[0], 0xa5);       /* the wrap did poison: the check above means it */
+    ck_assert_uint_eq(m.n, 1);
+    memset(last, 0x3c, page());
+    uint8_t *grown = a->realloc(last, 3 * page(), a->mem_user_data);
+    ck_assert_ptr_nonnull(grown);
+    ck_assert(!page_slab_owns(slab, grown));
+    for (size_t i = 0; i < page(); i++)
+        ck_assert_uint_eq(grown[i], 0x3c);
+    ck_assert_uint_eq(m.n, 0);
+    ck_assert_uint_eq(page_slab_live(slab), 1);
+    ck_assert_uint_eq(h2_mem_sleep(&m), 0);     /* nothing tracked: nothing to give */
+    ck_assert(!h2_mem_asleep(&m));
+    a->free(grown, a->mem_user_data);
+    a->free(more, a->mem_user_data);
+    a->free(raw, a->mem_user_data);
+    h2_mem_pool_destroy(pool);
+}
+END_TEST
+
+/* No page left for the session: the state page, the deflater's table and
+ * the frame buffer all come from malloc, and the session works. */
+START_TEST(session_without_a_page_works)
+{
+    struct h2_mem_pool *pool = h2_mem_pool_new(1);     /* the reference only */
+    struct h2_mem m;
+    nghttp2_session *s = server(&m, pool);
+    ck_assert_ptr_null(m.state);
+    ck_assert_uint_eq(m.n, 0);
+    ck_assert_uint_eq(page_slab_live(pool->slab), 1);
+    uint8_t buf[64];
+    ck_assert_int_eq(nghttp2_session_mem_recv(s, (const uint8_t *)NGHTTP2_CLIENT_MAGIC,
+                                              NGHTTP2_CLIENT_MAGIC_LEN),
+                     NGHTTP2_CLIENT_MAGIC_LEN);
+    size_t n = frame(buf, NGHTTP2_SETTINGS, 0, 0, "", 0);
+    ck_assert_int_eq(nghttp2_session_mem_recv(s, buf, n), (ssize_t)n);
+    request(s, 1);
+    nghttp2_nv nv[] = { { (uint8_t *)":status", (uint8_t *)"204", 7, 3, NGHTTP2_NV_FLAG_NONE } };
+    ck_assert_int_eq(nghttp2_submit_response(s, 1, nv, 1, NULL), 0);
+    uint8_t types[8];
+    uint32_t sids[8];
+    size_t nf = drain(s, types, sids, 8);
+    ck_assert_uint_ge(nf, 1);
+    ck_assert_uint_eq(types[nf - 1], NGHTTP2_HEADERS);
+    ck_assert_uint_eq(sids[nf - 1], 1);
+    ck_assert_uint_eq(h2_mem_sleep(&m), 0);
+    ck_assert(!h2_mem_asleep(&m));
+    nghttp2_session_del(s);
+    ck_assert_uint_eq(page_slab_live(pool->slab), 1);
+    h2_mem_pool_destroy(pool);
+}
+END_TEST
+
+/* Room for the state page and nothing else, and no malloc: nghttp2 fails
+ * part-way, after carving its session struct from the state page, and
+ * frees what it made.  The page, kept while creating in case more is
+ * carved, goes back then. */
+START_TEST(failed_creation_gives_the_state_page_back)
+{
+    struct h2_mem_pool *pool = h2_mem_pool_new(2 * page());   /* the reference and one */
+    struct h2_mem m;
+    nghttp2_session *s;
+    int rc = try_server(&m, pool, &s, true);
+    ck_assert_int_eq(rc, NGHTTP2_ERR_NOMEM);
+    ck_assert_ptr_null(m.state);
+    ck_assert_uint_eq(m.state_live, 0);
+    ck_assert_uint_eq(m.n, 0);
+    ck_assert_uint_eq(page_slab_live(pool->slab), 1);
+    /* And the page is there for the next session. */
+    s = server(&m, pool);
+    ck_assert_ptr_eq((void *)s, (void *)m.state);
+    nghttp2_session_del(s);
+    h2_mem_pool_destroy(pool);
+}
+END_TEST
+
+/* A realloc that finds no memory returns NULL and leaves the block as it
+ * was: its bytes, its place in the slab or the state page, tracked. */
+START_TEST(failed_realloc_keeps_the_block)
+{
+    struct h2_mem_pool *pool = h2_mem_pool_new(3 * page());
+    struct page_slab *slab = pool->slab;
+    struct h2_mem m;
+    h2_mem_init(&m, pool);
+    nghttp2_mem alloc = h2_mem_allocator(&m);
+    nghttp2_mem *a = &alloc;
+    h2_mem_creating(&m);
+    uint8_t *carved = a->malloc(64, a->mem_user_data);
+    ck_assert_ptr_eq(carved, (uint8_t *)m.state);
+    uint8_t *block = a->malloc(page(), a->mem_user_data);     /* the slab's last page */
+    ck_assert(page_slab_owns(slab, block));
+    memset(carved, 0x11, 64);
+    memset(block, 0x22, page());
+    fail_malloc = true;
+    void *r1 = a->realloc(block, 2 * page(), a->mem_user_data);
+    void *r2 = a->realloc(carved, 2 * page(), a->mem_user_data);
+    fail_malloc = false;
+    ck_assert_ptr_null(r1);
+    ck_assert_ptr_null(r2);
+    ck_assert_uint_eq(m.n, 2);                  /* the state page and the block */
+    ck_assert_uint_eq(m.state_live, 1);
+    ck_assert_uint_eq(page_slab_live(slab), 3);
+    for (size_t i = 0; i < page(); i++)
+        ck_assert_uint_eq(block[i], 0x22);
+    for (size_t i = 0; i < 64; i++)
+        ck_assert_uint_eq(carved[i], 0x11);
+    h2_mem_created(&m);
+    a->free(block, a->mem_user_data);
+    a->free(carved, a->mem_user_data);
+    ck_assert_uint_eq(m.n, 0);
+    ck_assert_uint_eq(page_slab_live(slab), 1);
+    h2_mem_pool_destroy(pool);
+}
+END_TEST
+
+/* n * size past SIZE_MAX is refused, not wrapped into a small block. */
+START_TEST(calloc_overflow_refused)
+{
+    struct h2_mem m;
+    h2_mem_init(&m, NULL);
+    nghttp2_mem alloc = h2_mem_allocator(&m);
+    /* (SIZE_MAX / 16 + 2) * 16 wraps to 16. */
+    void *p = alloc.calloc(SIZE_MAX / 16 + 2, 16, alloc.mem_user_data);
+    ck_assert_ptr_null(p);
+    /* A zero count is no overflow. */
+    p = alloc.calloc(0, 16, alloc.mem_user_data);
+    alloc.free(p, alloc.mem_user_data);
+}
+END_TEST
+
 static Suite *h2_mem_suite(void)
 {
     Suite *s = suite_create("h2_mem");
@@ -429,6 +632,14 @@ static Suite *h2_mem_suite(void)
     tcase_add_test(t, sleep_without_memory_keeps_state);
     tcase_add_test(t, packed_against_the_reference);
     tcase_add_test(t, allocator_paths);
+    TCase *o = tcase_create("out of memory");
+    tcase_add_test(o, pool_refused_without_a_slab);
+    tcase_add_test(o, full_slab_falls_back_to_malloc);
+    tcase_add_test(o, session_without_a_page_works);
+    tcase_add_test(o, failed_creation_gives_the_state_page_back);
+    tcase_add_test(o, failed_realloc_keeps_the_block);
+    tcase_add_test(o, calloc_overflow_refused);
+    suite_add_tcase(s, o);
     suite_add_tcase(s, t);
     return s;
 }
