@@ -360,6 +360,42 @@ class DescriptorsExhaustedTest(RobustnessCase):
         self.assertStillServes()
 
 
+    def test_admin_accept_pauses_and_recovers(self):
+        """The admin socket too: accept() failing (out of descriptors) is
+        logged, accepting pauses for 1 s instead of spinning, and the
+        operator's connection that waited in the backlog is answered once
+        there are descriptors again."""
+        import resource
+        pid = self.proxy.proc.pid
+        old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        try:
+            open_now = len(os.listdir("/proc/%d/fd" % pid))
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (open_now, old[1]))
+            s.connect(self.proxy.config["admin"]["socket"])     # waits in the backlog
+            s.sendall(b"GET /stats HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            deadline = time.monotonic() + 5
+            while b"admin: accept on" not in self.log_bytes() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1.5)         # a pause of 1 s between attempts, not one per loop turn
+            failures = self.log_bytes().count(b"admin: accept on")
+            self.assertGreaterEqual(failures, 1, self.proxy.log_tail())
+            self.assertLessEqual(failures, 4, self.proxy.log_tail())
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
+            got = H.read_until_fin(self, s, "the admin answer to a client that waited")
+            self.assertTrue(got.startswith(b"HTTP/1.1 200 "), got[:200])
+            self.assertIn(b'"connections"', got)
+        finally:
+            s.close()
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
+        self.assertEqual(self.proxy.admin("GET", "/stats")[0], 200)
+
+    def log_bytes(self):
+        with open(self.proxy.log_path, "rb") as f:
+            return f.read()
+
+
 class ClientTimeoutTest(H.ProxyTestCase):
     config = {"limits": {"client_timeout": "1s"}}
 
