@@ -9,6 +9,9 @@ keeps none of the read timeout it had while waiting for a response.
 """
 
 import os
+import signal
+import socket
+import struct
 import sys
 import threading
 import time
@@ -143,6 +146,72 @@ class RawPoolTest(H.ProxyTestCase):
             self.assertEqual(r.status, 200, r)
             self.assertNotEqual(r.body.split(b"r")[0], junk,
                                 "a connection with stray bytes was reused")
+
+
+class ResetAfterFirstChunkOrigin(RawOrigin):
+    """Reads a chunked upload's head and first chunk, says so (got_first),
+    then, when told (reset), closes with a reset (zero linger) without
+    having answered."""
+
+    def __init__(self):
+        self.got_first = threading.Event()
+        self.reset = threading.Event()
+        self.closed = threading.Event()
+        super().__init__(delay=0.0)
+
+    def answer(self, c):
+        buf = b""
+        while b"\r\n\r\n" not in buf or not buf.endswith(b"hello\r\n"):
+            d = c.recv(4096)
+            if not d:
+                c.close()
+                return
+            buf += d
+        self.got_first.set()
+        self.reset.wait(10)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+        self.closed.set()
+
+
+class ChunkedUploadResetTest(H.ProxyTestCase):
+    """The last chunk of a chunked upload (fetch_end_body's write) to an
+    origin that has just reset the connection.  The daemon is stopped
+    (SIGSTOP) while the client's last chunk and then the origin's reset
+    arrive, so the next loop turn sees the client's bytes first: the
+    write of "0\r\n\r\n" fails at once, and a failed write leaves no
+    event behind (the reset's read event is disarmed with it).  The
+    client must get a 502, not wait forever (fetch_end_body once ignored
+    the failure, as fetch_send_body did: RawPoolTest's upload test)."""
+    config = {"workers": 1}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.raw = ResetAfterFirstChunkOrigin()
+        cls.origin_port = cls.raw.port
+        super().setUpClass()
+        cls.addClassCleanup(cls.raw.stop)
+
+    def test_last_chunk_to_an_origin_that_reset(self):
+        pid = self.proxy.proc.pid
+        with H.RawConn(self.port, timeout=10) as c:
+            c.send(b"POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"5\r\nhello\r\n")
+            self.assertTrue(self.raw.got_first.wait(5), "the first chunk never reached the origin")
+            time.sleep(0.1)     # the daemon back in epoll_wait
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                c.send(b"0\r\n\r\n")
+                time.sleep(0.2)
+                self.raw.reset.set()
+                self.assertTrue(self.raw.closed.wait(5))
+                time.sleep(0.2)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            r = c.read_response()
+        self.assertEqual(r.status, 502, r)
+        self.assertTrue(self.proxy.alive())
+        self.assertEqual(self.proxy.admin("GET", "/stats")[0], 200)
 
 
 class PoolTimeoutTest(H.ProxyTestCase):
