@@ -102,6 +102,7 @@ void obj_apply_policy(struct cache_obj *o, const struct fc_config *cfg, int pi,
     obj_timing(o, &t);
     struct lifetime_verdict v = policy_lifetime(pol, o->status, &cc, &t, o->authorized);
     o->lifetime = obj_delta(v.lifetime);
+    o->policy_ttl = v.policy_ttl;
     /* A positive ttl of the policy's own also overrides the origin's
      * no-cache (the policy decided how long the copy may be used). */
     if (v.policy_ttl && o->lifetime > 0)

@@ -552,12 +552,14 @@ static bool stale_usable_on_error(struct exchange *x)
         return false;
     /* must-revalidate, proxy-revalidate and s-maxage forbid serving stale
      * without validation (RFC 9111 §5.2.2.2, .8, .10), whoever asked for
-     * stale-if-error.  no-cache yields to a policy's: its ttl already
-     * overrides the origin's freshness (the spec's HTML policy is
-     * exactly that); the origin's own stale-if-error yields to it. */
+     * stale-if-error.  So does no-cache (§5.2.2.4), except to a policy
+     * that has taken the copy's freshness from the origin with a ttl of
+     * its own and asks for stale_if_error too (the spec's HTML policy:
+     * ttl 0s, stale_if_error 1h); the origin's own stale-if-error, or a
+     * policy's with ttl: origin, yields to it. */
     if ((o->cc.flags & (CC_MUST_REVALIDATE | CC_PROXY_REVALIDATE)) || o->cc.s_maxage != CC_PACKED_UNSET)
         return false;
-    if (!o->sie_from_policy && (o->cc.flags & CC_NO_CACHE))
+    if ((o->cc.flags & CC_NO_CACHE) && !(o->sie_from_policy && o->policy_ttl))
         return false;
     if (!obj_current(o, x->w->srv->gens))
         return false;

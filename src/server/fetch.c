@@ -661,6 +661,16 @@ static void handle_head(struct fetch *f)
     }
     if (head_keep(f))
         return;
+    /* A server error answering the revalidation of a copy that may stand
+     * in for one (stale-if-error, RFC 5861 §4) does not replace it, even
+     * when it is storable (a 503 with max-age): the requester serves the
+     * copy where it may (stale_usable_on_error), and the next request
+     * asks the origin again, as nginx's proxy_cache_use_stale does. */
+    if (f->kind == FETCH_REVALIDATE && f->stale && r->status >= 500 &&
+        f->stale->stale_if_error > 0) {
+        head_pass(f, &t, &cc, reason);
+        return;
+    }
     bool authorized = http_msg_has(&f->req, "Authorization");
     int pi;
     if (response_cacheable(f, &cc, &t) && policy_allows(f, &cc, &t, authorized, &pi)) {

@@ -422,5 +422,69 @@ class StaleWhileRevalidateTest(H.ProxyTestCase):
         self.assertOriginCount(t, 2)
 
 
+
+class StaleIfErrorTest(H.ProxyTestCase):
+    """A stale copy standing in for a failing origin (RFC 5861 §4, a
+    policy's stale_if_error), and the directives that forbid it (RFC 9111
+    §4.2.4): must-revalidate, proxy-revalidate and s-maxage always;
+    no-cache unless a policy has taken the copy's freshness with a ttl of
+    its own (the html policy of docs/freshcache.yaml.5.scd: ttl 0s,
+    stale_if_error 1h).  A policy with ttl: origin leaves the origin its
+    no-cache.  The origin fails with a 503 (/__set status)."""
+
+    config = {"policies": [
+        {"name": "html", "match": {"content_type": ["text/html"]}, "ttl": "0s",
+         "stale_if_error": "1h"},
+        {"name": "default", "ttl": "origin", "stale_if_error": "1h"},
+    ]}
+
+    def stored(self, cc, ct="text/plain"):
+        key = self.uniq()
+        t = url("/t/mutable", key=key, etag=1, cc=cc, ct=ct)
+        self.assertOk(self.get(t), b"1\n")
+        return key, t
+
+    def assertStaleServed(self, t):
+        r = self.get(t)
+        self.assertOk(r, b"1\n")
+        self.assertEqual(r.cache_status.get("fwd"), "stale", r)
+        self.assertEqual(r.cache_status.get("detail"), "stale-if-error", r)
+
+    def assertErrorPassed(self, t):
+        r = self.get(t)
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.cache_status.get("fwd-status"), 503, r)
+        self.assertIsNone(r.cache_status.get("detail"), r)
+
+    def test_which_stale_copies_stand_in(self):
+        expired = {
+            "plain": self.stored("max-age=1"),
+            "must-revalidate": self.stored("max-age=1, must-revalidate"),
+            "proxy-revalidate": self.stored("max-age=1, proxy-revalidate"),
+            "s-maxage": self.stored("s-maxage=1"),
+        }
+        no_cache_origin_ttl = self.stored("max-age=600, no-cache")
+        no_cache_policy_ttl = self.stored("max-age=600, no-cache", ct="text/html")
+        time.sleep(2.1)         # the max-age=1 copies are stale
+        for key, _ in list(expired.values()) + [no_cache_origin_ttl, no_cache_policy_ttl]:
+            self.origin.set(key, status=503)
+        with self.subTest("expired, nothing forbids it"):
+            key, t = expired["plain"]
+            self.assertStaleServed(t)
+            # the origin's 503 (max-age=1: storable) did not replace the copy
+            self.assertStaleServed(t)
+            self.origin.set(key, status=200)
+            r = self.get(t)
+            self.assertOk(r, b"1\n")
+            self.assertEqual(r.cache_status.get("fwd-status"), 304, r)
+        for directive in ("must-revalidate", "proxy-revalidate", "s-maxage"):
+            with self.subTest(directive):
+                self.assertErrorPassed(expired[directive][1])
+        with self.subTest("no-cache, ttl: origin"):
+            self.assertErrorPassed(no_cache_origin_ttl[1])
+        with self.subTest("no-cache, the policy's ttl"):
+            self.assertStaleServed(no_cache_policy_ttl[1])
+
+
 if __name__ == "__main__":
     H.main()

@@ -113,6 +113,8 @@ struct cache_obj {
     bool has_etag : 1;                  /* the origin sent one (obj_etag) */
     bool private : 1;                   /* a response that is not stored: one reader */
     bool sie_from_policy : 1;           /* stale_if_error set by the operator, not the origin */
+    bool policy_ttl : 1;                /* the policy's ttl, not the origin's headers, set
+                                         * the lifetime (policy_lifetime) */
     bool authorized : 1;                /* stored from a request with Authorization (RFC
                                          * 9111 §3.5): the policy's ttl and
                                          * response_cache_control do not apply */
