@@ -486,5 +486,30 @@ class StaleIfErrorTest(H.ProxyTestCase):
             self.assertStaleServed(no_cache_policy_ttl[1])
 
 
+    def test_background_refresh_meeting_a_503_keeps_the_copy(self):
+        """A stale-while-revalidate refresh answered with a storable 503:
+        the copy stays (the next requests are served it and refresh again),
+        and the origin's recovery replaces it."""
+        key, t = self.stored("max-age=1, stale-while-revalidate=30")
+        time.sleep(1.5)
+        self.origin.set(key, status=503)
+        for _ in range(3):
+            r = self.get(t)
+            self.assertOk(r, b"1\n")
+            self.assertEqual(r.cache_status.get("detail"), "stale-while-revalidate", r)
+            time.sleep(0.3)     # the background refresh met the 503
+        self.assertGreaterEqual(self.origin.count(t), 3)    # each one refreshed again
+        self.origin.set(key, value="2", status=200)
+        r = self.wait_for(t, b"2\n")
+        self.assertOk(r, b"2\n")
+
+    def wait_for(self, t, body, limit=5.0):
+        deadline = time.monotonic() + limit
+        while True:
+            r = self.get(t)
+            if r.body == body or time.monotonic() > deadline:
+                return r
+            time.sleep(0.1)
+
 if __name__ == "__main__":
     H.main()
