@@ -302,7 +302,9 @@ static void prepare_fetch(struct exchange *x, enum fetch_kind kind, struct cache
         obj_ref(stale);
         x->stale = stale;
     }
-    CS_SET(x->cs, "fwd=miss");
+    /* An error answer before any head still says why we went forward
+     * (RFC 9211: fwd=stale for a failed revalidation, not miss). */
+    cs_build(x->cs, sizeof x->cs, fwd, 0, NULL);
     x->fwd = fwd;
     x->fetch_kind = kind;
     x->obj = ph;

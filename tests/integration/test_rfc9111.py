@@ -511,5 +511,55 @@ class StaleIfErrorTest(H.ProxyTestCase):
                 return r
             time.sleep(0.1)
 
+
+class FailedRevalidationStatusTest(H.ProxyTestCase):
+    """An origin that stops answering (closes without a response) while a
+    must-revalidate copy is stale: the client gets a 502, never the copy
+    (RFC 9111 §5.2.2.2), and its Cache-Status says the cache went forward
+    for a stale copy, not for a miss (RFC 9211 §2.2: fwd=stale)."""
+    config = {"workers": 1,
+              "policies": [{"name": "default", "ttl": "origin", "stale_if_error": "1h"}]}
+
+    @classmethod
+    def setUpClass(cls):
+        from test_callbacks import RawOrigin
+
+        class OnceOrigin(RawOrigin):
+            """The first request for a path is answered; later ones get
+            the connection closed."""
+            ANSWERS = {"/once": b"HTTP/1.1 200 OK\r\nCache-Control: max-age=1, must-revalidate"
+                                b"\r\nETag: \"v1\"\r\nContent-Length: 3\r\n\r\nv1\n"}
+
+            def __init__(self):
+                self.seen = set()
+                super().__init__(delay=0.0)
+
+            def answer(self, c):
+                with c:
+                    buf = b""
+                    while b"\r\n\r\n" not in buf:
+                        d = c.recv(4096)
+                        if not d:
+                            return
+                        buf += d
+                    path = buf.split(b" ", 2)[1].decode()
+                    if path not in self.seen:
+                        self.seen.add(path)
+                        c.sendall(self.ANSWERS[path.split("?")[0]])
+
+        cls.raw = OnceOrigin()
+        cls.origin_port = cls.raw.port
+        super().setUpClass()
+        cls.addClassCleanup(cls.raw.stop)
+
+    def test_502_says_fwd_stale(self):
+        r = self.get("/once?a")
+        self.assertOk(r, b"v1\n")
+        time.sleep(2.1)
+        r = self.get("/once?a")
+        self.assertEqual(r.status, 502, r)
+        self.assertEqual(r.cache_status.get("fwd"), "stale", r)
+        self.assertIsNone(r.cache_status.get("detail"), r)
+
 if __name__ == "__main__":
     H.main()
