@@ -157,14 +157,23 @@ class RawOrigin:
                 return
             threading.Thread(target=self.answer, args=(c,), daemon=True).start()
 
+    @staticmethod
+    def read_head(c):
+        """A request head and whatever came with it, or None when the
+        proxy closed first."""
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = c.recv(4096)
+            if not d:
+                return None
+            buf += d
+        return buf
+
     def answer(self, c):
         with c:
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(4096)
-                if not d:
-                    return
-                buf += d
+            buf = self.read_head(c)
+            if buf is None:
+                return
             self.requests += 1
             path = buf.split(b" ", 2)[1].decode().split("?")[0]
             time.sleep(self.delay)

@@ -536,12 +536,9 @@ class FailedRevalidationStatusTest(H.ProxyTestCase):
 
             def answer(self, c):
                 with c:
-                    buf = b""
-                    while b"\r\n\r\n" not in buf:
-                        d = c.recv(4096)
-                        if not d:
-                            return
-                        buf += d
+                    buf = self.read_head(c)
+                    if buf is None:
+                        return
                     path = buf.split(b" ", 2)[1].decode()
                     if path not in self.seen:
                         self.seen.add(path)

@@ -243,12 +243,9 @@ class FramingOrigin(RawOrigin):
 
     def answer(self, c):
         with c:
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(4096)
-                if not d:
-                    return
-                buf += d
+            buf = self.read_head(c)
+            if buf is None:
+                return
             path = buf.split(b" ", 2)[1].decode().split("?")[0]
             with self.lock:
                 self.counts[path] = self.counts.get(path, 0) + 1
