@@ -32,6 +32,7 @@ Needs python3-h2 (Debian's: run with /usr/bin/python3), FRESHCACHED,
 TEST_ORIGIN (see harness.py) and curl."""
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -366,6 +367,54 @@ class ConcurrentStreamsTest(BoundsCase):
         c.get(13, self.slow(seed, 5))
         c.read_until(lambda: c.ended(13), 5)
         self.assertAnswered(c, 13, expected_body(10, "%s-5" % seed))
+
+    def test_refused_uploads_give_the_window_back(self):
+        """Bodies sent on refused streams (1.5 MiB, past the connection's
+        1 MiB window) are dropped and their window given back: once the
+        slots free, an upload on the same connection still gets through."""
+        seed = self.uniq()
+        with self.raw() as c:
+            c.handshake()
+            for i in range(5):
+                c.get(1 + 2 * i, self.slow(seed, i))
+            c.read(0.3)     # our SETTINGS acknowledged, the five taken
+            chunk = b"u" * 16384
+            for k in range(6):
+                sid = 11 + 2 * k
+                f = c.F.DataFrame(sid)
+                f.data = chunk
+                frames = c.headers_frame(sid, c.fields(url("/t/echo", seed=seed), "POST",
+                                                      [("content-length", str(16 * 16384))]),
+                                         end_stream=False)
+                frames += b"".join(f.serialize() for _ in range(16))
+                self.assertTrue(c.send(frames))
+                c.read(0.05)
+            c.read_until(lambda: all(c.ended(1 + 2 * i) for i in range(5)), 5)
+            for k in range(6):
+                self.assertEqual(c.ended(11 + 2 * k), ("rst", REFUSED_STREAM), c.of(11 + 2 * k))
+            self.assertIsNone(c.goaway)
+            # a slot is free: an upload of 512 KiB (more than the window the
+            # refused bodies would have left) is answered
+            body = b"v" * (512 * 1024)
+            sid = 23
+            c.send(c.headers_frame(sid, c.fields(url("/t/echo", seed=seed + "-ok"), "POST",
+                                                 [("content-length", str(len(body)))]),
+                                   end_stream=False))
+            sent = 0
+            deadline = time.monotonic() + 10
+            while sent < len(body) and time.monotonic() < deadline:
+                window = min(16384, len(body) - sent)
+                f = c.F.DataFrame(sid)
+                f.data = body[sent:sent + window]
+                if sent + window == len(body):
+                    f.flags.add("END_STREAM")
+                c.send(f.serialize())
+                sent += window
+                c.read(0.001)
+            c.read_until(lambda: c.ended(sid), 10)
+            self.assertEqual(c.status(sid), 200, c.of(sid))
+            self.assertEqual(json.loads(c.body(sid))["body_length"], len(body))
+        self.assertStillServes()
 
     def test_refusals_are_bounded(self):
         """Refusing a stream is cheap, and so is asking for one: a client
