@@ -732,6 +732,13 @@ static void on_joined_outcome(struct exchange *x)
         answer_failed_fetch(x, ph);
         return;
     }
+    if (obj_ready(ph) && ph->private && ph->status >= 500 && stale_usable_on_error(x)) {
+        /* It answered the revalidation with a server error (its leader's
+         * alone: never stored over the copy): the copy stands in for us
+         * too, rather than each waiter asking a failing origin again. */
+        serve_stale_on_error(x, ph->status);
+        return;
+    }
     /* Not shareable (not stored, another variant) or never sent: our own. */
     struct cache_obj *stale = x->stale;
     x->stale = NULL;

@@ -179,6 +179,29 @@ class LateJoinTest(H.ProxyTestCase):
         self.assertOriginCount(t, 7)
 
 
+class JoinedStaleIfErrorTest(H.ProxyTestCase):
+    """The revalidation a crowd joined is answered with a server error
+    (its leader's alone: never stored over the copy): every one of them
+    gets the stale copy (stale_if_error) from that one origin request,
+    rather than each asking a failing origin again."""
+
+    config = {"workers": 1,
+              "policies": [{"name": "default", "ttl": "origin", "stale_if_error": "1h"}]}
+    ORIGIN_DELAY_MS = LateJoinTest.ORIGIN_DELAY_MS
+    crowd = LateJoinTest.crowd
+
+    def test_crowd_served_the_copy_from_one_failed_revalidation(self):
+        key = self.uniq()
+        t = url("/t/mutable", key=key, etag=1, cc="max-age=2", delay_ms=self.ORIGIN_DELAY_MS)
+        self.assertOk(self.get(t), b"1\n")
+        time.sleep(3.1)
+        self.origin.set(key, status=503)
+        rs = self.crowd(t)
+        self.assertEqual([r.cache_status.get("detail") for r in rs], ["stale-if-error"] * 6,
+                         [r.header("Cache-Status") for r in rs])
+        self.assertOriginCount(t, 2)
+
+
 class CoalesceOffTest(H.ProxyTestCase):
     config = {"cache": {"coalesce": False}}
 
