@@ -319,6 +319,36 @@ class OriginDownTest(RobustnessCase):
                 self.assertEqual(c.request("GET", "/t/body?size=2").status, 502)
 
 
+class OriginConnectTimeoutTest(H.ProxyTestCase):
+    """An origin whose accept queue is full: the kernel drops the proxy's
+    SYNs and the connect never completes (what a host that vanished
+    without a reset looks like, made on loopback with listen(0) and one
+    connection nobody accepts).  The request gets a 504 after
+    origin.connect_timeout (1s in the test config), and /verify says
+    what happened for that URL."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.full = socket.socket()
+        cls.full.bind(("127.0.0.1", 0))
+        cls.full.listen(0)
+        cls.origin_port = cls.full.getsockname()[1]
+        cls.filler = socket.create_connection(("127.0.0.1", cls.origin_port), timeout=5)
+        super().setUpClass()
+        cls.addClassCleanup(cls.full.close)
+        cls.addClassCleanup(cls.filler.close)
+
+    def test_504_and_verify_names_it(self):
+        r = self.get("/x")
+        self.assertEqual(r.status, 504, r)
+        self.assertIn(b"origin connect timeout", r.body)
+        self.assertTrue(r.complete, r)
+        status, doc = self.proxy.admin("POST", "/verify", {"urls": ["/x"]})
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["results"][0]["error"], "origin connect timeout", doc)
+        self.assertTrue(self.proxy.alive())
+
+
 class DescriptorsExhaustedTest(RobustnessCase):
     """Out of descriptors, accept() fails while the connection waits in
     the backlog and the listening socket stays readable: the listener
