@@ -158,24 +158,24 @@ class RawOrigin:
             threading.Thread(target=self.answer, args=(c,), daemon=True).start()
 
     @staticmethod
-    def read_head(c):
-        """A request head and whatever came with it, or None when the
-        proxy closed first."""
+    def read_target(c):
+        """The request target of the head the proxy sends, or None when
+        it closed first."""
         buf = b""
         while b"\r\n\r\n" not in buf:
             d = c.recv(4096)
             if not d:
                 return None
             buf += d
-        return buf
+        return buf.split(b" ", 2)[1].decode()
 
     def answer(self, c):
         with c:
-            buf = self.read_head(c)
-            if buf is None:
+            target = self.read_target(c)
+            if target is None:
                 return
             self.requests += 1
-            path = buf.split(b" ", 2)[1].decode().split("?")[0]
+            path = target.split("?")[0]
             time.sleep(self.delay)
             c.sendall(self.ANSWERS.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
 
@@ -184,17 +184,24 @@ class RawOrigin:
         self.sock.close()
 
 
-class OriginEofTest(H.ProxyTestCase):
-    """The origin's EOF ends a close-delimited body: the fetch parses the
-    last bytes from inside its EOF handling, where a client gone meanwhile
-    ends the fetch; nothing may touch it after that."""
+class RawOriginCase(H.ProxyTestCase):
+    """A daemon in front of a raw origin of the class's own: `raw_origin`
+    (a RawOrigin class) is started for the class as cls.raw, and stopped
+    after it."""
+    raw_origin = RawOrigin
 
     @classmethod
     def setUpClass(cls):
-        cls.raw = RawOrigin()
+        cls.raw = cls.raw_origin()
         cls.origin_port = cls.raw.port
         super().setUpClass()
         cls.addClassCleanup(cls.raw.stop)
+
+
+class OriginEofTest(RawOriginCase):
+    """The origin's EOF ends a close-delimited body: the fetch parses the
+    last bytes from inside its EOF handling, where a client gone meanwhile
+    ends the fetch; nothing may touch it after that."""
 
     def test_close_delimited_pass_to_gone_client(self):
         for i in range(10):

@@ -19,7 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 from harness import expected_body, url  # noqa: E402
-from test_callbacks import RawOrigin  # noqa: E402
+from test_callbacks import RawOrigin, RawOriginCase  # noqa: E402
 
 
 class KeepAliveOrigin(RawOrigin):
@@ -78,16 +78,10 @@ class KeepAliveOrigin(RawOrigin):
                     return
 
 
-class RawPoolTest(H.ProxyTestCase):
+class RawPoolTest(RawOriginCase):
     # One worker: one pool, so which connection a request gets is known.
     config = {"workers": 1}
-
-    @classmethod
-    def setUpClass(cls):
-        cls.raw = KeepAliveOrigin()
-        cls.origin_port = cls.raw.port
-        super().setUpClass()
-        cls.addClassCleanup(cls.raw.stop)
+    raw_origin = KeepAliveOrigin
 
     def settle(self):
         # the origin's close or stray bytes reach the daemon
@@ -174,7 +168,7 @@ class ResetAfterFirstChunkOrigin(RawOrigin):
         self.closed.set()
 
 
-class ChunkedUploadResetTest(H.ProxyTestCase):
+class ChunkedUploadResetTest(RawOriginCase):
     """The last chunk of a chunked upload (fetch_end_body's write) to an
     origin that has just reset the connection.  The daemon is stopped
     (SIGSTOP) while the client's last chunk and then the origin's reset
@@ -184,13 +178,7 @@ class ChunkedUploadResetTest(H.ProxyTestCase):
     client must get a 502, not wait forever (fetch_end_body once ignored
     the failure, as fetch_send_body did: RawPoolTest's upload test)."""
     config = {"workers": 1}
-
-    @classmethod
-    def setUpClass(cls):
-        cls.raw = ResetAfterFirstChunkOrigin()
-        cls.origin_port = cls.raw.port
-        super().setUpClass()
-        cls.addClassCleanup(cls.raw.stop)
+    raw_origin = ResetAfterFirstChunkOrigin
 
     def test_last_chunk_to_an_origin_that_reset(self):
         pid = self.proxy.proc.pid

@@ -10,6 +10,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
+from test_callbacks import RawOrigin, RawOriginCase  # noqa: E402
 from harness import expected_body, origin_etag, req_header, url  # noqa: E402
 
 LM = "Tue, 14 Nov 2023 22:13:20 GMT"    # lm=1700000000
@@ -500,54 +501,38 @@ class StaleIfErrorTest(H.ProxyTestCase):
             time.sleep(0.3)     # the background refresh met the 503
         self.assertGreaterEqual(self.origin.count(t), 3)    # each one refreshed again
         self.origin.set(key, value="2", status=200)
-        r = self.wait_for(t, b"2\n")
+        r = self.wait_for_body(t, b"2\n")
         self.assertOk(r, b"2\n")
 
-    def wait_for(self, t, body, limit=5.0):
-        deadline = time.monotonic() + limit
-        while True:
-            r = self.get(t)
-            if r.body == body or time.monotonic() > deadline:
-                return r
-            time.sleep(0.1)
+    wait_for_body = StaleWhileRevalidateTest.wait_for_body
 
 
-class FailedRevalidationStatusTest(H.ProxyTestCase):
+class OnceOrigin(RawOrigin):
+    """The first request for a path is answered; later ones get the
+    connection closed without a response."""
+    ANSWERS = {"/once": b"HTTP/1.1 200 OK\r\nCache-Control: max-age=1, must-revalidate"
+                        b"\r\nETag: \"v1\"\r\nContent-Length: 3\r\n\r\nv1\n"}
+
+    def __init__(self):
+        self.seen = set()
+        super().__init__(delay=0.0)
+
+    def answer(self, c):
+        with c:
+            target = self.read_target(c)
+            if target is not None and target not in self.seen:
+                self.seen.add(target)
+                c.sendall(self.ANSWERS[target.split("?")[0]])
+
+
+class FailedRevalidationStatusTest(RawOriginCase):
     """An origin that stops answering (closes without a response) while a
     must-revalidate copy is stale: the client gets a 502, never the copy
     (RFC 9111 §5.2.2.2), and its Cache-Status says the cache went forward
     for a stale copy, not for a miss (RFC 9211 §2.2: fwd=stale)."""
     config = {"workers": 1,
               "policies": [{"name": "default", "ttl": "origin", "stale_if_error": "1h"}]}
-
-    @classmethod
-    def setUpClass(cls):
-        from test_callbacks import RawOrigin
-
-        class OnceOrigin(RawOrigin):
-            """The first request for a path is answered; later ones get
-            the connection closed."""
-            ANSWERS = {"/once": b"HTTP/1.1 200 OK\r\nCache-Control: max-age=1, must-revalidate"
-                                b"\r\nETag: \"v1\"\r\nContent-Length: 3\r\n\r\nv1\n"}
-
-            def __init__(self):
-                self.seen = set()
-                super().__init__(delay=0.0)
-
-            def answer(self, c):
-                with c:
-                    buf = self.read_head(c)
-                    if buf is None:
-                        return
-                    path = buf.split(b" ", 2)[1].decode()
-                    if path not in self.seen:
-                        self.seen.add(path)
-                        c.sendall(self.ANSWERS[path.split("?")[0]])
-
-        cls.raw = OnceOrigin()
-        cls.origin_port = cls.raw.port
-        super().setUpClass()
-        cls.addClassCleanup(cls.raw.stop)
+    raw_origin = OnceOrigin
 
     def test_502_says_fwd_stale(self):
         r = self.get("/once?a")
@@ -557,6 +542,7 @@ class FailedRevalidationStatusTest(H.ProxyTestCase):
         self.assertEqual(r.status, 502, r)
         self.assertEqual(r.cache_status.get("fwd"), "stale", r)
         self.assertIsNone(r.cache_status.get("detail"), r)
+
 
 if __name__ == "__main__":
     H.main()

@@ -12,7 +12,7 @@ import threading
 import time
 
 import harness as H
-from test_callbacks import RawOrigin
+from test_callbacks import RawOrigin, RawOriginCase
 
 
 def exchange(port, raw, timeout=5.0):
@@ -243,10 +243,10 @@ class FramingOrigin(RawOrigin):
 
     def answer(self, c):
         with c:
-            buf = self.read_head(c)
-            if buf is None:
+            target = self.read_target(c)
+            if target is None:
                 return
-            path = buf.split(b" ", 2)[1].decode().split("?")[0]
+            path = target.split("?")[0]
             with self.lock:
                 self.counts[path] = self.counts.get(path, 0) + 1
             time.sleep(self.delay)
@@ -267,15 +267,9 @@ class FramingOrigin(RawOrigin):
             return self.counts.get(path, 0)
 
 
-class StrictResponseTest(H.ProxyTestCase):
+class StrictResponseTest(RawOriginCase):
     """An origin response with ambiguous framing is a 502, never stored."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.raw = FramingOrigin()
-        cls.origin_port = cls.raw.port
-        super().setUpClass()
-        cls.addClassCleanup(cls.raw.stop)
+    raw_origin = FramingOrigin
 
     def bad_twice(self, path):
         for i in (1, 2):
