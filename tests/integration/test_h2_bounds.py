@@ -4,7 +4,9 @@ holds and the daemon lives (it answers a new connection afterwards, and
 every test's tearDown checks it did not die).
 
 - SETTINGS_MAX_CONCURRENT_STREAMS (limits.max_concurrent_streams: 5): the
-  sixth stream refused, the five answered;
+  sixth stream refused (REFUSED_STREAM, before the client acknowledged the
+  setting and after), the five answered; refusals bounded like control
+  frames; bodies on refused streams give the connection window back;
 - the decoded header list against limits.max_header_bytes: the stream is
   reset, the connection goes on; an HPACK bomb (a few bytes referencing a
   large dynamic-table entry) meets the same bound;
